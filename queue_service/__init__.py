@@ -1,0 +1,1 @@
+"""The sharded Redis delay-queue service."""

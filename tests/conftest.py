@@ -1,0 +1,47 @@
+"""Session-wide real servers for the test suite.
+
+Redis servers are started once per session on free loopback ports and flushed before each
+test that uses them. Nothing here is a mock: every test talks to a real redis-server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from podium.launch.redis import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_pool() -> Iterator[list[RedisServer]]:
+    """Three redis-server processes, shared by the session (tests use the first 1, 2 or 3)."""
+    servers = [RedisServer().start() for _ in range(3)]
+    try:
+        yield servers
+    finally:
+        for s in servers:
+            s.cleanup()
+
+
+def _flush(servers: list[RedisServer]) -> None:
+    for s in servers:
+        if not s.is_running():
+            s.start()
+        with redis.Redis(host=s.host, port=s.port) as r:
+            r.flushall()
+
+
+@pytest.fixture
+def redis_server(redis_pool: list[RedisServer]) -> RedisServer:
+    """One clean Redis server."""
+    _flush(redis_pool[:1])
+    return redis_pool[0]
+
+
+@pytest.fixture
+def redis_shards(redis_pool: list[RedisServer]) -> list[RedisServer]:
+    """Three clean Redis servers, to be used as queue shards."""
+    _flush(redis_pool)
+    return redis_pool
