@@ -1,0 +1,496 @@
+"""Start and stop a local single-node Apache Cassandra (for development and tests).
+
+The jars come from Maven Central (``org.apache.cassandra:cassandra-all`` and its dependencies),
+resolved once by Maven with ``deploy/cassandra/pom.xml`` into a cache folder
+(``~/.cache/podium/cassandra-<version>``, or ``$PODIUM_CASSANDRA_HOME``). Only the 5.0 line
+runs on Java 17. Each node listens on loopback only, on free ports, keeps its files in its own
+folder and runs ``CassandraDaemon`` in the foreground; start-up waits until CQL answers.
+
+    python -m podium.launch.cassandra [--port N] [--data-dir D]   # run one node until Ctrl-C
+    python -m podium.launch.cassandra --fetch-only                # resolve the jars and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from podium.errors import ConfigError, Unavailable
+from podium.launch.redis import free_port
+
+#: Newest 5.0.x on Central when this was written; full Java 17 support since 5.0.5.
+DEFAULT_VERSION = "5.0.9"
+SUPPORTED_JAVA = (11, 17)
+POM = Path(__file__).resolve().parents[2] / "deploy" / "cassandra" / "pom.xml"
+_STAMP = ".podium-fetched"
+_POLL_S = 0.1
+
+# From Cassandra's conf/jvm17-server.options: without them the JVM dies during start-up.
+_JPMS_FLAGS = (
+    "-Djdk.attach.allowAttachSelf=true",
+    *(
+        f"--add-exports={p}=ALL-UNNAMED"
+        for p in (
+            "java.base/jdk.internal.misc",
+            "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+            "java.rmi/sun.rmi.registry",
+            "java.rmi/sun.rmi.server",
+            "java.sql/java.sql",
+            "java.base/java.lang.ref",
+            "jdk.unsupported/sun.misc",
+            "jdk.compiler/com.sun.tools.javac.file",
+            "jdk.attach/sun.tools.attach",
+            "java.management/com.sun.jmx.remote.security",
+        )
+    ),
+    *(
+        f"--add-opens={p}=ALL-UNNAMED"
+        for p in (
+            "java.base/java.lang.module",
+            "java.base/jdk.internal.loader",
+            "java.base/jdk.internal.ref",
+            "java.base/jdk.internal.reflect",
+            "java.base/jdk.internal.math",
+            "java.base/jdk.internal.module",
+            "java.base/jdk.internal.util.jar",
+            "jdk.management/com.sun.management.internal",
+            "java.base/sun.nio.ch",
+            "java.base/java.io",
+            "java.base/java.lang.reflect",
+            "jdk.compiler/com.sun.tools.javac",
+            "java.base/java.lang",
+            "java.base/java.util",
+            "java.base/java.nio",
+        )
+    ),
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+)
+
+# Test-only shortcuts: a lone node has no ring to wait for and no peers to gossip with.
+_FAST_START_PROPS = (
+    "-Dcassandra-foreground=yes",
+    "-Dcassandra.ring_delay_ms=0",
+    "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+    "-Dcassandra.superuser_setup_delay_ms=0",
+    "-Djava.net.preferIPv4Stack=true",
+)
+
+_LOGBACK = """<configuration scan="false">
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="STDOUT"/></root>
+</configuration>
+"""
+
+
+def cassandra_home(version: str = DEFAULT_VERSION) -> Path:
+    """Where the jars of ``version`` are cached (``$PODIUM_CASSANDRA_HOME`` wins)."""
+    env = os.environ.get("PODIUM_CASSANDRA_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "podium" / f"cassandra-{version}"
+
+
+def fetch_jars(
+    version: str = DEFAULT_VERSION, home: Path | None = None, timeout_s: float = 900.0
+) -> Path:
+    """Resolve Cassandra's jars with Maven into ``<home>/lib`` once; return that folder."""
+    home = home or cassandra_home(version)
+    lib = home / "lib"
+    stamp = home / _STAMP
+    if _stamped(stamp, version):
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ConfigError(
+            "mvn is not installed; run scripts/bootstrap.sh or 'apt-get install maven'"
+        )
+    if not POM.is_file():
+        raise ConfigError(f"the Maven file for Cassandra is missing: {POM}")
+    home.mkdir(parents=True, exist_ok=True)
+    # Two test processes may start together; one resolves, the other waits and reuses.
+    with (home / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _stamped(stamp, version):
+            return lib
+        partial = home / "lib.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        args = [
+            mvn, "-q", "-B", "-f", str(POM),
+            f"-Dcassandra.version={version}",
+            f"-DoutputDirectory={partial}",
+            "dependency:copy-dependencies",
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(
+                args, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as e:
+            raise Unavailable(f"Maven did not resolve Cassandra {version} in {timeout_s}s") from e
+        if done.returncode != 0 or not any(partial.glob("cassandra-all-*.jar")):
+            out = (done.stdout + done.stderr)[-3000:]
+            raise Unavailable(f"Maven could not resolve Cassandra {version}: {out}")
+        shutil.rmtree(lib, ignore_errors=True)
+        partial.rename(lib)
+        stamp.write_text(version + "\n")
+    return lib
+
+
+def _stamped(stamp: Path, version: str) -> bool:
+    try:
+        return stamp.read_text().strip() == version
+    except OSError:
+        return False
+
+
+def java_binary() -> str:
+    """The ``java`` to run (``$JAVA_HOME`` first), checked to be a version 5.0 supports."""
+    java_home = os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None or not Path(java).is_file():
+        raise ConfigError(
+            f"java is not installed (JAVA_HOME={java_home!r}); install openjdk-17-jre-headless"
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(?:1\.)?(\d+)', out)
+    major = int(match.group(1)) if match else 0
+    if major not in SUPPORTED_JAVA:
+        raise ConfigError(
+            f"Cassandra 5.0 runs on Java {' or '.join(map(str, SUPPORTED_JAVA))}, "
+            f"but {java} is Java {major or 'unknown'} (set JAVA_HOME)"
+        )
+    return java
+
+
+def _render_yaml(node: CassandraNode, root: Path) -> str:
+    def q(p: Path) -> str:
+        return json.dumps(str(p))  # a JSON string is a valid YAML scalar, whatever the path
+
+    return f"""\
+cluster_name: {json.dumps(node.cluster_name)}
+num_tokens: 1
+initial_token: 0
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "{node.host}:{node.storage_port}"
+listen_address: {node.host}
+rpc_address: {node.host}
+storage_port: {node.storage_port}
+native_transport_port: {node.port}
+start_native_transport: true
+auto_bootstrap: false
+data_file_directories: [{q(root / "data")}]
+commitlog_directory: {q(root / "commitlog")}
+saved_caches_directory: {q(root / "saved_caches")}
+hints_directory: {q(root / "hints")}
+cdc_raw_directory: {q(root / "cdc_raw")}
+commitlog_sync: periodic
+commitlog_sync_period: 1000ms
+commitlog_segment_size: 8MiB
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+storage_compatibility_mode: NONE
+auto_snapshot: false
+incremental_backups: false
+hinted_handoff_enabled: false
+dynamic_snitch: false
+concurrent_compactors: 1
+key_cache_size: 16MiB
+memtable_heap_space: 64MiB
+memtable_offheap_space: 64MiB
+file_cache_size: 64MiB
+materialized_views_enabled: true
+sasi_indexes_enabled: true
+user_defined_functions_enabled: false
+"""
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _release_version(host: str, port: int, timeout_s: float = 10.0) -> str | None:
+    """``release_version`` read over CQL, or None if the node does not answer yet."""
+    from cassandra import DriverException
+    from cassandra.cluster import Cluster, NoHostAvailable
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    cluster = Cluster(
+        [host],
+        port=port,
+        protocol_version=5,
+        load_balancing_policy=WhiteListRoundRobinPolicy([host]),
+        connect_timeout=timeout_s,
+        control_connection_timeout=timeout_s,
+    )
+    try:
+        session = cluster.connect()
+        row = session.execute("SELECT release_version FROM system.local", timeout=timeout_s).one()
+        return str(row.release_version)
+    except (DriverException, NoHostAvailable, OSError):
+        return None
+    finally:
+        cluster.shutdown()
+
+
+@dataclass
+class CassandraNode:
+    """One Cassandra process on loopback: ``port`` is CQL's, ``storage_port`` the internode one.
+
+    Ports left at 0 are picked at the first start and kept, so that :meth:`restart` brings the
+    node back at the same address on the same data.
+    """
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    storage_port: int = 0
+    data_dir: Path | None = None
+    version: str = DEFAULT_VERSION
+    heap_mb: int = 768
+    cluster_name: str = "podium-dev"
+    extra_jvm_args: list[str] = field(default_factory=list)
+    release_version: str | None = field(default=None, init=False)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _log: IO[bytes] | None = field(default=None, init=False, repr=False)
+    _own_dir: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def contact_points(self) -> list[str]:
+        return [self.host]
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def log_path(self) -> Path | None:
+        return None if self.data_dir is None else self.data_dir / "cassandra.log"
+
+    def start(self, timeout_s: float = 180.0) -> CassandraNode:
+        """Start the node (resolving the jars first if needed); return when CQL answers."""
+        if self.is_running():
+            return self
+        lib = fetch_jars(self.version)
+        java = java_binary()
+        if self.port == 0:
+            self.port = free_port(self.host)
+        while self.storage_port in (0, self.port):
+            self.storage_port = free_port(self.host)
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix=f"podium-cassandra-{self.port}-"))
+            self._own_dir = True
+        root = self.data_dir.resolve()
+        conf = root / "conf"
+        conf.mkdir(parents=True, exist_ok=True)
+        (root / "logs").mkdir(exist_ok=True)
+        (conf / "cassandra.yaml").write_text(_render_yaml(self, root))
+        (conf / "logback.xml").write_text(_LOGBACK)
+        self._spawn(self._command(java, lib, root))
+        self._wait_ready(timeout_s)
+        return self
+
+    def _command(self, java: str, lib: Path, root: Path) -> list[str]:
+        jamm = sorted(lib.glob("jamm-*.jar"))
+        if not jamm:
+            raise ConfigError(f"no jamm jar in {lib}; remove {lib.parent} and fetch again")
+        args = [
+            java,
+            *_JPMS_FLAGS,
+            f"-Xms{self.heap_mb}m",
+            f"-Xmx{self.heap_mb}m",
+            "-Xss256k",
+            "-XX:+UseG1GC",
+            "-XX:+UseStringDeduplication",
+            # C2 compiles compete with start-up for the few cores a dev box has.
+            "-XX:TieredStopAtLevel=1",
+            f"-javaagent:{jamm[-1]}",
+            *_FAST_START_PROPS,
+            f"-Dcassandra.config=file://{root / 'conf' / 'cassandra.yaml'}",
+            f"-Dcassandra.storagedir={root}",
+            f"-Dcassandra.logdir={root / 'logs'}",
+            f"-Dlogback.configurationFile={root / 'conf' / 'logback.xml'}",
+            *self.extra_jvm_args,
+            "-cp",
+            f"{root / 'conf'}:{lib}/*",
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]
+        # A JVM orphaned by a crashed test run would hold a gigabyte and its ports; the kernel
+        # signals it when the thread that started it dies, hence only from the main thread.
+        setpriv = shutil.which("setpriv")
+        if setpriv and threading.current_thread() is threading.main_thread():
+            args = [setpriv, "--pdeathsig", "TERM", "--", *args]
+        return args
+
+    def _spawn(self, args: list[str]) -> None:
+        assert self.log_path is not None
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            # Ctrl-C in a terminal goes to the test runner, which then stops the node in order.
+            start_new_session=True,
+        )
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        proc = self._proc
+        assert proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self._close_log()
+                self._proc = None
+                raise Unavailable(
+                    f"Cassandra on port {self.port} exited at start with code {proc.returncode}: "
+                    f"{self.log_tail()}",
+                    port=self.port,
+                )
+            if _port_open(self.host, self.port):
+                self.release_version = _release_version(self.host, self.port)
+                if self.release_version is not None:
+                    return
+            time.sleep(_POLL_S)
+        self.kill()
+        raise Unavailable(
+            f"Cassandra on port {self.port} did not answer CQL within {timeout_s}s: "
+            f"{self.log_tail()}",
+            port=self.port,
+        )
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the node's console log (for error messages)."""
+        path = self.log_path
+        if path is None or not path.exists():
+            return "(no log)"
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - chars))
+            return f.read().decode(errors="replace")
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, timeout_s: float | None = None) -> int:
+        """Block until the process exits; its exit code (0 if it was never started)."""
+        if self._proc is None:
+            return 0
+        return self._proc.wait(timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no flush; unsynced commit-log writes may be lost."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait(10)
+            self._proc = None
+        self._close_log()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM (Cassandra drains and flushes memtables), SIGKILL after ``timeout_s``."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        self._proc = None
+        self._close_log()
+
+    def restart(self, timeout_s: float = 180.0) -> CassandraNode:
+        """Stop, then start again on the same ports and data."""
+        self.stop()
+        return self.start(timeout_s)
+
+    def cleanup(self) -> None:
+        """Stop and remove the data folder if this object created it."""
+        self.stop()
+        if self._own_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+            self._own_dir = False
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> CassandraNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m podium.launch.cassandra",
+        description="Run a single-node Cassandra on loopback until Ctrl-C or SIGTERM.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="CQL port (default: a free one)")
+    parser.add_argument("--data-dir", type=Path, help="keep data here (default: a temp folder)")
+    parser.add_argument("--version", default=DEFAULT_VERSION, help="Cassandra 5.0.x version")
+    parser.add_argument("--heap-mb", type=int, default=768)
+    parser.add_argument("--timeout", type=float, default=180.0, help="start-up limit, seconds")
+    parser.add_argument(
+        "--fetch-only", action="store_true", help="resolve the jars with Maven and exit"
+    )
+    opts = parser.parse_args(argv)
+    if opts.fetch_only:
+        print(fetch_jars(opts.version), flush=True)
+        return 0
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    node = CassandraNode(
+        port=opts.port, data_dir=opts.data_dir, version=opts.version, heap_mb=opts.heap_mb
+    )
+    try:
+        began = time.monotonic()
+        node.start(opts.timeout)
+        print(
+            f"cassandra {node.release_version} ready at {node.address} "
+            f"in {time.monotonic() - began:.1f}s (data in {node.data_dir})",
+            flush=True,
+        )
+        code = node.wait()
+        print(f"cassandra exited with code {code}: {node.log_tail(1500)}", file=sys.stderr)
+        return code or 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            node.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

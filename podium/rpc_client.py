@@ -1,0 +1,271 @@
+"""The msgpack RPC client: a pool of multiplexed connections over several addresses.
+
+Calls go round-robin over the healthy addresses of one service. Each address has a few
+connections, each carrying many concurrent calls (request ids). A connection that fails
+fails only the calls it carried, marks its address down for a back-off, and is re-dialled on
+next use, so a replica that disappears is skipped and picked up again when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from podium import codec
+from podium.codec import CodecLimits
+from podium.errors import (
+    DeadlineExceeded,
+    LimitExceeded,
+    PodiumError,
+    Unavailable,
+    error_from_wire,
+)
+
+log = logging.getLogger("podium.rpc")
+
+#: Adds headers (e.g. the W3C trace context) to every outgoing request.
+HeaderInjector = Callable[[dict[str, str]], None]
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"address must be host:port, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+class _ClientProtocol(asyncio.Protocol):
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self._reader = codec.FrameReader(conn.limits)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        for item in self._reader.feed(data):
+            if isinstance(item, LimitExceeded):
+                self._conn.fail_all(item)
+                continue
+            try:
+                env = codec.unpack(item)
+            except PodiumError as exc:
+                self._conn.fail_all(exc)
+                return
+            self._conn.deliver(env)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn.lost(exc)
+
+
+class _Connection:
+    """One TCP connection carrying many concurrent calls."""
+
+    def __init__(self, host: str, port: int, limits: CodecLimits) -> None:
+        self.host, self.port, self.limits = host, port, limits
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._ids = itertools.count(1)
+
+    async def open(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await asyncio.wait_for(
+            loop.create_connection(lambda: _ClientProtocol(self), self.host, self.port), timeout_s
+        )
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(
+        self, method: str, params: Any, headers: dict[str, str], timeout_ms: int
+    ) -> asyncio.Future[Any]:
+        if self.transport is None or self.closed:
+            raise Unavailable(f"connection to {self.host}:{self.port} is closed")
+        req_id = next(self._ids)
+        data = codec.frame(codec.request(req_id, method, params, headers, timeout_ms), self.limits)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[req_id] = fut
+        self.transport.write(data)
+        return fut
+
+    def deliver(self, env: Any) -> None:
+        if not isinstance(env, dict):
+            return
+        req_id = env.get("i")
+        if req_id == 0 and env.get("k") == codec.KIND_ERROR:
+            # Not tied to a request (e.g. an oversized frame): nothing to wake.
+            log.warning("server %s:%s reported %s", self.host, self.port, env.get("e"))
+            return
+        fut = self.pending.pop(req_id, None) if isinstance(req_id, int) else None
+        if fut is None or fut.done():
+            return
+        if env.get("k") == codec.KIND_ERROR:
+            err = env.get("e")
+            fut.set_exception(error_from_wire(err if isinstance(err, dict) else {}))
+        else:
+            fut.set_result(env.get("r"))
+
+    def fail_all(self, exc: BaseException) -> None:
+        pending, self.pending = self.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.fail_all(Unavailable(f"connection to {self.host}:{self.port} lost: {exc or 'closed'}"))
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclass
+class _Endpoint:
+    host: str
+    port: int
+    conns: list[_Connection | None]
+    down_until: float = 0.0
+    next_conn: int = 0
+    dialing: asyncio.Lock | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class RpcClient:
+    """Calls methods of one service, balanced over its addresses."""
+
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        *,
+        connections_per_address: int = 2,
+        timeout_s: float = 10.0,
+        connect_timeout_s: float = 2.0,
+        retry_down_after_s: float = 0.5,
+        limits: CodecLimits | None = None,
+        header_injector: HeaderInjector | None = None,
+    ) -> None:
+        if not addresses:
+            raise ValueError("RpcClient needs at least one address")
+        self.limits = limits or CodecLimits()
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.retry_down_after_s = retry_down_after_s
+        self.header_injector = header_injector
+        self._endpoints = [
+            _Endpoint(*parse_address(a), conns=[None] * connections_per_address) for a in addresses
+        ]
+        self._rr = 0
+        self._closed = False
+
+    @property
+    def addresses(self) -> list[str]:
+        return [e.address for e in self._endpoints]
+
+    async def call(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        timeout_s: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Call ``method``; raises the server's error, Unavailable, or DeadlineExceeded."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        hdrs = dict(headers) if headers else {}
+        if self.header_injector is not None:
+            self.header_injector(hdrs)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last_error: PodiumError | None = None
+        # Try each endpoint at most once: a call is retried elsewhere only when it could not
+        # be sent, so a request is never executed twice by this client.
+        for _ in range(len(self._endpoints)):
+            endpoint = self._pick(loop.time())
+            try:
+                conn = await self._connection(endpoint)
+            except Unavailable as exc:
+                last_error = exc
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            fut = conn.send(method, params, hdrs, max(1, int(remaining * 1000)))
+            try:
+                return await asyncio.wait_for(fut, remaining)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"{method} on {endpoint.address} timed out after {timeout:.3f}s",
+                    method=method,
+                    address=endpoint.address,
+                ) from None
+            except Unavailable:
+                endpoint.down_until = loop.time() + self.retry_down_after_s
+                raise
+        if last_error is not None:
+            raise last_error
+        raise DeadlineExceeded(f"{method} timed out after {timeout:.3f}s", method=method)
+
+    def _pick(self, now: float) -> _Endpoint:
+        n = len(self._endpoints)
+        for i in range(n):
+            endpoint = self._endpoints[(self._rr + i) % n]
+            if endpoint.down_until <= now:
+                self._rr = (self._rr + i + 1) % n
+                return endpoint
+        # Every endpoint is marked down: try the one that has been down longest.
+        return min(self._endpoints, key=lambda e: e.down_until)
+
+    async def _connection(self, endpoint: _Endpoint) -> _Connection:
+        if self._closed:
+            raise Unavailable("client is closed")
+        idx = endpoint.next_conn
+        endpoint.next_conn = (idx + 1) % len(endpoint.conns)
+        conn = endpoint.conns[idx]
+        if conn is not None and not conn.closed:
+            return conn
+        if endpoint.dialing is None:
+            endpoint.dialing = asyncio.Lock()
+        async with endpoint.dialing:
+            conn = endpoint.conns[idx]
+            if conn is not None and not conn.closed:
+                return conn
+            conn = _Connection(endpoint.host, endpoint.port, self.limits)
+            try:
+                await conn.open(self.connect_timeout_s)
+            except (OSError, TimeoutError) as exc:
+                endpoint.down_until = asyncio.get_running_loop().time() + self.retry_down_after_s
+                raise Unavailable(
+                    f"cannot connect to {endpoint.address}: {exc or type(exc).__name__}",
+                    address=endpoint.address,
+                ) from None
+            endpoint.conns[idx] = conn
+            endpoint.down_until = 0.0
+            return conn
+
+    async def close(self) -> None:
+        """Close every connection; pending calls fail with Unavailable. Idempotent."""
+        self._closed = True
+        for endpoint in self._endpoints:
+            for conn in endpoint.conns:
+                if conn is not None:
+                    conn.close()
+            endpoint.conns = [None] * len(endpoint.conns)
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> RpcClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+__all__ = ["RpcClient", "parse_address"]
