@@ -1,0 +1,90 @@
+"""Reading ``PODIUM_*`` settings once, at start, with errors that name the variable.
+
+Each service declares a frozen settings dataclass and builds it with these helpers; a bad value
+raises :class:`ConfigError` whose message names the variable and the value, and the service's
+``main`` prints that one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from podium.errors import ConfigError
+
+Environ = Mapping[str, str]
+
+
+def env_str(env: Environ, name: str, default: str) -> str:
+    value = env.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_int(
+    env: Environ, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        value = default
+    else:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer", variable=name) from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum {minimum}", variable=name)
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={value} is above the maximum {maximum}", variable=name)
+    return value
+
+
+def env_float(env: Environ, name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number", variable=name) from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum {minimum}", variable=name)
+    return value
+
+
+def env_bool(env: Environ, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)", variable=name)
+
+
+def env_list(env: Environ, name: str, default: list[str]) -> list[str]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_port(env: Environ, name: str, default: int) -> int:
+    return env_int(env, name, default, minimum=0, maximum=65535)
+
+
+def env_address_list(env: Environ, name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of ``host:port``; each is checked."""
+    items = env_list(env, name, default)
+    for item in items:
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} has {item!r}, which is not host:port", variable=name)
+    if not items:
+        raise ConfigError(f"{name} must list at least one host:port", variable=name)
+    return items
+
+
+def environ() -> Environ:
+    return os.environ

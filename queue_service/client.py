@@ -1,0 +1,81 @@
+"""The Python client of the queue service (same operation names as the service)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from podium.rpc import RpcClient
+from queue_service.model import Message, MessageInfo, RawMessage, Received, decode_payload
+
+
+class QueueClient:
+    """Calls the queue service over RPC; payloads are encoded and decoded here."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+
+    @classmethod
+    def connect(cls, addresses: Sequence[str], **kwargs: Any) -> QueueClient:
+        return cls(RpcClient(addresses, **kwargs))
+
+    async def close(self) -> None:
+        await self.rpc.close()
+
+    async def push(self, queue: str, messages: Sequence[Message]) -> list[bool]:
+        wire = [RawMessage.from_message(m).to_wire() for m in messages]
+        return list(await self.rpc.call("queue.push", {"queue": queue, "messages": wire}))
+
+    async def push_if_absent(self, queue: str, messages: Sequence[Message]) -> list[bool]:
+        wire = [RawMessage.from_message(m).to_wire() for m in messages]
+        return list(await self.rpc.call("queue.push_if_absent", {"queue": queue, "messages": wire}))
+
+    async def pop(
+        self, queue: str, count: int = 1, lease_ms: int = 60_000, wait_ms: int = 0
+    ) -> list[Received]:
+        params = {"queue": queue, "count": count, "lease_ms": lease_ms, "wait_ms": wait_ms}
+        timeout = self.rpc.timeout_s + wait_ms / 1000.0
+        got = await self.rpc.call("queue.pop", params, timeout_s=timeout)
+        return [Received(i, decode_payload(b), p) for i, b, p in got]
+
+    async def ack(self, queue: str, ids: Sequence[str]) -> list[bool]:
+        return list(await self.rpc.call("queue.ack", {"queue": queue, "ids": list(ids)}))
+
+    async def remove(self, queue: str, ids: Sequence[str]) -> list[bool]:
+        return list(await self.rpc.call("queue.remove", {"queue": queue, "ids": list(ids)}))
+
+    async def set_unack_timeout(self, queue: str, msg_id: str, lease_ms: int) -> bool:
+        params = {"queue": queue, "id": msg_id, "lease_ms": lease_ms}
+        return bool(await self.rpc.call("queue.set_unack_timeout", params))
+
+    async def nack(self, queue: str, msg_id: str) -> bool:
+        return bool(await self.rpc.call("queue.nack", {"queue": queue, "id": msg_id}))
+
+    async def postpone(self, queue: str, msg_id: str, delay_ms: int, priority: int = 0) -> bool:
+        params = {"queue": queue, "id": msg_id, "delay_ms": delay_ms, "priority": priority}
+        return bool(await self.rpc.call("queue.postpone", params))
+
+    async def contains(self, queue: str, msg_id: str) -> bool:
+        return bool(await self.rpc.call("queue.contains", {"queue": queue, "id": msg_id}))
+
+    async def get(self, queue: str, msg_id: str) -> MessageInfo | None:
+        got = await self.rpc.call("queue.get", {"queue": queue, "id": msg_id})
+        if got is None:
+            return None
+        state, priority, time_ms, body = got
+        return MessageInfo(msg_id, state, priority, time_ms, decode_payload(body))
+
+    async def size(self, queue: str) -> int:
+        return int(await self.rpc.call("queue.size", {"queue": queue}))
+
+    async def details(self, queue: str) -> dict[str, dict[str, int]]:
+        return dict(await self.rpc.call("queue.details", {"queue": queue}))
+
+    async def flush(self, queue: str) -> None:
+        await self.rpc.call("queue.flush", {"queue": queue})
+
+    async def list_queues(self) -> list[str]:
+        return list(await self.rpc.call("queue.list_queues"))
+
+    async def ping(self) -> str:
+        return str(await self.rpc.call("queue.ping"))

@@ -1,0 +1,247 @@
+"""The queue service: :class:`~queue_service.engine.QueueEngine` served over msgpack RPC.
+
+Methods (params are maps; messages travel as ``[id, body, delay_ms, priority]`` with the
+payload already encoded, see :mod:`queue_service.model`):
+
+===================  =====================================================  ===================
+method               params                                                 result
+===================  =====================================================  ===================
+queue.push           queue, messages                                        [bool new]
+queue.push_if_absent queue, messages                                        [bool new]
+queue.pop            queue, count, lease_ms, wait_ms                        [[id, body, prio]]
+queue.ack            queue, ids                                             [bool]
+queue.remove         queue, ids                                             [bool]
+queue.set_unack_timeout  queue, id, lease_ms                                bool
+queue.nack           queue, id (visible again at once)                      bool
+queue.postpone       queue, id, delay_ms, priority                          bool
+queue.contains       queue, id                                              bool
+queue.get            queue, id                                     [state, prio, time_ms, body]|nil
+queue.size           queue                                                  int
+queue.details        queue                                          {shard: {ready,delayed,leased}}
+queue.flush          queue                                                  nil
+queue.list_queues    -                                                      [name]
+queue.ping           -                                                      "pong"
+===================  =====================================================  ===================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium import aio
+from podium.codec import CodecLimits
+from podium.config import Environ, env_int, env_str, environ
+from podium.errors import ConfigError, InvalidArgument
+from podium.rpc import CallContext, Handler, RpcServer
+from queue_service.engine import QueueEngine
+from queue_service.model import QueueLimits, RawMessage
+from queue_service.shards import ShardSpec, parse_shards
+
+log = logging.getLogger("podium.queue")
+
+DEFAULT_PORT = 7301
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    shards: list[ShardSpec]
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    limits: QueueLimits = field(default_factory=QueueLimits)
+    codec: CodecLimits = field(default_factory=CodecLimits)
+    requeue_interval_ms: int = 250
+
+    @classmethod
+    def from_env(cls, env: Environ) -> QueueSettings:
+        limits = QueueLimits(
+            max_batch=env_int(env, "PODIUM_QUEUE_MAX_BATCH", 1000, minimum=1, maximum=10_000),
+            max_payload_bytes=env_int(
+                env, "PODIUM_QUEUE_MAX_PAYLOAD_BYTES", 1024 * 1024, minimum=16
+            ),
+            max_wait_ms=env_int(env, "PODIUM_QUEUE_MAX_WAIT_MS", 60_000, minimum=0),
+        )
+        codec = CodecLimits(
+            max_frame_bytes=env_int(
+                env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024
+            ),
+            max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
+        )
+        return cls(
+            shards=parse_shards(env_str(env, "PODIUM_QUEUE_SHARDS", "redis://127.0.0.1:6379/0")),
+            host=env_str(env, "PODIUM_QUEUE_HOST", "127.0.0.1"),
+            port=env_int(env, "PODIUM_QUEUE_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
+            limits=limits,
+            codec=codec,
+            requeue_interval_ms=env_int(
+                env, "PODIUM_QUEUE_REQUEUE_INTERVAL_MS", 250, minimum=10, maximum=1000
+            ),
+        )
+
+
+def _param(params: Any, name: str) -> Any:
+    if not isinstance(params, Mapping) or name not in params:
+        raise InvalidArgument(f"missing parameter {name!r}", field=name)
+    return params[name]
+
+
+def handlers(engine: QueueEngine) -> dict[str, Handler]:
+    """The RPC methods of the queue service, bound to ``engine``."""
+    limits = engine.limits
+
+    def messages(params: Any) -> list[RawMessage]:
+        raw = _param(params, "messages")
+        if not isinstance(raw, list):
+            raise InvalidArgument("messages must be a list", field="messages")
+        return [RawMessage.checked(m, limits) for m in raw]
+
+    async def push(p: Any, ctx: CallContext) -> Any:
+        return await engine.push(_param(p, "queue"), messages(p))
+
+    async def push_if_absent(p: Any, ctx: CallContext) -> Any:
+        return await engine.push(_param(p, "queue"), messages(p), if_absent=True)
+
+    async def pop(p: Any, ctx: CallContext) -> Any:
+        wait_ms = p.get("wait_ms", 0) if isinstance(p, Mapping) else 0
+        # Never hold a long poll past the caller's deadline.
+        budget_ms = int((ctx.deadline - asyncio.get_running_loop().time()) * 1000) - 50
+        if isinstance(wait_ms, int) and wait_ms > budget_ms:
+            wait_ms = max(0, budget_ms)
+        got = await engine.pop(
+            _param(p, "queue"), _param(p, "count"), _param(p, "lease_ms"), wait_ms
+        )
+        return [list(m) for m in got]
+
+    async def ack(p: Any, ctx: CallContext) -> Any:
+        return await engine.ack(_param(p, "queue"), _param(p, "ids"))
+
+    async def remove(p: Any, ctx: CallContext) -> Any:
+        return await engine.remove(_param(p, "queue"), _param(p, "ids"))
+
+    async def set_unack_timeout(p: Any, ctx: CallContext) -> Any:
+        return await engine.set_unack_timeout(
+            _param(p, "queue"), _param(p, "id"), _param(p, "lease_ms")
+        )
+
+    async def nack(p: Any, ctx: CallContext) -> Any:
+        return await engine.set_unack_timeout(_param(p, "queue"), _param(p, "id"), 0)
+
+    async def postpone(p: Any, ctx: CallContext) -> Any:
+        return await engine.postpone(
+            _param(p, "queue"), _param(p, "id"), _param(p, "delay_ms"), p.get("priority", 0)
+        )
+
+    async def contains(p: Any, ctx: CallContext) -> Any:
+        return await engine.contains(_param(p, "queue"), _param(p, "id"))
+
+    async def get(p: Any, ctx: CallContext) -> Any:
+        info = await engine.get(_param(p, "queue"), _param(p, "id"))
+        if info is None:
+            return None
+        return [info.state, info.priority, info.time_ms, info.payload]
+
+    async def size(p: Any, ctx: CallContext) -> Any:
+        return await engine.size(_param(p, "queue"))
+
+    async def details(p: Any, ctx: CallContext) -> Any:
+        return await engine.details(_param(p, "queue"))
+
+    async def flush(p: Any, ctx: CallContext) -> Any:
+        await engine.flush(_param(p, "queue"))
+
+    async def list_queues(p: Any, ctx: CallContext) -> Any:
+        return await engine.list_queues()
+
+    async def ping(p: Any, ctx: CallContext) -> Any:
+        return "pong"
+
+    table: dict[str, Handler] = {
+        "push": push,
+        "push_if_absent": push_if_absent,
+        "pop": pop,
+        "ack": ack,
+        "remove": remove,
+        "set_unack_timeout": set_unack_timeout,
+        "nack": nack,
+        "postpone": postpone,
+        "contains": contains,
+        "get": get,
+        "size": size,
+        "details": details,
+        "flush": flush,
+        "list_queues": list_queues,
+        "ping": ping,
+    }
+    return {f"queue.{name}": fn for name, fn in table.items()}
+
+
+class QueueService:
+    """The engine plus its RPC server, with start and graceful stop."""
+
+    def __init__(self, settings: QueueSettings) -> None:
+        self.settings = settings
+        self.engine = QueueEngine(
+            settings.shards,
+            limits=settings.limits,
+            requeue_interval_s=settings.requeue_interval_ms / 1000.0,
+        )
+        self.rpc = RpcServer(
+            handlers(self.engine),
+            host=settings.host,
+            port=settings.port,
+            limits=settings.codec,
+        )
+
+    @property
+    def address(self) -> str:
+        return self.rpc.address
+
+    async def start(self) -> QueueService:
+        await self.engine.start()
+        await self.rpc.start()
+        return self
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        # Long polls return empty at once, so draining is quick; nothing is leased by us.
+        self.engine.begin_shutdown()
+        await self.rpc.stop(grace_s)
+        await self.engine.stop()
+
+
+async def serve(settings: QueueSettings) -> None:
+    service = await QueueService(settings).start()
+    log.info("queue service on %s over %d shard(s)", service.address, len(settings.shards))
+    print(f"podium-queue-service listening on {service.address}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await service.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = QueueSettings.from_env(environ())
+    except ConfigError as exc:
+        print(f"podium-queue-service: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        aio.run(serve(settings))
+    except OSError as exc:
+        print(
+            f"podium-queue-service: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Redis shards: connections, the Lua scripts, key names, and failure mapping.
+
+Each shard is one Redis server. A queue's keys on a shard share one hash tag,
+``{queue|shard}``, so every script touches keys of one slot (and would run unchanged on a
+Redis Cluster that holds several shards).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from podium.errors import ConfigError, InternalError, Unavailable
+
+SCRIPT_NAMES = ("push", "pop", "ack", "remove", "unack", "postpone", "get", "requeue")
+NOTIFY_CHANNEL = "pq:notify"
+REGISTRY_KEY = "pq:registry"
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """A shard's stable name and its Redis URL."""
+
+    name: str
+    url: str
+
+
+def parse_shards(spec: str | Sequence[str]) -> list[ShardSpec]:
+    """Parse ``"s0=redis://h:p/0,redis://h2:p2"``; unnamed shards are named by position."""
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    shards: list[ShardSpec] = []
+    for i, item in enumerate(x for x in items if x):
+        name, sep, url = item.partition("=")
+        if not sep:
+            name, url = f"s{i}", item
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(
+                f"shard {item!r} is not a redis:// URL", variable="PODIUM_QUEUE_SHARDS"
+            )
+        if not name or any(c in name for c in "{}|,= "):
+            raise ConfigError(f"shard name {name!r} is not valid", variable="PODIUM_QUEUE_SHARDS")
+        shards.append(ShardSpec(name, url))
+    if not shards:
+        raise ConfigError("no queue shards configured", variable="PODIUM_QUEUE_SHARDS")
+    names = [s.name for s in shards]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"duplicate shard names in {names}", variable="PODIUM_QUEUE_SHARDS")
+    return shards
+
+
+def shard_index(msg_id: str, count: int) -> int:
+    """Which of a queue's ``count`` shards holds ``msg_id`` (CRC-32, stable across languages)."""
+    return zlib.crc32(msg_id.encode()) % count
+
+
+def _load_script(name: str) -> str:
+    return resources.files("queue_service").joinpath(f"scripts/{name}.lua").read_text()
+
+
+_SCRIPT_SOURCES = {name: _load_script(name) for name in SCRIPT_NAMES}
+
+
+class QueueKeys:
+    """The four keys of one queue on one shard."""
+
+    __slots__ = ("bodies", "delayed", "leased", "ready")
+
+    def __init__(self, queue: str, shard: str) -> None:
+        tag = f"pq:{{{queue}|{shard}}}"
+        self.ready = f"{tag}:r"
+        self.delayed = f"{tag}:d"
+        self.leased = f"{tag}:l"
+        self.bodies = f"{tag}:b"
+
+    @property
+    def all(self) -> list[str]:
+        return [self.ready, self.delayed, self.leased, self.bodies]
+
+
+class Shard:
+    """One Redis server holding a part of every queue that uses it."""
+
+    def __init__(self, spec: ShardSpec, *, socket_timeout_s: float = 5.0) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+            spec.url,
+            socket_connect_timeout=1.0,
+            socket_timeout=socket_timeout_s,
+            health_check_interval=0,
+            max_connections=64,
+        )
+        self.scripts: dict[str, AsyncScript] = {
+            name: self.redis.register_script(src) for name, src in _SCRIPT_SOURCES.items()
+        }
+        self._keys: dict[str, QueueKeys] = {}
+
+    def keys(self, queue: str) -> QueueKeys:
+        k = self._keys.get(queue)
+        if k is None:
+            if len(self._keys) > 100_000:  # bound the cache; names are cheap to rebuild
+                self._keys.clear()
+            k = self._keys[queue] = QueueKeys(queue, self.name)
+        return k
+
+    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run one script; Redis failures become Unavailable naming this shard."""
+        try:
+            return await self.scripts[script](keys=keys, args=args)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise self.unavailable(exc) from None
+        except RedisError as exc:
+            raise InternalError(f"queue shard {self.name}: {exc}", shard=self.name) from None
+
+    async def pipeline(self, build: Any) -> list[Any]:
+        """Run ``build(pipe)`` then execute the pipeline (no MULTI), mapping failures."""
+        try:
+            pipe: Pipeline = self.redis.pipeline(transaction=False)
+            build(pipe)
+            return list(await pipe.execute())
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise self.unavailable(exc) from None
+        except RedisError as exc:
+            raise InternalError(f"queue shard {self.name}: {exc}", shard=self.name) from None
+
+    def unavailable(self, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            f"queue shard {self.name} ({self.spec.url}) is unavailable: {exc}", shard=self.name
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()

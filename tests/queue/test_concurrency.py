@@ -1,0 +1,164 @@
+"""Many consumers, several replicas, long polls, and a shard that dies and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+
+from podium.errors import Unavailable
+from podium.launch.redis import RedisServer
+from queue_service.client import QueueClient
+from queue_service.engine import QueueEngine
+from queue_service.model import Message, RawMessage, encode_payload
+from queue_service.shards import shard_index
+
+from .conftest import specs
+
+Q = "busy"
+
+
+@pytest.mark.timeout(120)
+async def test_concurrent_consumers_never_share_a_leased_message(client: QueueClient) -> None:
+    total = 3000
+    for start in range(0, total, 500):
+        await client.push(Q, [Message(f"m{i}", i) for i in range(start, start + 500)])
+    received: Counter[str] = Counter()
+
+    async def consumer() -> None:
+        idle = 0
+        while idle < 3:
+            got = await client.pop(Q, count=7, lease_ms=120_000, wait_ms=50)
+            if not got:
+                idle += 1
+                continue
+            idle = 0
+            received.update(m.id for m in got)
+            await client.ack(Q, [m.id for m in got])
+
+    await asyncio.gather(*(consumer() for _ in range(24)))
+    duplicates = [i for i, n in received.items() if n > 1]
+    assert duplicates == []
+    assert len(received) == total
+    assert await client.size(Q) == 0
+
+
+@pytest.mark.timeout(120)
+async def test_two_replicas_over_the_same_shards_never_hand_out_a_message_twice(
+    redis_shards: list[RedisServer],
+) -> None:
+    a = await QueueEngine(specs(redis_shards)).start()
+    b = await QueueEngine(specs(redis_shards)).start()
+    try:
+        total = 2000
+        msgs = [RawMessage(f"m{i}", encode_payload(i), 0, i % 100) for i in range(total)]
+        for start in range(0, total, 500):
+            await a.push(Q, msgs[start : start + 500])
+        received: Counter[str] = Counter()
+
+        async def consumer(engine: QueueEngine) -> None:
+            idle = 0
+            while idle < 3:
+                got = await engine.pop(Q, 10, 120_000, wait_ms=50)
+                if not got:
+                    idle += 1
+                    continue
+                idle = 0
+                received.update(m[0] for m in got)
+
+        await asyncio.gather(*(consumer(e) for e in (a, b) for _ in range(8)))
+        assert max(received.values()) == 1
+        assert len(received) == total
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def _wake_latency(popper: QueueEngine, pusher: QueueEngine, queue: str) -> float:
+    waiting = asyncio.ensure_future(popper.pop(queue, 1, 10_000, wait_ms=10_000))
+    # Once registered, the poll cannot miss the push: a wake-up during its first (empty)
+    # pop makes it pop again at once.
+    while queue not in popper._waiters:
+        await asyncio.sleep(0.001)
+    started = time.monotonic()
+    await pusher.push(queue, [RawMessage("wake", encode_payload(None), 0, 0)])
+    got = await waiting
+    assert [m[0] for m in got] == ["wake"]
+    return time.monotonic() - started
+
+
+async def test_long_poll_is_woken_by_a_push_on_the_same_replica(engine: QueueEngine) -> None:
+    latency = await _wake_latency(engine, engine, "lp1")
+    # Woken by the push, not by the end of the 10 s wait (timing figures: benchmarks/).
+    assert latency < 1.0
+
+
+async def test_long_poll_is_woken_by_a_push_through_another_replica(
+    redis_shards: list[RedisServer],
+) -> None:
+    a = await QueueEngine(specs(redis_shards[:2]), requeue_interval_s=60).start()
+    b = await QueueEngine(specs(redis_shards[:2]), requeue_interval_s=60).start()
+    try:
+        await a.shards_of("lp2")
+        # wait until b's subscriptions are live, so the notification cannot be missed
+        for shard in b.shards:
+            while (await shard.redis.pubsub_numsub("pq:notify"))[0][1] < 2:
+                await asyncio.sleep(0.01)
+        latency = await _wake_latency(a, b, "lp2")
+        assert latency < 0.9  # well under the 1 s safety re-check
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_long_poll_wakes_when_a_delayed_message_falls_due(engine: QueueEngine) -> None:
+    await engine.push("lp3", [RawMessage("later", encode_payload(1), 300, 0)])
+    started = time.monotonic()
+    got = await engine.pop("lp3", 1, 10_000, wait_ms=5_000)
+    elapsed = time.monotonic() - started
+    assert [m[0] for m in got] == ["later"]
+    assert 0.25 < elapsed < 1.5
+
+
+@pytest.mark.timeout(60)
+async def test_a_dead_shard_fails_its_operations_while_the_others_keep_serving(
+    redis_shards: list[RedisServer],
+) -> None:
+    eng = await QueueEngine(specs(redis_shards)).start()
+    victim = redis_shards[1]
+    try:
+        ids = [f"m{i}" for i in range(60)]
+        await eng.push(Q, [RawMessage(i, encode_payload(i), 0, 0) for i in ids])
+        on_victim = [i for i in ids if shard_index(i, 3) == 1]
+        elsewhere = [i for i in ids if shard_index(i, 3) != 1]
+        assert on_victim and elsewhere
+
+        victim.kill()
+        with pytest.raises(Unavailable, match="queue shard s1"):
+            await eng.contains(Q, on_victim[0])
+        with pytest.raises(Unavailable, match="s1"):
+            await eng.push(Q, [RawMessage(on_victim[0], b"bx", 0, 0)])
+        assert await eng.contains(Q, elsewhere[0])
+        got = await eng.pop(Q, 100, 60_000)
+        assert {m[0] for m in got} == set(elsewhere)  # the live shards still serve
+        assert await eng.ack(Q, [elsewhere[0]]) == [True]
+
+        victim.start()  # same port, empty (no persistence): service resumes, no restart
+        back = on_victim[0]
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert await eng.push(Q, [RawMessage(back, encode_payload(1), 0, 0)]) == [True]
+                break
+            except Unavailable:
+                assert time.monotonic() < deadline, "the shard did not come back"
+                await asyncio.sleep(0.05)
+        assert await eng.contains(Q, back)
+        got = await eng.pop(Q, 10, 60_000, wait_ms=1000)
+        assert [m[0] for m in got] == [back]
+    finally:
+        if not victim.is_running():
+            victim.start()
+        await eng.stop()
