@@ -65,7 +65,7 @@ def check_depth(obj: Any, max_depth: int) -> None:
 
     Iterative, so a hostile payload cannot exhaust the interpreter's stack.
     """
-    if not isinstance(obj, dict | list):
+    if type(obj) is not dict and type(obj) is not list:
         return
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
@@ -74,9 +74,9 @@ def check_depth(obj: Any, max_depth: int) -> None:
             raise LimitExceeded(
                 f"payload nests deeper than {max_depth} levels", max_depth=max_depth
             )
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, dict | list):
+        for child in node.values() if type(node) is dict else node:
+            t = type(child)  # exact types: msgpack decodes to plain dict and list only
+            if t is dict or t is list:
                 stack.append((child, depth + 1))
 
 

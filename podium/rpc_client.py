@@ -71,13 +71,13 @@ class _Connection:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._ids = itertools.count(1)
+        self._out: list[bytes] = []
 
     async def open(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
         transport, _ = await asyncio.wait_for(
             loop.create_connection(lambda: _ClientProtocol(self), self.host, self.port), timeout_s
         )
-        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def send(
@@ -89,8 +89,16 @@ class _Connection:
         data = codec.frame(codec.request(req_id, method, params, headers, timeout_ms), self.limits)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending[req_id] = fut
-        self.transport.write(data)
+        # Requests sent in the same tick leave in one write.
+        self._out.append(data)
+        if len(self._out) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
         return fut
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     def deliver(self, env: Any) -> None:
         if not isinstance(env, dict):

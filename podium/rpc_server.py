@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from podium import codec
 from podium.codec import CodecLimits
@@ -62,10 +62,11 @@ class _ServerProtocol(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._peer = "?"
         self._closed = False
+        self._out: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports do not subclass asyncio.Transport, so no isinstance check here.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._server._connections.add(self)
@@ -172,10 +173,19 @@ class _ServerProtocol(asyncio.Protocol):
             data = codec.frame(
                 codec.error(int(envelope.get("i", 0)), err.to_wire()), self._server.limits
             )
-        self._transport.write(data)
+        # Responses finished in the same tick leave in one write (one syscall, not one each).
+        self._out.append(data)
+        if len(self._out) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(out))
 
     def close(self) -> None:
         if not self._closed and self._transport is not None:
+            self._flush()
             self._closed = True
             self._transport.close()
 

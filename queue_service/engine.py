@@ -23,6 +23,7 @@ from typing import Any
 from redis.asyncio.client import PubSub
 
 from podium.errors import InvalidArgument, PodiumError, Unavailable
+from queue_service.coalesce import Coalescer, split_flags, split_pop
 from queue_service.model import (
     MessageInfo,
     QueueLimits,
@@ -61,6 +62,7 @@ class QueueEngine:
         self.limits = limits or QueueLimits()
         self._clock = clock  # milliseconds; injectable so tests can move time
         self.shards = [Shard(s) for s in shards]
+        self._merge = {s.name: Coalescer(s, self.limits.max_batch) for s in self.shards}
         self._by_name = {s.name: s for s in self.shards}
         self._queue_shards: dict[str, list[Shard]] = {}
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
@@ -185,11 +187,20 @@ class QueueEngine:
 
         async def one(idx: int, positions: list[int]) -> tuple[list[int], list[int]]:
             shard = shards[idx]
-            args: list[Any] = [now, mode, self._channel, queue]
+            tail: list[Any] = []
             for pos in positions:
                 m = messages[pos]
-                args += [m.id, m.delay_ms, m.priority, m.body]
-            flags = await shard.run("push", shard.keys(queue).all, args)
+                tail += [m.id, m.delay_ms, m.priority, m.body]
+            head = [now, mode, self._channel, queue]
+            flags = await self._merge[shard.name].call(
+                ("push", queue, mode),
+                "push",
+                shard.keys(queue).all,
+                head,
+                tail,
+                len(positions),
+                split_flags,
+            )
             return positions, flags
 
         out = [False] * len(messages)
@@ -221,7 +232,15 @@ class QueueEngine:
             shard = shards[idx]
             k = shard.keys(queue)
             keys = [k.leased, k.bodies] if leased_bodies else k.all
-            flags = await shard.run(script, keys, [ids[p] for p in positions])
+            flags = await self._merge[shard.name].call(
+                (script, queue),
+                script,
+                keys,
+                [],
+                [ids[p] for p in positions],
+                len(positions),
+                split_flags,
+            )
             return positions, flags
 
         out = [False] * len(ids)
@@ -343,10 +362,15 @@ class QueueEngine:
         for i in range(n):
             shard = shards[(start + i) % n]
             try:
-                due, flat = await shard.run(
+                want = count - len(got)
+                due, flat = await self._merge[shard.name].call(
+                    ("pop", queue, lease_ms),
                     "pop",
                     shard.keys(queue).all,
-                    [self._clock(), count - len(got), lease_ms, SCAN_LIMIT],
+                    lambda total: [self._clock(), total, lease_ms, SCAN_LIMIT],
+                    [],
+                    want,
+                    split_pop,
                 )
             except Unavailable as exc:
                 # Other shards keep serving; the failure surfaces only if every shard failed.
@@ -434,4 +458,7 @@ class QueueEngine:
 
 
 async def _gather(coros: Any) -> list[Any]:
-    return list(await asyncio.gather(*coros))
+    items = list(coros)
+    if len(items) == 1:  # the common case: no tasks to create
+        return [await items[0]]
+    return list(await asyncio.gather(*items))

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (scripts/bootstrap.sh) and run a local cluster with the demo; stops when it is done.
+# Extra arguments go to `podium up` (e.g. scripts/demo.sh --shards 4).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+exec .venv/bin/podium up --demo "$@"
