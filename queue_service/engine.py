@@ -39,6 +39,8 @@ log = logging.getLogger("podium.queue")
 
 #: How many expired leases / due delayed messages one script call moves at most.
 SCAN_LIMIT = 1000
+#: How long a shard found empty is skipped by pops, at most (unless a push wakes the queue).
+EMPTY_HINT_MS = 1000
 
 
 def now_ms() -> int:
@@ -66,6 +68,9 @@ class QueueEngine:
         self._by_name = {s.name: s for s in self.shards}
         self._queue_shards: dict[str, list[Shard]] = {}
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # queue -> shard -> (hint valid until ms, shard's next due ms): shards that a pop found
+        # empty. Any push, on any replica, clears the queue's hints (through _wake).
+        self._empty: dict[str, dict[str, tuple[int, int]]] = {}
         self._requeue_interval_s = requeue_interval_s
         self._notify = notify
         self._channel = NOTIFY_CHANNEL if notify else ""
@@ -259,6 +264,8 @@ class QueueEngine:
         found = bool(await shard.run("unack", [k.ready, k.leased], args) == 1)
         if found and lease_ms == 0:
             self._wake(queue)
+        elif found:
+            self._empty.pop(queue, None)  # the lease may now expire before a hint's due time
         return found
 
     async def postpone(self, queue: str, msg_id: str, delay_ms: int, priority: int) -> bool:
@@ -359,10 +366,18 @@ class QueueEngine:
         got: list[tuple[str, bytes, int]] = []
         next_due = -1
         failures: list[Unavailable] = []
+        hints = self._empty.get(queue) if self._notify else None
+        now = self._clock()
         for i in range(n):
             shard = shards[(start + i) % n]
+            hint = hints.get(shard.name) if hints else None
+            if hint is not None and now < hint[0]:
+                # Known empty since its last pop and nothing pushed since: skip the round trip.
+                if hint[1] >= 0 and (next_due < 0 or hint[1] < next_due):
+                    next_due = hint[1]
+                continue
+            want = count - len(got)
             try:
-                want = count - len(got)
                 due, flat = await self._merge[shard.name].call(
                     ("pop", queue, lease_ms),
                     "pop",
@@ -380,6 +395,9 @@ class QueueEngine:
                 got.append((flat[j].decode(), flat[j + 1], int(flat[j + 2])))
             if due >= 0 and (next_due < 0 or due < next_due):
                 next_due = int(due)
+            if self._notify and len(flat) // 3 < want:
+                until = now + EMPTY_HINT_MS if due < 0 else min(int(due), now + EMPTY_HINT_MS)
+                self._empty.setdefault(queue, {})[shard.name] = (until, int(due))
             if len(got) >= count:
                 break
         if failures and len(failures) == n:
@@ -387,6 +405,7 @@ class QueueEngine:
         return got, next_due
 
     def _wake(self, queue: str) -> None:
+        self._empty.pop(queue, None)
         for ev in self._waiters.get(queue, ()):
             ev.set()
 
@@ -396,6 +415,7 @@ class QueueEngine:
             pubsub: PubSub = shard.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(NOTIFY_CHANNEL)
+                self._empty.clear()  # notifications may have been missed while disconnected
                 while not self._stopping:
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is not None and msg.get("type") == "message":

@@ -162,3 +162,26 @@ async def test_a_dead_shard_fails_its_operations_while_the_others_keep_serving(
         if not victim.is_running():
             victim.start()
         await eng.stop()
+
+
+async def test_an_empty_queue_costs_no_redis_call_until_something_is_pushed(
+    redis_shards: list[RedisServer],
+) -> None:
+    a = await QueueEngine(specs(redis_shards[:2]), requeue_interval_s=60).start()
+    b = await QueueEngine(specs(redis_shards[:2]), requeue_interval_s=60).start()
+    try:
+        for shard in a.shards:  # a's subscriptions are live
+            while (await shard.redis.pubsub_numsub("pq:notify"))[0][1] < 2:
+                await asyncio.sleep(0.01)
+        assert await a.pop("hint", 1, 1000) == []
+        calls = sum(m.calls for m in a._merge.values())
+        assert await a.pop("hint", 1, 1000) == []
+        assert sum(m.calls for m in a._merge.values()) == calls  # answered from the hint
+
+        await b.push("hint", [RawMessage("x", encode_payload(1), 0, 0)])
+        while "hint" in a._empty:  # b's push reaches a through the shard's notification
+            await asyncio.sleep(0.001)
+        assert [m[0] for m in await a.pop("hint", 1, 1000)] == ["x"]
+    finally:
+        await a.stop()
+        await b.stop()
