@@ -71,6 +71,7 @@ class QueueEngine:
         # queue -> shard -> (hint valid until ms, shard's next due ms): shards that a pop found
         # empty. Any push, on any replica, clears the queue's hints (through _wake).
         self._empty: dict[str, dict[str, tuple[int, int]]] = {}
+        self._generation: dict[str, int] = {}  # bumped by every wake-up of a queue
         self._requeue_interval_s = requeue_interval_s
         self._notify = notify
         self._channel = NOTIFY_CHANNEL if notify else ""
@@ -367,6 +368,7 @@ class QueueEngine:
         next_due = -1
         failures: list[Unavailable] = []
         hints = self._empty.get(queue) if self._notify else None
+        generation = self._generation.get(queue, 0)
         now = self._clock()
         for i in range(n):
             shard = shards[(start + i) % n]
@@ -395,7 +397,12 @@ class QueueEngine:
                 got.append((flat[j].decode(), flat[j + 1], int(flat[j + 2])))
             if due >= 0 and (next_due < 0 or due < next_due):
                 next_due = int(due)
-            if self._notify and len(flat) // 3 < want:
+            # A hint is only kept if no push woke the queue while this pop was in flight.
+            if (
+                self._notify
+                and len(flat) // 3 < want
+                and self._generation.get(queue, 0) == generation
+            ):
                 until = now + EMPTY_HINT_MS if due < 0 else min(int(due), now + EMPTY_HINT_MS)
                 self._empty.setdefault(queue, {})[shard.name] = (until, int(due))
             if len(got) >= count:
@@ -406,6 +413,7 @@ class QueueEngine:
 
     def _wake(self, queue: str) -> None:
         self._empty.pop(queue, None)
+        self._generation[queue] = self._generation.get(queue, 0) + 1
         for ev in self._waiters.get(queue, ()):
             ev.set()
 
