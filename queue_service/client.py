@@ -55,6 +55,18 @@ class QueueClient:
         params = {"queue": queue, "id": msg_id, "delay_ms": delay_ms, "priority": priority}
         return bool(await self.rpc.call("queue.postpone", params))
 
+    async def schedule(
+        self, queue: str, msg_id: str, delay_ms: int, fence: int, priority: int = 0
+    ) -> bool:
+        params = {
+            "queue": queue,
+            "id": msg_id,
+            "delay_ms": delay_ms,
+            "fence": fence,
+            "priority": priority,
+        }
+        return bool(await self.rpc.call("queue.schedule", params))
+
     async def contains(self, queue: str, msg_id: str) -> bool:
         return bool(await self.rpc.call("queue.contains", {"queue": queue, "id": msg_id}))
 

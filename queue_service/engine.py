@@ -281,6 +281,26 @@ class QueueEngine:
             self._wake(queue)
         return found
 
+    async def schedule(
+        self, queue: str, msg_id: str, delay_ms: int, fence: int, priority: int = 0
+    ) -> bool:
+        """Make ``msg_id`` due in ``delay_ms``, whether it is absent, queued or leased.
+
+        ``fence`` orders schedules that race: one with a lower fence than the stored one is
+        ignored (returns False). The decider uses it for its per-workflow timer, with the
+        workflow's version as the fence.
+        """
+        check_id(msg_id, self.limits)
+        check_int(delay_ms, "delay_ms", 0, self.limits.max_delay_ms)
+        check_int(priority, "priority", 0, 99)
+        check_int(fence, "fence", 0, 2**53)
+        shard = await self._shard_for(queue, msg_id)
+        args = [self._clock(), msg_id, delay_ms, priority, fence, self._channel, queue]
+        applied = bool(await shard.run("schedule", shard.keys(queue).all, args) == 1)
+        if applied:
+            self._wake(queue)
+        return applied
+
     async def flush(self, queue: str) -> None:
         for shard in await self.shards_of(queue):
             await shard.pipeline(lambda p, s=shard: p.delete(*s.keys(queue).all))

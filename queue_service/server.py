@@ -14,6 +14,7 @@ queue.remove         queue, ids                                             [boo
 queue.set_unack_timeout  queue, id, lease_ms                                bool
 queue.nack           queue, id (visible again at once)                      bool
 queue.postpone       queue, id, delay_ms, priority                          bool
+queue.schedule       queue, id, delay_ms, fence, priority                   bool (applied)
 queue.contains       queue, id                                              bool
 queue.get            queue, id                                     [state, prio, time_ms, body]|nil
 queue.size           queue                                                  int
@@ -136,6 +137,15 @@ def handlers(engine: QueueEngine) -> dict[str, Handler]:
             _param(p, "queue"), _param(p, "id"), _param(p, "delay_ms"), p.get("priority", 0)
         )
 
+    async def schedule(p: Any, ctx: CallContext) -> Any:
+        return await engine.schedule(
+            _param(p, "queue"),
+            _param(p, "id"),
+            _param(p, "delay_ms"),
+            _param(p, "fence"),
+            p.get("priority", 0),
+        )
+
     async def contains(p: Any, ctx: CallContext) -> Any:
         return await engine.contains(_param(p, "queue"), _param(p, "id"))
 
@@ -169,6 +179,7 @@ def handlers(engine: QueueEngine) -> dict[str, Handler]:
         "set_unack_timeout": set_unack_timeout,
         "nack": nack,
         "postpone": postpone,
+        "schedule": schedule,
         "contains": contains,
         "get": get,
         "size": size,

@@ -22,7 +22,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from podium.errors import ConfigError, InternalError, Unavailable
 
-SCRIPT_NAMES = ("push", "pop", "ack", "remove", "unack", "postpone", "get", "requeue")
+SCRIPT_NAMES = (
+    "push",
+    "pop",
+    "ack",
+    "remove",
+    "unack",
+    "postpone",
+    "get",
+    "requeue",
+    "schedule",
+)
 NOTIFY_CHANNEL = "pq:notify"
 REGISTRY_KEY = "pq:registry"
 

@@ -129,6 +129,21 @@ class QueueModel(RuleBasedStateMachine):
         if e is not None:
             self._place(msg_id, delay, prio, e.body)
 
+    @rule(msg_id=IDS, delay=DELAYS, prio=PRIOS, fence=st.integers(0, 60))
+    def schedule(self, msg_id: str, delay: int, prio: int, fence: int) -> None:
+        applied = self.run(self.engine.schedule(Q, msg_id, delay, fence, prio))
+        e = self.model.get(msg_id)
+        stored = e.body[1:] if e is not None else b""
+        expect = not (stored.isdigit() and fence < int(stored))
+        assert applied == expect
+        if not applied:
+            return
+        body = b"b%d" % fence
+        if e is not None and e.state == "leased":
+            e.time, e.rank, e.body = self.now + delay, 99 - prio, body
+        else:
+            self._place(msg_id, delay, prio, body)
+
     @rule(ms=st.sampled_from([1, 3, 20, 200, 2000]))
     def advance(self, ms: int) -> None:
         self.now += ms

@@ -170,3 +170,26 @@ async def test_bad_requests_get_clear_errors_and_change_nothing(client: QueueCli
     assert not await client.contains(Q, "x")
     info = await client.get(Q, "keep")
     assert info is not None and info.payload == "v"
+
+
+async def test_schedule_sets_the_next_due_time_in_any_state_and_ignores_stale_fences(
+    client: QueueClient,
+) -> None:
+    # absent: created
+    assert await client.schedule(Q, "wf", delay_ms=60_000, fence=3)
+    info = await client.get(Q, "wf")
+    assert info is not None and info.state == "delayed" and info.payload == b"3"
+    # a stale fence (an older decision finishing late) changes nothing
+    assert not await client.schedule(Q, "wf", delay_ms=0, fence=2)
+    info = await client.get(Q, "wf")
+    assert info is not None and info.state == "delayed"
+    # queued: re-timed
+    assert await client.schedule(Q, "wf", delay_ms=0, fence=4)
+    (m,) = await client.pop(Q, count=1, lease_ms=60_000)
+    assert m.id == "wf"
+    # leased: the lease is re-timed, so the entry comes back when next due
+    assert await client.schedule(Q, "wf", delay_ms=50, fence=5)
+    info = await client.get(Q, "wf")
+    assert info is not None and info.state == "leased"
+    got = await client.pop(Q, count=1, lease_ms=60_000, wait_ms=2_000)
+    assert [x.id for x in got] == ["wf"]
