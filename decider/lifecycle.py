@@ -1,0 +1,502 @@
+"""Retries, timeouts and how a workflow ends (``DeciderService`` / ``WorkflowExecutorOps``)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from decider.binding import resolve_params
+from decider.mapping import sub_workflow_id
+from decider.model import JSON, find_task
+from decider.records import (
+    Context,
+    NotifyParent,
+    StartSubWorkflow,
+    StartWorkflow,
+    TerminateWorkflow,
+)
+from decider.run import Run, TerminateSignal
+from decider.state import (
+    BUILT_IN_TYPES,
+    SYNC_SYSTEM_TYPES,
+    TASK_RETRIABLE,
+    TaskStatus,
+    TaskType,
+    WorkflowStatus,
+    task_terminal,
+    workflow_terminal,
+)
+
+INT_MAX = 2**31 - 1
+
+
+def task_def_for(run: Run, task: JSON) -> JSON | None:
+    """The TaskDef governing a runtime task (its WorkflowTask's, else by reference name)."""
+    wt = task.get("workflowTask")
+    if isinstance(wt, Mapping) and isinstance(wt.get("taskDefinition"), dict):
+        td: JSON = wt["taskDefinition"]
+        return td
+    found = find_task(run.wf_def, task["referenceTaskName"])
+    if found is not None and isinstance(found.get("taskDefinition"), dict):
+        td = found["taskDefinition"]
+        return td
+    return None
+
+
+# --- timeouts ---------------------------------------------------------------------------
+
+
+def check_workflow_timeout(run: Run) -> None:
+    """Raise TIMED_OUT when the workflow's ``timeoutSeconds`` (TIME_OUT_WF) has passed."""
+    wf_def = run.wf_def
+    timeout_s = int(wf_def.get("timeoutSeconds") or 0)
+    if workflow_terminal(run.status) or timeout_s <= 0:
+        return
+    base = run.wf.get("lastRetriedTime") or run.wf.get("createTime") or 0
+    elapsed = run.now - int(base)
+    if elapsed < timeout_s * 1000:
+        return
+    policy = wf_def.get("timeoutPolicy", "ALERT_ONLY")
+    if policy == "TIME_OUT_WF":
+        reason = (
+            f"Workflow timed out after {elapsed // 1000} seconds. Timeout configured as "
+            f"{timeout_s} seconds. Timeout policy configured to {policy}"
+        )
+        raise TerminateSignal(reason, WorkflowStatus.TIMED_OUT)
+
+
+def _apply_timeout_policy(run: Run, td: JSON, task: JSON, reason: str) -> None:
+    policy = td.get("timeoutPolicy", "TIME_OUT_WF")
+    if policy == "ALERT_ONLY":
+        return
+    run.set_status(task, TaskStatus.TIMED_OUT, reason)
+    if policy == "TIME_OUT_WF":
+        raise TerminateSignal(reason, WorkflowStatus.TIMED_OUT, task)
+
+
+def response_timeout_applies(task: JSON) -> bool:
+    """Response timeouts watch worker tasks and HTTP, not tasks completed by other means."""
+    if task["taskType"] in SYNC_SYSTEM_TYPES or task["taskType"] == TaskType.SUB_WORKFLOW:
+        return False
+    wt = task.get("workflowTask") or {}
+    return not (wt.get("asyncComplete") or task["inputData"].get("asyncComplete") is True)
+
+
+def check_task_timeouts(run: Run, td: JSON, task: JSON) -> None:
+    """Total, task, poll and response timeouts of one non-terminal task (in that order)."""
+    if task_terminal(task["status"]):
+        return
+    now = run.now
+    total = int(td.get("totalTimeoutSeconds") or 0)
+    first = int(task.get("firstScheduledTime") or 0)
+    if total > 0 and first > 0 and now - first >= total * 1000:
+        reason = (
+            f"Task total timeout of {total} seconds exceeded (first scheduled "
+            f"{(now - first) // 1000} seconds ago)"
+        )
+        _apply_timeout_policy(run, td, task, reason)
+    timeout = int(td.get("timeoutSeconds") or 0)
+    start = int(task.get("startTime") or 0)
+    if not task_terminal(task["status"]) and timeout > 0 and start > 0:
+        elapsed = now - (start + int(task.get("startDelayInSeconds") or 0) * 1000)
+        if elapsed >= timeout * 1000:
+            reason = (
+                f"Task timed out after {elapsed // 1000} seconds. Timeout configured as {timeout} "
+                f"seconds. Timeout policy configured to {td.get('timeoutPolicy')}"
+            )
+            _apply_timeout_policy(run, td, task, reason)
+    poll = int(td.get("pollTimeoutSeconds") or 0)
+    if task["status"] == TaskStatus.SCHEDULED and poll > 0:
+        elapsed = now - (
+            int(task["scheduledTime"]) + int(task.get("startDelayInSeconds") or 0) * 1000
+        )
+        if elapsed >= (poll + int(task.get("callbackAfterSeconds") or 0)) * 1000:
+            reason = (
+                f"Task poll timed out after {elapsed // 1000} seconds. Poll timeout configured as "
+                f"{poll} seconds. Timeout policy configured to {td.get('timeoutPolicy')}"
+            )
+            _apply_timeout_policy(run, td, task, reason)
+    rt = int(td.get("responseTimeoutSeconds") or 0)
+    if task["status"] == TaskStatus.IN_PROGRESS and rt > 0 and response_timeout_applies(task):
+        quiet = now - int(task.get("updateTime") or 0)
+        if quiet >= (rt + int(task.get("callbackAfterSeconds") or 0)) * 1000:
+            reason = (
+                f"responseTimeout: {rt} exceeded for the taskId: {task['taskId']} with Task "
+                f"Definition: {task['taskDefName']}"
+            )
+            run.set_status(task, TaskStatus.TIMED_OUT, reason)
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+def retry_delay_ms(td: JSON, retry_count: int, task_id: str) -> tuple[int, int]:
+    """(seconds, milliseconds) before attempt ``retry_count + 1``; jitter from the task id."""
+    base = int(td.get("retryDelaySeconds") or 0)
+    logic = td.get("retryLogic", "FIXED")
+    if logic == "LINEAR_BACKOFF":
+        delay = base * int(td.get("backoffScaleFactor") or 1) * (retry_count + 1)
+    elif logic == "EXPONENTIAL_BACKOFF":
+        delay = base * (2**retry_count)
+    else:
+        delay = base
+    cap = int(td.get("maxRetryDelaySeconds") or 0)
+    if cap > 0:
+        delay = min(delay, cap)
+    delay = min(delay, INT_MAX)
+    jitter_max = int(td.get("backoffJitterMs") or 0)
+    jitter = 0
+    if jitter_max > 0:
+        # deterministic "uniform" jitter keeps the decision a pure function of its inputs
+        jitter = int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "big") % (
+            jitter_max + 1
+        )
+    return delay, delay * 1000 + jitter
+
+
+def retry(run: Run, td: JSON | None, task: JSON) -> JSON | None:
+    """A new attempt of a failed task, None when optional/permissive; raises otherwise."""
+    wt = task.get("workflowTask") or {}
+    expected = 0
+    if td is not None:
+        expected = (
+            int(wt["retryCount"])
+            if wt.get("retryCount") is not None
+            else int(td.get("retryCount") or 0)
+        )
+    total = int((td or {}).get("totalTimeoutSeconds") or 0)
+    budget_gone = (
+        total > 0 and run.now - int(task.get("firstScheduledTime") or run.now) >= total * 1000
+    )
+    status = task["status"]
+    if (
+        status not in TASK_RETRIABLE
+        or task["taskType"] in BUILT_IN_TYPES
+        or expected <= int(task.get("retryCount") or 0)
+        or budget_gone
+    ):
+        if wt.get("optional") or wt.get("permissive"):
+            return None
+        wf_status = {
+            TaskStatus.CANCELED: WorkflowStatus.TERMINATED,
+            TaskStatus.TIMED_OUT: WorkflowStatus.TIMED_OUT,
+        }.get(status, WorkflowStatus.FAILED)
+        reason = (
+            f"Task {task['taskId']} failed with status: {wf_status} and reason: "
+            f"'{task.get('reasonForIncompletion')}'"
+        )
+        raise TerminateSignal(reason, wf_status, task)
+    if td is None:  # unreachable: without a TaskDef no retry is expected
+        return None
+    return _retry_copy(run, td, task)
+
+
+def _retry_copy(run: Run, td: JSON, task: JSON) -> JSON:
+    new_id = run.ctx.ids()
+    seconds, ms = retry_delay_ms(td, int(task.get("retryCount") or 0), new_id)
+    task["retried"] = True
+    new = copy.deepcopy(task)
+    new.update(
+        taskId=new_id,
+        retriedTaskId=task["taskId"],
+        retryCount=int(task.get("retryCount") or 0) + 1,
+        retried=False,
+        executed=False,
+        status=TaskStatus.SCHEDULED.value,
+        pollCount=0,
+        seq=0,
+        scheduledTime=0,
+        startTime=0,
+        endTime=0,
+        outputData={},
+        startDelayInSeconds=seconds,
+        callbackAfterSeconds=seconds,
+    )
+    for key in ("workerId", "subWorkflowId"):
+        new.pop(key, None)
+    wt = task.get("workflowTask") or {}
+    fresh = resolve_params(wt.get("inputParameters"), run.wf, new_id, td, run.ctx.env)
+    new["inputData"] = {**task.get("inputData", {}), **fresh}
+    if new["taskType"] == TaskType.SUB_WORKFLOW:
+        new["inputData"]["workflowInput"] = fresh
+        child = sub_workflow_id(run.wf["workflowId"], new_id, new["retryCount"])
+        new["subWorkflowId"] = child
+        new["outputData"] = {"subWorkflowId": child}
+    run.delay_ms[new_id] = ms
+    return new
+
+
+# --- output and ending ---------------------------------------------------------------
+
+
+def update_workflow_output(run: Run, task: JSON | None = None) -> None:
+    """Set the workflow output.
+
+    A successful TERMINATE's output wins, else the resolved outputParameters, else the output of
+    ``task`` (or of the last task).
+    """
+    tasks = run.tasks
+    if not tasks:
+        return
+    terminate = next(
+        (
+            t
+            for t in tasks
+            if t["taskType"] == TaskType.TERMINATE and t["status"] == TaskStatus.COMPLETED
+        ),
+        None,
+    )
+    if terminate is not None:
+        output = copy.deepcopy(terminate.get("outputData", {}))
+    elif run.wf_def.get("outputParameters"):
+        output = resolve_params(run.wf_def["outputParameters"], run.wf, None, None, run.ctx.env)
+    else:
+        output = copy.deepcopy((task or tasks[-1]).get("outputData", {}))
+    run.wf["output"] = output
+
+
+def _record_failed_tasks(run: Run) -> None:
+    refs: list[str] = run.wf.setdefault("failedReferenceTaskNames", [])
+    names: list[str] = run.wf.setdefault("failedTaskNames", [])
+    for t in run.tasks:
+        if t["status"] in (TaskStatus.FAILED, TaskStatus.FAILED_WITH_TERMINAL_ERROR):
+            if t["referenceTaskName"] not in refs:
+                refs.append(t["referenceTaskName"])
+            if t["taskDefName"] not in names:
+                names.append(t["taskDefName"])
+
+
+def cancel_non_terminal(run: Run) -> None:
+    """CANCEL every unfinished task; running sub-workflows are told to terminate."""
+    for t in run.tasks:
+        if task_terminal(t["status"]):
+            continue
+        run.set_status(t, TaskStatus.CANCELED)
+        if t["taskType"] == TaskType.SUB_WORKFLOW and t.get("subWorkflowId"):
+            reason = run.wf.get("reasonForIncompletion")
+            text = (
+                f"Parent workflow has been terminated with reason: {reason}"
+                if reason
+                else f"Parent workflow has been terminated with status {run.status}"
+            )
+            run.command(TerminateWorkflow(t["subWorkflowId"], text))
+
+
+def notify_parent(run: Run) -> None:
+    """A sub-workflow tells its parent about its (new) status."""
+    parent = run.wf.get("parentWorkflowId")
+    if not parent:
+        return
+    run.command(
+        NotifyParent(
+            parent_workflow_id=parent,
+            parent_workflow_task_id=run.wf.get("parentWorkflowTaskId") or "",
+            workflow_id=run.wf["workflowId"],
+            status=run.status,
+            output=copy.deepcopy(run.wf.get("output") or {}),
+            reason=run.wf.get("reasonForIncompletion"),
+        )
+    )
+
+
+def complete_workflow(run: Run) -> None:
+    if run.status == WorkflowStatus.COMPLETED:
+        return
+    update_workflow_output(run)
+    run.wf["status"] = WorkflowStatus.COMPLETED.value
+    run.wf["endTime"] = run.now
+    _record_failed_tasks(run)
+    cancel_non_terminal(run)
+    notify_parent(run)
+
+
+def terminate_workflow(
+    run: Run,
+    status: str,
+    reason: str | None,
+    *,
+    failure_workflow: bool,
+    failed_task: JSON | None = None,
+) -> None:
+    """End the workflow unsuccessfully; ``failure_workflow`` starts the def's failureWorkflow."""
+    if not workflow_terminal(run.status):
+        run.wf["status"] = str(status)
+    update_workflow_output(run)
+    if reason is not None:
+        run.wf["reasonForIncompletion"] = reason
+    run.wf["endTime"] = run.now
+    _record_failed_tasks(run)
+    cancel_non_terminal(run)
+    if failure_workflow:
+        _start_failure_workflow(run, reason, failed_task)
+    notify_parent(run)
+
+
+def _start_failure_workflow(run: Run, reason: str | None, failed_task: JSON | None) -> None:
+    name = run.wf_def.get("failureWorkflow")
+    if not name:
+        return
+    if name.startswith("$"):
+        parts = name.split(".")
+        name = run.wf.get("input", {}).get(parts[2]) if len(parts) > 2 else None
+        if not name:
+            return
+    new_id = run.ctx.ids()
+    inp = copy.deepcopy(run.wf.get("input") or {})
+    inp.update(workflowId=run.wf["workflowId"], reason=reason, failureStatus=run.status)
+    if failed_task is not None:
+        inp["failureTaskId"] = failed_task["taskId"]
+    run.wf.setdefault("output", {})["conductor.failure_workflow"] = new_id
+    inp["failedWorkflow"] = copy.deepcopy(run.wf)
+    run.command(
+        StartWorkflow(
+            workflow_id=new_id,
+            name=str(name),
+            version=run.wf_def.get("failureWorkflowVersion"),
+            definition=None,
+            input=inp,
+            correlation_id=run.wf.get("correlationId"),
+            task_to_domain=dict(run.wf.get("taskToDomain") or {}),
+            priority=int(run.wf.get("priority") or 0),
+        )
+    )
+
+
+def end_by_signal(run: Run, sig: TerminateSignal) -> None:
+    """A TerminateSignal raised while deciding ends the workflow (failureWorkflow included)."""
+    if sig.status == WorkflowStatus.COMPLETED:
+        run.wf["reasonForIncompletion"] = sig.reason
+        complete_workflow(run)
+        return
+    terminate_workflow(run, sig.status, sig.reason, failure_workflow=True, failed_task=sig.task)
+
+
+# --- commands for tasks done elsewhere -------------------------------------------------
+
+
+def start_workflow_id(workflow_id: str, task_id: str) -> str:
+    """Deterministic id of the workflow a START_WORKFLOW task starts (idempotent start)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"startworkflow:{workflow_id}:{task_id}"))
+
+
+def emit_start_commands(run: Run) -> None:
+    """Sub-workflows and START_WORKFLOW tasks still SCHEDULED: (re)issue their start."""
+    if run.status != WorkflowStatus.RUNNING:
+        return
+    for t in run.tasks:
+        if t["status"] != TaskStatus.SCHEDULED:
+            continue
+        if run.now < int(t.get("scheduledTime") or 0) + 1000 * int(
+            t.get("startDelayInSeconds") or 0
+        ):
+            continue
+        if t["taskType"] == TaskType.SUB_WORKFLOW:
+            run.command(_sub_workflow_command(run, t))
+        elif t["taskType"] == TaskType.START_WORKFLOW:
+            run.command(_start_workflow_command(run, t))
+
+
+def _sub_workflow_command(run: Run, t: JSON) -> StartSubWorkflow:
+    inp = t["inputData"]
+    child_input = inp.get("workflowInput") or {k: v for k, v in inp.items()}
+    priority = inp.get("priority")
+    return StartSubWorkflow(
+        workflow_id=t["subWorkflowId"],
+        name=inp.get("subWorkflowName"),
+        version=inp.get("subWorkflowVersion"),
+        definition=inp.get("subWorkflowDefinition"),
+        input=copy.deepcopy(child_input),
+        correlation_id=run.wf.get("correlationId"),
+        task_to_domain=dict(inp.get("subWorkflowTaskToDomain") or run.wf.get("taskToDomain") or {}),
+        priority=int(priority)
+        if isinstance(priority, int | float) and not isinstance(priority, bool)
+        else 0,
+        parent_workflow_id=run.wf["workflowId"],
+        parent_workflow_task_id=t["taskId"],
+    )
+
+
+def _start_workflow_command(run: Run, t: JSON) -> StartWorkflow:
+    req: dict[str, Any] = t["inputData"].get("startWorkflow") or {}
+    return StartWorkflow(
+        workflow_id=start_workflow_id(run.wf["workflowId"], t["taskId"]),
+        name=req.get("name"),
+        version=req.get("version"),
+        definition=req.get("workflowDef"),
+        input=copy.deepcopy(req.get("input") or {}),
+        correlation_id=req.get("correlationId", run.wf.get("correlationId")),
+        task_to_domain=dict(req.get("taskToDomain") or run.wf.get("taskToDomain") or {}),
+        priority=int(req.get("priority") or 0),
+        reply_workflow_id=run.wf["workflowId"],
+        reply_task_id=t["taskId"],
+    )
+
+
+# --- when to look again -------------------------------------------------------------------
+
+
+def next_check_ms(workflow: Mapping[str, Any], ctx: Context) -> int | None:
+    """When the workflow must be decided again: its earliest deadline, capped; None if ended.
+
+    Deadlines: workflow timeout (TIME_OUT_WF), task timeouts and total timeouts (not
+    ALERT_ONLY), poll timeouts, response timeouts, WAIT ends. A running workflow with none is
+    looked at again after ``workflow_offset_s``; no delay exceeds ``max_postpone_s``.
+    """
+    status = workflow.get("status")
+    if status is None or workflow_terminal(str(status)):
+        return None
+    now, cfg = ctx.now_ms, ctx.config
+    wf_def = workflow.get("workflowDefinition") or {}
+    deadlines: list[int] = []
+    timeout_s = int(wf_def.get("timeoutSeconds") or 0)
+    if timeout_s > 0 and wf_def.get("timeoutPolicy") == "TIME_OUT_WF":
+        retried = int(workflow.get("lastRetriedTime") or 0)
+        base = retried if retried > 0 else int(workflow.get("createTime") or 0)
+        deadlines.append(base + timeout_s * 1000)
+    if status == WorkflowStatus.PAUSED:
+        return min(deadlines) if deadlines else None
+    for t in workflow.get("tasks", []):
+        if not task_terminal(t["status"]):
+            deadlines += _task_deadlines(t, now, cfg.workflow_offset_s)
+    if not deadlines:
+        deadlines.append(now + cfg.workflow_offset_s * 1000)
+    return max(now, min(min(deadlines), now + cfg.max_postpone_s * 1000))
+
+
+def _task_deadlines(t: Mapping[str, Any], now: int, offset_s: int) -> list[int]:
+    out: list[int] = []
+    if t["taskType"] == TaskType.WAIT and int(t.get("waitTimeout") or 0) > 0:
+        out.append(int(t["waitTimeout"]))
+    if (
+        t["taskType"] in (TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW)
+        and t["status"] == TaskStatus.SCHEDULED
+    ):
+        out.append(now + offset_s * 1000)
+    wt = t.get("workflowTask") or {}
+    td = wt.get("taskDefinition") if isinstance(wt, Mapping) else None
+    if not isinstance(td, Mapping):
+        return out
+    delay_ms = int(t.get("startDelayInSeconds") or 0) * 1000
+    callback_ms = int(t.get("callbackAfterSeconds") or 0) * 1000
+    if td.get("timeoutPolicy") != "ALERT_ONLY":
+        if int(td.get("timeoutSeconds") or 0) > 0 and int(t.get("startTime") or 0) > 0:
+            out.append(int(t["startTime"]) + delay_ms + int(td["timeoutSeconds"]) * 1000)
+        if (
+            int(td.get("totalTimeoutSeconds") or 0) > 0
+            and int(t.get("firstScheduledTime") or 0) > 0
+        ):
+            out.append(int(t["firstScheduledTime"]) + int(td["totalTimeoutSeconds"]) * 1000)
+        if t["status"] == TaskStatus.SCHEDULED and int(td.get("pollTimeoutSeconds") or 0) > 0:
+            out.append(
+                int(t["scheduledTime"])
+                + delay_ms
+                + int(td["pollTimeoutSeconds"]) * 1000
+                + callback_ms
+            )
+    rt = int(td.get("responseTimeoutSeconds") or 0)
+    if t["status"] == TaskStatus.IN_PROGRESS and rt > 0 and response_timeout_applies(dict(t)):
+        out.append(int(t.get("updateTime") or now) + rt * 1000 + callback_ms)
+    return out

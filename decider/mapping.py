@@ -1,0 +1,420 @@
+"""Task mappers: a WorkflowTask becomes one or more runtime task records (``MAP/*TaskMapper``).
+
+:func:`map_task` is ``DeciderService.getTasksToBeScheduled``: it resolves inputs, builds the
+records for the task's type (a fork brings its branches' first tasks and its join; a switch
+its selected case's first task) and drops those whose reference name already has an
+IN_PROGRESS or finished task.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from decider import scripting
+from decider.binding import java_str, resolve_params
+from decider.model import JSON, next_task, normalize_task_def, normalize_workflow_task, populate_one
+from decider.run import Run, TerminateSignal
+from decider.state import TaskStatus, TaskType, task_terminal
+from decider.waits import parse_duration, parse_until
+
+Mapper = Callable[["MapCall"], list[JSON]]
+JS_EVALUATORS = ("javascript", "graaljs")
+
+
+class MapCall:
+    """One mapping: the run, the WorkflowTask, its retry count and the new task's id."""
+
+    def __init__(self, run: Run, wt: JSON, retry_count: int, retried_task_id: str | None):
+        self.run = run
+        self.wt = wt
+        self.retry_count = retry_count
+        self.retried_task_id = retried_task_id
+        self.task_id = run.ctx.ids()
+        self.task_def = task_def_of(run, wt)
+
+    def input(self) -> JSON:
+        return resolve_params(
+            self.wt.get("inputParameters"),
+            self.run.wf,
+            self.task_id,
+            self.task_def,
+            self.run.ctx.env,
+        )
+
+    def create(
+        self, task_type: str, status: str, input_data: JSON, def_name: str | None = None
+    ) -> JSON:
+        """``TaskMapperContext.createTaskModel`` plus the type and status."""
+        run, wt = self.run, self.wt
+        task: JSON = {
+            "taskId": self.task_id,
+            "taskType": task_type,
+            "taskDefName": def_name if def_name is not None else wt["name"],
+            "referenceTaskName": wt["taskReferenceName"],
+            "status": str(status),
+            "inputData": input_data,
+            "outputData": {},
+            "workflowInstanceId": run.wf["workflowId"],
+            "workflowType": run.wf.get("workflowName"),
+            "seq": 0,
+            "retryCount": self.retry_count,
+            "retried": False,
+            "executed": False,
+            "pollCount": 0,
+            "scheduledTime": run.now,
+            "startTime": 0,
+            "endTime": 0,
+            "updateTime": run.now,
+            "startDelayInSeconds": 0,
+            "callbackAfterSeconds": 0,
+            "callbackFromWorker": True,
+            "responseTimeoutSeconds": 0,
+            "workflowTask": wt,
+            "rateLimitPerFrequency": 0,
+            "rateLimitFrequencyInSeconds": 1,
+            "workflowPriority": int(run.wf.get("priority") or 0),
+            "iteration": 0,
+            "subworkflowChanged": False,
+        }
+        if run.wf.get("correlationId") is not None:
+            task["correlationId"] = run.wf["correlationId"]
+        if self.retried_task_id is not None:
+            task["retriedTaskId"] = self.retried_task_id
+        td = self.task_def
+        if td is not None:
+            task["responseTimeoutSeconds"] = td.get("responseTimeoutSeconds", 0)
+            task["rateLimitPerFrequency"] = td.get("rateLimitPerFrequency") or 0
+            task["rateLimitFrequencyInSeconds"] = td.get("rateLimitFrequencyInSeconds") or 1
+            for key in ("isolationGroupId", "executionNameSpace"):
+                if td.get(key):
+                    task[key] = td[key]
+        if status in (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.FAILED):
+            task["startTime"] = run.now
+        if task_terminal(status):
+            task["endTime"] = run.now
+        return task
+
+
+def task_def_of(run: Run, wt: JSON) -> JSON | None:
+    """The TaskDef of a WorkflowTask: inline/populated, else registered, else None."""
+    td = wt.get("taskDefinition")
+    if isinstance(td, dict):
+        return td
+    registered = run.ctx.task_defs.get(wt.get("name", ""))
+    return normalize_task_def(registered) if registered is not None else None
+
+
+def map_task(
+    run: Run, wt: JSON, retry_count: int = 0, retried_task_id: str | None = None
+) -> list[JSON]:
+    """Runtime tasks for ``wt`` that are not already in progress or done in the workflow."""
+    busy = {
+        t["referenceTaskName"]
+        for t in run.tasks
+        if t["status"] == TaskStatus.IN_PROGRESS or task_terminal(t["status"])
+    }
+    mapper = MAPPERS.get(wt.get("type", TaskType.SIMPLE), _user_defined)
+    mapped = mapper(MapCall(run, wt, retry_count, retried_task_id))
+    return [t for t in mapped if t["referenceTaskName"] not in busy]
+
+
+def _worker_task(call: MapCall, task_type: str, td: JSON, input_data: JSON) -> list[JSON]:
+    task = call.create(task_type, TaskStatus.SCHEDULED, input_data)
+    delay = int(call.wt.get("startDelay") or 0)
+    task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
+    return [task]
+
+
+def _simple(call: MapCall) -> list[JSON]:
+    td = call.task_def or normalize_task_def({"name": call.wt["name"]})
+    call.task_def = td
+    return _worker_task(call, call.wt["name"], td, call.input())
+
+
+def _user_defined(call: MapCall) -> list[JSON]:
+    if call.task_def is None:
+        raise TerminateSignal(
+            f"Invalid task specified.  Cannot find task by name {call.wt['name']} in the task "
+            f"definitions"
+        )
+    return _worker_task(call, call.wt["type"], call.task_def, call.input())
+
+
+def _dynamic(call: MapCall) -> list[JSON]:
+    param = call.wt["dynamicTaskNameParam"]
+    inp = call.input()
+    name = inp.get(param)
+    if name is None or name == "":
+        raise TerminateSignal(
+            f"Cannot map a dynamic task based on the parameter and input. Parameter= {param}, "
+            f"input= {java_str(inp)}"
+        )
+    name = str(name)
+    td = call.task_def
+    if td is None:
+        registered = call.run.ctx.task_defs.get(name)
+        if registered is None:
+            raise TerminateSignal(
+                f"Invalid task specified.  Cannot find task by name {name} in the task definitions"
+            )
+        td = normalize_task_def(registered)
+    wt = copy.deepcopy(call.wt)
+    wt["name"], wt["taskDefinition"] = name, td
+    call.wt, call.task_def = wt, td
+    return _worker_task(call, name, td, call.input())
+
+
+def _http(call: MapCall) -> list[JSON]:
+    inp = call.input()
+    task = call.create(TaskType.HTTP, TaskStatus.SCHEDULED, inp)
+    if call.wt.get("asyncComplete") or inp.get("asyncComplete"):
+        inp["asyncComplete"] = True
+    delay = int(call.wt.get("startDelay") or 0)
+    task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
+    return [task]
+
+
+def _fork_join(call: MapCall) -> list[JSON]:
+    fork = call.create(TaskType.FORK, TaskStatus.COMPLETED, call.input(), def_name=TaskType.FORK)
+    out = [fork]
+    for branch in call.wt["forkTasks"]:
+        if branch:
+            out += map_task(call.run, branch[0], call.retry_count)
+    join_wt = next_task(call.run.wf_def, call.wt["taskReferenceName"])
+    if join_wt is None or join_wt.get("type") != TaskType.JOIN:
+        raise TerminateSignal(
+            "Fork task definition is not followed by a join task.  Check the blueprint"
+        )
+    return out + map_task(call.run, join_wt, call.retry_count)
+
+
+def _join(call: MapCall) -> list[JSON]:
+    inp = call.input()
+    inp["joinOn"] = list(call.wt.get("joinOn") or [])
+    return [call.create(TaskType.JOIN, TaskStatus.IN_PROGRESS, inp, def_name=TaskType.JOIN)]
+
+
+def _exclusive_join(call: MapCall) -> list[JSON]:
+    inp = call.input()
+    inp["joinOn"] = list(call.wt.get("joinOn") or [])
+    inp["defaultExclusiveJoinTask"] = list(call.wt.get("defaultExclusiveJoinTask") or [])
+    return [call.create(TaskType.EXCLUSIVE_JOIN, TaskStatus.IN_PROGRESS, inp)]
+
+
+def _in_progress(task_type: str) -> Mapper:
+    def mapper(call: MapCall) -> list[JSON]:
+        return [call.create(task_type, TaskStatus.IN_PROGRESS, call.input())]
+
+    return mapper
+
+
+def _select_case(call: MapCall, task: JSON, case: str, selected: list[JSON] | None) -> list[JSON]:
+    out = [task]
+    if selected:
+        out += map_task(call.run, selected[0], call.retry_count)
+        task["inputData"]["hasChildren"] = "true"
+    return out
+
+
+def _switch(call: MapCall) -> list[JSON]:
+    wt, inp = call.wt, call.input()
+    evaluator = wt.get("evaluatorType")
+    if evaluator != "value-param" and evaluator not in JS_EVALUATORS:
+        raise TerminateSignal(f"No evaluator registered for type: {evaluator}")
+    try:
+        result = evaluate(call.run, str(evaluator), str(wt.get("expression")), inp)
+    except (scripting.ScriptError, scripting.ScriptTimeout) as exc:
+        task = call.create(TaskType.SWITCH, TaskStatus.FAILED, inp, def_name=TaskType.SWITCH)
+        task["reasonForIncompletion"] = str(exc)
+        return [task]
+    case = java_str(result)
+    inp["case"] = case
+    task = call.create(TaskType.SWITCH, TaskStatus.IN_PROGRESS, inp, def_name=TaskType.SWITCH)
+    task["outputData"] = {"evaluationResult": [case], "selectedCase": case}
+    selected = wt["decisionCases"].get(case)
+    return _select_case(call, task, case, wt.get("defaultCase") if selected is None else selected)
+
+
+def _decision(call: MapCall) -> list[JSON]:
+    wt, inp = call.wt, call.input()
+    expr = wt.get("caseExpression")
+    if expr:
+        try:
+            value = evaluate(call.run, "javascript", str(expr), inp)
+        except (scripting.ScriptError, scripting.ScriptTimeout) as exc:
+            raise TerminateSignal(f"Error while evaluating script: {expr}") from exc
+        case = "null" if value is None else java_str(value)
+    else:
+        case = java_str(inp.get(wt.get("caseValueParam") or ""))
+    inp["case"] = case
+    task = call.create(TaskType.DECISION, TaskStatus.IN_PROGRESS, inp, def_name=TaskType.DECISION)
+    task["outputData"] = {"caseOutput": [case]}
+    return _select_case(call, task, case, wt["decisionCases"].get(case) or wt.get("defaultCase"))
+
+
+def evaluate(run: Run, evaluator: str, expression: str, inp: Any) -> Any:
+    """A SWITCH/INLINE evaluator: ``value-param`` reads the input key, JS runs sandboxed."""
+    if evaluator == "value-param":
+        return inp.get(expression) if isinstance(inp, dict) else None
+    cfg = run.ctx.config
+    return scripting.eval_js(
+        expression,
+        inp,
+        timeout_s=cfg.script_timeout_s,
+        max_memory_bytes=cfg.script_max_memory_bytes,
+    )
+
+
+def _do_while(call: MapCall) -> list[JSON]:
+    existing = call.run.task_by_ref(call.wt["taskReferenceName"])
+    if existing is not None and task_terminal(existing["status"]):
+        return []
+    return [call.create(TaskType.DO_WHILE, TaskStatus.IN_PROGRESS, call.input())]
+
+
+def sub_workflow_id(parent_id: str, task_id: str, retry_count: int) -> str:
+    """Conductor's deterministic child id: UUIDv3 of ``subworkflow:parent:taskId:retryCount``."""
+    name = f"subworkflow:{parent_id}:{task_id}:{retry_count}".encode()
+    return str(uuid.UUID(bytes=_md5(name), version=3))
+
+
+def _md5(data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def _sub_workflow(call: MapCall) -> list[JSON]:
+    run, wt = call.run, call.wt
+    params = copy.deepcopy(wt.get("subWorkflowParam") or {})
+    definition = params.get("workflowDefinition")
+    if isinstance(definition, str):
+        definition = resolve_params({"d": definition}, run.wf, call.task_id, None, run.ctx.env)["d"]
+    if isinstance(definition, dict):
+        name, version = definition.get("name"), definition.get("version")
+    else:
+        definition = None
+        name, version = params.get("name"), params.get("version")
+    workflow_input = call.input()
+    inp: JSON = {
+        "subWorkflowName": name,
+        "subWorkflowVersion": version,
+        "subWorkflowTaskToDomain": params.get("taskToDomain"),
+        "subWorkflowDefinition": definition,
+        "workflowInput": workflow_input,
+    }
+    priority = params.get("priority")
+    if isinstance(priority, str):
+        priority = resolve_params({"p": priority}, run.wf, call.task_id, None, run.ctx.env)["p"]
+    if priority is not None:
+        inp["priority"] = priority
+    task = call.create(TaskType.SUB_WORKFLOW, TaskStatus.SCHEDULED, inp)
+    if isinstance(priority, int | float) and not isinstance(priority, bool):
+        task["workflowPriority"] = int(priority)
+    delay = int(wt.get("startDelay") or 0)
+    task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
+    task["subWorkflowId"] = sub_workflow_id(run.wf["workflowId"], call.task_id, call.retry_count)
+    task["outputData"] = {"subWorkflowId": task["subWorkflowId"]}
+    return [task]
+
+
+def _start_workflow(call: MapCall) -> list[JSON]:
+    inp = call.input()
+    task = call.create(TaskType.START_WORKFLOW, TaskStatus.SCHEDULED, inp)
+    request = inp.get("startWorkflow")
+    if request is None:
+        return [_failed(call, task, "Missing 'startWorkflow' in input data.", TaskStatus.FAILED)]
+    if not isinstance(request, dict) or not request.get("name"):
+        reason = (
+            "startWorkflow validation failed. 'name' -> Workflow name cannot be null or empty. "
+        )
+        return [_failed(call, task, reason, TaskStatus.FAILED)]
+    return [task]
+
+
+def blank(v: Any) -> bool:
+    return v is None or str(v).strip() == ""
+
+
+def _wait(call: MapCall) -> list[JSON]:
+    inp = call.input()
+    task = call.create(TaskType.WAIT, TaskStatus.IN_PROGRESS, inp)
+    duration, until = inp.get("duration"), inp.get("until")
+    if not blank(duration) and not blank(until):
+        return [
+            _failed(
+                call, task, "Both 'duration' and 'until' specified. Please provide only one input"
+            )
+        ]
+    now = call.run.now
+    if not blank(duration):
+        seconds = parse_duration(str(duration))
+        if seconds is None:
+            return [_failed(call, task, f"Unable to parse duration {duration}")]
+        task["waitTimeout"] = now + seconds * 1000
+        task["callbackAfterSeconds"] = seconds
+    elif not blank(until):
+        at = parse_until(str(until))
+        if at is None:
+            return [
+                _failed(call, task, f"Invalid/Unsupported Wait Until format.  Provided: {until}")
+            ]
+        task["waitTimeout"] = at
+        task["callbackAfterSeconds"] = max(0, (at - now) // 1000)
+    else:
+        task["waitTimeout"] = 0
+        task["callbackAfterSeconds"] = 2**31 - 1
+    return [task]
+
+
+def _failed(
+    call: MapCall, task: JSON, reason: str, status: str = TaskStatus.FAILED_WITH_TERMINAL_ERROR
+) -> JSON:
+    task["status"] = str(status)
+    task["reasonForIncompletion"] = reason
+    task["endTime"] = call.run.now
+    return task
+
+
+def dynamic_fork_wt(run: Run, raw: Any, parent: JSON) -> JSON:
+    """A dynamically forked WorkflowTask, normalized and given its TaskDef."""
+    wt = normalize_workflow_task(raw)
+    populate_one(wt, run.ctx.task_defs)
+    if parent.get("optional"):
+        wt["optional"] = True
+    return wt
+
+
+MAPPERS: dict[str, Mapper] = {
+    TaskType.SIMPLE: _simple,
+    TaskType.DYNAMIC: _dynamic,
+    TaskType.HTTP: _http,
+    TaskType.FORK_JOIN: _fork_join,
+    TaskType.JOIN: _join,
+    TaskType.EXCLUSIVE_JOIN: _exclusive_join,
+    TaskType.DECISION: _decision,
+    TaskType.SWITCH: _switch,
+    TaskType.DO_WHILE: _do_while,
+    TaskType.SUB_WORKFLOW: _sub_workflow,
+    TaskType.START_WORKFLOW: _start_workflow,
+    TaskType.WAIT: _wait,
+    TaskType.HUMAN: _in_progress(TaskType.HUMAN),
+    TaskType.TERMINATE: _in_progress(TaskType.TERMINATE),
+    TaskType.SET_VARIABLE: _in_progress(TaskType.SET_VARIABLE),
+    TaskType.INLINE: _in_progress(TaskType.INLINE),
+    TaskType.LAMBDA: _in_progress(TaskType.LAMBDA),
+    TaskType.JSON_JQ_TRANSFORM: _in_progress(TaskType.JSON_JQ_TRANSFORM),
+    TaskType.NOOP: _in_progress(TaskType.NOOP),
+}
+
+
+def _register_dynamic_fork() -> None:
+    from decider.dynamic_fork import map_dynamic_fork
+
+    MAPPERS[TaskType.FORK_JOIN_DYNAMIC] = map_dynamic_fork
+
+
+_register_dynamic_fork()

@@ -1,0 +1,219 @@
+"""The working state of one operation: a private copy of the workflow plus what to emit.
+
+An operation copies the workflow record, mutates the copy, collects queue messages and
+commands, and ends with :meth:`Run.finish`, which diffs the copy against the input to report
+created, changed and removed tasks. The caller's records are never mutated.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from decider.records import (
+    JSON,
+    Command,
+    Context,
+    Decision,
+    QueuePush,
+    QueueRemove,
+)
+from decider.state import (
+    SYNC_SYSTEM_TYPES,
+    SYSTEM_TYPES,
+    TaskStatus,
+    TaskType,
+    WorkflowStatus,
+    is_system_type,
+    task_terminal,
+)
+
+
+class TerminateSignal(Exception):
+    """Ends the workflow from inside decide (Conductor's TerminateWorkflowException)."""
+
+    def __init__(self, reason: str, status: str = WorkflowStatus.FAILED, task: JSON | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.task = task
+
+
+def queue_name(task: Mapping[str, Any]) -> str | None:
+    """The queue of a task (``[domain:]taskType[@namespace][-isolationGroup]``), or None for
+    tasks that never sit in a task queue (sync system tasks, WAIT, HUMAN, sub-workflows)."""
+    task_type = task["taskType"]
+    if task_type in SYSTEM_TYPES and task_type != TaskType.HTTP:
+        return None
+    name = task_type
+    if task.get("domain") and task_type != TaskType.HTTP:
+        name = f"{task['domain']}:{name}"
+    if task.get("executionNameSpace"):
+        name = f"{name}@{task['executionNameSpace']}"
+    if task.get("isolationGroupId"):
+        name = f"{name}-{task['isolationGroupId']}"
+    return str(name)
+
+
+class Run:
+    """A mutable copy of one workflow and the effects collected while deciding it."""
+
+    def __init__(self, workflow: Mapping[str, Any], ctx: Context) -> None:
+        self.ctx = ctx
+        self.now = ctx.now_ms
+        self._before = workflow
+        self.wf: JSON = copy.deepcopy(dict(workflow))
+        self.wf.setdefault("tasks", [])
+        self.pushes: dict[tuple[str, str], QueuePush] = {}
+        self.removals: dict[tuple[str, str], QueueRemove] = {}
+        self.commands: list[Command] = []
+        self.logs: list[JSON] = []
+        #: precise retry delays (ms, with jitter) of tasks created in this run
+        self.delay_ms: dict[str, int] = {}
+
+    # --- views ------------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> list[JSON]:
+        tasks: list[JSON] = self.wf["tasks"]
+        return tasks
+
+    @property
+    def wf_def(self) -> JSON:
+        d: JSON = self.wf["workflowDefinition"]
+        return d
+
+    @property
+    def status(self) -> str:
+        return str(self.wf["status"])
+
+    def task_by_id(self, task_id: str) -> JSON | None:
+        return next((t for t in self.tasks if t["taskId"] == task_id), None)
+
+    def task_by_ref(self, ref: str) -> JSON | None:
+        """The last task with this reference name (the latest retry)."""
+        for t in reversed(self.tasks):
+            if t["referenceTaskName"] == ref:
+                return t
+        return None
+
+    # --- effects ----------------------------------------------------------------------------
+
+    def push(self, task: JSON, delay_ms: int) -> None:
+        q = queue_name(task)
+        if q is None:
+            return
+        priority = int(self.wf.get("priority") or 0)
+        self.removals.pop((q, task["taskId"]), None)
+        self.pushes[(q, task["taskId"])] = QueuePush(q, task["taskId"], priority, max(0, delay_ms))
+
+    def remove_message(self, task: JSON) -> None:
+        q = queue_name(task)
+        if q is None:
+            return
+        self.pushes.pop((q, task["taskId"]), None)
+        self.removals[(q, task["taskId"])] = QueueRemove(q, task["taskId"])
+
+    def command(self, cmd: Command) -> None:
+        if cmd not in self.commands:
+            self.commands.append(cmd)
+
+    def set_status(self, task: JSON, status: str, reason: str | None = None) -> None:
+        """Move a task to ``status``; terminal moves set ``endTime`` and drop its message."""
+        task["status"] = str(status)
+        if reason is not None:
+            task["reasonForIncompletion"] = reason
+        if task_terminal(status):
+            if not task.get("endTime"):
+                task["endTime"] = self.now
+            self.remove_message(task)
+
+    # --- scheduling (WorkflowExecutorOps.scheduleTask / dedupAndAddTasks) -----------------
+
+    def schedule(self, new_tasks: list[JSON]) -> list[JSON]:
+        """Add tasks to the workflow (deduplicated by ref + retryCount) and queue them."""
+        existing = {(t["referenceTaskName"], t.get("retryCount", 0)) for t in self.tasks}
+        added: list[JSON] = []
+        seq = max((t.get("seq", 0) for t in self.tasks), default=0)
+        for task in new_tasks:
+            key = (task["referenceTaskName"], task.get("retryCount", 0))
+            if key in existing:
+                continue
+            existing.add(key)
+            if not task.get("seq"):
+                seq += 1
+                task["seq"] = seq
+            task["scheduledTime"] = self.now
+            if not task.get("firstScheduledTime"):
+                task["firstScheduledTime"] = self.now
+            if not is_system_type(task["taskType"]):
+                self._set_domain(task)
+            elif task["taskType"] in SYNC_SYSTEM_TYPES and not task_terminal(task["status"]):
+                # async ones get their startTime when claimed or started
+                task["startTime"] = task.get("startTime") or self.now
+            self.tasks.append(task)
+            added.append(task)
+            if task["status"] == TaskStatus.SCHEDULED:
+                delay = self.delay_ms.get(
+                    task["taskId"], 1000 * int(task.get("callbackAfterSeconds") or 0)
+                )
+                self.push(task, delay)
+        return added
+
+    def _set_domain(self, task: JSON) -> None:
+        """``setTaskDomains``: pick the first active domain of the task's ``taskToDomain``."""
+        mapping = self.wf.get("taskToDomain") or {}
+        spec = mapping.get(task["taskType"]) or mapping.get("*")
+        if not spec:
+            return
+        domains = [d.strip() for d in str(spec).split(",") if d.strip()]
+        if not domains:
+            return
+        window = self.ctx.config.active_worker_last_poll_s * 1000
+        for d in domains:
+            if d.upper() == "NO_DOMAIN":
+                continue
+            last = self.ctx.poll_times.get((task["taskType"], d))
+            if last is not None and self.now - last <= window:
+                task["domain"] = d
+                return
+        if domains[-1].upper() != "NO_DOMAIN":
+            task["domain"] = domains[-1]
+
+    # --- result -----------------------------------------------------------------------------
+
+    def finish(
+        self, next_check_ms: int | None, *, accepted: bool = True, note: str | None = None
+    ) -> Decision:
+        before_tasks = {t["taskId"]: t for t in self._before.get("tasks", [])}
+        after_ids = {t["taskId"] for t in self.tasks}
+        created: list[str] = []
+        changed: list[JSON] = []
+        for task in self.tasks:
+            old = before_tasks.get(task["taskId"])
+            if old is None or old != task:
+                task["updateTime"] = self.now
+                changed.append(task)
+                if old is None:
+                    created.append(task["taskId"])
+        removed = [tid for tid in before_tasks if tid not in after_ids]
+        head_before = {k: v for k, v in self._before.items() if k != "tasks"}
+        head_after = {k: v for k, v in self.wf.items() if k != "tasks"}
+        wf_changed = head_before != head_after or bool(changed) or bool(removed)
+        if wf_changed:
+            self.wf["updateTime"] = self.now
+        return Decision(
+            workflow=self.wf,
+            changed_tasks=changed,
+            created_task_ids=created,
+            removed_task_ids=removed,
+            pushes=list(self.pushes.values()),
+            removals=list(self.removals.values()),
+            commands=list(self.commands),
+            logs=list(self.logs),
+            next_check_ms=next_check_ms,
+            workflow_changed=wf_changed,
+            accepted=accepted,
+            note=note,
+        )

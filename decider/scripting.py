@@ -1,0 +1,166 @@
+"""Sandboxed evaluators: JavaScript (V8 through mini-racer) and jq.
+
+Each JavaScript evaluation runs in a fresh V8 context with a wall-clock and a heap limit, with no
+host objects (no require, process, fetch or file system). The input is injected as JSON text
+bound to ``$`` and the result comes back through ``JSON.stringify``, so only JSON values cross
+the boundary. The program's completion value is the result, as with Conductor's GraalJS
+``ScriptEvaluator``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import re
+from typing import Any
+
+import jq
+from py_mini_racer import (
+    JSEvalException,
+    JSOOMException,
+    JSParseException,
+    JSTimeoutException,
+    MiniRacer,
+)
+
+DEFAULT_TIMEOUT_S = 4.0
+DEFAULT_MAX_MEMORY_BYTES = 64 * 1024 * 1024
+
+
+class ScriptError(Exception):
+    """The script is invalid or threw (Conductor: TerminateWorkflowException)."""
+
+
+class ScriptTimeout(Exception):
+    """The script ran past its time or memory limit (Conductor: NonTransientException)."""
+
+
+_PRELUDE = "var $ = JSON.parse({data});\n"
+# indirect eval: the program runs in global scope and its completion value is the result
+_RUN = (
+    "(function(){{ var r = (0, eval)({code}); "
+    "return r === undefined ? null : JSON.stringify(r); }})()"
+)
+
+
+def eval_js(
+    expression: str,
+    bindings: Any,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
+) -> Any:
+    """Evaluate ``expression`` as a JavaScript program with ``$`` = ``bindings``.
+
+    Returns the program's completion value converted to JSON types (``None`` for undefined).
+    Raises :class:`ScriptError` for syntax and runtime errors and :class:`ScriptTimeout` when a
+    limit is hit.
+    """
+    data = json.dumps(json.dumps(bindings, default=str))
+    source = _PRELUDE.format(data=data) + _RUN.format(code=json.dumps(expression))
+    ctx = MiniRacer()
+    try:
+        raw = ctx.eval(source, timeout_sec=timeout_s, max_memory=max_memory_bytes)
+    except JSTimeoutException as exc:
+        _drain(ctx)
+        raise ScriptTimeout(
+            f"Script not evaluated within {_seconds(timeout_s)} seconds, interrupted."
+        ) from exc
+    except JSOOMException as exc:
+        _drain(ctx)
+        raise ScriptTimeout("Script exceeded its memory limit, interrupted.") from exc
+    except JSEvalException as exc:
+        raise ScriptError(_js_message(exc)) from exc
+    finally:
+        ctx.close()
+    if raw is None or not isinstance(raw, str):
+        return None
+    return json.loads(raw)
+
+
+def _drain(ctx: MiniRacer) -> None:
+    """Let V8 deliver the interrupted evaluation's callback before the context closes."""
+    with contextlib.suppress(Exception):
+        ctx.eval("0", timeout_sec=1.0)
+
+
+def check_js_syntax(expression: str) -> str | None:
+    """The syntax error message of ``expression``, or None when it parses (it is not run)."""
+    ctx = MiniRacer()
+    try:
+        ctx.eval(f"new Function({json.dumps(expression)}); 0", timeout_sec=DEFAULT_TIMEOUT_S)
+    except (JSParseException, JSEvalException) as exc:
+        return _js_message(exc)
+    except (JSTimeoutException, JSOOMException):
+        return "Expression could not be checked in time"
+    finally:
+        ctx.close()
+    return None
+
+
+def eval_bool(value: Any) -> bool:
+    """Conductor's ``ScriptEvaluator.evalBool``: booleans as is, numbers ``> 0``, else false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value > 0
+    return False
+
+
+def _js_message(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "Error" in ln and not ln.startswith("at "):
+            # V8 prefixes the message with "<script>:<line>: "
+            return re.sub(r"^\S+:\d+: ", "", ln)
+    return lines[0] if lines else type(exc).__name__
+
+
+def _seconds(timeout_s: float) -> str:
+    return str(int(timeout_s)) if float(timeout_s).is_integer() else str(timeout_s)
+
+
+# --- jq -------------------------------------------------------------------------------------
+
+
+class JqError(Exception):
+    """A jq program that does not compile or fails on its input."""
+
+
+@functools.lru_cache(maxsize=512)
+def _compile_jq(program: str) -> Any:
+    try:
+        return jq.compile(program)
+    except ValueError as exc:
+        raise JqError(str(exc).strip()) from exc
+
+
+def check_jq_syntax(program: str) -> str | None:
+    """The compile error of a jq program, or None."""
+    try:
+        _compile_jq(program)
+    except JqError as exc:
+        return str(exc)
+    return None
+
+
+def run_jq(program: str, value: Any) -> list[Any]:
+    """All results of ``program`` applied to ``value`` (integral floats become ints)."""
+    compiled = _compile_jq(program)
+    try:
+        results = compiled.input_value(value).all()
+    except ValueError as exc:
+        raise JqError(str(exc).strip()) from exc
+    return [_normalize_number(r) for r in results]
+
+
+def _normalize_number(v: Any) -> Any:
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer() and abs(v) < 2**63:
+        return int(v)
+    if isinstance(v, list):
+        return [_normalize_number(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _normalize_number(x) for k, x in v.items()}
+    return v

@@ -1,0 +1,183 @@
+"""Statuses and task-type families, as Conductor names them.
+
+Statuses are ``str`` enums so that a record's ``"status"`` field compares equal to the member.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class WorkflowStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    TERMINATED = "TERMINATED"
+    PAUSED = "PAUSED"
+
+
+class TaskStatus(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+    FAILED_WITH_TERMINAL_ERROR = "FAILED_WITH_TERMINAL_ERROR"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    SCHEDULED = "SCHEDULED"
+    TIMED_OUT = "TIMED_OUT"
+    SKIPPED = "SKIPPED"
+
+
+WORKFLOW_TERMINAL: frozenset[str] = frozenset(
+    {
+        WorkflowStatus.COMPLETED,
+        WorkflowStatus.FAILED,
+        WorkflowStatus.TIMED_OUT,
+        WorkflowStatus.TERMINATED,
+    }
+)
+WORKFLOW_SUCCESSFUL: frozenset[str] = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.PAUSED})
+
+TASK_TERMINAL: frozenset[str] = frozenset(
+    {
+        TaskStatus.CANCELED,
+        TaskStatus.FAILED,
+        TaskStatus.FAILED_WITH_TERMINAL_ERROR,
+        TaskStatus.COMPLETED,
+        TaskStatus.COMPLETED_WITH_ERRORS,
+        TaskStatus.TIMED_OUT,
+        TaskStatus.SKIPPED,
+    }
+)
+TASK_SUCCESSFUL: frozenset[str] = frozenset(
+    {
+        TaskStatus.SCHEDULED,
+        TaskStatus.IN_PROGRESS,
+        TaskStatus.COMPLETED,
+        TaskStatus.COMPLETED_WITH_ERRORS,
+        TaskStatus.SKIPPED,
+    }
+)
+#: Statuses the decider may retry (CANCELED, FAILED_WITH_TERMINAL_ERROR and SKIPPED never are).
+TASK_RETRIABLE: frozenset[str] = frozenset(
+    {
+        TaskStatus.SCHEDULED,
+        TaskStatus.IN_PROGRESS,
+        TaskStatus.COMPLETED,
+        TaskStatus.COMPLETED_WITH_ERRORS,
+        TaskStatus.FAILED,
+        TaskStatus.TIMED_OUT,
+    }
+)
+#: What a worker may report in a TaskResult.
+TASK_RESULT_STATUSES: frozenset[str] = frozenset(
+    {
+        TaskStatus.IN_PROGRESS,
+        TaskStatus.FAILED,
+        TaskStatus.FAILED_WITH_TERMINAL_ERROR,
+        TaskStatus.COMPLETED,
+        TaskStatus.CANCELED,
+    }
+)
+
+
+class TaskType(StrEnum):
+    """WorkflowTask ``type`` values Podium knows (runtime ``taskType`` may differ, see below)."""
+
+    SIMPLE = "SIMPLE"
+    DYNAMIC = "DYNAMIC"
+    HTTP = "HTTP"
+    FORK_JOIN = "FORK_JOIN"
+    FORK_JOIN_DYNAMIC = "FORK_JOIN_DYNAMIC"
+    FORK = "FORK"  # runtime taskType of both fork kinds
+    JOIN = "JOIN"
+    EXCLUSIVE_JOIN = "EXCLUSIVE_JOIN"
+    DECISION = "DECISION"
+    SWITCH = "SWITCH"
+    DO_WHILE = "DO_WHILE"
+    SUB_WORKFLOW = "SUB_WORKFLOW"
+    START_WORKFLOW = "START_WORKFLOW"
+    WAIT = "WAIT"
+    HUMAN = "HUMAN"
+    TERMINATE = "TERMINATE"
+    SET_VARIABLE = "SET_VARIABLE"
+    INLINE = "INLINE"
+    LAMBDA = "LAMBDA"
+    JSON_JQ_TRANSFORM = "JSON_JQ_TRANSFORM"
+    NOOP = "NOOP"
+
+
+#: Conductor types that Podium rejects at validation (they need modules Podium lacks).
+UNSUPPORTED_TYPES: frozenset[str] = frozenset(
+    {
+        "EVENT",
+        "KAFKA_PUBLISH",
+        "PULL_WORKFLOW_MESSAGES",
+        "BUSINESS_RULE",
+        "JDBC",
+        "GRPC",
+        "LLM_CHAT_COMPLETE",
+        "LLM_TEXT_COMPLETE",
+        "LLM_GENERATE_EMBEDDINGS",
+        "LLM_GET_EMBEDDINGS",
+        "LLM_INDEX_TEXT",
+        "LLM_SEARCH_INDEX",
+    }
+)
+
+#: Runtime task types executed inside the decide loop (Conductor's sync system tasks, plus
+#: JOIN and WAIT, which Podium evaluates in decide instead of on a system-task queue).
+SYNC_SYSTEM_TYPES: frozenset[str] = frozenset(
+    {
+        TaskType.DECISION,
+        TaskType.SWITCH,
+        TaskType.FORK,
+        TaskType.JOIN,
+        TaskType.EXCLUSIVE_JOIN,
+        TaskType.DO_WHILE,
+        TaskType.SET_VARIABLE,
+        TaskType.INLINE,
+        TaskType.LAMBDA,
+        TaskType.JSON_JQ_TRANSFORM,
+        TaskType.TERMINATE,
+        TaskType.NOOP,
+        TaskType.HUMAN,
+        TaskType.WAIT,
+    }
+)
+#: Runtime task types done outside decide: HTTP by the sweeper from its queue, SUB_WORKFLOW and
+#: START_WORKFLOW by the shell through commands.
+ASYNC_SYSTEM_TYPES: frozenset[str] = frozenset(
+    {TaskType.HTTP, TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW}
+)
+SYSTEM_TYPES: frozenset[str] = SYNC_SYSTEM_TYPES | ASYNC_SYSTEM_TYPES
+
+#: Never retried by the decider (``TaskType.isBuiltIn``).
+BUILT_IN_TYPES: frozenset[str] = frozenset(
+    {
+        TaskType.DECISION,
+        TaskType.SWITCH,
+        TaskType.FORK,
+        TaskType.JOIN,
+        TaskType.EXCLUSIVE_JOIN,
+        TaskType.DO_WHILE,
+    }
+)
+
+
+def is_system_type(task_type: str) -> bool:
+    """Whether a runtime ``taskType`` is executed by the server rather than a worker."""
+    return task_type in SYSTEM_TYPES
+
+
+def task_terminal(status: str) -> bool:
+    return status in TASK_TERMINAL
+
+
+def task_successful(status: str) -> bool:
+    return status in TASK_SUCCESSFUL
+
+
+def workflow_terminal(status: str) -> bool:
+    return status in WORKFLOW_TERMINAL

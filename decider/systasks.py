@@ -1,0 +1,245 @@
+"""Sync system tasks executed inside the decide loop (``TASKS/*.java`` ``execute``).
+
+Each executor takes a non-terminal task and answers whether it changed it. DO_WHILE lives in
+:mod:`decider.loops`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+
+from decider import scripting
+from decider.mapping import JS_EVALUATORS, evaluate
+from decider.model import JSON, append_iteration
+from decider.run import Run
+from decider.state import TaskStatus, TaskType, task_successful, task_terminal
+
+Executor = Callable[[Run, JSON], bool]
+
+
+def execute(run: Run, task: JSON) -> bool:
+    """Execute one sync system task if it is still running; True when it changed."""
+    if task_terminal(task["status"]):
+        return False
+    fn = EXECUTORS.get(task["taskType"])
+    return fn(run, task) if fn is not None else False
+
+
+def _complete(run: Run, task: JSON) -> bool:
+    run.set_status(task, TaskStatus.COMPLETED)
+    return True
+
+
+def _wait(run: Run, task: JSON) -> bool:
+    deadline = int(task.get("waitTimeout") or 0)
+    if deadline > 0 and run.now >= deadline:
+        return _complete(run, task)
+    return False
+
+
+def _terminate(run: Run, task: JSON) -> bool:
+    inp = task["inputData"]
+    if inp.get("terminationStatus") not in ("COMPLETED", "FAILED", "TERMINATED"):
+        run.set_status(task, TaskStatus.FAILED, "given termination status is not valid")
+        return True
+    out = inp.get("workflowOutput")
+    task["outputData"] = (
+        copy.deepcopy(out) if isinstance(out, dict) else ({} if out is None else {"output": out})
+    )
+    return _complete(run, task)
+
+
+def _set_variable(run: Run, task: JSON) -> bool:
+    variables = run.wf.setdefault("variables", {})
+    merged = {**variables, **copy.deepcopy(task["inputData"])}
+    size = len(json.dumps(merged, default=str).encode())
+    limit = run.ctx.config.max_variables_bytes
+    if size > limit:
+        reason = (
+            f"The variables payload size: {size} of workflow: {run.wf['workflowId']} is greater "
+            f"than the permissible limit: {limit // 1024} kilobytes"
+        )
+        run.set_status(task, TaskStatus.FAILED_WITH_TERMINAL_ERROR, reason)
+        return True
+    run.wf["variables"] = merged
+    return _complete(run, task)
+
+
+def _fail_script(run: Run, task: JSON, status: str, message: str) -> bool:
+    task["outputData"] = {"error": message}
+    run.set_status(task, status, message)
+    return True
+
+
+def _inline(run: Run, task: JSON) -> bool:
+    inp = task["inputData"]
+    evaluator = inp.get("evaluatorType", "javascript")
+    expression = inp.get("expression")
+    terminal = TaskStatus.FAILED_WITH_TERMINAL_ERROR
+    if evaluator is None or str(evaluator).strip() == "":
+        return _fail_script(
+            run,
+            task,
+            terminal,
+            "Empty 'evaluatorType' in INLINE task's input parameters. "
+            "A non-empty String value must be provided.",
+        )
+    if not isinstance(expression, str) or not expression.strip():
+        return _fail_script(
+            run,
+            task,
+            terminal,
+            "Empty 'expression' in INLINE task's input parameters. "
+            "A non-empty String value must be provided.",
+        )
+    if evaluator != "value-param" and evaluator not in JS_EVALUATORS:
+        return _fail_script(
+            run, task, terminal, f"There is no evaluator registered for evaluatorType: {evaluator}"
+        )
+    try:
+        result = evaluate(run, str(evaluator), expression, inp)
+    except scripting.ScriptError as exc:
+        return _fail_script(run, task, terminal, str(exc))
+    except scripting.ScriptTimeout as exc:
+        return _fail_script(run, task, TaskStatus.FAILED, str(exc))
+    task["outputData"] = {"result": result}
+    return _complete(run, task)
+
+
+def _lambda(run: Run, task: JSON) -> bool:
+    script = task["workflowTask"].get("scriptExpression") or ""
+    code = f"function scriptFun(){{{script}}} scriptFun();"
+    cfg = run.ctx.config
+    try:
+        result = scripting.eval_js(
+            code,
+            task["inputData"],
+            timeout_s=cfg.script_timeout_s,
+            max_memory_bytes=cfg.script_max_memory_bytes,
+        )
+    except (scripting.ScriptError, scripting.ScriptTimeout) as exc:
+        return _fail_script(run, task, TaskStatus.FAILED, str(exc))
+    task["outputData"] = {"result": result}
+    return _complete(run, task)
+
+
+def _jq(run: Run, task: JSON) -> bool:
+    inp = task["inputData"]
+    query = inp.get("queryExpression")
+    if not isinstance(query, str) or not query:
+        run.set_status(task, TaskStatus.FAILED, "Missing 'queryExpression' in input parameters")
+        return True
+    try:
+        results = scripting.run_jq(query, inp)
+    except scripting.JqError as exc:
+        return _fail_script(run, task, TaskStatus.FAILED, str(exc))
+    task["outputData"] = {"result": results[0] if results else None, "resultList": results}
+    return _complete(run, task)
+
+
+def _join_on(task: JSON, key: str = "joinOn") -> list[str]:
+    refs = [str(r) for r in task["inputData"].get(key) or []]
+    if task.get("iteration", 0) > 0:
+        # a join inside a loop waits for this iteration's tasks
+        refs = [append_iteration(r, task["iteration"]) for r in refs]
+    return refs
+
+
+def _flags(t: JSON) -> tuple[bool, bool]:
+    wt = t.get("workflowTask") or {}
+    return bool(wt.get("optional")), bool(wt.get("permissive"))
+
+
+def _join(run: Run, task: JSON) -> bool:
+    refs = _join_on(task)
+    forked = {r: run.task_by_ref(r) for r in refs}
+    all_terminal = all(t is not None and task_terminal(t["status"]) for t in forked.values())
+    optional_failures = []
+    for ref in refs:
+        t = forked[ref]
+        if t is None:
+            continue
+        if t.get("outputData"):
+            task["outputData"][ref] = t["outputData"]
+        optional, permissive = _flags(t)
+        if not task_successful(t["status"]) and not optional and (not permissive or all_terminal):
+            failed = [
+                x for x in forked.values() if x is not None and not task_successful(x["status"])
+            ]
+            reason = " ".join(str(x.get("reasonForIncompletion")) for x in failed)
+            blocking = [x for x in failed if not _flags(x)[0]]
+            canceled = all(x["status"] == TaskStatus.CANCELED for x in blocking)
+            run.set_status(task, TaskStatus.CANCELED if canceled else TaskStatus.FAILED, reason)
+            return True
+        if optional and t["status"] == TaskStatus.COMPLETED_WITH_ERRORS:
+            optional_failures.append(f"{t['taskDefName']}/{t['taskId']}")
+    if not all_terminal:
+        return False
+    if optional_failures:
+        reason = " ".join(optional_failures) + " completed with errors"
+        run.set_status(task, TaskStatus.COMPLETED_WITH_ERRORS, reason)
+    else:
+        run.set_status(task, TaskStatus.COMPLETED)
+    return True
+
+
+def _exclusive_join(run: Run, task: JSON) -> bool:
+    refs = _join_on(task)
+    found, failed, chosen = False, False, None
+    reason = ""
+
+    def pick(candidates: list[str]) -> None:
+        nonlocal found, failed, chosen, reason
+        for ref in candidates:
+            t = run.task_by_ref(ref)
+            if t is None or t["status"] == TaskStatus.SKIPPED:
+                continue
+            chosen = t
+            found = task_terminal(t["status"])
+            all_done = all(
+                (x := run.task_by_ref(r)) is not None and task_terminal(x["status"]) for r in refs
+            )
+            failed = not task_successful(t["status"]) and (not _flags(t)[1] or all_done)
+            if failed:
+                reason = f"{t.get('reasonForIncompletion')} "
+            return
+
+    pick(refs)
+    if not found:
+        defaults = _join_on(task, "defaultExclusiveJoinTask")
+        if defaults:
+            pick(defaults)
+        else:
+            found = True
+    if not (found or failed):
+        return False
+    if failed:
+        run.set_status(task, TaskStatus.FAILED, reason)
+    else:
+        task["outputData"] = copy.deepcopy(chosen["outputData"]) if chosen else {}
+        run.set_status(task, TaskStatus.COMPLETED)
+    return True
+
+
+def _do_while(run: Run, task: JSON) -> bool:
+    from decider.loops import execute_do_while
+
+    return execute_do_while(run, task)
+
+
+EXECUTORS: dict[str, Executor] = {
+    TaskType.SWITCH: _complete,
+    TaskType.DECISION: _complete,
+    TaskType.NOOP: _complete,
+    TaskType.WAIT: _wait,
+    TaskType.TERMINATE: _terminate,
+    TaskType.SET_VARIABLE: _set_variable,
+    TaskType.INLINE: _inline,
+    TaskType.LAMBDA: _lambda,
+    TaskType.JSON_JQ_TRANSFORM: _jq,
+    TaskType.JOIN: _join,
+    TaskType.EXCLUSIVE_JOIN: _exclusive_join,
+    TaskType.DO_WHILE: _do_while,
+}

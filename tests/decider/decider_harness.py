@@ -1,0 +1,158 @@
+"""A small driver for the pure decider: keeps the current record, applies operations by
+reference name, with a deterministic id generator and an explicit clock."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import decider as d
+from decider.records import Context, DeciderConfig, Decision
+
+JSON = dict[str, Any]
+
+
+class Ids:
+    """Deterministic ids: ``id-1``, ``id-2``, ..."""
+
+    def __init__(self, prefix: str = "id") -> None:
+        self._n = itertools.count(1)
+        self.prefix = prefix
+
+    def __call__(self) -> str:
+        return f"{self.prefix}-{next(self._n)}"
+
+
+class Harness:
+    """Drives one workflow through the pure operations."""
+
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        *,
+        task_defs: Mapping[str, Mapping[str, Any]] | None = None,
+        prefix: str = "id",
+        config: DeciderConfig | None = None,
+    ) -> None:
+        self.definition = dict(definition)
+        self.task_defs = dict(task_defs or {})
+        self.ids = Ids(prefix)
+        self.now = 0
+        self.config = config or DeciderConfig()
+        self.wf: JSON = {}
+        self.last: Decision | None = None
+        self.history: list[Decision] = []
+
+    def ctx(self, at: int | None = None) -> Context:
+        if at is not None:
+            self.now = at
+        return Context(now_ms=self.now, ids=self.ids, task_defs=self.task_defs, config=self.config)
+
+    def _keep(self, dec: Decision) -> Decision:
+        self.last = dec
+        self.history.append(dec)
+        self.wf = dec.workflow
+        return dec
+
+    # --- operations -----------------------------------------------------------------------
+
+    def start(
+        self, input: Mapping[str, Any] | None = None, at: int = 0, **request: Any
+    ) -> Decision:
+        req = {"input": dict(input or {}), **request}
+        return self._keep(d.start_workflow(self.definition, req, self.ctx(at)))
+
+    def task(self, ref: str) -> JSON:
+        for t in reversed(self.wf["tasks"]):
+            if t["referenceTaskName"] == ref:
+                return t
+        raise KeyError(f"no task {ref}: {self.refs()}")
+
+    def claim(self, ref: str, at: int | None = None, worker: str = "w1") -> Decision:
+        return self._keep(d.claim(self.wf, self.task(ref)["taskId"], worker, self.ctx(at)))
+
+    def update(self, ref: str, status: str, at: int | None = None, **fields: Any) -> Decision:
+        result = {
+            "workflowInstanceId": self.wf["workflowId"],
+            "taskId": self.task(ref)["taskId"],
+            "status": status,
+            **fields,
+        }
+        return self._keep(d.update_task(self.wf, result, self.ctx(at)))
+
+    def complete(
+        self, ref: str, output: Mapping[str, Any] | None = None, at: int | None = None
+    ) -> Decision:
+        return self.update(ref, "COMPLETED", at, outputData=dict(output or {}))
+
+    def fail(
+        self, ref: str, reason: str = "boom", at: int | None = None, terminal: bool = False
+    ) -> Decision:
+        status = "FAILED_WITH_TERMINAL_ERROR" if terminal else "FAILED"
+        return self.update(ref, status, at, reasonForIncompletion=reason)
+
+    def run_worker(
+        self, ref: str, output: Mapping[str, Any] | None = None, at: int | None = None
+    ) -> Decision:
+        self.claim(ref, at)
+        return self.complete(ref, output, at)
+
+    def decide(self, at: int | None = None) -> Decision:
+        return self._keep(d.decide(self.wf, self.ctx(at)))
+
+    def apply(self, fn: Any, *args: Any, at: int | None = None, **kwargs: Any) -> Decision:
+        """Any operation ``fn(workflow, *args, ctx, **kwargs)``."""
+        return self._keep(fn(self.wf, *args, self.ctx(at), **kwargs))
+
+    def child(
+        self,
+        ref: str,
+        status: str,
+        output: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        at: int | None = None,
+    ) -> Decision:
+        t = self.task(ref)
+        return self._keep(
+            d.child_status(
+                self.wf,
+                t["taskId"],
+                t["subWorkflowId"],
+                status,
+                self.ctx(at),
+                output=output,
+                reason=reason,
+            )
+        )
+
+    # --- views ----------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        return str(self.wf["status"])
+
+    def refs(self) -> list[str]:
+        return [t["referenceTaskName"] for t in self.wf["tasks"]]
+
+    def summary(self) -> list[tuple[str, str, str]]:
+        return [(t["referenceTaskName"], t["taskType"], t["status"]) for t in self.wf["tasks"]]
+
+    def statuses(self) -> dict[str, str]:
+        """Latest status per reference name."""
+        return {t["referenceTaskName"]: t["status"] for t in self.wf["tasks"]}
+
+    def pending(self) -> list[str]:
+        return [
+            t["referenceTaskName"]
+            for t in self.wf["tasks"]
+            if t["status"] in ("SCHEDULED", "IN_PROGRESS")
+        ]
+
+
+def simple(ref: str, **extra: Any) -> JSON:
+    return {"name": ref, "taskReferenceName": ref, "type": "SIMPLE", **extra}
+
+
+def wf_def(*tasks: JSON, **extra: Any) -> JSON:
+    return {"name": "wf", "version": 1, "tasks": list(tasks), **extra}
