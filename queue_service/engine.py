@@ -90,6 +90,19 @@ class QueueEngine:
                 self._spawn(self._listen(shard), f"notify-{shard.name}")
         return self
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def loops_failing(self) -> str | None:
+        """For /ready: None while the background loops run, else which one stopped."""
+        if self._stopping:
+            return "stopping"
+        expected = 1 + (len(self.shards) if self._notify else 0)
+        if len(self._tasks) < expected:
+            return f"{expected - len(self._tasks)} background loop(s) stopped"
+        return None
+
     def begin_shutdown(self) -> None:
         """Make every long poll return now (empty if nothing is due) and refuse to wait again."""
         self._stopping = True

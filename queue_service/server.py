@@ -35,10 +35,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from podium import aio
 from podium.codec import CodecLimits
 from podium.config import Environ, env_int, env_str, environ
 from podium.errors import ConfigError, InvalidArgument
+from podium.health import HealthServer
+from podium.metrics import rpc_metrics
 from podium.rpc import CallContext, Handler, RpcServer
 from queue_service.engine import QueueEngine
 from queue_service.model import QueueLimits, RawMessage
@@ -47,6 +51,7 @@ from queue_service.shards import ShardSpec, parse_shards
 log = logging.getLogger("podium.queue")
 
 DEFAULT_PORT = 7301
+DEFAULT_HEALTH_PORT = 7311
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,9 @@ class QueueSettings:
     limits: QueueLimits = field(default_factory=QueueLimits)
     codec: CodecLimits = field(default_factory=CodecLimits)
     requeue_interval_ms: int = 250
+    health_host: str = "127.0.0.1"
+    #: -1 turns the health port off (tests that run many services in one process).
+    health_port: int = -1
 
     @classmethod
     def from_env(cls, env: Environ) -> QueueSettings:
@@ -81,6 +89,10 @@ class QueueSettings:
             codec=codec,
             requeue_interval_ms=env_int(
                 env, "PODIUM_QUEUE_REQUEUE_INTERVAL_MS", 250, minimum=10, maximum=1000
+            ),
+            health_host=env_str(env, "PODIUM_QUEUE_HEALTH_HOST", "127.0.0.1"),
+            health_port=env_int(
+                env, "PODIUM_QUEUE_HEALTH_PORT", DEFAULT_HEALTH_PORT, minimum=0, maximum=65535
             ),
         )
 
@@ -192,7 +204,7 @@ def handlers(engine: QueueEngine) -> dict[str, Handler]:
 
 
 class QueueService:
-    """The engine plus its RPC server, with start and graceful stop."""
+    """The engine plus its RPC server and health port, with start and graceful stop."""
 
     def __init__(self, settings: QueueSettings) -> None:
         self.settings = settings
@@ -201,12 +213,30 @@ class QueueService:
             limits=settings.limits,
             requeue_interval_s=settings.requeue_interval_ms / 1000.0,
         )
+        self.registry = CollectorRegistry()
         self.rpc = RpcServer(
             handlers(self.engine),
             host=settings.host,
             port=settings.port,
             limits=settings.codec,
+            interceptor=rpc_metrics(self.registry, "queue"),
         )
+        self.health = HealthServer(
+            "queue", self.registry, host=settings.health_host, port=settings.health_port
+        )
+        self.health.add_check("loops", self.engine.loops_failing)
+        self._depth = Gauge(
+            "podium_queue_depth",
+            "Messages per queue and state",
+            ["queue", "state"],
+            registry=self.registry,
+        )
+        self._requeued = Gauge(
+            "podium_queue_requeued_total",
+            "Expired leases returned to ready by this replica",
+            registry=self.registry,
+        )
+        self._sampler: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -215,12 +245,39 @@ class QueueService:
     async def start(self) -> QueueService:
         await self.engine.start()
         await self.rpc.start()
+        if self.settings.health_port >= 0:
+            await self.health.start()
+        self._sampler = asyncio.ensure_future(self._sample_depths())
         return self
+
+    async def _sample_depths(self) -> None:
+        """Queue depths for /metrics, every few seconds (bounded to 1,000 queues)."""
+        # The flag, not only cancellation, ends the loop: a cancel that lands inside a Redis
+        # call can be absorbed by the client library.
+        while not self.engine.stopping:
+            try:
+                for queue in (await self.engine.list_queues())[:1000]:
+                    totals = {"ready": 0, "delayed": 0, "leased": 0}
+                    for shard in (await self.engine.details(queue)).values():
+                        for state, n in shard.items():
+                            totals[state] += n
+                    for state, n in totals.items():
+                        self._depth.labels(queue, state).set(n)
+                self._requeued.set(self.engine.requeued)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a shard may be down; the next pass tries again
+                log.debug("depth sampling failed: %s", exc)
+            await asyncio.sleep(5)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         # Long polls return empty at once, so draining is quick; nothing is leased by us.
         self.engine.begin_shutdown()
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
         await self.rpc.stop(grace_s)
+        await self.health.stop()
         await self.engine.stop()
 
 

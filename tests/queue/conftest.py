@@ -30,9 +30,7 @@ async def engine(redis_shards: list[RedisServer], shard_count: int) -> AsyncIter
 
 
 @pytest.fixture
-async def service(
-    redis_shards: list[RedisServer], shard_count: int
-) -> AsyncIterator[QueueService]:
+async def service(redis_shards: list[RedisServer], shard_count: int) -> AsyncIterator[QueueService]:
     svc = await QueueService(
         QueueSettings(shards=specs(redis_shards[:shard_count]), port=0)
     ).start()

@@ -44,9 +44,7 @@ class QueueModel(RuleBasedStateMachine):
             r.flushall()
         self.now = 1_700_000_000_000
         self.loop = asyncio.new_event_loop()
-        self.engine = QueueEngine(
-            [ShardSpec("s0", self.url)], notify=False, clock=lambda: self.now
-        )
+        self.engine = QueueEngine([ShardSpec("s0", self.url)], notify=False, clock=lambda: self.now)
         self.model: dict[str, Entry] = {}
         self.counter = 0
 
@@ -157,7 +155,10 @@ class QueueModel(RuleBasedStateMachine):
         else:
             assert info is not None
             assert (info.state, info.time_ms, info.priority, info.payload) == (
-                e.state, e.time, 99 - e.rank, e.body,
+                e.state,
+                e.time,
+                99 - e.rank,
+                e.body,
             )
 
     @invariant()

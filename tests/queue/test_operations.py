@@ -26,7 +26,12 @@ async def test_push_pop_ack_round_trip_keeps_payload_types(client: QueueClient) 
 
 async def test_delayed_messages_come_out_in_due_order(client: QueueClient) -> None:
     await client.push(
-        Q, [Message("late", delay_ms=300), Message("early", delay_ms=100), Message("mid", delay_ms=200)]
+        Q,
+        [
+            Message("late", delay_ms=300),
+            Message("early", delay_ms=100),
+            Message("mid", delay_ms=200),
+        ],
     )
     assert await client.pop(Q, count=3, lease_ms=10_000) == []  # nothing due yet
     order: list[str] = []
@@ -69,7 +74,9 @@ async def test_expired_lease_is_redelivered(client: QueueClient) -> None:
     assert time.monotonic() - started < 2.0  # woken at the lease's expiry, not at the wait's end
 
 
-async def test_background_recovery_returns_expired_leases_within_a_second(client: QueueClient) -> None:
+async def test_background_recovery_returns_expired_leases_within_a_second(
+    client: QueueClient,
+) -> None:
     await client.push(Q, [Message("m1")])
     assert len(await client.pop(Q, count=1, lease_ms=50)) == 1
     assert await client.size(Q) == 0
@@ -133,8 +140,12 @@ async def test_postpone_reschedules_queued_and_leased_messages(client: QueueClie
     assert not await client.postpone(Q, "absent", delay_ms=0)
 
 
-async def test_remove_contains_get_size_details_flush_list(client: QueueClient, shard_count: int) -> None:
-    await client.push(Q, [Message(f"m{i}", i, delay_ms=(0 if i % 2 else 60_000)) for i in range(20)])
+async def test_remove_contains_get_size_details_flush_list(
+    client: QueueClient, shard_count: int
+) -> None:
+    await client.push(
+        Q, [Message(f"m{i}", i, delay_ms=(0 if i % 2 else 60_000)) for i in range(20)]
+    )
     await client.pop(Q, count=3, lease_ms=60_000)
     details = await client.details(Q)
     assert len(details) == shard_count
