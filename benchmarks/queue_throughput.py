@@ -208,10 +208,24 @@ def write_report(results: list[Result], latency: dict[str, float], out: Path, qu
         direct = by_key[("direct", r.mode, r.shards)]
         cpu = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(r.cpu.items()))
         rows.append(
-            [r.mode, r.shards, r.msgs_per_s, direct.msgs_per_s, r.msgs_per_s / direct.msgs_per_s, cpu]
+            [
+                r.mode,
+                r.shards,
+                r.msgs_per_s,
+                direct.msgs_per_s,
+                r.msgs_per_s / direct.msgs_per_s,
+                cpu,
+            ]
         )
     table = markdown_table(
-        ["mode", "shards", "service msgs/s", "direct msgs/s", "service/direct", "CPU (service run)"],
+        [
+            "mode",
+            "shards",
+            "service msgs/s",
+            "direct msgs/s",
+            "service/direct",
+            "CPU (service run)",
+        ],
         rows,
     )
     lat = markdown_table(
@@ -245,11 +259,17 @@ def _chart(results: list[Result], path: Path) -> None:
         width = 0.38
         for k, path_name in enumerate(("direct", "service")):
             vals = [
-                next(r.msgs_per_s for r in results if (r.path, r.mode, r.shards) == (path_name, mode, s))
+                next(
+                    r.msgs_per_s
+                    for r in results
+                    if (r.path, r.mode, r.shards) == (path_name, mode, s)
+                )
                 for s in shards
             ]
             ax.bar([x + k * width for x in range(len(shards))], vals, width, label=path_name)
-        ax.set_xticks([x + width / 2 for x in range(len(shards))], [f"{s} shard(s)" for s in shards])
+        ax.set_xticks(
+            [x + width / 2 for x in range(len(shards))], [f"{s} shard(s)" for s in shards]
+        )
         ax.set_title(f"push+pop+ack, {mode}")
         ax.set_ylabel("messages/s")
         ax.legend()

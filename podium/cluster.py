@@ -1,9 +1,11 @@
 """A whole Podium cluster on this machine, as separate processes (what ``podium up`` runs).
 
-Redis shards are redis-server processes; each service replica is its own Python process,
-configured by ``PODIUM_*`` variables exactly as in a deployment. Everything listens on
-loopback, and everything is stopped (SIGTERM, then SIGKILL after a bound) when the cluster
-stops.
+Redis shards and the store are redis-server processes (the store with append-only
+persistence), or the store is a local Cassandra node; each service replica is its own Python
+process, configured by ``PODIUM_*`` variables exactly as in a deployment, with its own RPC
+and health ports. Everything listens on loopback. Services start in dependency order and
+each must answer ``/ready`` before the next group starts; everything is stopped (SIGTERM,
+then SIGKILL after a bound) when the cluster stops.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podium.errors import Unavailable
+import httpx
+
+from podium.errors import ConfigError, Unavailable
 from podium.launch.redis import RedisServer, free_port
-from podium.rpc import RpcClient
 
 Progress = Callable[[str], None]
 
@@ -34,26 +37,26 @@ class ServiceProcess:
     name: str
     module: str
     env: dict[str, str]
-    address: str
+    health_port: int
     log_path: Path
+    address: str = ""
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module],
-            env={**os.environ, **self.env},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the launcher, which stops us in order
-        )
-        log.close()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the launcher, which stops us in order
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 15.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
@@ -64,37 +67,78 @@ class ServiceProcess:
             self.proc.wait(5)
 
     def kill(self) -> None:
+        """kill -9, for failure tests."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
 
-    def log_tail(self, chars: int = 1500) -> str:
+    def log_tail(self, chars: int = 2000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
 
+    async def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        url = f"http://127.0.0.1:{self.health_port}/ready"
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            while True:
+                if not self.alive():
+                    raise Unavailable(f"{self.name} exited at start:\n{self.log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(url)).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise Unavailable(
+                        f"{self.name} was not ready within {timeout_s:.0f}s:\n{self.log_tail()}"
+                    )
+                await asyncio.sleep(0.05)
+
 
 @dataclass
 class ClusterSpec:
+    """How many of each part to run."""
+
     shards: int = 2
     queue_services: int = 1
+    deciders: int = 1
+    gateways: int = 1
+    sweepers: int = 1
+    store: str = "redis"  # or "cassandra"
+    cassandra_hosts: str = ""  # an existing cluster; empty starts a local node
+    gateway_port: int = 8080
+    allow_http_hosts: str = "127.0.0.1,localhost"
     work_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class LocalCluster:
-    """Starts and stops Redis shards and service replicas."""
+    """Starts and stops the Redis servers, the store and every service replica."""
 
     spec: ClusterSpec = field(default_factory=ClusterSpec)
     progress: Progress = print
     redis: list[RedisServer] = field(default_factory=list)
+    store_redis: RedisServer | None = None
+    cassandra: object | None = None
     services: list[ServiceProcess] = field(default_factory=list)
     work_dir: Path = field(default_factory=Path)
+    store_env: dict[str, str] = field(default_factory=dict)
+
+    def of(self, module: str) -> list[ServiceProcess]:
+        return [s for s in self.services if s.module == module]
 
     @property
     def queue_addresses(self) -> list[str]:
-        return [s.address for s in self.services if s.module == "queue_service.server"]
+        return [s.address for s in self.of("queue_service.server")]
+
+    @property
+    def decider_addresses(self) -> list[str]:
+        return [s.address for s in self.of("decider.server")]
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        return [f"http://{s.address}/api" for s in self.of("api_gateway.server")]
 
     @property
     def shard_urls(self) -> str:
@@ -104,57 +148,113 @@ class LocalCluster:
         self.work_dir = self.spec.work_dir or Path(tempfile.mkdtemp(prefix="podium-up-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for i in range(self.spec.shards):
-                server = RedisServer(data_dir=self.work_dir / f"redis-{i}")
-                self.redis.append(await asyncio.to_thread(server.start))
-                self.progress(f"redis shard s{i} on {server.address}")
-            for i in range(self.spec.queue_services):
-                port = free_port()
-                svc = ServiceProcess(
-                    name=f"queue-service-{i}",
-                    module="queue_service.server",
-                    env={
-                        "PODIUM_QUEUE_SHARDS": self.shard_urls,
-                        "PODIUM_QUEUE_PORT": str(port),
-                    },
-                    address=f"127.0.0.1:{port}",
-                    log_path=self.work_dir / f"queue-service-{i}.log",
-                )
-                svc.start()
-                self.services.append(svc)
-            for svc in self.services:
-                await self._wait_ready(svc, "queue.ping")
-                self.progress(f"{svc.name} on {svc.address}")
+            await self._start_storage()
+            await self._start_group("queue-service", "queue_service.server", self.spec.queue_services)
+            await self._start_group("decider", "decider.server", self.spec.deciders)
+            await self._start_group("gateway", "api_gateway.server", self.spec.gateways)
+            await self._start_group("sweeper", "sweeper.server", self.spec.sweepers)
         except BaseException:
             await self.stop()
             raise
         return self
 
-    async def _wait_ready(self, svc: ServiceProcess, method: str, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        client = RpcClient([svc.address], connect_timeout_s=0.5, timeout_s=1.0)
-        try:
-            while True:
-                if not svc.alive():
-                    raise Unavailable(f"{svc.name} exited at start:\n{svc.log_tail()}")
-                try:
-                    await client.call(method)
-                    return
-                except Unavailable:
-                    if time.monotonic() > deadline:
-                        raise Unavailable(
-                            f"{svc.name} did not answer within {timeout_s}s:\n{svc.log_tail()}"
-                        ) from None
-                    await asyncio.sleep(0.05)
-        finally:
-            await client.close()
+    async def _start_storage(self) -> None:
+        for i in range(self.spec.shards):
+            server = RedisServer(data_dir=self.work_dir / f"redis-shard-{i}")
+            self.redis.append(await asyncio.to_thread(server.start))
+            self.progress(f"redis queue shard s{i} on {server.address}")
+        if self.spec.store == "redis":
+            self.store_redis = RedisServer(appendonly=True, data_dir=self.work_dir / "redis-store")
+            await asyncio.to_thread(self.store_redis.start)
+            self.store_env = {"PODIUM_STORE": "redis", "PODIUM_STORE_REDIS_URL": self.store_redis.url}
+            self.progress(f"redis store (append-only) on {self.store_redis.address}")
+        elif self.spec.store == "cassandra":
+            hosts = self.spec.cassandra_hosts
+            port = "9042"
+            if not hosts:
+                from podium.launch.cassandra import CassandraNode
+
+                self.progress("starting a local Cassandra node (first run fetches its jars)")
+                node = CassandraNode(data_dir=self.work_dir / "cassandra")
+                await asyncio.to_thread(node.start)
+                self.cassandra = node
+                hosts, port = node.host, str(node.port)
+                self.progress(f"cassandra on {node.host}:{node.port}")
+            self.store_env = {
+                "PODIUM_STORE": "cassandra",
+                "PODIUM_CASSANDRA_HOSTS": hosts,
+                "PODIUM_CASSANDRA_PORT": port,
+            }
+        else:
+            raise ConfigError(f"unknown store {self.spec.store!r} (use redis or cassandra)")
+
+    def _env(self, module: str, port: int, health_port: int) -> dict[str, str]:
+        common = {
+            **self.store_env,
+            "PODIUM_QUEUE_ADDRESSES": ",".join(self.queue_addresses),
+            "PODIUM_DECIDER_ADDRESSES": ",".join(self.decider_addresses),
+            **self.spec.extra_env,
+        }
+        if module == "queue_service.server":
+            return {
+                "PODIUM_QUEUE_SHARDS": self.shard_urls,
+                "PODIUM_QUEUE_PORT": str(port),
+                "PODIUM_QUEUE_HEALTH_PORT": str(health_port),
+                **self.spec.extra_env,
+            }
+        if module == "decider.server":
+            return {**common, "PODIUM_DECIDER_PORT": str(port),
+                    "PODIUM_DECIDER_HEALTH_PORT": str(health_port)}
+        if module == "api_gateway.server":
+            return {**common, "PODIUM_GATEWAY_PORT": str(port),
+                    "PODIUM_GATEWAY_HEALTH_PORT": str(health_port)}
+        return {**common, "PODIUM_SWEEPER_HEALTH_PORT": str(health_port),
+                "PODIUM_HTTP_ALLOW_HOSTS": self.spec.allow_http_hosts}
+
+    def new_replica(self, kind: str, module: str) -> ServiceProcess:
+        n = len(self.of(module))
+        if module == "api_gateway.server" and n == 0 and self.spec.gateway_port:
+            port = self.spec.gateway_port
+        else:
+            port = free_port()
+        health = free_port()
+        svc = ServiceProcess(
+            name=f"{kind}-{n}",
+            module=module,
+            env=self._env(module, port, health),
+            health_port=health,
+            log_path=self.work_dir / f"{kind}-{n}.log",
+            address=f"127.0.0.1:{port}",
+        )
+        self.services.append(svc)
+        return svc
+
+    async def _start_group(self, kind: str, module: str, count: int) -> None:
+        group = [self.new_replica(kind, module) for _ in range(count)]
+        for svc in group:
+            svc.start()
+        for svc in group:
+            await svc.wait_ready()
+            self.progress(f"{svc.name} on {svc.address} (health {svc.health_port})")
+
+    async def restart(self, svc: ServiceProcess) -> None:
+        """Start a stopped or killed replica again with the same ports."""
+        svc.start()
+        await svc.wait_ready()
 
     async def stop(self) -> None:
-        """Stop services first (they hand back their work), then the shards. Idempotent."""
-        for svc in reversed(self.services):
-            await asyncio.to_thread(svc.stop)
-        for server in self.redis:
+        """Stop services first (they hand back their work), then storage. Idempotent."""
+        order = ["api_gateway.server", "sweeper.server", "decider.server", "queue_service.server"]
+        for module in order:
+            group = self.of(module)
+            await asyncio.gather(*(asyncio.to_thread(s.stop) for s in group))
+        for server in [*self.redis, *([self.store_redis] if self.store_redis else [])]:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(server.stop)
+        if self.cassandra is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.cassandra.stop)  # type: ignore[attr-defined]
         self.services.clear()
         self.redis.clear()
+        self.store_redis = None
+        self.cassandra = None
