@@ -1,0 +1,312 @@
+"""The decider service: :class:`~decider.shell.DeciderShell` served over msgpack RPC.
+
+Every method takes a map of params and answers a map, ``{"workflowId", "status", ...}``
+(``"workflow"`` too when ``returnWorkflow`` is set). Errors are Podium errors with Conductor's
+messages; the gateway maps them to HTTP.
+
+=========================  ================================================================
+method                     params
+=========================  ================================================================
+decider.start_workflow     request (StartWorkflowRequest) -> {"workflowId"}
+decider.decide             workflowId
+decider.claim              queue, items [[taskId, workflowId]], workerId, ack -> {"tasks"}
+decider.update_task        result (TaskResult)
+decider.update_task_by_ref workflowId, ref, status, output, workerId
+decider.signal             workflowId, status, output
+decider.terminate          workflowId, reason
+decider.pause / resume     workflowId
+decider.retry              workflowId, resumeSubworkflowTasks
+decider.restart            workflowId, useLatestDefinitions
+decider.rerun              workflowId, request (RerunWorkflowRequest)
+decider.skip_task          workflowId, ref, taskInput, taskOutput
+decider.set_variables      workflowId, variables
+decider.remove             workflowId
+decider.ping               -
+=========================  ================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from decider.records import Decision
+from decider.shell import DeciderShell
+from podium import aio
+from podium.codec import CodecLimits
+from podium.config import Environ, env_address_list, env_int, env_str, environ
+from podium.errors import ConfigError, InvalidArgument, PodiumError
+from podium.health import HealthServer
+from podium.metrics import rpc_metrics
+from podium.rpc import CallContext, Handler, RpcClient, RpcServer
+from podium.store import Store, StoreConfig, open_store
+from queue_service.client import QueueClient
+
+log = logging.getLogger("podium.decider")
+
+DEFAULT_PORT = 7302
+DEFAULT_HEALTH_PORT = 7312
+
+
+@dataclass(frozen=True)
+class DeciderSettings:
+    store: StoreConfig
+    queue_addresses: list[str]
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    codec: CodecLimits = field(default_factory=CodecLimits)
+    health_host: str = "127.0.0.1"
+    #: -1 turns the health port off (tests that run many services in one process).
+    health_port: int = -1
+
+    @classmethod
+    def from_env(cls, env: Environ) -> DeciderSettings:
+        return cls(
+            store=StoreConfig.from_env(env),
+            queue_addresses=env_address_list(env, "PODIUM_QUEUE_ADDRESSES", ["127.0.0.1:7301"]),
+            host=env_str(env, "PODIUM_DECIDER_HOST", "127.0.0.1"),
+            port=env_int(env, "PODIUM_DECIDER_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
+            codec=CodecLimits(
+                max_frame_bytes=env_int(
+                    env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024
+                ),
+                max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
+            ),
+            health_host=env_str(env, "PODIUM_DECIDER_HEALTH_HOST", "127.0.0.1"),
+            health_port=env_int(
+                env, "PODIUM_DECIDER_HEALTH_PORT", DEFAULT_HEALTH_PORT, minimum=0, maximum=65535
+            ),
+        )
+
+
+def _param(params: Any, name: str, kind: type | tuple[type, ...] = object) -> Any:
+    if not isinstance(params, Mapping) or name not in params:
+        raise InvalidArgument(f"missing parameter {name!r}", field=name)
+    value = params[name]
+    if not isinstance(value, kind):
+        raise InvalidArgument(f"parameter {name!r} has the wrong type", field=name)
+    return value
+
+
+def _opt(params: Any, name: str, default: Any = None) -> Any:
+    return params.get(name, default) if isinstance(params, Mapping) else default
+
+
+def _answer(decision: Decision, params: Any) -> dict[str, Any]:
+    wf = decision.workflow
+    out: dict[str, Any] = {
+        "workflowId": wf.get("workflowId"),
+        "status": wf.get("status"),
+        "accepted": decision.accepted,
+        "changedTaskIds": [t["taskId"] for t in decision.changed_tasks],
+    }
+    if _opt(params, "returnWorkflow"):
+        out["workflow"] = wf
+    return out
+
+
+def handlers(shell: DeciderShell) -> dict[str, Handler]:
+    """The RPC methods of the decider, bound to ``shell``."""
+
+    def wid(p: Any) -> str:
+        return str(_param(p, "workflowId", str))
+
+    async def start_workflow(p: Any, ctx: CallContext) -> Any:
+        return {"workflowId": await shell.start_workflow(_param(p, "request", Mapping))}
+
+    async def decide(p: Any, ctx: CallContext) -> Any:
+        return _answer(await shell.decide(wid(p)), p)
+
+    async def claim(p: Any, ctx: CallContext) -> Any:
+        items = _param(p, "items", list)
+        pairs = [(str(i[0]), str(i[1])) for i in items if isinstance(i, list) and len(i) == 2]
+        tasks = await shell.claim(
+            str(_param(p, "queue", str)), pairs, _opt(p, "workerId"), ack=bool(_opt(p, "ack", True))
+        )
+        return {"tasks": tasks}
+
+    async def update_task(p: Any, ctx: CallContext) -> Any:
+        return _answer(await shell.update_task(_param(p, "result", Mapping)), p)
+
+    async def update_task_by_ref(p: Any, ctx: CallContext) -> Any:
+        decision = await shell.update_task_by_ref(
+            wid(p),
+            str(_param(p, "ref", str)),
+            str(_param(p, "status", str)),
+            _opt(p, "output") or {},
+            _opt(p, "workerId"),
+        )
+        return _answer(decision, p)
+
+    async def signal_(p: Any, ctx: CallContext) -> Any:
+        decision = await shell.signal(
+            wid(p), str(_param(p, "status", str)), _opt(p, "output") or {}
+        )
+        return _answer(decision, p)
+
+    async def terminate(p: Any, ctx: CallContext) -> Any:
+        return _answer(await shell.terminate(wid(p), _opt(p, "reason")), p)
+
+    async def pause(p: Any, ctx: CallContext) -> Any:
+        return _answer(await shell.pause(wid(p)), p)
+
+    async def resume(p: Any, ctx: CallContext) -> Any:
+        return _answer(await shell.resume(wid(p)), p)
+
+    async def retry(p: Any, ctx: CallContext) -> Any:
+        decision = await shell.retry(wid(p), bool(_opt(p, "resumeSubworkflowTasks", False)))
+        return _answer(decision, p)
+
+    async def restart(p: Any, ctx: CallContext) -> Any:
+        decision = await shell.restart(wid(p), bool(_opt(p, "useLatestDefinitions", False)))
+        return _answer(decision, p)
+
+    async def rerun(p: Any, ctx: CallContext) -> Any:
+        return _answer(await shell.rerun(wid(p), _opt(p, "request") or {}), p)
+
+    async def skip_task(p: Any, ctx: CallContext) -> Any:
+        decision = await shell.skip_task(
+            wid(p), str(_param(p, "ref", str)), _opt(p, "taskInput"), _opt(p, "taskOutput")
+        )
+        return _answer(decision, p)
+
+    async def set_variables(p: Any, ctx: CallContext) -> Any:
+        return _answer(await shell.set_variables(wid(p), _param(p, "variables", Mapping)), p)
+
+    async def remove(p: Any, ctx: CallContext) -> Any:
+        await shell.remove(wid(p))
+        return {"workflowId": wid(p)}
+
+    async def ping(p: Any, ctx: CallContext) -> Any:
+        return "pong"
+
+    table: dict[str, Handler] = {
+        "start_workflow": start_workflow,
+        "decide": decide,
+        "claim": claim,
+        "update_task": update_task,
+        "update_task_by_ref": update_task_by_ref,
+        "signal": signal_,
+        "terminate": terminate,
+        "pause": pause,
+        "resume": resume,
+        "retry": retry,
+        "restart": restart,
+        "rerun": rerun,
+        "skip_task": skip_task,
+        "set_variables": set_variables,
+        "remove": remove,
+        "ping": ping,
+    }
+    return {f"decider.{name}": fn for name, fn in table.items()}
+
+
+class DeciderService:
+    """The shell, its store and queue connections, the RPC server and the health port."""
+
+    def __init__(self, settings: DeciderSettings) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        self.queues = QueueClient(RpcClient(settings.queue_addresses, limits=settings.codec))
+        self.shell: DeciderShell | None = None
+        self.rpc: RpcServer | None = None
+        self.registry = CollectorRegistry()
+        self.health = HealthServer(
+            "decider", self.registry, host=settings.health_host, port=settings.health_port
+        )
+        self._stopping = False
+        self.health.add_check("accepting", lambda: "stopping" if self._stopping else None)
+
+    @property
+    def address(self) -> str:
+        return self.rpc.address if self.rpc else ""
+
+    async def start(self) -> DeciderService:
+        self.store = await open_store(self.settings.store)
+        self.shell = DeciderShell(self.store, self.queues)
+        ShellCollector(self.shell, self.registry)
+        self.rpc = RpcServer(
+            handlers(self.shell),
+            host=self.settings.host,
+            port=self.settings.port,
+            limits=self.settings.codec,
+            interceptor=rpc_metrics(self.registry, "decider"),
+        )
+        await self.rpc.start()
+        if self.settings.health_port >= 0:
+            await self.health.start()
+        return self
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop accepting calls, let in-flight decisions finish their writes, then close."""
+        self._stopping = True
+        if self.rpc is not None:
+            await self.rpc.stop(grace_s)
+        await self.health.stop()
+        await self.queues.close()
+        if self.store is not None:
+            await self.store.close()
+
+
+class ShellCollector(Collector):
+    """Exposes the shell's counters (decisions, commits, lost races) on /metrics."""
+
+    def __init__(self, shell: DeciderShell, registry: CollectorRegistry) -> None:
+        self.shell = shell
+        registry.register(self)
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self.shell.stats
+        for name, value, doc in (
+            ("podium_decider_decisions", stats.decisions, "Pure operations run"),
+            ("podium_decider_commits", stats.commits, "Conditional writes that succeeded"),
+            ("podium_decider_conflicts", stats.conflicts, "Writes that lost a race and retried"),
+        ):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], value)
+            yield counter
+
+
+async def serve(settings: DeciderSettings) -> None:
+    service = await DeciderService(settings).start()
+    print(f"podium-decider listening on {service.address}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await service.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = DeciderSettings.from_env(environ())
+    except ConfigError as exc:
+        print(f"podium-decider: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        aio.run(serve(settings))
+    except PodiumError as exc:
+        print(f"podium-decider: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"podium-decider: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,558 @@
+"""The decider's service shell: load, decide (pure), write conditionally, then act.
+
+Every operation on a workflow goes through :meth:`DeciderShell.mutate`: read the workflow and
+its version, run a pure operation from :mod:`decider.operations`, commit the result only if
+the version is unchanged (retrying from a fresh read when another replica won the race), and
+then carry out the effects: queue pushes and removals, the workflow's timer on the decider
+queue, task logs, and commands for other workflows.
+
+Crash safety comes from the order of these steps. A new workflow's timer is set before the
+workflow is written, so a workflow can never exist without one; the timer of a running
+workflow is only removed once it has finished. Whatever is lost between a commit and its
+effects is redone by the next decide (the sweeper re-pushes missing task messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from decider import operations as ops
+from decider.records import (
+    DECIDER_QUEUE,
+    Command,
+    Context,
+    DeciderConfig,
+    Decision,
+    NotifyParent,
+    RetryWorkflow,
+    StartSubWorkflow,
+    StartWorkflow,
+    TerminateWorkflow,
+    check_claim_limits,
+)
+from decider.run import queue_name
+from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
+from podium.errors import Conflict, NotFound, PodiumError, Unavailable
+from podium.store import Store, VersionConflict
+from queue_service.client import QueueClient
+from queue_service.model import Message
+
+log = logging.getLogger("podium.decider")
+
+JSON = dict[str, Any]
+Operation = Callable[[JSON, Context], Decision]
+
+#: How long a popped task message stays leased while the decider claims it.
+CLAIM_LEASE_MS = 30_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class ShellStats:
+    decisions: int = 0
+    conflicts: int = 0
+    commits: int = 0
+
+
+class DeciderShell:
+    """Runs the pure operations against the store and the queues."""
+
+    def __init__(
+        self,
+        store: Store,
+        queues: QueueClient,
+        *,
+        config: DeciderConfig | None = None,
+        clock: Callable[[], int] = now_ms,
+        ids: Callable[[], str] = lambda: str(uuid.uuid4()),
+        max_attempts: int = 50,
+        task_def_ttl_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.queues = queues
+        self.config = config or DeciderConfig()
+        self.clock = clock
+        self.ids = ids
+        self.max_attempts = max_attempts
+        self.stats = ShellStats()
+        self._task_defs: dict[str, Mapping[str, Any]] = {}
+        self._task_defs_at = -1e9
+        self._task_def_ttl_s = task_def_ttl_s
+        self._task_defs_lock = asyncio.Lock()
+        self._absent: dict[str, float] = {}  # names without a TaskDef, and when last looked up
+
+    # -- context ------------------------------------------------------------------------------
+
+    async def task_defs(self) -> dict[str, Mapping[str, Any]]:
+        """Registered TaskDefs by name, cached for a couple of seconds."""
+        if time.monotonic() - self._task_defs_at < self._task_def_ttl_s:
+            return self._task_defs
+        async with self._task_defs_lock:
+            if time.monotonic() - self._task_defs_at >= self._task_def_ttl_s:
+                defs = await self.store.metadata.list_task_defs()
+                self._task_defs = {d["name"]: d for d in defs}
+                self._task_defs_at = time.monotonic()
+        return self._task_defs
+
+    def invalidate_task_defs(self) -> None:
+        self._task_defs_at = -1e9
+
+    async def _with_misses(
+        self, definition: Mapping[str, Any] | None
+    ) -> Mapping[str, Mapping[str, Any]]:
+        """The cached TaskDefs, plus any the definition names that the cache does not hold.
+
+        A TaskDef registered just before a start is found at once (as in Conductor, whose
+        metadata cache falls back to the store on a miss); a changed one is seen within the
+        cache's lifetime. Names with no TaskDef are remembered for that lifetime too.
+        """
+        defs = await self.task_defs()
+        if not definition:
+            return defs
+        now = time.monotonic()
+        missing = [
+            n
+            for n in set(_task_names(definition.get("tasks") or []))
+            if n not in defs and now - self._absent.get(n, -1e9) >= self._task_def_ttl_s
+        ]
+        if not missing:
+            return defs
+        extra = dict(defs)
+        for n in missing:
+            try:
+                extra[n] = await self.store.metadata.get_task_def(n)
+                self._task_defs[n] = extra[n]
+            except NotFound:
+                self._absent[n] = now
+        return extra
+
+    async def context(
+        self, workflow: Mapping[str, Any] | None = None, definition: Mapping[str, Any] | None = None
+    ) -> Context:
+        poll_times: dict[tuple[str, str], int] = {}
+        domains = (workflow or {}).get("taskToDomain") or {}
+        if domains:
+            poll_times = await self._poll_times(workflow or {}, domains)
+        if definition is None and workflow is not None:
+            definition = workflow.get("workflowDefinition")
+        return Context(
+            now_ms=self.clock(),
+            ids=self.ids,
+            task_defs=await self._with_misses(definition),
+            poll_times=poll_times,
+            config=self.config,
+        )
+
+    async def _poll_times(
+        self, workflow: Mapping[str, Any], domains: Mapping[str, str]
+    ) -> dict[tuple[str, str], int]:
+        names = {k for k in domains if k != "*"}
+        if "*" in domains:
+            names |= set(_task_names((workflow.get("workflowDefinition") or {}).get("tasks", [])))
+        out: dict[tuple[str, str], int] = {}
+        for name in names:
+            for pd in await self.store.executions.get_poll_data(name):
+                key = (name, str(pd.get("domain") or ""))
+                out[key] = max(out.get(key, 0), int(pd.get("lastPollTime") or 0))
+        return out
+
+    # -- the core loop ------------------------------------------------------------------------
+
+    async def mutate(self, workflow_id: str, operation: Operation) -> Decision:
+        """Read, apply ``operation``, commit if the version still holds, then act."""
+        for attempt in range(self.max_attempts):
+            snap = await self.store.executions.read_workflow(workflow_id, include_tasks=True)
+            ctx = await self.context(snap.workflow)
+            decision = operation(snap.workflow, ctx)
+            self.stats.decisions += 1
+            version = snap.version
+            if decision.changed:
+                try:
+                    version = await self.store.executions.commit(
+                        decision.workflow,
+                        decision.changed_tasks,
+                        snap.version,
+                        removed_task_ids=decision.removed_task_ids,
+                    )
+                    self.stats.commits += 1
+                except VersionConflict:
+                    self.stats.conflicts += 1
+                    # Another replica wrote first: decide again on what it wrote.
+                    await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+                    continue
+            await self._effects(decision, version, ctx)
+            return decision
+        raise Unavailable(
+            f"workflow {workflow_id} is too contended: {self.max_attempts} conflicting writes",
+            workflowId=workflow_id,
+        )
+
+    async def _effects(self, decision: Decision, version: int, ctx: Context) -> None:
+        wf = decision.workflow
+        wf_id = wf["workflowId"]
+        pushes: dict[str, list[Message]] = {}
+        for p in decision.pushes:
+            pushes.setdefault(p.queue, []).append(
+                Message(p.message_id, wf_id.encode(), p.delay_ms, p.priority)
+            )
+        removals: dict[str, list[str]] = {}
+        for r in decision.removals:
+            removals.setdefault(r.queue, []).append(r.message_id)
+        jobs: list[Awaitable[Any]] = [self.queues.push(q, m) for q, m in pushes.items()]
+        jobs += [self.queues.remove(q, ids) for q, ids in removals.items()]
+        jobs.append(self._set_timer(wf, decision.next_check_ms, version, ctx))
+        if decision.logs:
+            jobs.append(self._add_logs(decision.logs))
+        await asyncio.gather(*jobs)
+        for command in decision.commands:
+            await self._command(command)
+
+    async def _set_timer(
+        self, wf: Mapping[str, Any], next_check_ms: int | None, version: int, ctx: Context
+    ) -> None:
+        wf_id = wf["workflowId"]
+        if wf["status"] in _TERMINAL_WORKFLOW or next_check_ms is None:
+            await self.queues.remove(DECIDER_QUEUE, [wf_id])
+            return
+        delay = max(0, next_check_ms - self.clock())
+        await self.queues.schedule(DECIDER_QUEUE, wf_id, delay, version, wf.get("priority") or 0)
+
+    async def _add_logs(self, logs: Sequence[JSON]) -> None:
+        by_task: dict[str, list[JSON]] = {}
+        for entry in logs:
+            by_task.setdefault(str(entry.get("taskId")), []).append(entry)
+        for task_id, entries in by_task.items():
+            await self.store.executions.add_task_logs(task_id, entries)
+
+    async def _command(self, command: Command) -> None:
+        try:
+            if isinstance(command, StartSubWorkflow):
+                await self._start_child(command)
+            elif isinstance(command, StartWorkflow):
+                await self._start_other(command)
+            elif isinstance(command, NotifyParent):
+                await self.mutate(
+                    command.parent_workflow_id,
+                    lambda wf, ctx: ops.child_status(
+                        wf,
+                        command.parent_workflow_task_id,
+                        command.workflow_id,
+                        command.status,
+                        ctx,
+                        output=command.output,
+                        reason=command.reason,
+                    ),
+                )
+            elif isinstance(command, TerminateWorkflow):
+                await self.terminate(command.workflow_id, command.reason)
+            elif isinstance(command, RetryWorkflow):
+                await self.retry(command.workflow_id, command.resume_subworkflow_tasks)
+        except (NotFound, Conflict) as exc:
+            # The other workflow is gone or already in the target state: nothing to do.
+            log.info("command %s skipped: %s", command.kind, exc.message)
+
+    # -- starting -----------------------------------------------------------------------------
+
+    async def resolve_definition(self, name: str | None, version: int | None) -> JSON:
+        if not name:
+            raise NotFound("No such workflow defined. name=None, version=None")
+        try:
+            return await self.store.metadata.get_workflow_def(name, version)
+        except NotFound:
+            raise NotFound(
+                f"No such workflow defined. name={name}, version={version}",
+                name=name,
+                version=version,
+            ) from None
+
+    async def start_workflow(self, request: Mapping[str, Any]) -> str:
+        """Start a workflow (Conductor's StartWorkflowRequest); returns its id.
+
+        The first decide runs before this returns, so the first tasks are already scheduled.
+        """
+        definition = request.get("workflowDef")
+        if not isinstance(definition, Mapping):
+            definition = await self.resolve_definition(request.get("name"), request.get("version"))
+        ctx = await self.context(request, definition)
+        decision = ops.start_workflow(definition, request, ctx)
+        return await self._create(decision, ctx)
+
+    async def _create(self, decision: Decision, ctx: Context) -> str:
+        wf = decision.workflow
+        wf_id = wf["workflowId"]
+        # The timer first: a crash after the write below still leaves the workflow swept.
+        offset_ms = self.config.workflow_offset_s * 1000
+        await self.queues.schedule(DECIDER_QUEUE, wf_id, offset_ms, 0, wf.get("priority") or 0)
+        try:
+            version = await self.store.executions.create_workflow(wf, decision.changed_tasks)
+        except BaseException:
+            await self.queues.remove(DECIDER_QUEUE, [wf_id])
+            raise
+        await self._effects(decision, version, ctx)
+        return str(wf_id)
+
+    async def _start_child(self, cmd: StartSubWorkflow) -> None:
+        request = {
+            "workflowId": cmd.workflow_id,
+            "input": cmd.input,
+            "correlationId": cmd.correlation_id,
+            "taskToDomain": cmd.task_to_domain,
+            "priority": cmd.priority,
+            "parentWorkflowId": cmd.parent_workflow_id,
+            "parentWorkflowTaskId": cmd.parent_workflow_task_id,
+        }
+        try:
+            definition = cmd.definition or await self.resolve_definition(cmd.name, cmd.version)
+            ctx = await self.context(request, definition)
+            await self._create(ops.start_workflow(definition, request, ctx), ctx)
+        except Conflict:
+            return  # already started (the command is idempotent)
+        except PodiumError as exc:
+            reason = exc.message
+            await self.mutate(
+                cmd.parent_workflow_id,
+                lambda wf, ctx: ops.child_status(
+                    wf,
+                    cmd.parent_workflow_task_id,
+                    cmd.workflow_id,
+                    WorkflowStatus.FAILED.value,
+                    ctx,
+                    reason=reason,
+                ),
+            )
+
+    async def _start_other(self, cmd: StartWorkflow) -> None:
+        request = {
+            "workflowId": cmd.workflow_id,
+            "input": cmd.input,
+            "correlationId": cmd.correlation_id,
+            "taskToDomain": cmd.task_to_domain,
+            "priority": cmd.priority,
+        }
+        result: JSON
+        try:
+            definition = cmd.definition or await self.resolve_definition(cmd.name, cmd.version)
+            ctx = await self.context(request, definition)
+            await self._create(ops.start_workflow(definition, request, ctx), ctx)
+            result = {"status": "COMPLETED", "outputData": {"workflowId": cmd.workflow_id}}
+        except Conflict:
+            result = {"status": "COMPLETED", "outputData": {"workflowId": cmd.workflow_id}}
+        except PodiumError as exc:
+            result = {"status": "FAILED", "reasonForIncompletion": exc.message}
+        if cmd.reply_workflow_id and cmd.reply_task_id:
+            await self.update_task(
+                {"workflowInstanceId": cmd.reply_workflow_id, "taskId": cmd.reply_task_id, **result}
+            )
+
+    # -- operations ---------------------------------------------------------------------------
+
+    async def decide(self, workflow_id: str) -> Decision:
+        """Decide now, and re-push any task message a crash may have lost."""
+        decision = await self.mutate(workflow_id, ops.decide)
+        await self._repush_scheduled(decision.workflow)
+        return decision
+
+    async def _repush_scheduled(self, wf: Mapping[str, Any]) -> None:
+        if wf["status"] != WorkflowStatus.RUNNING.value:
+            return
+        by_queue: dict[str, list[Message]] = {}
+        for task in wf.get("tasks") or []:
+            queue = queue_name(task)
+            if queue is None or task_terminal(task["status"]):
+                continue
+            if task["status"] == TaskStatus.IN_PROGRESS.value and not is_system_type(
+                task["taskType"]
+            ):
+                continue  # a worker holds it; its response timeout covers a lost worker
+            by_queue.setdefault(queue, []).append(
+                Message(task["taskId"], wf["workflowId"].encode(), 0, wf.get("priority") or 0)
+            )
+        for queue, msgs in by_queue.items():
+            await self.queues.push_if_absent(queue, msgs)
+
+    async def claim(
+        self,
+        queue: str,
+        items: Sequence[tuple[str, str]],
+        worker_id: str | None,
+        *,
+        ack: bool = True,
+    ) -> list[JSON]:
+        """Hand popped tasks to a worker: ``items`` are (task id, workflow id) pairs.
+
+        Returns the tasks now IN_PROGRESS; their messages are acked (Conductor's poll), unless
+        ``ack`` is False: the sweeper keeps the lease of an HTTP task while it runs, so a crash
+        leads to a new attempt. A task that may not run now (a limit of its TaskDef) is
+        postponed in its queue; a finished one is dropped.
+        """
+        out: list[JSON] = []
+        acks: list[str] = []
+        for task_id, workflow_id in items:
+            try:
+                task = await self._claim_one(queue, task_id, workflow_id, worker_id)
+            except NotFound:
+                await self.queues.remove(queue, [task_id])
+                continue
+            if task is not None:
+                out.append(task)
+                acks.append(task_id)
+        if acks and ack:
+            await self.queues.ack(queue, acks)
+        return out
+
+    async def _claim_one(
+        self, queue: str, task_id: str, workflow_id: str, worker_id: str | None
+    ) -> JSON | None:
+        task = await self.store.executions.get_task(task_id)
+        task_defs = await self.task_defs()
+        task_def = task_defs.get(str(task.get("taskDefName")))
+        if task_def and (
+            task_def.get("concurrentExecLimit") or task_def.get("rateLimitPerFrequency")
+        ):
+            verdict = check_claim_limits(
+                task_def,
+                in_progress=await self._in_progress(task["taskType"], task["taskDefName"]),
+                claimed_in_window=await self._claimed_in_window(task_def),
+                config=self.config,
+            )
+            if not verdict.allowed:
+                await self.queues.postpone(queue, task_id, verdict.postpone_ms)
+                return None
+        decision = await self.mutate(
+            workflow_id, lambda wf, ctx: ops.claim(wf, task_id, worker_id, ctx)
+        )
+        if not decision.accepted:
+            return None
+        for t in decision.workflow.get("tasks") or []:
+            if t["taskId"] == task_id:
+                return dict(t)
+        return None
+
+    async def _in_progress(self, task_type: str, task_def_name: str) -> int:
+        pending = await self.store.executions.pending_tasks_by_type(task_type)
+        return sum(
+            1
+            for t in pending
+            if t.get("taskDefName") == task_def_name and t["status"] == TaskStatus.IN_PROGRESS.value
+        )
+
+    async def _claimed_in_window(self, task_def: Mapping[str, Any]) -> int:
+        per = task_def.get("rateLimitPerFrequency") or 0
+        if per <= 0:
+            return 0
+        window_ms = int(task_def.get("rateLimitFrequencyInSeconds") or 1) * 1000
+        since = self.clock() - window_ms
+        pending = await self.store.executions.pending_tasks_by_type(task_def["name"])
+        return sum(1 for t in pending if int(t.get("startTime") or 0) >= since)
+
+    async def update_task(self, result: Mapping[str, Any]) -> Decision:
+        """Apply a worker's TaskResult (Conductor's ``POST /api/tasks``)."""
+        workflow_id = str(result.get("workflowInstanceId") or "")
+        if not workflow_id:
+            ops.update_task({}, result, await self.context())  # raises the validation error
+        try:
+            return await self.mutate(workflow_id, lambda wf, ctx: ops.update_task(wf, result, ctx))
+        except NotFound as exc:
+            if exc.data.get("taskId") is None:
+                raise NotFound(
+                    f"No such workflow found by id: {workflow_id}", workflowId=workflow_id
+                ) from None
+            raise
+
+    async def update_task_by_ref(
+        self,
+        workflow_id: str,
+        ref: str,
+        status: str,
+        output: Mapping[str, Any],
+        worker_id: str | None = None,
+    ) -> Decision:
+        return await self.mutate(
+            workflow_id,
+            lambda wf, ctx: ops.update_task_by_ref(wf, ref, status, output, ctx, worker_id),
+        )
+
+    async def signal(self, workflow_id: str, status: str, output: Mapping[str, Any]) -> Decision:
+        return await self.mutate(workflow_id, lambda wf, ctx: ops.signal(wf, status, output, ctx))
+
+    async def terminate(self, workflow_id: str, reason: str | None) -> Decision:
+        return await self.mutate(workflow_id, lambda wf, ctx: ops.terminate(wf, reason, ctx))
+
+    async def pause(self, workflow_id: str) -> Decision:
+        return await self.mutate(workflow_id, ops.pause)
+
+    async def resume(self, workflow_id: str) -> Decision:
+        return await self.mutate(workflow_id, ops.resume)
+
+    async def retry(self, workflow_id: str, resume_subworkflow_tasks: bool = False) -> Decision:
+        return await self.mutate(
+            workflow_id,
+            lambda wf, ctx: ops.retry(wf, ctx, resume_subworkflow_tasks=resume_subworkflow_tasks),
+        )
+
+    async def restart(self, workflow_id: str, use_latest_definition: bool = False) -> Decision:
+        latest: JSON | None = None
+        if use_latest_definition:
+            current = await self.store.executions.get_workflow(workflow_id, include_tasks=False)
+            latest = await self.resolve_definition(current.get("workflowName"), None)
+        return await self.mutate(
+            workflow_id, lambda wf, ctx: ops.restart(wf, ctx, latest_definition=latest)
+        )
+
+    async def rerun(self, workflow_id: str, request: Mapping[str, Any]) -> Decision:
+        return await self.mutate(workflow_id, lambda wf, ctx: ops.rerun(wf, request, ctx))
+
+    async def skip_task(
+        self,
+        workflow_id: str,
+        ref: str,
+        task_input: Mapping[str, Any] | None = None,
+        task_output: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        return await self.mutate(
+            workflow_id,
+            lambda wf, ctx: ops.skip_task(
+                wf, ref, ctx, task_input=task_input, task_output=task_output
+            ),
+        )
+
+    async def set_variables(self, workflow_id: str, variables: Mapping[str, Any]) -> Decision:
+        return await self.mutate(workflow_id, lambda wf, ctx: ops.set_variables(wf, variables, ctx))
+
+    async def remove(self, workflow_id: str) -> None:
+        """Delete a workflow and everything queued for it."""
+        wf = await self.store.executions.get_workflow(workflow_id, include_tasks=True)
+        by_queue: dict[str, list[str]] = {}
+        for task in wf.get("tasks") or []:
+            queue = queue_name(task)
+            if queue is not None:
+                by_queue.setdefault(queue, []).append(task["taskId"])
+        for queue, ids in by_queue.items():
+            await self.queues.remove(queue, ids)
+        await self.store.executions.remove_workflow(workflow_id)
+        await self.queues.remove(DECIDER_QUEUE, [workflow_id])
+
+
+_TERMINAL_WORKFLOW = frozenset({"COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"})
+
+
+def _task_names(tasks: Iterable[Mapping[str, Any]]) -> Iterable[str]:
+    for t in tasks:
+        if t.get("name"):
+            yield str(t["name"])
+        for branch in t.get("forkTasks") or []:
+            yield from _task_names(branch)
+        for case in (t.get("decisionCases") or {}).values():
+            yield from _task_names(case)
+        yield from _task_names(t.get("defaultCase") or [])
+        yield from _task_names(t.get("loopOver") or [])

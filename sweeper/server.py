@@ -1,0 +1,332 @@
+"""The sweeper service: the background work that keeps every workflow moving.
+
+Loops (each supervised: an exception is logged and counted, and the loop starts again; each
+beats a heartbeat that ``/ready`` checks):
+
+* **sweep**: pops due workflow ids from the decider queue with a lease and asks the decider to
+  decide each. The decider sets the entry's next due time (re-timing the lease), or removes it
+  when the workflow has finished. Nothing acks the entry here: if this replica dies mid-way,
+  the lease expires and another replica decides the workflow.
+* **http**: pops HTTP tasks, claims them without acking (the lease covers the call), calls
+  out under the host policy, and reports the result to the decider. A replica that dies
+  mid-call leaves the lease to expire, and the task is called again (at-least-once).
+* **repair**: finds RUNNING workflows that have no decider-queue entry (the classic "stuck
+  RUNNING" failure) and gives them one, counting each repair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from decider.records import DECIDER_QUEUE
+from podium import aio
+from podium.codec import CodecLimits
+from podium.config import Environ, env_address_list, env_int, env_str, environ
+from podium.errors import ConfigError, NotFound, PodiumError
+from podium.health import HealthServer, Heartbeats
+from podium.rpc import RpcClient
+from podium.store import SearchQuery, Store, StoreConfig, open_store
+from queue_service.client import QueueClient
+from sweeper.http_task import HttpPolicy, execute
+
+log = logging.getLogger("podium.sweeper")
+
+HTTP_QUEUE = "HTTP"
+DEFAULT_HEALTH_PORT = 7314
+
+
+@dataclass(frozen=True)
+class SweeperSettings:
+    store: StoreConfig
+    queue_addresses: list[str]
+    decider_addresses: list[str]
+    http: HttpPolicy = field(default_factory=HttpPolicy)
+    health_host: str = "127.0.0.1"
+    health_port: int = DEFAULT_HEALTH_PORT
+    concurrency: int = 16
+    batch: int = 10
+    lease_ms: int = 30_000
+    http_concurrency: int = 32
+    repair_interval_s: int = 60
+    repair_window_days: int = 30
+
+    @classmethod
+    def from_env(cls, env: Environ) -> SweeperSettings:
+        return cls(
+            store=StoreConfig.from_env(env),
+            queue_addresses=env_address_list(env, "PODIUM_QUEUE_ADDRESSES", ["127.0.0.1:7301"]),
+            decider_addresses=env_address_list(env, "PODIUM_DECIDER_ADDRESSES", ["127.0.0.1:7302"]),
+            http=HttpPolicy.from_env(env),
+            health_host=env_str(env, "PODIUM_SWEEPER_HEALTH_HOST", "127.0.0.1"),
+            health_port=env_int(
+                env, "PODIUM_SWEEPER_HEALTH_PORT", DEFAULT_HEALTH_PORT, minimum=0, maximum=65535
+            ),
+            concurrency=env_int(env, "PODIUM_SWEEPER_CONCURRENCY", 16, minimum=1, maximum=1000),
+            batch=env_int(env, "PODIUM_SWEEPER_BATCH", 10, minimum=1, maximum=1000),
+            lease_ms=env_int(env, "PODIUM_SWEEPER_LEASE_MS", 30_000, minimum=100),
+            http_concurrency=env_int(env, "PODIUM_SWEEPER_HTTP_CONCURRENCY", 32, minimum=1),
+            repair_interval_s=env_int(env, "PODIUM_SWEEPER_REPAIR_INTERVAL_S", 60, minimum=1),
+            repair_window_days=env_int(env, "PODIUM_SWEEPER_REPAIR_WINDOW_DAYS", 30, minimum=1),
+        )
+
+
+class SweeperMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.decided = Counter(
+            "podium_sweeper_decided", "Workflows decided by sweeps", registry=registry
+        )
+        self.decide_seconds = Histogram(
+            "podium_sweeper_decide_seconds", "Time of one sweep decide", registry=registry
+        )
+        self.timer_lag = Histogram(
+            "podium_sweeper_timer_lag_seconds",
+            "From a workflow's due time to its decide",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.http_calls = Counter(
+            "podium_sweeper_http_tasks", "HTTP tasks run", ["status"], registry=registry
+        )
+        self.repaired = Counter(
+            "podium_sweeper_repaired",
+            "Running workflows given back a decider-queue entry",
+            registry=registry,
+        )
+        self.loop_errors = Counter(
+            "podium_sweeper_loop_errors", "Exceptions caught in loops", ["loop"], registry=registry
+        )
+
+
+class Sweeper:
+    """The sweeper's loops over the queue service, the decider and the store."""
+
+    def __init__(self, settings: SweeperSettings, *, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or f"sweeper-{socket.gethostname()}-{os.getpid()}"
+        self.registry = CollectorRegistry()
+        self.metrics = SweeperMetrics(self.registry)
+        self.heartbeats = Heartbeats()
+        self.health = HealthServer(
+            "sweeper", self.registry, host=settings.health_host, port=settings.health_port
+        )
+        self.health.add_check("loops", self.heartbeats.check)
+        codec = CodecLimits()
+        self.queues = QueueClient(RpcClient(settings.queue_addresses, limits=codec))
+        self.decider = RpcClient(settings.decider_addresses, limits=codec, timeout_s=30)
+        self.store: Store | None = None
+        self.http = httpx.AsyncClient()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._decides = asyncio.Semaphore(settings.concurrency)
+        self._http_slots = asyncio.Semaphore(settings.http_concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> Sweeper:
+        self.store = await open_store(self.settings.store)
+        await self.health.start()
+        self._supervise("sweep", self._sweep_once, allowance_s=15)
+        self._supervise("http", self._http_once, allowance_s=15)
+        self._supervise(
+            "repair",
+            self._repair_once,
+            allowance_s=self.settings.repair_interval_s * 3 + 30,
+            pause_s=self.settings.repair_interval_s,
+        )
+        return self
+
+    def _supervise(
+        self,
+        name: str,
+        body: Callable[[], Awaitable[None]],
+        *,
+        allowance_s: float,
+        pause_s: float = 0.0,
+    ) -> None:
+        self.heartbeats.register(name, allowance_s)
+
+        async def loop() -> None:
+            while not self._stopping.is_set():
+                try:
+                    await body()
+                    self.heartbeats.beat(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.metrics.loop_errors.labels(name).inc()
+                    log.exception("sweeper loop %s failed; restarting it", name)
+                    await self._pause(0.5)
+                    continue
+                if pause_s:
+                    await self._pause(pause_s)
+
+        task = asyncio.ensure_future(loop())
+        task.set_name(f"sweeper-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    # -- sweep ----------------------------------------------------------------------------------
+
+    async def _sweep_once(self) -> None:
+        got = await self.queues.pop(
+            DECIDER_QUEUE, count=self.settings.batch, lease_ms=self.settings.lease_ms, wait_ms=1000
+        )
+        for msg in got:
+            await self._decides.acquire()
+            self._spawn(self._decide(msg.id))
+
+    async def _decide(self, workflow_id: str) -> None:
+        started = time.perf_counter()
+        try:
+            await self.decider.call("decider.decide", {"workflowId": workflow_id})
+            self.metrics.decided.inc()
+        except NotFound:
+            await self.queues.remove(DECIDER_QUEUE, [workflow_id])
+        except PodiumError as exc:
+            # The entry stays leased and comes back when the lease expires.
+            log.warning("deciding %s failed: %s", workflow_id, exc.message)
+        finally:
+            self.metrics.decide_seconds.observe(time.perf_counter() - started)
+            self._decides.release()
+
+    # -- HTTP tasks -----------------------------------------------------------------------------
+
+    async def _http_once(self) -> None:
+        got = await self.queues.pop(
+            HTTP_QUEUE, count=self.settings.batch, lease_ms=self.settings.lease_ms, wait_ms=1000
+        )
+        if not got:
+            return
+        items = [[m.id, _workflow_of(m.payload)] for m in got]
+        answer = await self.decider.call(
+            "decider.claim",
+            {"queue": HTTP_QUEUE, "items": items, "workerId": self.worker_id, "ack": False},
+        )
+        for task in answer["tasks"]:
+            await self._http_slots.acquire()
+            self._spawn(self._run_http(task))
+
+    async def _run_http(self, task: dict[str, object]) -> None:
+        try:
+            # Keep the message leased for as long as the call may take.
+            await self.queues.set_unack_timeout(
+                HTTP_QUEUE, str(task["taskId"]), self.settings.lease_ms
+            )
+            result = await execute(task, self.settings.http, self.http, self.worker_id)
+            self.metrics.http_calls.labels(str(result["status"])).inc()
+            await self.decider.call("decider.update_task", {"result": result})
+        except PodiumError as exc:
+            log.warning("HTTP task %s could not be reported: %s", task.get("taskId"), exc.message)
+        finally:
+            self._http_slots.release()
+
+    # -- repair ---------------------------------------------------------------------------------
+
+    async def repair_once(self) -> int:
+        """Give every RUNNING workflow without a decider-queue entry one; returns how many."""
+        assert self.store is not None
+        repaired = 0
+        window_ms = self.settings.repair_window_days * 86_400_000
+        start = 0
+        now = int(time.time() * 1000)
+        while True:
+            page = await self.store.executions.search_workflows(
+                SearchQuery(
+                    statuses=("RUNNING",), start_time_from_ms=now - window_ms, start=start, size=500
+                )
+            )
+            results = page["results"]
+            for summary in results:
+                wf_id = str(summary["workflowId"])
+                if not await self.queues.contains(DECIDER_QUEUE, wf_id):
+                    await self.queues.schedule(DECIDER_QUEUE, wf_id, 0, 0)
+                    repaired += 1
+                    log.warning("repaired workflow %s: it had no decider-queue entry", wf_id)
+            start += len(results)
+            if not results or start >= int(page["totalHits"]):
+                break
+        self.metrics.repaired.inc(repaired)
+        return repaired
+
+    async def _repair_once(self) -> None:
+        await self.repair_once()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop popping, let in-flight work finish within ``grace_s``, then close."""
+        self._stopping.set()
+        loops = list(self._tasks)
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if self._inflight:
+            _, pending = await asyncio.wait(list(self._inflight), timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.health.stop()
+        await self.http.aclose()
+        await self.queues.close()
+        await self.decider.close()
+        if self.store is not None:
+            await self.store.close()
+
+
+def _workflow_of(payload: object) -> str:
+    if isinstance(payload, bytes):
+        return payload.decode()
+    return str(payload)
+
+
+async def serve(settings: SweeperSettings) -> None:
+    sweeper = await Sweeper(settings).start()
+    print(
+        f"podium-sweeper running; health on {settings.health_host}:{sweeper.health.port}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sweeper.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = SweeperSettings.from_env(environ())
+    except ConfigError as exc:
+        print(f"podium-sweeper: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        aio.run(serve(settings))
+    except PodiumError as exc:
+        print(f"podium-sweeper: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

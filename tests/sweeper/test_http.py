@@ -1,0 +1,150 @@
+"""HTTP system tasks against a local test server, under the outbound-host policy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from sweeper.http_task import HttpPolicy
+from sweeper.server import Sweeper
+
+from .conftest import Stack, SweeperFactory
+
+JSON = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+async def http_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
+    calls: dict[str, int] = {}
+
+    async def ok(request: Request) -> Response:
+        calls["ok"] = calls.get("ok", 0) + 1
+        body = await request.body()
+        return JSONResponse({"hello": "world", "echo": body.decode()})
+
+    async def flaky(request: Request) -> Response:
+        key = request.query_params.get("key", "")
+        calls[key] = calls.get(key, 0) + 1
+        if calls[key] == 1:
+            return PlainTextResponse("try again", status_code=503)
+        return JSONResponse({"attempt": calls[key]})
+
+    async def big(request: Request) -> Response:
+        return PlainTextResponse("x" * 10_000)
+
+    app = Starlette(
+        routes=[
+            Route("/ok", ok, methods=["GET", "POST"]),
+            Route("/flaky", flaky),
+            Route("/big", big),
+        ]
+    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="none")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", calls
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+
+
+def http_wf(name: str, uri: str, method: str = "GET", body: Any = None) -> JSON:
+    request: JSON = {"uri": uri, "method": method}
+    if body is not None:
+        request["body"] = body
+    return {
+        "name": name,
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": f"{name}_http",
+                "taskReferenceName": "call",
+                "type": "HTTP",
+                "inputParameters": {"http_request": request},
+            }
+        ],
+    }
+
+
+async def test_an_http_task_succeeds(
+    stack: Stack, sweeper: Sweeper, http_server: tuple[str, dict[str, int]], name: str
+) -> None:
+    base, _ = http_server
+    wf_id = await stack.start(http_wf(name, f"{base}/ok", "POST", {"a": 1}))
+    wf = await stack.until(wf_id, lambda w: w["status"] != "RUNNING")
+    assert wf["status"] == "COMPLETED"
+    response = wf["tasks"][0]["outputData"]["response"]
+    assert response["statusCode"] == 200
+    assert response["body"] == {"hello": "world", "echo": '{"a": 1}'}
+
+
+async def test_a_5xx_fails_the_attempt_and_the_retry_succeeds(
+    stack: Stack, sweeper: Sweeper, http_server: tuple[str, dict[str, int]], name: str
+) -> None:
+    base, calls = http_server
+    await stack.store.metadata.create_task_def(
+        {
+            "name": f"{name}_http",
+            "retryCount": 2,
+            "retryDelaySeconds": 0,
+            "responseTimeoutSeconds": 30,
+            "ownerEmail": "a@b.c",
+        }
+    )
+    wf_id = await stack.start(http_wf(name, f"{base}/flaky?key={name}"))
+    wf = await stack.until(wf_id, lambda w: w["status"] != "RUNNING")
+    assert wf["status"] == "COMPLETED"
+    first, second = wf["tasks"]
+    assert first["status"] == "FAILED" and first["reasonForIncompletion"] == "try again"
+    assert first["outputData"]["response"]["statusCode"] == 503
+    assert second["status"] == "COMPLETED" and second["retryCount"] == 1
+    assert calls[name] == 2
+
+
+async def test_a_denied_host_is_refused_with_a_clear_reason(
+    stack: Stack,
+    make_sweeper: SweeperFactory,
+    http_server: tuple[str, dict[str, int]],
+    name: str,
+) -> None:
+    await make_sweeper(http=HttpPolicy.build())  # the default policy: loopback is denied
+    base, calls = http_server
+    before = calls.get("ok", 0)
+    wf_id = await stack.start(http_wf(name, f"{base}/ok"))
+    wf = await stack.until(wf_id, lambda w: w["status"] != "RUNNING")
+    assert wf["status"] == "FAILED"
+    (task,) = wf["tasks"]
+    assert task["status"] == "FAILED_WITH_TERMINAL_ERROR"
+    assert "loopback address 127.0.0.1" in task["reasonForIncompletion"]
+    assert "PODIUM_HTTP_ALLOW_HOSTS" in task["reasonForIncompletion"]
+    assert calls.get("ok", 0) == before  # the request was never sent
+
+
+async def test_responses_over_the_size_limit_fail(
+    stack: Stack,
+    make_sweeper: SweeperFactory,
+    http_server: tuple[str, dict[str, int]],
+    name: str,
+) -> None:
+    await make_sweeper(http=HttpPolicy.build(allow=["127.0.0.1"], max_response_bytes=1000))
+    base, _ = http_server
+    wf_id = await stack.start(http_wf(name, f"{base}/big"))
+    wf = await stack.until(wf_id, lambda w: w["status"] != "RUNNING")
+    assert wf["status"] == "FAILED"
+    assert "larger than 1000 bytes" in wf["tasks"][0]["reasonForIncompletion"]
