@@ -103,13 +103,16 @@ class Shard:
     def __init__(self, spec: ShardSpec, *, socket_timeout_s: float = 5.0) -> None:
         self.spec = spec
         self.name = spec.name
-        self.redis: aioredis.Redis = aioredis.Redis.from_url(
+        # A blocking pool: a burst of calls waits for a free connection instead of failing
+        # with "too many connections" (which would read as a dead shard).
+        pool = aioredis.BlockingConnectionPool.from_url(
             spec.url,
+            max_connections=64,
+            timeout=socket_timeout_s,
             socket_connect_timeout=1.0,
             socket_timeout=socket_timeout_s,
-            health_check_interval=0,
-            max_connections=64,
         )
+        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # owns and closes it
         self.scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(src) for name, src in _SCRIPT_SOURCES.items()
         }

@@ -16,8 +16,9 @@ from starlette.routing import Route
 
 from sweeper.http_task import HttpPolicy
 from sweeper.server import Sweeper
+from tests.stack import Stack
 
-from .conftest import Stack, SweeperFactory
+from .conftest import SweeperFactory
 
 JSON = dict[str, Any]
 

@@ -10,8 +10,7 @@ import pytest
 
 from decider.records import DECIDER_QUEUE
 from sweeper.server import Sweeper
-
-from .conftest import Stack
+from tests.stack import Stack
 
 JSON = dict[str, Any]
 
