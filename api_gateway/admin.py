@@ -1,0 +1,105 @@
+"""``/api/admin``: configuration, pending tasks of a type, requeue and repair of a workflow."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_gateway.context import Gateway
+from api_gateway.http import ok_json, ok_text, path, q_bool, q_int
+from api_gateway.routing import Endpoint, path_param, q
+from podium.errors import NotFound
+
+TAG = "admin"
+VERSION = "0.1.0"
+
+
+def config_map(gw: Gateway) -> dict[str, Any]:
+    """The gateway's settings (never a secret) and the version."""
+    s = gw.settings
+    return {
+        "version": VERSION,
+        "buildDate": "",
+        "server": "podium-gateway",
+        "startTime": int(gw.started_at * 1000),
+        "deciderAddresses": ",".join(s.decider_addresses),
+        "queueAddresses": ",".join(s.queue_addresses),
+        "store": s.store.backend,
+        "authEnabled": s.auth.enabled,
+        "authTokenTtlSeconds": s.auth.token_ttl_s,
+        **{f"limits.{k}": v for k, v in dataclasses.asdict(s.limits).items()},
+    }
+
+
+async def config(request: Request, gw: Gateway) -> Response:
+    return ok_json(config_map(gw))
+
+
+async def pending_tasks(request: Request, gw: Gateway) -> Response:
+    start = q_int(request, "start", 0, minimum=0) or 0
+    count = q_int(request, "count", 100, minimum=0) or 0
+    tasks = await gw.store.executions.pending_tasks_by_type(path(request, "tasktype"))
+    tasks.sort(key=lambda t: (int(t.get("scheduledTime") or 0), str(t.get("taskId"))))
+    return ok_json(tasks[start : start + count])
+
+
+async def _decide(gw: Gateway, workflow_id: str) -> None:
+    try:
+        await gw.decider("decide", {"workflowId": workflow_id})
+    except NotFound:
+        raise NotFound(
+            f"No such workflow found by id: {workflow_id}", workflowId=workflow_id
+        ) from None
+
+
+async def requeue_sweep(request: Request, gw: Gateway) -> Response:
+    """Decide the workflow now, which also puts it back on the decider queue."""
+    workflow_id = path(request, "workflowId")
+    await _decide(gw, workflow_id)
+    return ok_text(f"true.{workflow_id}")
+
+
+async def verify_and_repair(request: Request, gw: Gateway) -> Response:
+    """A decide re-pushes every task message of the workflow that went missing."""
+    await _decide(gw, path(request, "workflowId"))
+    return ok_text("true")
+
+
+async def event_queues(request: Request, gw: Gateway) -> Response:
+    # Podium has no external event queues: nothing to list (sizes or URIs).
+    q_bool(request, "verbose", False)
+    return ok_json({})
+
+
+async def health(request: Request, gw: Gateway) -> Response:
+    return ok_json({"healthy": True, "uptimeMs": int((time.time() - gw.started_at) * 1000)})
+
+
+_P = "/api/admin"
+
+ENDPOINTS = [
+    Endpoint("GET", f"{_P}/config", config, "Server configuration", TAG,
+             ok_schema={"type": "object"}, errors=()),
+    Endpoint("GET", f"{_P}/task/{{tasktype}}", pending_tasks, "Pending tasks of a type", TAG,
+             params=(path_param("tasktype"), q("start", "integer", minimum=0),
+                     q("count", "integer", minimum=0)),
+             ok_schema={"type": "array", "items": "#Task"}),
+    Endpoint("POST", f"{_P}/sweep/requeue/{{workflowId}}", requeue_sweep, "Put a workflow back "
+             "on the decider queue", TAG, params=(path_param("workflowId"),),
+             body_required=False, ok_kind="text", errors=(404,)),
+    Endpoint("POST", f"{_P}/consistency/verifyAndRepair/{{workflowId}}", verify_and_repair,
+             "Re-push missing task messages of a workflow", TAG,
+             params=(path_param("workflowId"),), body_required=False, ok_kind="text",
+             errors=(404,)),
+    Endpoint("GET", f"{_P}/queues", event_queues, "Event queues (none in Podium)", TAG,
+             params=(q("verbose", "boolean"),), ok_schema={"type": "object"}),
+]  # fmt: skip
+
+HEALTH = [
+    Endpoint("GET", "/health", health, "Health", "health", ok_schema="#Health", errors=()),
+    Endpoint("GET", "/api/health", health, "Health", "health", ok_schema="#Health", errors=()),
+]

@@ -1,0 +1,123 @@
+"""``/api/workflow/bulk``: one operation over a list of workflow ids.
+
+Each id is processed on its own; a failure lands in ``bulkErrorResults`` and never fails the
+request (Conductor's BulkResponse).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_gateway import checks
+from api_gateway.context import Gateway
+from api_gateway.http import body_json, ok_json, q_bool, q_str
+from api_gateway.routing import Endpoint, q
+from api_gateway.workflows import read_workflow, remove_one, terminate_remove_one
+from podium.errors import PodiumError
+
+TAG = "workflow-bulk"
+JSON = dict[str, Any]
+Action = Callable[[str], Awaitable[Any]]
+
+
+async def _each(request: Request, gw: Gateway, action: Action) -> Response:
+    ids = checks.id_list(await body_json(request), gw.limits.max_bulk_ids)
+    done: list[Any] = []
+    failed: dict[str, str] = {}
+    for workflow_id in ids:
+        try:
+            result = await action(workflow_id)
+        except PodiumError as exc:
+            failed[workflow_id] = exc.message
+            continue
+        done.append(result if result is not None else workflow_id)
+    return ok_json(
+        {
+            "bulkErrorResults": failed,
+            "bulkSuccessfulResults": done,
+            "message": "Bulk Request has been processed.",
+        }
+    )
+
+
+def _decider(gw: Gateway, method: str, **params: Any) -> Action:
+    async def act(workflow_id: str) -> None:
+        await gw.decider(method, {"workflowId": workflow_id, **params})
+
+    return act
+
+
+async def pause(request: Request, gw: Gateway) -> Response:
+    return await _each(request, gw, _decider(gw, "pause"))
+
+
+async def resume(request: Request, gw: Gateway) -> Response:
+    return await _each(request, gw, _decider(gw, "resume"))
+
+
+async def restart(request: Request, gw: Gateway) -> Response:
+    latest = q_bool(request, "useLatestDefinitions", False)
+    return await _each(request, gw, _decider(gw, "restart", useLatestDefinitions=latest))
+
+
+async def retry(request: Request, gw: Gateway) -> Response:
+    return await _each(request, gw, _decider(gw, "retry"))
+
+
+async def terminate(request: Request, gw: Gateway) -> Response:
+    reason = q_str(request, "reason")
+    return await _each(request, gw, _decider(gw, "terminate", reason=reason))
+
+
+async def remove(request: Request, gw: Gateway) -> Response:
+    archive = q_bool(request, "archiveWorkflow", True)
+
+    async def act(workflow_id: str) -> None:
+        await remove_one(gw, workflow_id, archive)
+
+    return await _each(request, gw, act)
+
+
+async def terminate_remove(request: Request, gw: Gateway) -> Response:
+    archive = q_bool(request, "archiveWorkflow", True)
+    reason = q_str(request, "reason")
+
+    async def act(workflow_id: str) -> None:
+        await terminate_remove_one(gw, workflow_id, reason, archive)
+
+    return await _each(request, gw, act)
+
+
+async def search(request: Request, gw: Gateway) -> Response:
+    include_tasks = q_bool(request, "includeTasks", True)
+
+    async def act(workflow_id: str) -> JSON:
+        return await read_workflow(gw, workflow_id, include_tasks)
+
+    return await _each(request, gw, act)
+
+
+_P = "/api/workflow/bulk"
+_IDS = {"type": "array", "items": {"type": "string"}, "maxItems": 1000}
+_OK = "#BulkResponse"
+
+ENDPOINTS = [
+    Endpoint("PUT", f"{_P}/pause", pause, "Pause workflows", TAG, body=_IDS, ok_schema=_OK),
+    Endpoint("PUT", f"{_P}/resume", resume, "Resume workflows", TAG, body=_IDS, ok_schema=_OK),
+    Endpoint("POST", f"{_P}/restart", restart, "Restart workflows", TAG,
+             params=(q("useLatestDefinitions", "boolean"),), body=_IDS, ok_schema=_OK),
+    Endpoint("POST", f"{_P}/retry", retry, "Retry workflows", TAG, body=_IDS, ok_schema=_OK),
+    Endpoint("POST", f"{_P}/terminate", terminate, "Terminate workflows", TAG,
+             params=(q("reason"),), body=_IDS, ok_schema=_OK),
+    Endpoint("DELETE", f"{_P}/remove", remove, "Remove workflows", TAG,
+             params=(q("archiveWorkflow", "boolean"),), body=_IDS, ok_schema=_OK),
+    Endpoint("DELETE", f"{_P}/terminate-remove", terminate_remove, "Terminate and remove "
+             "workflows", TAG, params=(q("reason"), q("archiveWorkflow", "boolean")), body=_IDS,
+             ok_schema=_OK),
+    Endpoint("POST", f"{_P}/search", search, "Get workflows by id", TAG,
+             params=(q("includeTasks", "boolean"),), body=_IDS, ok_schema=_OK),
+]  # fmt: skip

@@ -1,0 +1,130 @@
+"""The gateway's typed state: its connections (decider, queue service, store) and counters.
+
+One :class:`Gateway` is built by the app's lifespan and handed to every endpoint; nothing here
+is module-level, so several gateways (tests) can live in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from api_gateway.settings import GatewaySettings
+from podium.errors import InvalidArgument
+from podium.rpc import RpcClient
+from podium.store import Store
+from queue_service.client import QueueClient
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class GatewayStats:
+    """What the gateway did; tests read these to prove what a request cost."""
+
+    polls: int = 0
+    empty_polls: int = 0
+    tasks_handed_out: int = 0
+    decider_calls: dict[str, int] = field(default_factory=dict)
+    poll_data_writes: int = 0
+
+    @property
+    def decider_total(self) -> int:
+        return sum(self.decider_calls.values())
+
+
+class Metrics:
+    """Prometheus counters of one gateway (served on the health side port)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "podium_gateway_requests",
+            "HTTP requests answered, by status class",
+            ["status"],
+            registry=self.registry,
+        )
+        self.polls = Counter(
+            "podium_gateway_polls", "Task polls, by outcome", ["outcome"], registry=self.registry
+        )
+        self.decider_calls = Counter(
+            "podium_gateway_decider_calls",
+            "Calls to the decider, by method",
+            ["method"],
+            registry=self.registry,
+        )
+
+
+class PollDataThrottle:
+    """Remembers when poll data was last written per (queue, domain, worker).
+
+    An empty poll must cost almost nothing, so poll data is written at most once per
+    ``interval_s`` for each key; the map is bounded (oldest entries go first).
+    """
+
+    def __init__(
+        self,
+        interval_s: float = 1.0,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval_s = interval_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self._last: dict[tuple[str, str, str], float] = {}
+
+    def due(self, queue: str, domain: str | None, worker: str) -> bool:
+        key = (queue, domain or "", worker)
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            return False
+        if last is None and len(self._last) >= self.max_keys:
+            cutoff = now - self.interval_s
+            self._last = {k: t for k, t in self._last.items() if t >= cutoff}
+            if len(self._last) >= self.max_keys:
+                self._last.clear()
+        self._last[key] = now
+        return True
+
+
+class Gateway:
+    """Everything an endpoint needs; built and closed by the app's lifespan."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        decider: RpcClient,
+        queues: QueueClient,
+        store: Store,
+    ) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.decider_rpc = decider
+        self.queues = queues
+        self.store = store
+        self.stats = GatewayStats()
+        self.metrics = Metrics()
+        self.poll_data = PollDataThrottle()
+        self.started_at = time.time()
+        #: The port of /health, /ready and /metrics, once the side server runs.
+        self.health_port: int | None = None
+
+    async def decider(self, method: str, params: JSON, *, timeout_s: float | None = None) -> Any:
+        """Call ``decider.<method>``; its errors come back as the same PodiumError classes."""
+        self.stats.decider_calls[method] = self.stats.decider_calls.get(method, 0) + 1
+        self.metrics.decider_calls.labels(method).inc()
+        try:
+            return await self.decider_rpc.call(f"decider.{method}", params, timeout_s=timeout_s)
+        except (OverflowError, UnicodeEncodeError, TypeError, ValueError) as exc:
+            # The value could not be encoded for the RPC (checked bodies should never get here).
+            raise InvalidArgument(f"Request holds a value that cannot be sent: {exc}") from None
+
+    async def close(self) -> None:
+        await self.decider_rpc.close()
+        await self.queues.close()
+        await self.store.close()

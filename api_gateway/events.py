@@ -1,0 +1,55 @@
+"""``/api/event``: event handler definitions (stored; Podium has no event queues to run them)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_gateway import checks
+from api_gateway.context import Gateway
+from api_gateway.http import body_json, ok_empty, ok_json, path, q_bool
+from api_gateway.routing import Endpoint, path_param, q
+
+TAG = "event"
+
+
+async def add(request: Request, gw: Gateway) -> Response:
+    await gw.store.metadata.add_event_handler(checks.event_handler(await body_json(request)))
+    return ok_empty()
+
+
+async def update(request: Request, gw: Gateway) -> Response:
+    await gw.store.metadata.update_event_handler(checks.event_handler(await body_json(request)))
+    return ok_empty()
+
+
+async def remove(request: Request, gw: Gateway) -> Response:
+    await gw.store.metadata.remove_event_handler(path(request, "name"))
+    return ok_empty()
+
+
+async def list_all(request: Request, gw: Gateway) -> Response:
+    return ok_json(await gw.store.metadata.list_event_handlers())
+
+
+async def for_event(request: Request, gw: Gateway) -> Response:
+    active_only = q_bool(request, "activeOnly", True)
+    found = await gw.store.metadata.event_handlers_for_event(path(request, "event"), active_only)
+    return ok_json(found)
+
+
+_P = "/api/event"
+_LIST = {"type": "array", "items": "#EventHandler"}
+
+ENDPOINTS = [
+    Endpoint("POST", _P, add, "Add an event handler", TAG, body="#EventHandler",
+             ok_kind="empty", errors=(400, 409)),
+    Endpoint("PUT", _P, update, "Update an event handler", TAG, body="#EventHandler",
+             ok_kind="empty", errors=(400, 404)),
+    Endpoint("GET", _P, list_all, "All event handlers", TAG, ok_schema=_LIST, errors=()),
+    Endpoint("DELETE", f"{_P}/{{name}}", remove, "Remove an event handler", TAG,
+             params=(path_param("name"),), body_required=False, ok_kind="empty",
+             errors=(404,)),
+    Endpoint("GET", f"{_P}/{{event:path}}", for_event, "Event handlers of an event", TAG,
+             params=(path_param("event"), q("activeOnly", "boolean")), ok_schema=_LIST),
+]  # fmt: skip

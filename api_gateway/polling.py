@@ -1,0 +1,100 @@
+"""The poll path: queue pop (long poll) → decider claim → tasks, and poll data.
+
+An empty poll costs one queue-service call, plus a poll-data write at most once per second
+for each task type, domain and worker (polls with tasks included). Only popped messages go to
+the decider, which marks the tasks IN_PROGRESS and acks their messages (Conductor's poll
+auto-acks).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from api_gateway.checks import queue_name_problem
+from api_gateway.context import Gateway
+from podium.errors import InvalidArgument, PodiumError
+
+log = logging.getLogger("podium.gateway")
+
+JSON = dict[str, Any]
+#: How long a popped message stays leased while the decider claims it; if the gateway dies
+#: in between, the message comes back after this.
+CLAIM_LEASE_MS = 30_000
+
+
+def task_queue(task_type: str, domain: str | None) -> str:
+    """Conductor's worker queue name: ``[domain:]taskType``."""
+    for what, value in (("task type", task_type), ("domain", domain)):
+        if value is None:
+            continue
+        problem = queue_name_problem(value)
+        if problem or not value:
+            raise InvalidArgument(f"Invalid {what} {value!r}: {problem or 'empty'}")
+    return f"{domain}:{task_type}" if domain else task_type
+
+
+async def poll(
+    gw: Gateway,
+    task_type: str,
+    worker_id: str | None,
+    domain: str | None,
+    count: int,
+    timeout_ms: int,
+) -> list[JSON]:
+    """Up to ``count`` tasks of ``task_type`` claimed for ``worker_id`` (maybe none)."""
+    queue = task_queue(task_type, domain)
+    gw.stats.polls += 1
+    received = await gw.queues.pop(queue, count, lease_ms=CLAIM_LEASE_MS, wait_ms=timeout_ms)
+    tasks: list[JSON] = []
+    if received:
+        items = [[r.id, _workflow_id(r.payload)] for r in received]
+        try:
+            answer = await gw.decider(
+                "claim", {"queue": queue, "items": items, "workerId": worker_id, "ack": True}
+            )
+        except BaseException:
+            # Nothing was handed out: make the messages visible again now rather than when
+            # their lease runs out (a message the decider already acked is simply gone).
+            await _release(gw, queue, [r.id for r in received])
+            raise
+        tasks = list(answer.get("tasks") or [])
+    if tasks:
+        gw.stats.tasks_handed_out += len(tasks)
+        gw.metrics.polls.labels("tasks").inc()
+    else:
+        gw.stats.empty_polls += 1
+        gw.metrics.polls.labels("empty").inc()
+    await record_poll(gw, task_type, domain, worker_id)
+    return tasks
+
+
+async def _release(gw: Gateway, queue: str, ids: list[str]) -> None:
+    for msg_id in ids:
+        try:
+            await gw.queues.nack(queue, msg_id)
+        except PodiumError as exc:
+            log.warning("could not release %s in %s: %s", msg_id, queue, exc.message)
+
+
+def _workflow_id(payload: Any) -> str:
+    if isinstance(payload, bytes):
+        return payload.decode("utf-8", "replace")
+    return str(payload)
+
+
+async def record_poll(
+    gw: Gateway, task_type: str, domain: str | None, worker_id: str | None
+) -> None:
+    """Write poll data (queueName = the task type), at most once a second per worker."""
+    worker = worker_id or ""
+    if not gw.poll_data.due(task_type, domain, worker):
+        return
+    try:
+        await gw.store.executions.update_poll_data(
+            task_type, domain, worker, int(time.time() * 1000)
+        )
+        gw.stats.poll_data_writes += 1
+    except PodiumError as exc:  # poll data is advisory: a failed write never fails a poll
+        log.warning("poll data for %s not recorded: %s", task_type, exc.message)

@@ -1,0 +1,206 @@
+"""The API gateway: Conductor's HTTP API on Starlette, served by uvicorn.
+
+The app is declared: routes from each resource module's ``ENDPOINTS``, pure ASGI middleware
+for authentication and body limits, one error mapping (:mod:`api_gateway.errors`), and a
+lifespan that opens the decider and queue-service clients and the store and yields them as
+typed state. Configuration comes from ``PODIUM_*`` variables (:mod:`api_gateway.settings`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypedDict
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_gateway import admin, bulk, events, metadata, tasks, workflows
+from api_gateway.auth import Authenticator, AuthGate, token_endpoint
+from api_gateway.context import Gateway
+from api_gateway.errors import handle_http_exception
+from api_gateway.http import ok_json
+from api_gateway.limits import BodyLimits
+from api_gateway.openapi import build
+from api_gateway.routing import Endpoint, routes
+from api_gateway.settings import GatewaySettings
+from podium.config import environ
+from podium.errors import ConfigError, PodiumError
+from podium.health import HealthServer
+from podium.rpc import RpcClient
+from podium.store import open_store
+from queue_service.client import QueueClient
+
+log = logging.getLogger("podium.gateway")
+
+Connector = Callable[[GatewaySettings], Awaitable[Gateway]]
+
+
+class State(TypedDict):
+    gateway: Gateway
+
+
+async def connect(settings: GatewaySettings) -> Gateway:
+    """Clients of the decider and the queue service (they dial lazily) and the store."""
+    decider = RpcClient(
+        settings.decider_addresses, limits=settings.codec, timeout_s=settings.rpc_timeout_s
+    )
+    queues = QueueClient(
+        RpcClient(settings.queue_addresses, limits=settings.codec, timeout_s=settings.rpc_timeout_s)
+    )
+    try:
+        store = await open_store(settings.store)
+    except BaseException:
+        await decider.close()
+        await queues.close()
+        raise
+    return Gateway(settings, decider, queues, store)
+
+
+def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[Endpoint]:
+    """Every endpoint, in matching order (specific paths before parameterised ones)."""
+
+    async def token(request: Request, gw: Gateway) -> Response:
+        return await token_endpoint(request, authenticator)
+
+    doc: dict[str, object] = {}
+
+    async def openapi(request: Request, gw: Gateway) -> Response:
+        return ok_json(doc)
+
+    own = [
+        Endpoint(
+            "POST",
+            "/api/token",
+            token,
+            "Exchange a key id and secret for a token",
+            "token",
+            body="#TokenRequest",
+            ok_schema="#Token",
+            errors=(400, 401, 404),
+        ),
+        Endpoint(
+            "GET",
+            "/api/openapi.json",
+            openapi,
+            "This OpenAPI document",
+            "meta",
+            ok_schema={"type": "object"},
+            errors=(),
+        ),
+    ]
+    everything = [
+        *admin.HEALTH,
+        *own,
+        *metadata.ENDPOINTS,
+        *bulk.ENDPOINTS,
+        *workflows.ENDPOINTS,
+        *tasks.ENDPOINTS,
+        *admin.ENDPOINTS,
+        *events.ENDPOINTS,
+    ]
+    doc.update(
+        build(
+            everything,
+            auth_enabled=settings.auth.enabled,
+            limits=settings.limits,
+            version=admin.VERSION,
+        )
+    )
+    return everything
+
+
+def create_app(settings: GatewaySettings, connector: Connector = connect) -> Starlette:
+    """The gateway as an ASGI app; connections open in its lifespan."""
+    authenticator = Authenticator(settings.auth)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        gateway = await connector(settings)
+        health: HealthServer | None = None
+        try:
+            if settings.health_port is not None:
+                health = HealthServer(
+                    "gateway",
+                    gateway.metrics.registry,
+                    host=settings.host,
+                    port=settings.health_port,
+                )
+                await health.start()
+                gateway.health_port = health.port
+                log.info("gateway health on %s:%d", settings.host, health.port)
+            yield {"gateway": gateway}
+        finally:
+            if health is not None:
+                await health.stop()
+            await gateway.close()
+
+    app = Starlette(
+        routes=routes(endpoints(settings, authenticator)),
+        middleware=[
+            Middleware(AuthGate, authenticator=authenticator),
+            Middleware(BodyLimits, limits=settings.limits),
+        ],
+        exception_handlers={HTTPException: handle_http_exception},
+        lifespan=lifespan,
+    )
+    return app
+
+
+def uvicorn_config(
+    app: Starlette, settings: GatewaySettings, **overrides: object
+) -> uvicorn.Config:
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop" if _have_uvloop() else "asyncio",
+        "lifespan": "on",
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        "server_header": False,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
+def _have_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = GatewaySettings.from_env(environ())
+    except ConfigError as exc:
+        print(f"podium-gateway: {exc.message}", file=sys.stderr)
+        return 2
+    log.info("gateway settings: %r", settings)
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings))
+    print(f"podium-gateway listening on {settings.host}:{settings.port}", flush=True)
+    try:
+        server.run()
+    except PodiumError as exc:
+        print(f"podium-gateway: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"podium-gateway: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

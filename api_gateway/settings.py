@@ -1,0 +1,134 @@
+"""The gateway's settings, read once from ``PODIUM_*`` variables into frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from podium.codec import CodecLimits
+from podium.config import (
+    Environ,
+    env_address_list,
+    env_bool,
+    env_int,
+    env_list,
+    env_port,
+    env_str,
+)
+from podium.errors import ConfigError
+from podium.store import StoreConfig
+
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; breaking a limit is a 4xx with a message."""
+
+    #: Largest request body, checked on Content-Length before reading and while streaming.
+    max_body_bytes: int = 1024 * 1024
+    #: Deepest nesting of arrays and objects in a JSON body.
+    max_json_depth: int = 64
+    #: Most tasks one batch poll may ask for.
+    max_poll_count: int = 1000
+    #: Longest long poll (Conductor: more than 5000 ms is a 400).
+    max_poll_timeout_ms: int = 5000
+    #: Most workflow ids in one bulk request (Conductor: 1000).
+    max_bulk_ids: int = 1000
+    #: Longest wait of ``POST /api/workflow/execute`` (seconds).
+    max_execute_wait_s: int = 60
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Key-id/secret pairs exchanged at ``POST /api/token`` for short-lived tokens."""
+
+    enabled: bool = False
+    keys: dict[str, str] = field(default_factory=dict, repr=False)
+    token_ttl_s: int = 3600
+
+    def __repr__(self) -> str:  # never print secrets
+        return (
+            f"AuthSettings(enabled={self.enabled}, key_ids={sorted(self.keys)}, "
+            f"token_ttl_s={self.token_ttl_s})"
+        )
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    store: StoreConfig = field(default_factory=StoreConfig)
+    decider_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1:7302"])
+    queue_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1:7301"])
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    health_port: int | None = None
+    limits: Limits = field(default_factory=Limits)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    codec: CodecLimits = field(default_factory=CodecLimits)
+    #: Timeout of one call to the decider (seconds).
+    rpc_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Environ) -> GatewaySettings:
+        limits = Limits(
+            max_body_bytes=env_int(env, "PODIUM_GATEWAY_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+            max_json_depth=env_int(
+                env, "PODIUM_GATEWAY_MAX_JSON_DEPTH", 64, minimum=4, maximum=1000
+            ),
+            max_poll_count=env_int(
+                env, "PODIUM_GATEWAY_MAX_POLL_COUNT", 1000, minimum=1, maximum=10_000
+            ),
+            max_poll_timeout_ms=env_int(
+                env, "PODIUM_GATEWAY_MAX_POLL_TIMEOUT_MS", 5000, minimum=0, maximum=60_000
+            ),
+            max_bulk_ids=env_int(env, "PODIUM_GATEWAY_MAX_BULK_IDS", 1000, minimum=1),
+            max_execute_wait_s=env_int(
+                env, "PODIUM_GATEWAY_MAX_EXECUTE_WAIT_S", 60, minimum=1, maximum=3600
+            ),
+        )
+        enabled = env_bool(env, "PODIUM_AUTH_ENABLED", False)
+        keys = parse_keys(env_list(env, "PODIUM_AUTH_KEYS", []))
+        if enabled and not keys:
+            raise ConfigError(
+                "PODIUM_AUTH_ENABLED=true needs PODIUM_AUTH_KEYS (id:secret,...)",
+                variable="PODIUM_AUTH_KEYS",
+            )
+        auth = AuthSettings(
+            enabled=enabled,
+            keys=keys,
+            token_ttl_s=env_int(env, "PODIUM_AUTH_TOKEN_TTL_S", 3600, minimum=10, maximum=3600),
+        )
+        health = env_str(env, "PODIUM_GATEWAY_HEALTH_PORT", "")
+        return cls(
+            store=StoreConfig.from_env(env),
+            decider_addresses=env_address_list(env, "PODIUM_DECIDER_ADDRESSES", ["127.0.0.1:7302"]),
+            queue_addresses=env_address_list(env, "PODIUM_QUEUE_ADDRESSES", ["127.0.0.1:7301"]),
+            host=env_str(env, "PODIUM_GATEWAY_HOST", "127.0.0.1"),
+            port=env_port(env, "PODIUM_GATEWAY_PORT", DEFAULT_PORT),
+            health_port=env_port(env, "PODIUM_GATEWAY_HEALTH_PORT", 0) if health else None,
+            limits=limits,
+            auth=auth,
+            codec=CodecLimits(
+                max_frame_bytes=env_int(
+                    env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024
+                ),
+                max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
+            ),
+            rpc_timeout_s=float(
+                env_int(env, "PODIUM_GATEWAY_RPC_TIMEOUT_S", 10, minimum=1, maximum=600)
+            ),
+        )
+
+
+def parse_keys(items: list[str]) -> dict[str, str]:
+    """``["id:secret", ...]`` to a map; the error names the variable, never the secret."""
+    keys: dict[str, str] = {}
+    for item in items:
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id.strip() or len(secret) < 8:
+            raise ConfigError(
+                "PODIUM_AUTH_KEYS entries must be id:secret with a secret of 8+ characters "
+                f"(bad entry for id {key_id.strip()!r})",
+                variable="PODIUM_AUTH_KEYS",
+            )
+        keys[key_id.strip()] = secret
+    return keys

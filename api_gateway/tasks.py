@@ -1,0 +1,369 @@
+"""``/api/tasks``: polls, updates, logs, task reads, queue information and task search."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api_gateway import checks, polling, signals
+from api_gateway.context import Gateway
+from api_gateway.http import (
+    body_json,
+    body_object,
+    body_text,
+    ok_empty,
+    ok_json,
+    ok_text,
+    path,
+    q_int,
+    q_list,
+    q_str,
+)
+from api_gateway.query import parse_query
+from api_gateway.routing import Endpoint, path_param, q, q_many
+from podium.errors import InvalidArgument, NotFound
+from podium.store import TASK_TERMINAL
+
+TAG = "tasks"
+JSON = dict[str, Any]
+SYSTEM_TASK_TYPES = frozenset(
+    {"HTTP", "JOIN", "WAIT", "SUB_WORKFLOW", "START_WORKFLOW", "KAFKA_PUBLISH", "HUMAN",
+     "EVENT", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC", "DECISION", "SWITCH", "DO_WHILE",
+     "INLINE", "LAMBDA", "SET_VARIABLE", "TERMINATE", "JSON_JQ_TRANSFORM", "EXCLUSIVE_JOIN",
+     "NOOP"}
+)  # fmt: skip
+
+
+def _poll_args(request: Request, gw: Gateway) -> tuple[str, str | None, str | None]:
+    return path(request, "tasktype"), q_str(request, "workerid"), q_str(request, "domain")
+
+
+def _timeout(request: Request, gw: Gateway, default: int) -> int:
+    limit = gw.limits.max_poll_timeout_ms
+    timeout = q_int(request, "timeout", default, minimum=0) or 0
+    if timeout > limit:
+        seconds = f"{limit / 1000:g}"
+        raise InvalidArgument(
+            f"Long Poll Timeout value cannot be more than {seconds} seconds", field="timeout"
+        )
+    return timeout
+
+
+async def batch_poll(request: Request, gw: Gateway) -> Response:
+    task_type, worker, domain = _poll_args(request, gw)
+    count = q_int(request, "count", 1, minimum=1, maximum=gw.limits.max_poll_count) or 1
+    timeout = _timeout(request, gw, 100)
+    return ok_json(await polling.poll(gw, task_type, worker, domain, count, timeout))
+
+
+async def single_poll(request: Request, gw: Gateway) -> Response:
+    task_type, worker, domain = _poll_args(request, gw)
+    timeout = _timeout(request, gw, 100)
+    tasks = await polling.poll(gw, task_type, worker, domain, 1, timeout)
+    return ok_json(tasks[0]) if tasks else ok_empty(204)
+
+
+async def _update(gw: Gateway, result: JSON) -> None:
+    await gw.decider("update_task", {"result": result})
+
+
+async def update_task(request: Request, gw: Gateway) -> Response:
+    result = checks.task_result(await body_json(request))
+    await _update(gw, result)
+    return ok_text(str(result["taskId"]))
+
+
+async def update_task_v2(request: Request, gw: Gateway) -> Response:
+    """Update, then hand the worker its next task of the same type and domain (or 204)."""
+    result = checks.task_result(await body_json(request))
+    await _update(gw, result)
+    if result.get("status") in (None, "IN_PROGRESS") or result.get("extendLease"):
+        return ok_empty(204)
+    task = await gw.store.executions.get_task(str(result["taskId"]))
+    tasks = await polling.poll(
+        gw, str(task["taskType"]), result.get("workerId"), task.get("domain") or None, 1, 0
+    )
+    return ok_json(tasks[0]) if tasks else ok_empty(204)
+
+
+def _status(request: Request) -> str:
+    status = path(request, "status").upper()
+    if status not in checks.TASK_RESULT_STATUSES:
+        raise InvalidArgument(f"status: {status} is not a valid TaskResult status", field="status")
+    return status
+
+
+def _updated_task_id(answer: JSON, ref: str) -> str | None:
+    changed = set(answer.get("changedTaskIds") or [])
+    wf = answer.get("workflow") or {}
+    hits = [
+        t
+        for t in wf.get("tasks") or []
+        if t.get("taskId") in changed
+        and (t.get("referenceTaskName") == ref or signals._base_ref(t["referenceTaskName"]) == ref)
+    ]
+    if not hits:
+        return None
+    return str(min(hits, key=lambda t: int(t.get("seq") or 0))["taskId"])
+
+
+async def _update_by_ref(request: Request, gw: Gateway) -> tuple[JSON, str]:
+    workflow_id, ref = path(request, "workflowId"), path(request, "taskRefName")
+    status = _status(request)
+    output = await body_object(request, "output", required=False)
+    answer = await gw.decider(
+        "update_task_by_ref",
+        {
+            "workflowId": workflow_id,
+            "ref": ref,
+            "status": status,
+            "output": output,
+            "workerId": q_str(request, "workerid"),
+            "returnWorkflow": True,
+        },
+    )
+    return answer, ref
+
+
+async def update_by_ref(request: Request, gw: Gateway) -> Response:
+    answer, ref = await _update_by_ref(request, gw)
+    task_id = _updated_task_id(answer, ref) if answer.get("accepted") else None
+    return ok_text(task_id) if task_id else ok_empty()
+
+
+async def update_by_ref_sync(request: Request, gw: Gateway) -> Response:
+    answer, ref = await _update_by_ref(request, gw)
+    if not answer.get("accepted"):
+        raise NotFound(
+            f"Found no running task {ref} of workflow {answer.get('workflowId')} to update"
+        )
+    return ok_json(answer.get("workflow") or {})
+
+
+async def _signal(request: Request, gw: Gateway) -> JSON:
+    output = await body_object(request, "output", required=False)
+    params = {"workflowId": path(request, "workflowId"), "status": _status(request)}
+    answer: JSON = await gw.decider("signal", {**params, "output": output, "returnWorkflow": True})
+    return answer
+
+
+async def signal(request: Request, gw: Gateway) -> Response:
+    await _signal(request, gw)
+    return ok_empty()
+
+
+async def signal_sync(request: Request, gw: Gateway) -> Response:
+    strategy = signals.return_strategy(q_str(request, "returnStrategy"))
+    timeout_ms = q_int(request, "timeoutMillis", 5000, minimum=0, maximum=600_000) or 0
+    workflow_id = path(request, "workflowId")
+    answer = await _signal(request, gw)
+    if not answer.get("accepted"):
+        raise NotFound(f"Found no blocked task in workflow {workflow_id} to signal")
+    changed = list(answer.get("changedTaskIds") or [])
+    outcome = await signals.wait_for(
+        gw,
+        workflow_id,
+        min(timeout_ms / 1000, gw.limits.max_execute_wait_s),
+        skip_task_ids=changed,
+    )
+    return ok_json(signals.signal_response(outcome, strategy))
+
+
+async def add_log(request: Request, gw: Gateway) -> Response:
+    task_id = path(request, "taskId")
+    line = await body_text(request)
+    entry = {"log": line, "taskId": task_id, "createdTime": int(time.time() * 1000)}
+    try:
+        await gw.store.executions.add_task_logs(task_id, [entry])
+    except NotFound:
+        raise NotFound(f"Task not found for taskId: {task_id}", taskId=task_id) from None
+    return ok_empty()
+
+
+async def get_logs(request: Request, gw: Gateway) -> Response:
+    logs = await gw.store.executions.get_task_logs(path(request, "taskId"))
+    return ok_json(logs) if logs else ok_empty(204)
+
+
+async def get_task(request: Request, gw: Gateway) -> Response:
+    task_id = path(request, "taskId")
+    try:
+        return ok_json(await gw.store.executions.get_task(task_id))
+    except NotFound:
+        raise NotFound(f"Task not found for taskId: {task_id}", taskId=task_id) from None
+
+
+async def queue_sizes(request: Request, gw: Gateway) -> Response:
+    out: dict[str, int] = {}
+    for task_type in q_list(request, "taskType"):
+        out[task_type] = await gw.queues.size(polling.task_queue(task_type, None))
+    return ok_json(out)
+
+
+async def queue_size(request: Request, gw: Gateway) -> Response:
+    task_type = q_str(request, "taskType")
+    if not task_type:
+        raise InvalidArgument("taskType is required", field="taskType")
+    name = polling.task_queue(task_type, q_str(request, "domain"))
+    if namespace := q_str(request, "executionNamespace"):
+        name = f"{name}@{namespace}"
+    if group := q_str(request, "isolationGroupId"):
+        name = f"{name}-{group}"
+    polling.task_queue(name, None)  # the full name must be a valid queue name too
+    return ok_json(await gw.queues.size(name))
+
+
+async def all_queues(request: Request, gw: Gateway) -> Response:
+    names = sorted(await gw.queues.list_queues())
+    return ok_json({name: await gw.queues.size(name) for name in names})
+
+
+async def all_queues_verbose(request: Request, gw: Gateway) -> Response:
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for name in sorted(await gw.queues.list_queues()):
+        shards = await gw.queues.details(name)
+        out[name] = {
+            shard: {
+                "size": int(d.get("ready", 0)) + int(d.get("delayed", 0)),
+                "uacked": int(d.get("leased", 0)),
+            }
+            for shard, d in shards.items()
+        }
+    return ok_json(out)
+
+
+async def poll_data(request: Request, gw: Gateway) -> Response:
+    task_type = q_str(request, "taskType")
+    if not task_type:
+        raise InvalidArgument("taskType is required", field="taskType")
+    return ok_json(await gw.store.executions.get_poll_data(task_type))
+
+
+async def all_poll_data(request: Request, gw: Gateway) -> Response:
+    types = sorted({n.rpartition(":")[2] for n in await gw.queues.list_queues()})
+    out: list[JSON] = []
+    for task_type in types:
+        if not task_type.startswith("_"):
+            out.extend(await gw.store.executions.get_poll_data(task_type))
+    return ok_json(out)
+
+
+async def requeue(request: Request, gw: Gateway) -> Response:
+    """Re-push the SCHEDULED tasks of a type whose queue message went missing."""
+    task_type = path(request, "taskType")
+    polling.task_queue(task_type, None)
+    count = 0
+    workflows: set[str] = set()
+    for task in await gw.store.executions.pending_tasks_by_type(task_type):
+        if task.get("taskType") in SYSTEM_TASK_TYPES or task.get("status") in TASK_TERMINAL:
+            continue
+        if task.get("status") != "SCHEDULED":
+            continue  # IN_PROGRESS: a worker holds it; re-pushing would hand it out twice
+        count += 1
+        workflows.add(str(task["workflowInstanceId"]))
+    for workflow_id in sorted(workflows):
+        # A decide re-pushes every SCHEDULED task message of the workflow that is missing.
+        try:
+            await gw.decider("decide", {"workflowId": workflow_id})
+        except NotFound:
+            continue
+    return ok_text(str(count))
+
+
+async def _search(request: Request, gw: Gateway, full: bool) -> Response:
+    query = parse_query(
+        q_str(request, "query"),
+        free_text=q_str(request, "freeText"),
+        sort=q_str(request, "sort"),
+        start=q_int(request, "start", 0, minimum=0) or 0,
+        size=q_int(request, "size", 100, minimum=0) or 0,
+    )
+    return ok_json(await gw.store.executions.search_tasks(query, full=full))
+
+
+async def search(request: Request, gw: Gateway) -> Response:
+    return await _search(request, gw, False)
+
+
+async def search_v2(request: Request, gw: Gateway) -> Response:
+    return await _search(request, gw, True)
+
+
+_P = "/api/tasks"
+_TYPE = path_param("tasktype", "task type")
+_POLL = (_TYPE, q("workerid"), q("domain"))
+_TIMEOUT = q("timeout", "integer", "long poll, ms (at most 5000)", minimum=0, default=100)
+_WF = path_param("workflowId")
+_REF = path_param("taskRefName")
+_STATUS = path_param("status", "a TaskResult status")
+_TASK_ID = path_param("taskId")
+_OUTPUT = {"type": "object"}
+_SEARCH = (
+    q("start", "integer", minimum=0, default=0),
+    q("size", "integer", minimum=0, default=100),
+    q("sort"),
+    q("freeText"),
+    q("query"),
+)
+
+ENDPOINTS = [
+    Endpoint("GET", f"{_P}/poll/batch/{{tasktype}}", batch_poll, "Batch poll (long poll)", TAG,
+             params=(*_POLL, q("count", "integer", minimum=1, default=1), _TIMEOUT),
+             ok_schema={"type": "array", "items": "#Task"}),
+    Endpoint("GET", f"{_P}/poll/{{tasktype}}", single_poll, "Poll for one task", TAG,
+             params=(*_POLL, _TIMEOUT), ok_schema="#Task", also={204: ("empty", None)}),
+    Endpoint("POST", f"{_P}/update-v2", update_task_v2, "Update a task; get the next one", TAG,
+             body="#TaskResult", ok_schema="#Task", also={204: ("empty", None)},
+             errors=(400, 404)),
+    Endpoint("GET", f"{_P}/queue/sizes", queue_sizes, "Queue sizes of task types", TAG,
+             params=(q_many("taskType"),),
+             ok_schema={"type": "object", "additionalProperties": {"type": "integer"}}),
+    Endpoint("GET", f"{_P}/queue/size", queue_size, "Size of one task queue", TAG,
+             params=(q("taskType"), q("domain"), q("isolationGroupId"),
+                     q("executionNamespace")), ok_schema={"type": "integer"}),
+    Endpoint("GET", f"{_P}/queue/all/verbose", all_queues_verbose, "Every queue, per shard", TAG,
+             ok_schema={"type": "object"}, errors=()),
+    Endpoint("GET", f"{_P}/queue/all", all_queues, "Every queue and its size", TAG,
+             ok_schema={"type": "object", "additionalProperties": {"type": "integer"}},
+             errors=()),
+    Endpoint("GET", f"{_P}/queue/polldata/all", all_poll_data, "Poll data of every task type",
+             TAG, ok_schema={"type": "array", "items": "#PollData"}, errors=()),
+    Endpoint("GET", f"{_P}/queue/polldata", poll_data, "Poll data of a task type", TAG,
+             params=(q("taskType"),), ok_schema={"type": "array", "items": "#PollData"}),
+    Endpoint("POST", f"{_P}/queue/requeue/{{taskType}}", requeue, "Requeue the pending tasks "
+             "of a type", TAG, params=(path_param("taskType"),), body_required=False,
+             ok_kind="text"),
+    Endpoint("GET", f"{_P}/search-v2", search_v2, "Search tasks (full records)", TAG,
+             params=_SEARCH, ok_schema="#SearchResultTask"),
+    Endpoint("GET", f"{_P}/search", search, "Search tasks (summaries)", TAG, params=_SEARCH,
+             ok_schema="#SearchResultTaskSummary"),
+    Endpoint("POST", f"{_P}/{{workflowId}}/{{status}}/signal/sync", signal_sync, "Complete the "
+             "blocking task of a workflow and wait", TAG,
+             params=(_WF, _STATUS, q("returnStrategy", enum=list(signals.RETURN_STRATEGIES)),
+                     q("timeoutMillis", "integer", minimum=0, maximum=600_000)),
+             body=_OUTPUT, body_required=False, ok_schema="#SignalResponse",
+             errors=(400, 404, 409)),
+    Endpoint("POST", f"{_P}/{{workflowId}}/{{status}}/signal", signal, "Complete the blocking "
+             "task of a workflow", TAG, params=(_WF, _STATUS), body=_OUTPUT,
+             body_required=False, ok_kind="empty", errors=(400, 404, 409)),
+    Endpoint("POST", f"{_P}/{{workflowId}}/{{taskRefName}}/{{status}}/sync", update_by_ref_sync,
+             "Update a task by reference name; get the workflow", TAG,
+             params=(_WF, _REF, _STATUS, q("workerid")), body=_OUTPUT, body_required=False,
+             ok_schema="#Workflow", errors=(400, 404, 409)),
+    Endpoint("POST", f"{_P}/{{taskId}}/log", add_log, "Append a log line (raw text body)", TAG,
+             params=(_TASK_ID,), body={"type": "string"}, body_kind="text", ok_kind="empty",
+             errors=(404,)),
+    Endpoint("GET", f"{_P}/{{taskId}}/log", get_logs, "Logs of a task", TAG, params=(_TASK_ID,),
+             ok_schema={"type": "array", "items": "#TaskExecLog"}, also={204: ("empty", None)},
+             errors=()),
+    Endpoint("POST", f"{_P}/{{workflowId}}/{{taskRefName}}/{{status}}", update_by_ref, "Update "
+             "a task by reference name", TAG, params=(_WF, _REF, _STATUS, q("workerid")),
+             body=_OUTPUT, body_required=False, ok_kind="text", errors=(400, 404, 409)),
+    Endpoint("GET", f"{_P}/{{taskId}}", get_task, "Get a task", TAG, params=(_TASK_ID,),
+             ok_schema="#Task", errors=(404,)),
+    Endpoint("POST", _P, update_task, "Update a task (worker result)", TAG, body="#TaskResult",
+             ok_kind="text", errors=(400, 404)),
+]  # fmt: skip

@@ -1,0 +1,169 @@
+"""The whole stack for gateway tests, in-process on free ports, shared by the session.
+
+One redis-server (its own, so other suites' flushes never touch it), the queue service, the
+decider service and, per test or per module, gateways served by a real uvicorn. Tests keep
+apart by data: every test draws fresh task types and workflow names (``names``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api_gateway.context import Gateway
+from api_gateway.server import create_app, uvicorn_config
+from api_gateway.settings import AuthSettings, GatewaySettings, Limits
+from decider.server import DeciderService, DeciderSettings
+from podium.launch.redis import RedisServer
+from podium.store import StoreConfig
+from queue_service.client import QueueClient
+from queue_service.server import QueueService, QueueSettings
+from queue_service.shards import ShardSpec
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class Stack:
+    redis: RedisServer
+    queue: QueueService
+    decider: DeciderService
+    store_config: StoreConfig
+
+    def settings(self, **overrides: Any) -> GatewaySettings:
+        base = GatewaySettings(
+            store=self.store_config,
+            decider_addresses=[self.decider.address],
+            queue_addresses=[self.queue.address],
+            port=0,
+        )
+        return dataclasses.replace(base, **overrides)
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    server: uvicorn.Server
+    gateway: Gateway
+    client: httpx.AsyncClient
+
+
+@pytest.fixture(scope="session")
+def gateway_redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def stack(gateway_redis: RedisServer) -> AsyncIterator[Stack]:
+    store_config = StoreConfig(
+        backend="redis", redis_url=gateway_redis.url, key_prefix="podium:gwtest:"
+    )
+    queue = await QueueService(
+        QueueSettings(shards=[ShardSpec("s0", gateway_redis.url)], port=0)
+    ).start()
+    decider = await DeciderService(
+        DeciderSettings(store=store_config, queue_addresses=[queue.address], port=0)
+    ).start()
+    try:
+        yield Stack(gateway_redis, queue, decider, store_config)
+    finally:
+        await decider.stop(grace_s=1.0)
+        await queue.stop(grace_s=1.0)
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
+    """A gateway on a free port, served by uvicorn in this event loop."""
+    captured: dict[str, Gateway] = {}
+
+    async def connector(s: GatewaySettings) -> Gateway:
+        from api_gateway.server import connect
+
+        gw = await connect(s)
+        captured["gateway"] = gw
+        return gw
+
+    app = create_app(settings, connector)
+    server = uvicorn.Server(
+        uvicorn_config(app, settings, loop="none", port=0, timeout_graceful_shutdown=2)
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("gateway stopped while starting")
+        if loop.time() > deadline:
+            raise TimeoutError("gateway did not start")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.AsyncClient(base_url=url, timeout=30)
+    try:
+        yield RunningGateway(url, server, captured["gateway"], client)
+    finally:
+        await client.aclose()
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture(scope="session")
+async def gw(stack: Stack) -> AsyncIterator[RunningGateway]:
+    """The default gateway (auth off, default limits)."""
+    async with serve_gateway(stack.settings()) as running:
+        yield running
+
+
+@pytest.fixture
+def client(gw: RunningGateway) -> httpx.AsyncClient:
+    return gw.client
+
+
+@pytest.fixture
+def make_gateway(stack: Stack) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
+    """``async with make_gateway(limits=Limits(...), auth=AuthSettings(...)) as g: ...``"""
+
+    def make(**overrides: Any) -> contextlib.AbstractAsyncContextManager[RunningGateway]:
+        return serve_gateway(stack.settings(**overrides))
+
+    return make
+
+
+@pytest.fixture
+async def queues(stack: Stack) -> AsyncIterator[QueueClient]:
+    c = QueueClient.connect([stack.queue.address])
+    yield c
+    await c.close()
+
+
+class Names:
+    """Fresh names for one test."""
+
+    def __init__(self) -> None:
+        self.tag = uuid.uuid4().hex[:10]
+
+    def __call__(self, base: str) -> str:
+        return f"{base}_{self.tag}"
+
+
+@pytest.fixture
+def names() -> Names:
+    return Names()
+
+
+__all__ = ["AuthSettings", "Limits", "Names", "RunningGateway", "Stack"]

@@ -1,0 +1,113 @@
+"""``/api/metadata``: task and workflow definitions."""
+
+from __future__ import annotations
+
+import httpx
+
+from .conftest import Names
+from .helpers import assert_envelope, simple_workflow
+
+
+async def test_task_defs_crud(client: httpx.AsyncClient, names: Names) -> None:
+    name = names("td")
+    r = await client.put("/api/metadata/taskdefs", json={"name": name, "enforceSchema": False})
+    assert_envelope(r, 404, f"No such task by name {name}")
+    r = await client.post(
+        "/api/metadata/taskdefs", json=[{"name": name, "retryCount": 1, "ownerApp": "x"}]
+    )
+    assert r.status_code == 200 and r.content == b""
+    r = await client.get(f"/api/metadata/taskdefs/{name}")
+    td = r.json()
+    assert td["name"] == name and td["retryCount"] == 1 and td["createTime"] > 0
+    assert td["timeoutPolicy"] == "TIME_OUT_WF" and td["responseTimeoutSeconds"] == 3600
+    r = await client.put("/api/metadata/taskdefs", json={"name": name, "retryCount": 4})
+    assert r.status_code == 200
+    r = await client.get(f"/api/metadata/taskdefs/{name}")
+    assert r.json()["retryCount"] == 4 and r.json()["createTime"] == td["createTime"]
+    assert r.json()["updateTime"] >= td["createTime"]
+    r = await client.get("/api/metadata/taskdefs")
+    assert name in {d["name"] for d in r.json()}
+    r = await client.request("DELETE", f"/api/metadata/taskdefs/{name}", json={})
+    assert r.status_code == 200
+    assert_envelope(await client.get(f"/api/metadata/taskdefs/{name}"), 404,
+                    f"No such taskType found by name: {name}")  # fmt: skip
+    assert_envelope(await client.delete(f"/api/metadata/taskdefs/{name}"), 404)
+
+
+async def test_task_def_validation(client: httpx.AsyncClient, names: Names) -> None:
+    r = await client.post("/api/metadata/taskdefs", json=[])
+    assert_envelope(r, 400)
+    r = await client.post("/api/metadata/taskdefs", json=[{"name": ""}])
+    body = assert_envelope(r, 400, "Validation failed")
+    assert body["validationErrors"][0]["message"] == "TaskDef name cannot be null or empty"
+    r = await client.post(
+        "/api/metadata/taskdefs",
+        json=[{"name": names("td"), "responseTimeoutSeconds": 10, "timeoutSeconds": 5}],
+    )
+    assert_envelope(r, 400)
+    r = await client.post("/api/metadata/taskdefs", json=[{"name": "has space"}])
+    assert_envelope(r, 400)
+    r = await client.post("/api/metadata/taskdefs", json={"name": names("td")})
+    assert_envelope(r, 400)
+
+
+async def test_workflow_defs(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("wf"), names("t")
+    definition = simple_workflow(wf, t)
+    r = await client.post("/api/metadata/workflow", json=definition)
+    assert r.status_code == 200
+    r = await client.post("/api/metadata/workflow", json=definition)
+    assert_envelope(r, 409, f"Workflow with {wf}.1 already exists!")
+    r = await client.post("/api/metadata/workflow", params={"overwrite": "True"},
+                          json={**definition, "description": "d"})  # fmt: skip
+    assert r.status_code == 200
+    r = await client.put(
+        "/api/metadata/workflow", json=[{**definition, "version": 2}], params={"overwrite": "True"}
+    )
+    assert r.status_code == 200
+    assert r.json() == {"bulkErrorResults": {}, "bulkSuccessfulResults": [wf]}
+    r = await client.get(f"/api/metadata/workflow/{wf}")
+    assert r.json()["version"] == 2 and r.json()["tasks"][0]["type"] == "SIMPLE"
+    r = await client.get(f"/api/metadata/workflow/{wf}", params={"version": 1})
+    assert r.json()["description"] == "d"
+    r = await client.get(f"/api/metadata/workflow/{wf}/versions")
+    assert [s["version"] for s in r.json()] == [1, 2]
+    r = await client.get("/api/metadata/workflow/names-and-versions")
+    assert [s["version"] for s in r.json()[wf]] == [1, 2]
+    r = await client.get("/api/metadata/workflow/names")
+    assert wf in r.json()
+    r = await client.get("/api/metadata/workflow/latest-versions")
+    assert [d["version"] for d in r.json() if d["name"] == wf] == [2]
+    r = await client.get("/api/metadata/workflow")
+    assert sorted(d["version"] for d in r.json() if d["name"] == wf) == [1, 2]
+    r = await client.request("DELETE", f"/api/metadata/workflow/{wf}/2", json={})
+    assert r.status_code == 200
+    assert_envelope(await client.get(f"/api/metadata/workflow/{wf}", params={"version": 2}),
+                    404, f"No such workflow found by name: {wf}, version: 2")  # fmt: skip
+    assert_envelope(await client.delete(f"/api/metadata/workflow/{wf}/2"), 404)
+    assert_envelope(await client.delete(f"/api/metadata/workflow/{wf}/two"), 400)
+
+
+async def test_workflow_def_validation(client: httpx.AsyncClient, names: Names) -> None:
+    r = await client.post("/api/metadata/workflow", json={})
+    body = assert_envelope(r, 400, "Validation failed, check below errors for detail.")
+    messages = {e["message"] for e in body["validationErrors"]}
+    assert {"WorkflowDef name cannot be null or empty", "WorkflowTask list cannot be empty"} <= (
+        messages
+    )
+    r = await client.post("/api/metadata/workflow/validate", json=simple_workflow("v", "t"))
+    assert r.status_code == 200
+    r = await client.post(
+        "/api/metadata/workflow/validate",
+        json={"name": "v", "tasks": [{"name": "x", "taskReferenceName": "x", "type": "SWITCH"}]},
+    )
+    assert_envelope(r, 400)
+    odd = {"name": "v", "tasks": [{"name": "x", "taskReferenceName": "x",
+                                   "type": "FORK_JOIN", "forkTasks": "nope"}]}  # fmt: skip
+    assert_envelope(await client.post("/api/metadata/workflow/validate", json=odd), 400)
+    r = await client.put("/api/metadata/workflow", json=[])
+    assert_envelope(r, 400)
+    r = await client.put("/api/metadata/workflow", json=[simple_workflow(names("ok"), "t"), {}])
+    assert_envelope(r, 400)
+    r = await client.get(f"/api/metadata/workflow/{names('ok')}")
+    assert_envelope(r, 404)  # nothing of a rejected list was stored

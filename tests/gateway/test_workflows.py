@@ -1,0 +1,286 @@
+"""``/api/workflow``: start, execute, read, control, search, correlated, running, bulk."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from .conftest import Names
+from .helpers import (
+    JSON,
+    assert_envelope,
+    poll_one,
+    poll_until,
+    register,
+    simple_workflow,
+    start,
+)
+
+
+async def complete(client: httpx.AsyncClient, task: JSON, status: str = "COMPLETED",
+                   **extra: object) -> None:  # fmt: skip
+    r = await client.post(
+        "/api/tasks",
+        json={
+            "workflowInstanceId": task["workflowInstanceId"],
+            "taskId": task["taskId"],
+            "status": status,
+            **extra,
+        },
+    )
+    assert r.status_code == 200, r.text
+
+
+async def get(client: httpx.AsyncClient, workflow_id: str, **params: object) -> JSON:
+    r = await client.get(f"/api/workflow/{workflow_id}", params=params)
+    assert r.status_code == 200, r.text
+    body: JSON = r.json()
+    return body
+
+
+async def test_start_with_request_and_read(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t))
+    r = await client.post(
+        "/api/workflow",
+        json={"name": wf, "input": {"x": 1}, "correlationId": "c-1", "priority": 5,
+              "idempotencyStrategy": "FAIL"},
+    )  # fmt: skip
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    workflow_id = r.text
+    assert '"' not in workflow_id
+    body = await get(client, workflow_id)
+    assert body["workflowName"] == wf and body["status"] == "RUNNING"
+    assert body["correlationId"] == "c-1" and body["priority"] == 5
+    [task] = body["tasks"]
+    assert task["status"] == "SCHEDULED" and task["workflowTask"]["taskReferenceName"] == "t0"
+    assert "endTime" not in body or body["endTime"] == 0
+    body = await get(client, workflow_id, includeTasks="false")
+    assert body["tasks"] == []
+    r = await client.get(f"/api/workflow/{workflow_id}/status",
+                         params={"includeOutput": "true", "includeVariables": "True"})  # fmt: skip
+    assert r.json()["status"] == "RUNNING" and r.json()["output"] == {}
+    r = await client.get(f"/api/workflow/{workflow_id}/tasks", params={"status": "scheduled"})
+    assert r.json()["totalHits"] == 1
+
+
+async def test_start_with_inline_definition(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("inline"), names("t")
+    r = await client.post(
+        "/api/workflow",
+        json={"name": wf, "version": 1, "input": {}, "workflowDef": simple_workflow(wf, t)},
+    )
+    assert r.status_code == 200, r.text
+    body = await get(client, r.text)
+    assert body["workflowDefinition"]["name"] == wf
+    r = await client.post(
+        "/api/workflow", json={"name": wf, "workflowDef": {"name": wf, "tasks": []}}
+    )
+    body = assert_envelope(r, 400)
+    assert "WorkflowTask list cannot be empty" in {e["message"] for e in body["validationErrors"]}
+
+
+async def test_start_errors(client: httpx.AsyncClient, names: Names) -> None:
+    r = await client.post(f"/api/workflow/{names('missing')}", json={})
+    assert_envelope(r, 404)
+    r = await client.post("/api/workflow", json={"input": {}})
+    assert_envelope(r, 400, "Validation failed")
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t))
+    r = await client.post("/api/workflow", json={"name": wf, "input": None})
+    assert_envelope(r, 400, "NULL input passed when starting workflow")
+    r = await client.post("/api/workflow", json={"name": wf, "priority": 100})
+    assert_envelope(r, 400)
+    r = await client.post(f"/api/workflow/{wf}", params={"priority": 100}, json={})
+    assert_envelope(r, 400)
+    r = await client.post(f"/api/workflow/{wf}", json=[1, 2])
+    assert_envelope(r, 400)
+    r = await client.post("/api/workflow", json={"name": wf, "input": "text"})
+    assert_envelope(r, 400)
+    r = await client.post("/api/workflow", json={"name": wf, "taskToDomain": {"*": "a b"}})
+    assert_envelope(r, 400)
+    r = await client.get("/api/workflow/w123")
+    assert_envelope(r, 404, "No such workflow found by id: w123")
+
+
+async def test_terminate_pause_resume(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t))
+    workflow_id = await start(client, wf)
+    # The SDK sends {} bodies on body-less endpoints; they must be accepted.
+    r = await client.put(f"/api/workflow/{workflow_id}/pause", json={})
+    assert r.status_code == 200 and r.content == b""
+    assert (await get(client, workflow_id))["status"] == "PAUSED"
+    r = await client.put(f"/api/workflow/{workflow_id}/resume", json={})
+    assert r.status_code == 200
+    r = await client.put(f"/api/workflow/{workflow_id}/resume")
+    assert_envelope(r, 500, "not PAUSED")
+    r = await client.request(
+        "DELETE", f"/api/workflow/{workflow_id}", params={"reason": "bye"}, json={}
+    )
+    assert r.status_code == 200
+    body = await get(client, workflow_id)
+    assert body["status"] == "TERMINATED" and body["reasonForIncompletion"] == "bye"
+    r = await client.put(f"/api/workflow/{workflow_id}/pause")
+    assert_envelope(r, 409)
+
+
+async def test_retry_restart_rerun(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t, task_def={"retryCount": 0}))
+    workflow_id = await start(client, wf)
+    task = await poll_one(client, t)
+    r = await client.post(f"/api/workflow/{workflow_id}/retry", json={})
+    assert_envelope(r, 404, "still running")
+    await complete(client, task, "FAILED", reasonForIncompletion="boom")
+    assert (await get(client, workflow_id))["status"] == "FAILED"
+    r = await client.post(f"/api/workflow/{workflow_id}/retry", json={})
+    assert r.status_code == 204, r.text
+    body = await get(client, workflow_id)
+    assert body["status"] == "RUNNING" and len(body["tasks"]) == 2
+    r = await client.delete(f"/api/workflow/{workflow_id}")
+    r = await client.post(f"/api/workflow/{workflow_id}/restart",
+                          params={"useLatestDefinitions": "True"})  # fmt: skip
+    assert r.status_code == 204, r.text
+    body = await get(client, workflow_id)
+    assert body["status"] == "RUNNING" and len(body["tasks"]) == 1
+    await client.delete(f"/api/workflow/{workflow_id}")
+    r = await client.post(f"/api/workflow/{workflow_id}/rerun", json={"workflowInput": {"x": 2}})
+    assert r.status_code == 200 and r.text == workflow_id
+    assert (await get(client, workflow_id))["input"]["x"] == 2
+    r = await client.post(f"/api/workflow/{workflow_id}/rerun", json={})
+    assert_envelope(r, 409)
+    r = await client.post(f"/api/workflow/{workflow_id}/rerun", json={"taskInput": 5})
+    assert_envelope(r, 400)
+
+
+async def test_skip_and_decide(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t1, t2 = names("wf"), names("a"), names("b")
+    await register(client, simple_workflow(wf, t1, t2))
+    workflow_id = await start(client, wf)
+    r = await client.put(f"/api/workflow/{workflow_id}/skiptask/t1", json={})
+    assert r.status_code == 200, r.text
+    refs = {t["referenceTaskName"]: t["status"] for t in (await get(client, workflow_id))["tasks"]}
+    assert refs["t1"] == "SKIPPED"
+    r = await client.put(f"/api/workflow/decide/{workflow_id}", json={})
+    assert r.status_code == 200
+    r = await client.put("/api/workflow/decide/nope")
+    assert_envelope(r, 404)
+
+
+async def test_remove(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t))
+    workflow_id = await start(client, wf)
+    r = await client.delete(f"/api/workflow/{workflow_id}/remove")
+    assert_envelope(r, 400, "Cannot archive workflow")
+    r = await client.delete(f"/api/workflow/{workflow_id}/remove",
+                            params={"archiveWorkflow": "False"})  # fmt: skip
+    assert r.status_code == 200
+    assert_envelope(await client.get(f"/api/workflow/{workflow_id}"), 404)
+    r = await client.get("/api/tasks/queue/size", params={"taskType": t})
+    assert r.json() == 0
+    other = await start(client, wf)
+    r = await client.delete(f"/api/workflow/{other}/terminate-remove", params={"reason": "x"})
+    assert r.status_code == 200
+    assert_envelope(await client.get(f"/api/workflow/{other}"), 404)
+
+
+async def test_search_correlated_running(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t))
+    ids = [await start(client, wf, correlationId="corr") for _ in range(3)]
+    await client.delete(f"/api/workflow/{ids[0]}")
+
+    async def searched() -> JSON | None:
+        r = await client.get("/api/workflow/search", params={"query": f"workflowType IN ({wf})"})
+        assert r.status_code == 200, r.text
+        body: JSON = r.json()
+        return body if body["totalHits"] == 3 else None
+
+    body = await poll_until(searched)
+    assert {s["workflowId"] for s in body["results"]} == set(ids)
+    assert all(isinstance(s["startTime"], str) for s in body["results"])
+    r = await client.get("/api/workflow/search", params={
+        "query": f"workflowType='{wf}' AND status IN (RUNNING)", "start": 0, "size": 1,
+        "sort": "startTime:ASC", "freeText": "*"})  # fmt: skip
+    assert r.json()["totalHits"] == 2 and len(r.json()["results"]) == 1
+    r = await client.get("/api/workflow/search-v2", params={"query": f'workflowId="{ids[1]}"'})
+    [full] = r.json()["results"]
+    assert full["workflowId"] == ids[1] and full["workflowName"] == wf
+    r = await client.get("/api/workflow/search", params={"size": 5001})
+    assert_envelope(r, 400, "Cannot return more than 5000 workflows")
+    r = await client.get("/api/workflow/search-by-tasks", params={"query": f"taskType={t}"})
+    assert r.status_code == 200 and r.json()["totalHits"] == 3
+    r = await client.get(f"/api/workflow/{wf}/correlated/corr")
+    assert {w["workflowId"] for w in r.json()} == set(ids[1:])
+    r = await client.get(f"/api/workflow/{wf}/correlated/corr", params={"includeClosed": "true"})
+    assert len(r.json()) == 3
+    r = await client.post(f"/api/workflow/{wf}/correlated", json=["corr", "none"])
+    assert len(r.json()["corr"]) == 2 and r.json()["none"] == []
+    r = await client.get(f"/api/workflow/running/{wf}")
+    assert sorted(r.json()) == sorted(ids[1:])
+
+
+async def test_execute_waits_for_completion_or_timeout(
+    client: httpx.AsyncClient, names: Names
+) -> None:
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t))
+
+    async def worker() -> None:
+        task = await poll_one(client, t)
+        await complete(client, task, outputData={"result": "hi"})
+
+    job = asyncio.create_task(worker())
+    r = await client.post(
+        f"/api/workflow/execute/{wf}/1",
+        params={"requestId": "req-1", "waitUntilTaskRef": "None", "waitForSeconds": 10},
+        json={"input": {"x": 1}},
+    )
+    await job
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert run["status"] == "COMPLETED" and run["output"] == {"result": "hi"}
+    assert run["requestId"] == "req-1" and run["signalTimeout"] is False
+    assert run["targetWorkflowId"] == run["workflowId"]
+    r = await client.post(f"/api/workflow/execute/{wf}/0", params={"waitForSeconds": 1}, json={})
+    run = r.json()
+    assert run["status"] == "RUNNING" and run["signalTimeout"] is True
+    r = await client.post(
+        f"/api/workflow/execute/{wf}/1",
+        params={"waitUntilTaskRef": "t0", "returnStrategy": "BLOCKING_TASK", "waitForSeconds": 1},
+        json={},
+    )
+    assert r.status_code == 200 and r.json()["responseType"] == "BLOCKING_TASK"
+    r = await client.post(f"/api/workflow/execute/{wf}/1", params={"returnStrategy": "X"})
+    assert_envelope(r, 400)
+
+
+async def test_bulk_operations(client: httpx.AsyncClient, names: Names) -> None:
+    wf, t = names("wf"), names("t")
+    await register(client, simple_workflow(wf, t))
+    ids = [await start(client, wf) for _ in range(2)]
+    r = await client.put("/api/workflow/bulk/pause", json=[*ids, "nope"])
+    body = r.json()
+    assert r.status_code == 200 and sorted(body["bulkSuccessfulResults"]) == sorted(ids)
+    assert set(body["bulkErrorResults"]) == {"nope"}
+    r = await client.put("/api/workflow/bulk/resume", json=ids)
+    assert sorted(r.json()["bulkSuccessfulResults"]) == sorted(ids)
+    r = await client.post("/api/workflow/bulk/search", json=ids, params={"includeTasks": "false"})
+    assert {w["workflowId"] for w in r.json()["bulkSuccessfulResults"]} == set(ids)
+    r = await client.post("/api/workflow/bulk/terminate", json=ids, params={"reason": "bulk"})
+    assert sorted(r.json()["bulkSuccessfulResults"]) == sorted(ids)
+    r = await client.post("/api/workflow/bulk/restart", json=ids)
+    assert sorted(r.json()["bulkSuccessfulResults"]) == sorted(ids)
+    r = await client.post("/api/workflow/bulk/retry", json=ids)
+    assert set(r.json()["bulkErrorResults"]) == set(ids)  # running: nothing to retry
+    r = await client.request("DELETE", "/api/workflow/bulk/terminate-remove", json=ids)
+    assert sorted(r.json()["bulkSuccessfulResults"]) == sorted(ids)
+    r = await client.request("DELETE", "/api/workflow/bulk/remove", json=ids)
+    assert set(r.json()["bulkErrorResults"]) == set(ids)
+    r = await client.put("/api/workflow/bulk/pause", json=["x"] * 1001)
+    assert_envelope(r, 400)
+    r = await client.put("/api/workflow/bulk/pause", json={"ids": []})
+    assert_envelope(r, 400)
