@@ -150,6 +150,25 @@ def _validate_result(result: Mapping[str, Any]) -> None:
         errors.append(
             {"path": "status", "message": f"status: {status} is not a valid TaskResult status"}
         )
+    callback = result.get("callbackAfterSeconds")
+    if callback is not None and (
+        not isinstance(callback, int) or isinstance(callback, bool) or callback < 0
+    ):
+        errors.append(
+            {
+                "path": "callbackAfterSeconds",
+                "message": "callbackAfterSeconds must be an integer >= 0",
+            }
+        )
+    logs = result.get("logs")
+    if logs is not None and (
+        not isinstance(logs, list) or not all(isinstance(x, Mapping | str) for x in logs)
+    ):
+        errors.append({"path": "logs", "message": "logs must be a list of TaskExecLog objects"})
+    for key in ("outputData", "inputData"):
+        value = result.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            errors.append({"path": key, "message": f"{key} must be an object"})
     if errors:
         raise ValidationError.of(errors)
 

@@ -9,12 +9,15 @@ the boundary. The program's completion value is the result, as with Conductor's 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
 import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jq
 from py_mini_racer import (
@@ -45,6 +48,21 @@ _RUN = (
 )
 
 
+# mini-racer refuses a synchronous evaluation with a timeout on a thread that runs an event
+# loop (the decider service calls the pure decide from its loop), so evaluations run on a
+# small pool of their own threads; the caller waits, exactly as for an inline evaluation.
+_JS_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="podium-js")
+T = TypeVar("T")
+
+
+def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args, **kwargs)
+    return _JS_THREADS.submit(fn, *args, **kwargs).result()
+
+
 def eval_js(
     expression: str,
     bindings: Any,
@@ -58,6 +76,12 @@ def eval_js(
     Raises :class:`ScriptError` for syntax and runtime errors and :class:`ScriptTimeout` when a
     limit is hit.
     """
+    return _off_loop(
+        _eval_js, expression, bindings, timeout_s=timeout_s, max_memory_bytes=max_memory_bytes
+    )
+
+
+def _eval_js(expression: str, bindings: Any, *, timeout_s: float, max_memory_bytes: int) -> Any:
     data = json.dumps(json.dumps(bindings, default=str))
     source = _PRELUDE.format(data=data) + _RUN.format(code=json.dumps(expression))
     ctx = MiniRacer()
@@ -88,6 +112,10 @@ def _drain(ctx: MiniRacer) -> None:
 
 def check_js_syntax(expression: str) -> str | None:
     """The syntax error message of ``expression``, or None when it parses (it is not run)."""
+    return _off_loop(_check_js_syntax, expression)
+
+
+def _check_js_syntax(expression: str) -> str | None:
     ctx = MiniRacer()
     try:
         ctx.eval(f"new Function({json.dumps(expression)}); 0", timeout_sec=DEFAULT_TIMEOUT_S)

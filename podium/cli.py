@@ -1,17 +1,33 @@
-"""The ``podium`` command line."""
+"""The ``podium`` command line.
+
+podium up [--demo] [--shards N] [--queue-services N] [--deciders N] [--gateways N]
+          [--sweepers N] [--store redis|cassandra] [--cassandra-hosts H] [--port P]
+podium status [--url URL]
+podium workflow start NAME [--input JSON] | get ID | terminate ID | pause ID | resume ID
+                | retry ID | restart ID | search [QUERY]
+podium def register FILE...
+podium db migrate [...]
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
 
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.errors import PodiumError
+
+DEFAULT_URL = "http://127.0.0.1:8080/api"
 
 
 def _positive(value: str) -> int:
@@ -24,16 +40,50 @@ def _positive(value: str) -> int:
     return n
 
 
+def _port(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podium", description="Podium workflow engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="run a local cluster on this machine")
     up.add_argument("--shards", type=_positive, default=2, help="Redis queue shards (2)")
-    up.add_argument(
-        "--queue-services", type=_positive, default=1, help="queue-service replicas (1)"
-    )
+    for name in ("queue-services", "deciders", "gateways", "sweepers"):
+        up.add_argument(f"--{name}", type=_positive, default=1, help=f"{name} replicas (1)")
+    up.add_argument("--store", choices=["redis", "cassandra"], default="redis")
+    up.add_argument("--cassandra-hosts", default="", help="use this Cassandra cluster")
+    up.add_argument("--port", type=_port, default=8080, help="API port of the first gateway")
     up.add_argument("--demo", action="store_true", help="run the demo, print its result, stop")
+
+    status = sub.add_parser("status", help="queue depths and running workflows")
+    status.add_argument("--url", default=DEFAULT_URL)
+
+    # --url may follow the action (`podium workflow get ID --url ...`)
+    url = argparse.ArgumentParser(add_help=False)
+    url.add_argument("--url", default=DEFAULT_URL, help=f"the API ({DEFAULT_URL})")
+
+    wf = sub.add_parser("workflow", help="start, inspect and control workflows")
+    wf_sub = wf.add_subparsers(dest="action", required=True)
+    start = wf_sub.add_parser("start", parents=[url])
+    start.add_argument("name")
+    start.add_argument("--input", default="{}", help="workflow input as JSON")
+    start.add_argument("--version", type=int)
+    for action in ("get", "terminate", "pause", "resume", "retry", "restart"):
+        wf_sub.add_parser(action, parents=[url]).add_argument("workflow_id")
+    search = wf_sub.add_parser("search", parents=[url])
+    search.add_argument("query", nargs="?", default="")
+
+    d = sub.add_parser("def", help="register definitions")
+    d_sub = d.add_subparsers(dest="action", required=True)
+    d_sub.add_parser("register", parents=[url]).add_argument("files", nargs="+", type=Path)
 
     db = sub.add_parser("db", help="persistence administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -43,25 +93,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _up(args: argparse.Namespace) -> int:
-    from podium.demo import run_queue_demo
+    from podium.demo import run_demo
 
     started = time.monotonic()
     cluster = LocalCluster(
-        ClusterSpec(shards=args.shards, queue_services=args.queue_services),
+        ClusterSpec(
+            shards=args.shards,
+            queue_services=args.queue_services,
+            deciders=args.deciders,
+            gateways=args.gateways,
+            sweepers=args.sweepers,
+            store=args.store,
+            cassandra_hosts=args.cassandra_hosts,
+            gateway_port=args.port,
+        ),
         progress=lambda line: print(f"  started {line}", flush=True),
     )
     print("podium: starting a local cluster", flush=True)
-    await cluster.start()
-    print(f"podium: up in {time.monotonic() - started:.1f}s; files in {cluster.work_dir}")
-    print(f"podium: queue service at {', '.join(cluster.queue_addresses)}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
+        await cluster.start()
+        api = cluster.gateway_urls[0]
+        print(f"podium: up in {time.monotonic() - started:.1f}s; logs in {cluster.work_dir}")
+        print(f"podium: API at {api}  (OpenAPI: {api}/openapi.json)")
         if args.demo:
-            figures = await run_queue_demo(cluster.queue_addresses)
-            return 0 if figures["ok"] else 1
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            wf = await run_demo(api)
+            return 0 if wf["status"] == "COMPLETED" else 1
         print("podium: running; Ctrl-C stops everything", flush=True)
         await stop.wait()
         return 0
@@ -71,11 +131,98 @@ async def _up(args: argparse.Namespace) -> int:
         print("podium: stopped", flush=True)
 
 
+def _call(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        resp = httpx.request(method, url, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        print(f"podium: cannot reach {url}: {exc} (is `podium up` running?)", file=sys.stderr)
+        raise SystemExit(1) from None
+    if resp.status_code >= 400:
+        try:
+            message = resp.json().get("message", resp.text)
+        except ValueError:
+            message = resp.text
+        print(f"podium: {resp.status_code}: {message}", file=sys.stderr)
+        raise SystemExit(1)
+    return resp
+
+
+def _show(resp: httpx.Response) -> None:
+    if not resp.content:
+        print("ok")
+    elif resp.headers.get("content-type", "").startswith("application/json"):
+        print(json.dumps(resp.json(), indent=2))
+    else:
+        print(resp.text)
+
+
+def _workflow(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    if args.action == "start":
+        try:
+            body = json.loads(args.input)
+        except ValueError as exc:
+            raise SystemExit(f"podium: --input is not JSON: {exc}") from None
+        params = {"version": args.version} if args.version else {}
+        _show(_call("POST", f"{base}/workflow/{args.name}", json=body, params=params))
+    elif args.action == "get":
+        _show(_call("GET", f"{base}/workflow/{args.workflow_id}"))
+    elif args.action == "terminate":
+        _show(_call("DELETE", f"{base}/workflow/{args.workflow_id}"))
+    elif args.action in ("pause", "resume"):
+        _show(_call("PUT", f"{base}/workflow/{args.workflow_id}/{args.action}"))
+    elif args.action in ("retry", "restart"):
+        _show(_call("POST", f"{base}/workflow/{args.workflow_id}/{args.action}"))
+    elif args.action == "search":
+        _show(_call("GET", f"{base}/workflow/search", params={"query": args.query}))
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    for path in args.files:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"podium: cannot read {path}: {exc}") from None
+        items = doc if isinstance(doc, list) else [doc]
+        for item in items:
+            if isinstance(item, dict) and "tasks" in item:
+                _call("PUT", f"{base}/metadata/workflow", json=[item])
+                print(f"registered workflow {item.get('name')} v{item.get('version', 1)}")
+            else:
+                _call("POST", f"{base}/metadata/taskdefs", json=[item])
+                name = item.get("name") if isinstance(item, dict) else item
+                print(f"registered task {name}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    health = _call("GET", f"{base.removesuffix('/api')}/health").json()
+    queues = _call("GET", f"{base}/tasks/queue/all").json()
+    running = _call(
+        "GET", f"{base}/workflow/search", params={"query": "status IN (RUNNING)", "size": 0}
+    ).json()
+    print(f"gateway: {health.get('status', health)} at {base}")
+    print(f"running workflows: {running.get('totalHits', 0)}")
+    print("queue depths:" if queues else "queue depths: (no queues yet)")
+    for name, size in sorted(queues.items()):
+        print(f"  {name:<40} {size}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "up":
             return aio.run(_up(args))
+        if args.command == "status":
+            return _status(args)
+        if args.command == "workflow":
+            return _workflow(args)
+        if args.command == "def":
+            return _register(args)
         if args.command == "db":
             from podium.store.cli import migrate_main
 

@@ -149,7 +149,9 @@ class LocalCluster:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
             await self._start_storage()
-            await self._start_group("queue-service", "queue_service.server", self.spec.queue_services)
+            await self._start_group(
+                "queue-service", "queue_service.server", self.spec.queue_services
+            )
             await self._start_group("decider", "decider.server", self.spec.deciders)
             await self._start_group("gateway", "api_gateway.server", self.spec.gateways)
             await self._start_group("sweeper", "sweeper.server", self.spec.sweepers)
@@ -166,7 +168,10 @@ class LocalCluster:
         if self.spec.store == "redis":
             self.store_redis = RedisServer(appendonly=True, data_dir=self.work_dir / "redis-store")
             await asyncio.to_thread(self.store_redis.start)
-            self.store_env = {"PODIUM_STORE": "redis", "PODIUM_STORE_REDIS_URL": self.store_redis.url}
+            self.store_env = {
+                "PODIUM_STORE": "redis",
+                "PODIUM_STORE_REDIS_URL": self.store_redis.url,
+            }
             self.progress(f"redis store (append-only) on {self.store_redis.address}")
         elif self.spec.store == "cassandra":
             hosts = self.spec.cassandra_hosts
@@ -203,13 +208,22 @@ class LocalCluster:
                 **self.spec.extra_env,
             }
         if module == "decider.server":
-            return {**common, "PODIUM_DECIDER_PORT": str(port),
-                    "PODIUM_DECIDER_HEALTH_PORT": str(health_port)}
+            return {
+                **common,
+                "PODIUM_DECIDER_PORT": str(port),
+                "PODIUM_DECIDER_HEALTH_PORT": str(health_port),
+            }
         if module == "api_gateway.server":
-            return {**common, "PODIUM_GATEWAY_PORT": str(port),
-                    "PODIUM_GATEWAY_HEALTH_PORT": str(health_port)}
-        return {**common, "PODIUM_SWEEPER_HEALTH_PORT": str(health_port),
-                "PODIUM_HTTP_ALLOW_HOSTS": self.spec.allow_http_hosts}
+            return {
+                **common,
+                "PODIUM_GATEWAY_PORT": str(port),
+                "PODIUM_GATEWAY_HEALTH_PORT": str(health_port),
+            }
+        return {
+            **common,
+            "PODIUM_SWEEPER_HEALTH_PORT": str(health_port),
+            "PODIUM_HTTP_ALLOW_HOSTS": self.spec.allow_http_hosts,
+        }
 
     def new_replica(self, kind: str, module: str) -> ServiceProcess:
         n = len(self.of(module))

@@ -25,20 +25,50 @@ def run(
     )
 
 
-@pytest.mark.timeout(90)
-def test_podium_up_demo_runs_and_stops_cleanly() -> None:
-    done = run(["-m", "podium.cli", "up", "--demo", "--shards", "2"])
+@pytest.mark.timeout(120)
+def test_podium_up_demo_runs_the_workflow_and_stops_cleanly() -> None:
+    done = run(["-m", "podium.cli", "up", "--demo", "--port", "0"], timeout=110)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "result: OK" in done.stdout
-    assert "2000/2000 processed" in done.stdout
-    assert "5/5 dropped messages redelivered" in done.stdout
-    assert done.stdout.rstrip().endswith("podium: stopped")
+    out = done.stdout
+    assert "demo: workflow COMPLETED" in out
+    for line in (
+        "lookups        FORK         COMPLETED",
+        "quote          HTTP         COMPLETED",
+        "notify         demo_notify  COMPLETED",
+        "pack__3        demo_pack    COMPLETED",
+    ):
+        assert line in out
+    assert "'decision': 'premium'" in out and "'packed': 3" in out
+    assert "result: OK" in out
+    assert out.rstrip().endswith("podium: stopped")
+    # every process the cluster started is gone
+    assert "Traceback" not in done.stderr
 
 
-def test_cli_rejects_a_bad_option_with_a_usage_line() -> None:
-    done = run(["-m", "podium.cli", "up", "--shards", "zero"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["up", "--shards", "zero"], "'zero' is not a whole number"),
+        (["up", "--port", "70000"], "70000 is not a port number"),
+        (["up", "--store", "mongo"], "invalid choice: 'mongo'"),
+        (["up", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_cli_rejects_bad_options_with_one_clear_line(args: list[str], message: str) -> None:
+    done = run(["-m", "podium.cli", *args])
     assert done.returncode == 2
-    assert "'zero' is not a whole number" in done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_reports_an_unreachable_server_without_a_traceback() -> None:
+    from podium.launch.redis import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"
+    done = run(["-m", "podium.cli", "workflow", "get", "abc", "--url", url])
+    assert done.returncode == 1
+    assert "cannot reach" in done.stderr and "podium up" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -411,3 +411,25 @@ def test_claim_limits() -> None:
     assert check_claim_limits(
         {"name": "t", "rateLimitPerFrequency": 0}, in_progress=0, claimed_in_window=10**6
     ).allowed
+
+
+def test_update_task_rejects_malformed_results_with_field_errors() -> None:
+    import pytest
+
+    from decider import operations as ops
+    from decider.errors import ValidationError
+    from decider.records import Context
+
+    ctx = Context(now_ms=1, ids=lambda: "x")
+    for bad, path in (
+        ({"callbackAfterSeconds": "soon"}, "callbackAfterSeconds"),
+        ({"callbackAfterSeconds": -1}, "callbackAfterSeconds"),
+        ({"logs": "not a list"}, "logs"),
+        ({"logs": [1, 2]}, "logs"),
+        ({"outputData": [1]}, "outputData"),
+    ):
+        result = {"workflowInstanceId": "w", "taskId": "t", "status": "COMPLETED", **bad}
+        with pytest.raises(ValidationError) as info:
+            ops.update_task({}, result, ctx)
+        paths = [e["path"] for e in info.value.data["validationErrors"]]
+        assert paths == [path]
