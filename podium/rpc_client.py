@@ -9,9 +9,11 @@ next use, so a replica that disappears is skipped and picked up again when it re
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,8 +149,38 @@ class _Endpoint:
         return f"{self.host}:{self.port}"
 
 
+#: Resolves a host name to its addresses (injectable so tests can fake a DNS name).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_all(host: str, port: int) -> list[str]:
+    """Every address a name resolves to (A and AAAA), deduplicated, in resolver order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: list[str] = []
+    for info in infos:
+        addr = str(info[4][0])
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+def _is_literal(host: str) -> bool:
+    if host == "localhost":
+        return True  # resolving it adds ::1, where loopback-bound services do not listen
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class RpcClient:
-    """Calls methods of one service, balanced over its addresses."""
+    """Calls methods of one service, balanced over its addresses.
+
+    An address may be an IP or a DNS name; a name is resolved to all its addresses (a
+    Kubernetes headless Service, say) and re-resolved every ``refresh_s`` seconds and whenever
+    every replica is down, so replicas that appear are used and those that disappear dropped.
+    """
 
     def __init__(
         self,
@@ -160,6 +192,8 @@ class RpcClient:
         retry_down_after_s: float = 0.5,
         limits: CodecLimits | None = None,
         header_injector: HeaderInjector | None = None,
+        refresh_s: float = 5.0,
+        resolver: Resolver = resolve_all,
     ) -> None:
         if not addresses:
             raise ValueError("RpcClient needs at least one address")
@@ -168,15 +202,53 @@ class RpcClient:
         self.connect_timeout_s = connect_timeout_s
         self.retry_down_after_s = retry_down_after_s
         self.header_injector = header_injector
-        self._endpoints = [
-            _Endpoint(*parse_address(a), conns=[None] * connections_per_address) for a in addresses
-        ]
+        self._per_address = connections_per_address
+        self._seeds = [parse_address(a) for a in addresses]
+        self._names = [(h, p) for h, p in self._seeds if not _is_literal(h)]
+        self._endpoints = [self._endpoint(h, p) for h, p in self._seeds if _is_literal(h)]
+        self._resolver = resolver
+        self._refresh_s = refresh_s
+        self._resolved_at = -1e9
+        self._resolving: asyncio.Lock | None = None
         self._rr = 0
         self._closed = False
+
+    def _endpoint(self, host: str, port: int) -> _Endpoint:
+        return _Endpoint(host, port, conns=[None] * self._per_address)
 
     @property
     def addresses(self) -> list[str]:
         return [e.address for e in self._endpoints]
+
+    async def _refresh(self, force: bool = False) -> None:
+        """Re-resolve the DNS names (if any) and update the endpoint list."""
+        if not self._names:
+            return
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() - self._resolved_at < self._refresh_s:
+            return
+        if self._resolving is None:
+            self._resolving = asyncio.Lock()
+        async with self._resolving:
+            if not force and loop.time() - self._resolved_at < self._refresh_s:
+                return
+            wanted: list[tuple[str, int]] = [(h, p) for h, p in self._seeds if _is_literal(h)]
+            for host, port in self._names:
+                try:
+                    wanted += [(a, port) for a in await self._resolver(host, port)]
+                except OSError as exc:
+                    log.warning("cannot resolve %s: %s", host, exc)
+            self._resolved_at = loop.time()
+            if not wanted:
+                return  # keep what we had rather than nothing
+            current = {(e.host, e.port): e for e in self._endpoints}
+            endpoints = [current.get(w) or self._endpoint(*w) for w in dict.fromkeys(wanted)]
+            for key, endpoint in current.items():
+                if key not in dict.fromkeys(wanted):
+                    for conn in endpoint.conns:
+                        if conn is not None:
+                            conn.close()
+            self._endpoints = endpoints
 
     async def call(
         self,
@@ -194,6 +266,11 @@ class RpcClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         last_error: PodiumError | None = None
+        await self._refresh()
+        if not self._endpoints or all(e.down_until > loop.time() for e in self._endpoints):
+            await self._refresh(force=True)
+        if not self._endpoints:
+            raise Unavailable(f"no address known for {self._names}", method=method)
         # Try each endpoint at most once: a call is retried elsewhere only when it could not
         # be sent, so a request is never executed twice by this client.
         for _ in range(len(self._endpoints)):

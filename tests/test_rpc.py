@@ -241,3 +241,41 @@ async def test_stop_lets_in_flight_calls_finish(server: RpcServer, client: RpcCl
         await asyncio.sleep(0.001)
     await server.stop(grace_s=2.0)
     assert await call == 0.1
+
+
+async def test_a_dns_name_fans_out_to_every_address_and_follows_changes() -> None:
+    """A name resolving to several addresses (a headless Service) is balanced over all."""
+    from podium.launch.redis import free_port
+
+    port = free_port()
+
+    def named(tag: str) -> Any:
+        async def handler(params: Any, ctx: CallContext) -> str:
+            return tag
+
+        return handler
+
+    a = await RpcServer({"who": named("a")}, host="127.0.0.2", port=port).start()
+    b = await RpcServer({"who": named("b")}, host="127.0.0.3", port=port).start()
+    records = ["127.0.0.2", "127.0.0.3"]
+    lookups = 0
+
+    async def resolver(host: str, p: int) -> list[str]:
+        nonlocal lookups
+        lookups += 1
+        assert (host, p) == ("workers.podium.svc", port)
+        return list(records)
+
+    client = RpcClient([f"workers.podium.svc:{port}"], resolver=resolver, refresh_s=0.0)
+    try:
+        seen = [await client.call("who") for _ in range(6)]
+        assert sorted(set(seen)) == ["a", "b"] and lookups >= 1
+        assert sorted(client.addresses) == [f"127.0.0.2:{port}", f"127.0.0.3:{port}"]
+        records[:] = ["127.0.0.3"]  # one replica leaves the Service
+        seen = [await client.call("who") for _ in range(4)]
+        assert set(seen) == {"b"}
+        assert client.addresses == [f"127.0.0.3:{port}"]
+    finally:
+        await client.close()
+        await a.stop()
+        await b.stop()
