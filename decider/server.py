@@ -39,7 +39,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from decider.records import Decision
+from decider.records import DeciderConfig, Decision
 from decider.shell import DeciderShell
 from podium import aio
 from podium.codec import CodecLimits
@@ -67,10 +67,19 @@ class DeciderSettings:
     health_host: str = "127.0.0.1"
     #: -1 turns the health port off (tests that run many services in one process).
     health_port: int = -1
+    config: DeciderConfig = field(default_factory=DeciderConfig)
 
     @classmethod
     def from_env(cls, env: Environ) -> DeciderSettings:
         return cls(
+            config=DeciderConfig(
+                workflow_offset_s=env_int(
+                    env, "PODIUM_DECIDER_WORKFLOW_OFFSET_S", 30, minimum=1, maximum=86_400
+                ),
+                script_timeout_s=env_int(
+                    env, "PODIUM_DECIDER_SCRIPT_TIMEOUT_S", 4, minimum=1, maximum=60
+                ),
+            ),
             store=StoreConfig.from_env(env),
             queue_addresses=env_address_list(env, "PODIUM_QUEUE_ADDRESSES", ["127.0.0.1:7301"]),
             host=env_str(env, "PODIUM_DECIDER_HOST", "127.0.0.1"),
@@ -232,7 +241,7 @@ class DeciderService:
 
     async def start(self) -> DeciderService:
         self.store = await open_store(self.settings.store)
-        self.shell = DeciderShell(self.store, self.queues)
+        self.shell = DeciderShell(self.store, self.queues, config=self.settings.config)
         ShellCollector(self.shell, self.registry)
         self.rpc = RpcServer(
             handlers(self.shell),

@@ -15,6 +15,7 @@ effects is redone by the next decide (the sweeper re-pushes missing task message
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -39,7 +40,7 @@ from decider.records import (
 )
 from decider.run import queue_name
 from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
-from podium.errors import Conflict, NotFound, PodiumError, Unavailable
+from podium.errors import Conflict, DeadlineExceeded, NotFound, PodiumError, Unavailable
 from podium.store import Store, VersionConflict
 from queue_service.client import QueueClient
 from queue_service.model import Message
@@ -208,9 +209,15 @@ class DeciderShell:
         removals: dict[str, list[str]] = {}
         for r in decision.removals:
             removals.setdefault(r.queue, []).append(r.message_id)
-        jobs: list[Awaitable[Any]] = [self.queues.push(q, m) for q, m in pushes.items()]
-        jobs += [self.queues.remove(q, ids) for q, ids in removals.items()]
-        jobs.append(self._set_timer(wf, decision.next_check_ms, version, ctx))
+        # Queue operations are idempotent, so each is retried (another queue-service replica
+        # is tried) if a replica disappears under it.
+        jobs: list[Awaitable[Any]] = [
+            _retrying(functools.partial(self.queues.push, q, m)) for q, m in pushes.items()
+        ]
+        jobs += [
+            _retrying(functools.partial(self.queues.remove, q, i)) for q, i in removals.items()
+        ]
+        jobs.append(_retrying(lambda: self._set_timer(wf, decision.next_check_ms, version, ctx)))
         if decision.logs:
             jobs.append(self._add_logs(decision.logs))
         await asyncio.gather(*jobs)
@@ -292,7 +299,8 @@ class DeciderShell:
         wf_id = wf["workflowId"]
         # The timer first: a crash after the write below still leaves the workflow swept.
         offset_ms = self.config.workflow_offset_s * 1000
-        await self.queues.schedule(DECIDER_QUEUE, wf_id, offset_ms, 0, wf.get("priority") or 0)
+        priority = wf.get("priority") or 0
+        await _retrying(lambda: self.queues.schedule(DECIDER_QUEUE, wf_id, offset_ms, 0, priority))
         try:
             version = await self.store.executions.create_workflow(wf, decision.changed_tasks)
         except BaseException:
@@ -541,6 +549,18 @@ class DeciderShell:
             await self.queues.remove(queue, ids)
         await self.store.executions.remove_workflow(workflow_id)
         await self.queues.remove(DECIDER_QUEUE, [workflow_id])
+
+
+async def _retrying(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any:
+    """Run an idempotent call, again after a short pause if a replica was unavailable."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (Unavailable, DeadlineExceeded):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05 * 2**attempt)
+    return None
 
 
 _TERMINAL_WORKFLOW = frozenset({"COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"})
