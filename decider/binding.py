@@ -16,7 +16,6 @@ exactly one expression keeps the value's type; otherwise values are interpolated
 
 from __future__ import annotations
 
-import copy
 import functools
 import re
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 
 import jsonpath
 
+from decider.clone import clone
 from decider.model import strip_iteration
 
 _KEEP = object()  # sentinel: leave the expression text in place
@@ -165,7 +165,7 @@ class Resolver:
             if value is _KEEP:
                 piece = text[start:end]
             elif depth == 0 and start == 0 and end == len(text):
-                return copy.deepcopy(value)
+                return clone(value)
             else:
                 piece = java_str(value)
             parts.append(text[last:start])
@@ -273,13 +273,13 @@ def resolve_params(
     null fall back to the template's raw value afterwards.
     """
     template: Mapping[str, Any] = (task_def or {}).get("inputTemplate") or {}
-    inp: dict[str, Any] = copy.deepcopy(dict(params or {}))
+    inp: dict[str, Any] = clone(dict(params or {}))
     for key, value in template.items():
-        inp.setdefault(key, copy.deepcopy(value))
+        inp.setdefault(key, clone(value))
     resolved: dict[str, Any] = Resolver(workflow, task_id, env).resolve(inp)
     for key, value in template.items():
         if resolved.get(key) is None:
-            resolved[key] = copy.deepcopy(value)
+            resolved[key] = clone(value)
     return resolved
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from decider.binding import resolve_params
+from decider.clone import clone
 from decider.mapping import sub_workflow_id
 from decider.model import JSON, find_task
 from decider.records import (
@@ -198,7 +198,7 @@ def _retry_copy(run: Run, td: JSON, task: JSON) -> JSON:
     new_id = run.ctx.ids()
     seconds, ms = retry_delay_ms(td, int(task.get("retryCount") or 0), new_id)
     task["retried"] = True
-    new = copy.deepcopy(task)
+    new = clone(task)
     new.update(
         taskId=new_id,
         retriedTaskId=task["taskId"],
@@ -250,11 +250,11 @@ def update_workflow_output(run: Run, task: JSON | None = None) -> None:
         None,
     )
     if terminate is not None:
-        output = copy.deepcopy(terminate.get("outputData", {}))
+        output = clone(terminate.get("outputData", {}))
     elif run.wf_def.get("outputParameters"):
         output = resolve_params(run.wf_def["outputParameters"], run.wf, None, None, run.ctx.env)
     else:
-        output = copy.deepcopy((task or tasks[-1]).get("outputData", {}))
+        output = clone((task or tasks[-1]).get("outputData", {}))
     run.wf["output"] = output
 
 
@@ -296,7 +296,7 @@ def notify_parent(run: Run) -> None:
             parent_workflow_task_id=run.wf.get("parentWorkflowTaskId") or "",
             workflow_id=run.wf["workflowId"],
             status=run.status,
-            output=copy.deepcopy(run.wf.get("output") or {}),
+            output=clone(run.wf.get("output") or {}),
             reason=run.wf.get("reasonForIncompletion"),
         )
     )
@@ -345,12 +345,12 @@ def _start_failure_workflow(run: Run, reason: str | None, failed_task: JSON | No
         if not name:
             return
     new_id = run.ctx.ids()
-    inp = copy.deepcopy(run.wf.get("input") or {})
+    inp = clone(run.wf.get("input") or {})
     inp.update(workflowId=run.wf["workflowId"], reason=reason, failureStatus=run.status)
     if failed_task is not None:
         inp["failureTaskId"] = failed_task["taskId"]
     run.wf.setdefault("output", {})["conductor.failure_workflow"] = new_id
-    inp["failedWorkflow"] = copy.deepcopy(run.wf)
+    inp["failedWorkflow"] = clone(run.wf)
     run.command(
         StartWorkflow(
             workflow_id=new_id,
@@ -408,7 +408,7 @@ def _sub_workflow_command(run: Run, t: JSON) -> StartSubWorkflow:
         name=inp.get("subWorkflowName"),
         version=inp.get("subWorkflowVersion"),
         definition=inp.get("subWorkflowDefinition"),
-        input=copy.deepcopy(child_input),
+        input=clone(child_input),
         correlation_id=run.wf.get("correlationId"),
         task_to_domain=dict(inp.get("subWorkflowTaskToDomain") or run.wf.get("taskToDomain") or {}),
         priority=int(priority)
@@ -426,7 +426,7 @@ def _start_workflow_command(run: Run, t: JSON) -> StartWorkflow:
         name=req.get("name"),
         version=req.get("version"),
         definition=req.get("workflowDef"),
-        input=copy.deepcopy(req.get("input") or {}),
+        input=clone(req.get("input") or {}),
         correlation_id=req.get("correlationId", run.wf.get("correlationId")),
         task_to_domain=dict(req.get("taskToDomain") or run.wf.get("taskToDomain") or {}),
         priority=int(req.get("priority") or 0),

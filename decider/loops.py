@@ -10,11 +10,11 @@ gets ref ``<ref>__<N+1>``); false completes the loop.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from decider import scripting
 from decider.binding import resolve_params
+from decider.clone import clone
 from decider.mapping import map_task
 from decider.model import JSON, append_iteration, collect_tasks, has_ref, strip_iteration
 from decider.run import Run
@@ -61,7 +61,7 @@ def execute_do_while(run: Run, loop: JSON) -> bool:
             return True
         _start_iteration(run, loop, 1, items)
         return True
-    before = copy.deepcopy(loop["outputData"])
+    before = clone(loop["outputData"])
     outputs: JSON = {}
     failure = None
     for t in body.values():

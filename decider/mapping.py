@@ -8,13 +8,13 @@ IN_PROGRESS or finished task.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from decider import scripting
 from decider.binding import java_str, resolve_params
+from decider.clone import clone
 from decider.model import JSON, next_task, normalize_task_def, normalize_workflow_task, populate_one
 from decider.run import Run, TerminateSignal
 from decider.state import TaskStatus, TaskType, task_terminal
@@ -161,7 +161,7 @@ def _dynamic(call: MapCall) -> list[JSON]:
                 f"Invalid task specified.  Cannot find task by name {name} in the task definitions"
             )
         td = normalize_task_def(registered)
-    wt = copy.deepcopy(call.wt)
+    wt = clone(call.wt)
     wt["name"], wt["taskDefinition"] = name, td
     call.wt, call.task_def = wt, td
     return _worker_task(call, name, td, call.input())
@@ -289,7 +289,7 @@ def _md5(data: bytes) -> bytes:
 
 def _sub_workflow(call: MapCall) -> list[JSON]:
     run, wt = call.run, call.wt
-    params = copy.deepcopy(wt.get("subWorkflowParam") or {})
+    params = clone(wt.get("subWorkflowParam") or {})
     definition = params.get("workflowDefinition")
     if isinstance(definition, str):
         definition = resolve_params({"d": definition}, run.wf, call.task_id, None, run.ctx.env)["d"]

@@ -7,10 +7,10 @@ deep copy with every defaulted field present, so the rest of the decider can ind
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from decider.clone import clone
 from decider.state import TaskType
 
 JSON = dict[str, Any]
@@ -64,10 +64,10 @@ TASK_DEF_DEFAULTS: JSON = {
 
 
 def _with_defaults(d: Mapping[str, Any], defaults: Mapping[str, Any]) -> JSON:
-    out = copy.deepcopy(dict(d))
+    out = clone(dict(d))
     for key, value in defaults.items():
         if out.get(key) is None:
-            out[key] = copy.deepcopy(value)
+            out[key] = clone(value)
     return out
 
 
@@ -202,7 +202,7 @@ def populate_task_defs(wf_def: JSON, task_defs: Mapping[str, Mapping[str, Any]])
     An inline ``taskDefinition`` wins; else the registered definition of ``name``; else, for
     SIMPLE tasks only, Conductor's default ``TaskDef(name)``. Works on a copy.
     """
-    out = copy.deepcopy(wf_def)
+    out = clone(wf_def)
     for wt in iter_tasks(out["tasks"]):
         populate_one(wt, task_defs)
     return out

@@ -9,11 +9,11 @@ return a Decision with ``accepted=False`` and no changes.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from decider.clone import clone
 from decider.decide import decide_run, finish
 from decider.errors import IllegalState, ValidationError
 from decider.lifecycle import notify_parent, terminate_workflow
@@ -57,9 +57,9 @@ def start_workflow(
             [{"path": "priority", "message": "priority: must be between 0 and 99"}]
         )
     wf_def = populate_task_defs(wf_def, ctx.task_defs)
-    workflow_input = copy.deepcopy(dict(request.get("input") or {}))
+    workflow_input = clone(dict(request.get("input") or {}))
     for key, value in (wf_def.get("inputTemplate") or {}).items():
-        workflow_input.setdefault(key, copy.deepcopy(value))
+        workflow_input.setdefault(key, clone(value))
     now = ctx.now_ms
     wf: JSON = {
         "workflowId": request.get("workflowId") or ctx.ids(),
@@ -78,7 +78,7 @@ def start_workflow(
         "failedTaskNames": [],
         "workflowDefinition": wf_def,
         "priority": priority,
-        "variables": copy.deepcopy(wf_def.get("variables") or {}),
+        "variables": clone(wf_def.get("variables") or {}),
         "lastRetriedTime": 0,
     }
     for src, dst in (
@@ -204,7 +204,7 @@ def update_task(
     if result.get("workerId") is not None:
         task["workerId"] = result["workerId"]
     task["callbackAfterSeconds"] = int(result.get("callbackAfterSeconds") or 0)
-    output = copy.deepcopy(dict(result.get("outputData") or {}))
+    output = clone(dict(result.get("outputData") or {}))
     task["outputData"] = {**task.get("outputData", {}), **output} if merge_output else output
     if result.get("subWorkflowId"):
         task["subWorkflowId"] = result["subWorkflowId"]
@@ -382,7 +382,7 @@ def rerun(workflow: Mapping[str, Any], request: Mapping[str, Any], ctx: Context)
     run = Run(workflow, ctx)
     _require_terminal(run)
     if request.get("workflowInput") is not None:
-        run.wf["input"] = copy.deepcopy(dict(request["workflowInput"]))
+        run.wf["input"] = clone(dict(request["workflowInput"]))
     if request.get("correlationId") is not None:
         run.wf["correlationId"] = request["correlationId"]
     task_id = request.get("reRunFromTaskId")
@@ -433,8 +433,8 @@ def skip_task(
         "taskDefName": wt["name"],
         "referenceTaskName": ref,
         "status": TaskStatus.SKIPPED.value,
-        "inputData": copy.deepcopy(dict(task_input or {})),
-        "outputData": copy.deepcopy(dict(task_output or {})),
+        "inputData": clone(dict(task_input or {})),
+        "outputData": clone(dict(task_output or {})),
         "workflowInstanceId": wf_id,
         "workflowType": run.wf.get("workflowName"),
         "workflowPriority": int(run.wf.get("priority") or 0),
@@ -463,7 +463,7 @@ def set_variables(
     run = Run(workflow, ctx)
     if workflow_terminal(run.status):
         raise Conflict(f"Workflow {run.wf['workflowId']} has ended, variables cannot be updated.")
-    merged = {**run.wf.get("variables", {}), **copy.deepcopy(dict(variables))}
+    merged = {**run.wf.get("variables", {}), **clone(dict(variables))}
     size = len(json.dumps(merged, default=str).encode())
     if size > ctx.config.max_variables_bytes:
         raise LimitExceeded(
@@ -523,7 +523,7 @@ def child_status(
         task["startTime"] = task.get("startTime") or ctx.now_ms
         task["status"] = TaskStatus.IN_PROGRESS.value
         return finish(run)
-    task["outputData"] = {**copy.deepcopy(dict(output or {})), "subWorkflowId": child_workflow_id}
+    task["outputData"] = {**clone(dict(output or {})), "subWorkflowId": child_workflow_id}
     if new_status != TaskStatus.COMPLETED:
         name = task["inputData"].get("subWorkflowName")
         version = task["inputData"].get("subWorkflowVersion")

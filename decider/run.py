@@ -7,10 +7,10 @@ created, changed and removed tasks. The caller's records are never mutated.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
+from decider.clone import clone
 from decider.records import (
     JSON,
     Command,
@@ -63,7 +63,7 @@ class Run:
         self.ctx = ctx
         self.now = ctx.now_ms
         self._before = workflow
-        self.wf: JSON = copy.deepcopy(dict(workflow))
+        self.wf: JSON = clone(dict(workflow))
         self.wf.setdefault("tasks", [])
         self.pushes: dict[tuple[str, str], QueuePush] = {}
         self.removals: dict[tuple[str, str], QueueRemove] = {}

@@ -6,11 +6,11 @@ Each executor takes a non-terminal task and answers whether it changed it. DO_WH
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 
 from decider import scripting
+from decider.clone import clone
 from decider.mapping import JS_EVALUATORS, evaluate
 from decider.model import JSON, append_iteration
 from decider.run import Run
@@ -46,14 +46,14 @@ def _terminate(run: Run, task: JSON) -> bool:
         return True
     out = inp.get("workflowOutput")
     task["outputData"] = (
-        copy.deepcopy(out) if isinstance(out, dict) else ({} if out is None else {"output": out})
+        clone(out) if isinstance(out, dict) else ({} if out is None else {"output": out})
     )
     return _complete(run, task)
 
 
 def _set_variable(run: Run, task: JSON) -> bool:
     variables = run.wf.setdefault("variables", {})
-    merged = {**variables, **copy.deepcopy(task["inputData"])}
+    merged = {**variables, **clone(task["inputData"])}
     size = len(json.dumps(merged, default=str).encode())
     limit = run.ctx.config.max_variables_bytes
     if size > limit:
@@ -218,7 +218,7 @@ def _exclusive_join(run: Run, task: JSON) -> bool:
     if failed:
         run.set_status(task, TaskStatus.FAILED, reason)
     else:
-        task["outputData"] = copy.deepcopy(chosen["outputData"]) if chosen else {}
+        task["outputData"] = clone(chosen["outputData"]) if chosen else {}
         run.set_status(task, TaskStatus.COMPLETED)
     return True
 
