@@ -30,7 +30,8 @@ from api_gateway.limits import BodyLimits
 from api_gateway.openapi import build
 from api_gateway.routing import Endpoint, routes
 from api_gateway.settings import GatewaySettings
-from podium.config import environ
+from podium import aio, logs
+from podium.config import environ, settings_from_argv
 from podium.errors import ConfigError, PodiumError
 from podium.health import HealthServer
 from podium.rpc import RpcClient
@@ -178,14 +179,27 @@ def _have_uvloop() -> bool:
     return True
 
 
+async def _preflight(settings: GatewaySettings) -> None:
+    """Reach the store once before serving, so a bad address stops us with one clear line."""
+    store = await open_store(settings.store)
+    await store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        settings = GatewaySettings.from_env(environ())
+        args = sys.argv[1:] if argv is None else argv
+        settings = settings_from_argv(args, environ(), GatewaySettings.from_env, "podium-gateway")
     except ConfigError as exc:
         print(f"podium-gateway: {exc.message}", file=sys.stderr)
         return 2
     log.info("gateway settings: %r", settings)
+    try:
+        with logs.quiet_start():
+            aio.run(_preflight(settings))
+    except PodiumError as exc:
+        print(f"podium-gateway: {exc.message}", file=sys.stderr)
+        return 2
     server = uvicorn.Server(uvicorn_config(create_app(settings), settings))
     print(f"podium-gateway listening on {settings.host}:{settings.port}", flush=True)
     try:

@@ -41,9 +41,9 @@ from prometheus_client.registry import Collector
 
 from decider.records import DeciderConfig, Decision
 from decider.shell import DeciderShell
-from podium import aio
+from podium import aio, logs
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str, environ
+from podium.config import Environ, env_address_list, env_int, env_str, environ, settings_from_argv
 from podium.errors import ConfigError, InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
@@ -286,7 +286,8 @@ class ShellCollector(Collector):
 
 
 async def serve(settings: DeciderSettings) -> None:
-    service = await DeciderService(settings).start()
+    with logs.quiet_start():
+        service = await DeciderService(settings).start()
     print(f"podium-decider listening on {service.address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -299,7 +300,8 @@ async def serve(settings: DeciderSettings) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        settings = DeciderSettings.from_env(environ())
+        args = sys.argv[1:] if argv is None else argv
+        settings = settings_from_argv(args, environ(), DeciderSettings.from_env, "podium-decider")
     except ConfigError as exc:
         print(f"podium-decider: {exc.message}", file=sys.stderr)
         return 2

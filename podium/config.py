@@ -7,12 +7,15 @@ raises :class:`ConfigError` whose message names the variable and the value, and 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from podium.errors import ConfigError
 
 Environ = Mapping[str, str]
+T = TypeVar("T")
 
 
 def env_str(env: Environ, name: str, default: str) -> str:
@@ -88,3 +91,54 @@ def env_address_list(env: Environ, name: str, default: list[str]) -> list[str]:
 
 def environ() -> Environ:
     return os.environ
+
+
+class _Recorder(dict[str, str]):
+    """An environment that remembers which variables were asked for."""
+
+    def __init__(self, base: Environ) -> None:
+        super().__init__(base)
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if key not in self.asked:
+            self.asked.append(key)
+        return super().get(key, default)
+
+
+def flag_name(variable: str) -> str:
+    """``PODIUM_QUEUE_PORT`` -> ``--queue-port``."""
+    return "--" + variable.removeprefix("PODIUM_").lower().replace("_", "-")
+
+
+def settings_from_argv(
+    argv: Sequence[str], env: Environ, build: Callable[[Environ], T], prog: str
+) -> T:
+    """Build settings from ``PODIUM_*`` variables overridden by the same names as flags.
+
+    ``--queue-port 7301`` (or ``--queue-port=7301``) sets ``PODIUM_QUEUE_PORT``. The flags a
+    service accepts are exactly the variables its settings read, found by building them once;
+    an unknown flag raises ConfigError. ``--help`` raises SystemExit after listing them.
+    """
+    recorder = _Recorder(env)
+    with contextlib.suppress(ConfigError):
+        build(recorder)
+    known = {flag_name(v): v for v in recorder.asked if v.startswith("PODIUM_")}
+    overrides: dict[str, str] = {}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            print(f"usage: {prog} [--option value ...]\n\nOptions (or PODIUM_* variables):")
+            for flag, var in sorted(known.items()):
+                print(f"  {flag:<40} {var}")
+            raise SystemExit(0)
+        name, sep, value = arg.partition("=")
+        if name not in known:
+            raise ConfigError(f"unknown option {name!r} (see {prog} --help)", option=name)
+        if not sep:
+            if not args:
+                raise ConfigError(f"option {name} needs a value", option=name)
+            value = args.pop(0)
+        overrides[known[name]] = value
+    return build({**env, **overrides})

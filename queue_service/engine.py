@@ -82,6 +82,24 @@ class QueueEngine:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    async def check_shards(self) -> dict[str, str | None]:
+        """Ping every shard: name -> None if it answered, else the error.
+
+        Raises Unavailable if none answers: a replica that can reach no shard cannot serve.
+        """
+        out: dict[str, str | None] = {}
+        for shard in self.shards:
+            try:
+                await shard.pipeline(lambda p: p.ping())
+                out[shard.name] = None
+            except PodiumError as exc:
+                out[shard.name] = exc.message
+        if all(v is not None for v in out.values()):
+            raise Unavailable(
+                "no queue shard is reachable: " + "; ".join(f"{v}" for v in out.values())
+            )
+        return out
+
     async def start(self) -> QueueEngine:
         """Start the background loops (lease recovery; notifications from other replicas)."""
         self._spawn(self._requeue_loop(), "requeue")

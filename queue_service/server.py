@@ -39,8 +39,8 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from podium import aio
 from podium.codec import CodecLimits
-from podium.config import Environ, env_int, env_str, environ
-from podium.errors import ConfigError, InvalidArgument
+from podium.config import Environ, env_int, env_str, environ, settings_from_argv
+from podium.errors import ConfigError, InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
 from podium.rpc import CallContext, Handler, RpcServer
@@ -243,6 +243,9 @@ class QueueService:
         return self.rpc.address
 
     async def start(self) -> QueueService:
+        for name, error in (await self.engine.check_shards()).items():
+            if error:
+                log.warning("queue shard %s is unreachable at start: %s", name, error)
         await self.engine.start()
         await self.rpc.start()
         if self.settings.health_port >= 0:
@@ -296,12 +299,18 @@ async def serve(settings: QueueSettings) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        settings = QueueSettings.from_env(environ())
+        args = sys.argv[1:] if argv is None else argv
+        settings = settings_from_argv(
+            args, environ(), QueueSettings.from_env, "podium-queue-service"
+        )
     except ConfigError as exc:
         print(f"podium-queue-service: {exc.message}", file=sys.stderr)
         return 2
     try:
         aio.run(serve(settings))
+    except PodiumError as exc:
+        print(f"podium-queue-service: {exc.message}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(
             f"podium-queue-service: cannot listen on {settings.host}:{settings.port}: {exc}",

@@ -31,9 +31,9 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from decider.records import DECIDER_QUEUE
-from podium import aio
+from podium import aio, logs
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str, environ
+from podium.config import Environ, env_address_list, env_int, env_str, environ, settings_from_argv
 from podium.errors import ConfigError, NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
 from podium.rpc import RpcClient
@@ -300,7 +300,8 @@ def _workflow_of(payload: object) -> str:
 
 
 async def serve(settings: SweeperSettings) -> None:
-    sweeper = await Sweeper(settings).start()
+    with logs.quiet_start():
+        sweeper = await Sweeper(settings).start()
     print(
         f"podium-sweeper running; health on {settings.health_host}:{sweeper.health.port}",
         flush=True,
@@ -316,7 +317,8 @@ async def serve(settings: SweeperSettings) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        settings = SweeperSettings.from_env(environ())
+        args = sys.argv[1:] if argv is None else argv
+        settings = settings_from_argv(args, environ(), SweeperSettings.from_env, "podium-sweeper")
     except ConfigError as exc:
         print(f"podium-sweeper: {exc.message}", file=sys.stderr)
         return 2
