@@ -403,27 +403,37 @@ class DeciderShell:
         leads to a new attempt. A task that may not run now (a limit of its TaskDef) is
         postponed in its queue; a finished one is dropped.
         """
-        out: list[JSON] = []
-        acks: list[str] = []
-        for task_id, workflow_id in items:
+        limited = any(
+            d.get("concurrentExecLimit") or d.get("rateLimitPerFrequency")
+            for d in (await self.task_defs()).values()
+        )
+
+        async def one(task_id: str, workflow_id: str) -> JSON | None:
             try:
-                task = await self._claim_one(queue, task_id, workflow_id, worker_id)
+                return await self._claim_one(queue, task_id, workflow_id, worker_id, limited)
             except NotFound:
                 await self.queues.remove(queue, [task_id])
-                continue
-            if task is not None:
-                out.append(task)
-                acks.append(task_id)
+                return None
+
+        # Tasks of different workflows are claimed concurrently (the same workflow twice
+        # just loses a race and retries), unless limits apply: their counts must see each
+        # claim before the next.
+        if limited:
+            claimed = [await one(t, w) for t, w in items]
+        else:
+            claimed = list(await asyncio.gather(*(one(t, w) for t, w in items)))
+        out = [t for t in claimed if t is not None]
+        acks = [t["taskId"] for t in out]
         if acks and ack:
             await self.queues.ack(queue, acks)
         return out
 
     async def _claim_one(
-        self, queue: str, task_id: str, workflow_id: str, worker_id: str | None
+        self, queue: str, task_id: str, workflow_id: str, worker_id: str | None, limited: bool
     ) -> JSON | None:
-        task = await self.store.executions.get_task(task_id)
-        task_defs = await self.task_defs()
-        task_def = task_defs.get(str(task.get("taskDefName")))
+        # Only when some TaskDef has a limit is the task read first to find its definition.
+        task = await self.store.executions.get_task(task_id) if limited else {}
+        task_def = (await self.task_defs()).get(str(task.get("taskDefName"))) if limited else None
         if task_def and (
             task_def.get("concurrentExecLimit") or task_def.get("rateLimitPerFrequency")
         ):

@@ -8,11 +8,15 @@ Paths are bean-validation style (``tasks[2].loopCondition``).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgpack
+
 from decider import scripting
 from decider.binding import expressions_in, validate_expression_path
+from decider.clone import clone
 from decider.errors import ValidationError
 from decider.model import (
     JSON,
@@ -34,6 +38,12 @@ _TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_<>{}#\s-]+$")
 
 
+#: Definitions already validated, by content (a running system starts the same few
+#: definitions over and over; validating one costs more than deciding).
+_VALID: OrderedDict[bytes, JSON] = OrderedDict()
+_VALID_MAX = 256
+
+
 def validate_workflow_def(
     definition: Mapping[str, Any],
     *,
@@ -44,8 +54,39 @@ def validate_workflow_def(
     """Validate a WorkflowDef and return it normalized (defaults filled in).
 
     ``extra_names`` are system names (environment values) an input expression may start with.
-    Raises :class:`ValidationError` listing every broken rule.
+    Raises :class:`ValidationError` listing every broken rule. The result is a fresh copy;
+    valid definitions are remembered by content, so validating the same one again is cheap.
     """
+    names = tuple(sorted(extra_names))
+    try:
+        key = msgpack.packb(
+            [definition, owner_email_mandatory, name_validation, names], use_bin_type=True
+        )
+    except (TypeError, ValueError, OverflowError):
+        key = None
+    if key is not None and key in _VALID:
+        _VALID.move_to_end(key)
+        return clone(_VALID[key])
+    result = _validate_workflow_def(
+        definition,
+        owner_email_mandatory=owner_email_mandatory,
+        name_validation=name_validation,
+        extra_names=names,
+    )
+    if key is not None:
+        _VALID[key] = clone(result)
+        if len(_VALID) > _VALID_MAX:
+            _VALID.popitem(last=False)
+    return result
+
+
+def _validate_workflow_def(
+    definition: Mapping[str, Any],
+    *,
+    owner_email_mandatory: bool,
+    name_validation: bool,
+    extra_names: Iterable[str],
+) -> JSON:
     errors: Errors = []
     if not isinstance(definition, Mapping):
         raise ValidationError.of([{"path": "workflowDef", "message": "WorkflowDef is required"}])
