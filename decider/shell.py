@@ -15,7 +15,6 @@ effects is redone by the next decide (the sweeper re-pushes missing task message
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
@@ -42,7 +41,7 @@ from decider.run import queue_name
 from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
 from podium.errors import Conflict, DeadlineExceeded, NotFound, PodiumError, Unavailable
 from podium.store import Store, VersionConflict
-from queue_service.client import QueueClient
+from queue_service.client import QueueBatch, QueueClient
 from queue_service.model import Message
 
 log = logging.getLogger("podium.decider")
@@ -209,30 +208,31 @@ class DeciderShell:
         removals: dict[str, list[str]] = {}
         for r in decision.removals:
             removals.setdefault(r.queue, []).append(r.message_id)
-        # Queue operations are idempotent, so each is retried (another queue-service replica
-        # is tried) if a replica disappears under it.
-        jobs: list[Awaitable[Any]] = [
-            _retrying(functools.partial(self.queues.push, q, m)) for q, m in pushes.items()
-        ]
-        jobs += [
-            _retrying(functools.partial(self.queues.remove, q, i)) for q, i in removals.items()
-        ]
-        jobs.append(_retrying(lambda: self._set_timer(wf, decision.next_check_ms, version, ctx)))
+        # One call to the queue service for all of it; every operation is idempotent, so the
+        # batch is simply sent again (to another replica) if a replica disappears under it.
+        batch = self.queues.batch()
+        for q, msgs in pushes.items():
+            batch.push(q, msgs)
+        for q, ids in removals.items():
+            batch.remove(q, ids)
+        self._timer(batch, wf, decision.next_check_ms, version)
+        jobs: list[Awaitable[Any]] = [_retrying(batch.run)]
         if decision.logs:
             jobs.append(self._add_logs(decision.logs))
         await asyncio.gather(*jobs)
         for command in decision.commands:
             await self._command(command)
 
-    async def _set_timer(
-        self, wf: Mapping[str, Any], next_check_ms: int | None, version: int, ctx: Context
+    def _timer(
+        self, batch: QueueBatch, wf: Mapping[str, Any], next_check_ms: int | None, version: int
     ) -> None:
+        """Set (or, for a finished workflow, remove) its entry on the decider queue."""
         wf_id = wf["workflowId"]
         if wf["status"] in _TERMINAL_WORKFLOW or next_check_ms is None:
-            await self.queues.remove(DECIDER_QUEUE, [wf_id])
-            return
-        delay = max(0, next_check_ms - self.clock())
-        await self.queues.schedule(DECIDER_QUEUE, wf_id, delay, version, wf.get("priority") or 0)
+            batch.remove(DECIDER_QUEUE, [wf_id])
+        else:
+            delay = max(0, next_check_ms - self.clock())
+            batch.schedule(DECIDER_QUEUE, wf_id, delay, version, wf.get("priority") or 0)
 
     async def _add_logs(self, logs: Sequence[JSON]) -> None:
         by_task: dict[str, list[JSON]] = {}

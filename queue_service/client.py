@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from podium.errors import error_from_wire
 from podium.rpc import RpcClient
 from queue_service.model import Message, MessageInfo, RawMessage, Received, decode_payload
 
@@ -89,5 +90,56 @@ class QueueClient:
     async def list_queues(self) -> list[str]:
         return list(await self.rpc.call("queue.list_queues"))
 
+    def batch(self) -> QueueBatch:
+        """Collect several operations and send them in one call (:meth:`QueueBatch.run`)."""
+        return QueueBatch(self)
+
     async def ping(self) -> str:
         return str(await self.rpc.call("queue.ping"))
+
+
+class QueueBatch:
+    """Operations sent in one RPC and run concurrently by the queue service.
+
+    ``run()`` raises the first operation's error if any failed (after all ran); every
+    operation here is idempotent, so the whole batch can simply be sent again.
+    """
+
+    def __init__(self, client: QueueClient) -> None:
+        self.client = client
+        self.ops: list[list[Any]] = []
+
+    def push(self, queue: str, messages: Sequence[Message]) -> QueueBatch:
+        wire = [RawMessage.from_message(m).to_wire() for m in messages]
+        self.ops.append(["push", {"queue": queue, "messages": wire}])
+        return self
+
+    def remove(self, queue: str, ids: Sequence[str]) -> QueueBatch:
+        self.ops.append(["remove", {"queue": queue, "ids": list(ids)}])
+        return self
+
+    def ack(self, queue: str, ids: Sequence[str]) -> QueueBatch:
+        self.ops.append(["ack", {"queue": queue, "ids": list(ids)}])
+        return self
+
+    def schedule(
+        self, queue: str, msg_id: str, delay_ms: int, fence: int, priority: int = 0
+    ) -> QueueBatch:
+        params = {
+            "queue": queue,
+            "id": msg_id,
+            "delay_ms": delay_ms,
+            "fence": fence,
+            "priority": priority,
+        }
+        self.ops.append(["schedule", params])
+        return self
+
+    async def run(self) -> list[Any]:
+        if not self.ops:
+            return []
+        answers = await self.client.rpc.call("queue.batch", {"ops": self.ops})
+        for ok, value in answers:
+            if not ok:
+                raise error_from_wire(value)
+        return [value for _, value in answers]

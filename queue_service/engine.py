@@ -326,8 +326,16 @@ class QueueEngine:
         check_int(priority, "priority", 0, 99)
         check_int(fence, "fence", 0, 2**53)
         shard = await self._shard_for(queue, msg_id)
-        args = [self._clock(), msg_id, delay_ms, priority, fence, self._channel, queue]
-        applied = bool(await shard.run("schedule", shard.keys(queue).all, args) == 1)
+        (flag,) = await self._merge[shard.name].call(
+            ("schedule", queue),
+            "schedule",
+            shard.keys(queue).all,
+            [self._clock(), self._channel, queue],
+            [msg_id, delay_ms, priority, fence],
+            1,
+            split_flags,
+        )
+        applied = bool(flag == 1)
         if applied:
             self._wake(queue)
         return applied

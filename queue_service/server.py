@@ -21,6 +21,7 @@ queue.size           queue                                                  int
 queue.details        queue                                          {shard: {ready,delayed,leased}}
 queue.flush          queue                                                  nil
 queue.list_queues    -                                                      [name]
+queue.batch          ops [[method, params], ...] (run concurrently)         [[ok, result|error]]
 queue.ping           -                                                      "pong"
 ===================  =====================================================  ===================
 """
@@ -182,6 +183,25 @@ def handlers(engine: QueueEngine) -> dict[str, Handler]:
     async def ping(p: Any, ctx: CallContext) -> Any:
         return "pong"
 
+    async def batch(p: Any, ctx: CallContext) -> Any:
+        """Several operations in one call, run concurrently: [[method, params], ...].
+
+        Answers one ``[True, result]`` or ``[False, error]`` per operation, in order.
+        """
+        ops = _param(p, "ops")
+        if not isinstance(ops, list) or len(ops) > limits.max_batch:
+            raise InvalidArgument(f"ops must be a list of at most {limits.max_batch}", field="ops")
+
+        async def one(op: Any) -> list[Any]:
+            if not isinstance(op, list) or len(op) != 2 or op[0] not in single:
+                return [False, InvalidArgument("each op is [method, params]").to_wire()]
+            try:
+                return [True, await single[op[0]](op[1], ctx)]
+            except PodiumError as exc:
+                return [False, exc.to_wire()]
+
+        return list(await asyncio.gather(*(one(op) for op in ops)))
+
     table: dict[str, Handler] = {
         "push": push,
         "push_if_absent": push_if_absent,
@@ -200,6 +220,8 @@ def handlers(engine: QueueEngine) -> dict[str, Handler]:
         "list_queues": list_queues,
         "ping": ping,
     }
+    single = dict(table)
+    table["batch"] = batch
     return {f"queue.{name}": fn for name, fn in table.items()}
 
 

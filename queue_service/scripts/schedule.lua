@@ -1,4 +1,5 @@
--- schedule.lua: set when a message is next due, whatever its state (the decider queue's timer).
+-- schedule.lua: set when messages are next due, whatever their state (the decider queue's
+-- per-workflow timer).
 --
 -- A workflow's entry on the decider queue says when the workflow must be decided again. Each
 -- decision sets that time, including while a sweeper holds the entry leased (the lease is
@@ -6,31 +7,37 @@
 -- version): a schedule with a lower fence than the stored one is ignored. The payload of a
 -- scheduled entry is the fence ('b' followed by its decimal digits).
 -- KEYS[1] ready zset   KEYS[2] delayed zset   KEYS[3] leased zset   KEYS[4] bodies hash
--- ARGV[1] now_ms   ARGV[2] id   ARGV[3] delay_ms   ARGV[4] priority (0..99)   ARGV[5] fence
--- ARGV[6] notify channel ("" for none)   ARGV[7] queue name
--- Returns 1 if the schedule was applied, 0 if a newer one was already in place.
+-- ARGV[1] now_ms   ARGV[2] notify channel ("" for none)   ARGV[3] queue name
+-- ARGV[4..] groups of four: id, delay_ms, priority (0..99), fence
+-- Returns one integer per entry: 1 if applied, 0 if a newer schedule was already in place.
 local now = tonumber(ARGV[1])
-local id = ARGV[2]
-local delay = tonumber(ARGV[3])
-local rank = 99 - tonumber(ARGV[4])
-local fence = tonumber(ARGV[5])
-local body = redis.call('HGET', KEYS[4], id)
-if body then
-  local stored = tonumber(string.sub(body, 2))
-  if stored and fence < stored then return 0 end
+local out = {}
+local notify = false
+for i = 4, #ARGV, 4 do
+  local id = ARGV[i]
+  local delay = tonumber(ARGV[i + 1])
+  local rank = 99 - tonumber(ARGV[i + 2])
+  local fence = tonumber(ARGV[i + 3])
+  local body = redis.call('HGET', KEYS[4], id)
+  local stored = body and tonumber(string.sub(body, 2))
+  if stored and fence < stored then
+    out[#out + 1] = 0
+  else
+    redis.call('HSET', KEYS[4], id, 'b' .. ARGV[i + 3])
+    if redis.call('ZSCORE', KEYS[3], id) then
+      redis.call('ZADD', KEYS[3], string.format('%.0f', (now + delay) * 100 + rank), id)
+    else
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+      if delay <= 0 then
+        redis.call('ZADD', KEYS[1], string.format('%.0f', rank * 1e13 + now), id)
+      else
+        redis.call('ZADD', KEYS[2], string.format('%.0f', (now + delay) * 100 + rank), id)
+      end
+      notify = true
+    end
+    out[#out + 1] = 1
+  end
 end
-redis.call('HSET', KEYS[4], id, 'b' .. ARGV[5])
-if redis.call('ZSCORE', KEYS[3], id) then
-  redis.call('ZADD', KEYS[3], string.format('%.0f', (now + delay) * 100 + rank), id)
-  return 1
-end
-redis.call('ZREM', KEYS[1], id)
-redis.call('ZREM', KEYS[2], id)
-if delay <= 0 then
-  redis.call('ZADD', KEYS[1], string.format('%.0f', rank * 1e13 + now), id)
-  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
-else
-  redis.call('ZADD', KEYS[2], string.format('%.0f', (now + delay) * 100 + rank), id)
-  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
-end
-return 1
+if notify and ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return out

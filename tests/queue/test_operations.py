@@ -204,3 +204,27 @@ async def test_schedule_sets_the_next_due_time_in_any_state_and_ignores_stale_fe
     assert info is not None and info.state == "leased"
     got = await client.pop(Q, count=1, lease_ms=60_000, wait_ms=2_000)
     assert [x.id for x in got] == ["wf"]
+
+
+async def test_a_batch_runs_several_operations_in_one_call(client: QueueClient) -> None:
+    await client.push("other", [Message("old")])
+    results = await (
+        client.batch()
+        .push(Q, [Message("a"), Message("b")])
+        .remove("other", ["old", "missing"])
+        .schedule("timers", "wf1", 60_000, 1)
+        .run()
+    )
+    assert results == [[True, True], [True, False], True]
+    assert await client.size(Q) == 2
+    assert not await client.contains("other", "old")
+    info = await client.get("timers", "wf1")
+    assert info is not None and info.state == "delayed"
+
+
+async def test_a_batch_reports_the_first_failure_after_running_the_rest(
+    client: QueueClient,
+) -> None:
+    with pytest.raises(InvalidArgument, match="priority"):
+        await client.batch().push(Q, [Message("x", priority=500)]).push(Q, [Message("y")]).run()
+    assert await client.contains(Q, "y")  # the valid operation still ran
