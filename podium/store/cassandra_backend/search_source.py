@@ -1,0 +1,79 @@
+"""The Cassandra side of search: ``search_index`` partitions per (kind, name, day, shard)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from podium.store.cassandra_backend.session import CassandraSession, gather_limited, shard_of
+from podium.store.cassandra_backend.statements import INDEX_SHARDS, SHARD_ID, Statements
+from podium.store.codec import decode
+from podium.store.model import Record
+from podium.store.search import NOT_INDEXED, Candidate, Kind
+
+
+class CassandraSearchSource:
+    """Implements :class:`podium.store.search.SearchSource` over the Cassandra tables."""
+
+    def __init__(self, db: CassandraSession, st: Statements, max_scan: int) -> None:
+        self._db = db
+        self._st = st
+        self._max_scan = max_scan
+
+    async def index_entries(
+        self, kind: Kind, name: str | None, day: int, from_ms: int, to_ms: int
+    ) -> list[Candidate]:
+        pages = await self._db.execute_all(
+            (self._st.index_range, (kind, name or "", day, shard, from_ms, to_ms, self._max_scan))
+            for shard in range(INDEX_SHARDS)
+        )
+        return [
+            Candidate(r["index_time"], r["entity_id"], r["workflow_id"], name, day)
+            for rows in pages
+            for r in rows
+        ]
+
+    async def load(self, kind: Kind, candidates: Sequence[Candidate]) -> list[Record | None]:
+        if kind == "workflow":
+            return await self.load_workflows([c.entity_id for c in candidates])
+        return await gather_limited(self._load_task(c.entity_id, c.workflow_id) for c in candidates)
+
+    async def load_workflows(self, ids: Sequence[str]) -> list[Record | None]:
+        pages = await self._db.execute_all((self._st.wf_read_one, (wid, SHARD_ID)) for wid in ids)
+        return [decode(rows[0]["payload"]) if rows else None for rows in pages]
+
+    async def _load_task(self, task_id: str, workflow_id: str | None) -> Record | None:
+        if workflow_id is None:
+            found = await self._db.execute(self._st.lookup_get, (task_id,))
+            if not found:
+                return None
+            workflow_id = found[0]["workflow_id"]
+        rows = await self._db.execute(self._st.wf_read_task, (workflow_id, SHARD_ID, task_id))
+        return decode(rows[0]["payload"]) if rows else None
+
+    async def drop_entries(self, kind: Kind, candidates: Sequence[Candidate]) -> None:
+        await self._db.execute_all(
+            (
+                self._st.index_delete,
+                (
+                    kind,
+                    c.index_name or "",
+                    c.day,
+                    shard_of(c.entity_id, INDEX_SHARDS),
+                    c.index_time,
+                    c.entity_id,
+                ),
+            )
+            for c in candidates
+        )
+
+    async def correlation_candidates(self, name: str, correlation_id: str) -> list[Candidate]:
+        rows = await self._db.execute(self._st.corr_get, (name, correlation_id))
+        return [Candidate(0, r["workflow_id"], r["workflow_id"], None, NOT_INDEXED) for r in rows]
+
+    async def workflow_task_candidates(self, workflow_id: str) -> list[Candidate]:
+        rows = await self._db.execute(self._st.wf_read_tasks, (workflow_id, SHARD_ID))
+        return [
+            Candidate(0, r["item_id"], workflow_id, None, NOT_INDEXED)
+            for r in rows
+            if r["entity"] == "task"
+        ]

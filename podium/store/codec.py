@@ -1,0 +1,37 @@
+"""How records are stored: msgpack bytes, with a size limit. Never pickle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from podium.errors import InvalidArgument, LimitExceeded, PodiumError
+
+
+def encode(record: dict[str, Any], limit: int, what: str) -> bytes:
+    """Serialise ``record``; raise :class:`LimitExceeded` if it is over ``limit`` bytes."""
+    try:
+        blob: bytes = msgpack.packb(record, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"{what} cannot be serialised: {exc}") from exc
+    if len(blob) > limit:
+        raise LimitExceeded(
+            f"{what} is {len(blob)} bytes serialised, over the limit of {limit}",
+            size=len(blob),
+            limit=limit,
+        )
+    return blob
+
+
+def decode(blob: bytes | str) -> dict[str, Any]:
+    """Read back a record written by :func:`encode`."""
+    if isinstance(blob, str):
+        raise PodiumError("stored record came back as text; the client must not decode replies")
+    try:
+        value = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData) as exc:
+        raise PodiumError(f"stored record cannot be decoded: {exc}") from exc
+    if not isinstance(value, dict):
+        raise PodiumError(f"stored record is a {type(value).__name__}, not a map")
+    return value

@@ -1,0 +1,45 @@
+"""The Redis backend: the embedded default for one machine and for development."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from podium.store.api import Store
+from podium.store.config import StoreConfig, redact_url
+from podium.store.redis_backend.common import redis_errors
+from podium.store.redis_backend.executions import RedisExecutions
+from podium.store.redis_backend.keys import Keys
+from podium.store.redis_backend.metadata import RedisMetadata
+from podium.store.redis_backend.scripts import Scripts
+
+
+class RedisStore(Store):
+    """Both interfaces over one Redis client; build it with :meth:`open`."""
+
+    def __init__(self, client: Redis, config: StoreConfig) -> None:
+        keys = Keys(config.key_prefix)
+        scripts = Scripts.register(client)
+        self._client = client
+        self._closed = False
+        self.metadata = RedisMetadata(client, keys, scripts, config)
+        self.executions = RedisExecutions(client, keys, scripts, config)
+
+    @classmethod
+    async def open(cls, config: StoreConfig) -> RedisStore:
+        """Connect and check that the server answers."""
+        client = Redis.from_url(config.redis_url, decode_responses=False)
+        try:
+            with redis_errors(f"connect to {redact_url(config.redis_url)}"):
+                await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        return cls(client, config)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._client.aclose()
+
+
+__all__ = ["RedisStore"]

@@ -1,0 +1,70 @@
+"""Store settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from podium.errors import ConfigError
+from podium.store import StoreConfig
+
+
+def test_defaults() -> None:
+    c = StoreConfig.from_env({})
+    assert c == StoreConfig()
+    assert c.backend == "redis" and c.cassandra_consistency == "LOCAL_QUORUM"
+    assert c.workflow_retention_s == 0 and c.retention_ms == 0
+
+
+def test_every_variable() -> None:
+    c = StoreConfig.from_env(
+        {
+            "PODIUM_STORE": "Cassandra",
+            "PODIUM_STORE_REDIS_URL": "redis://:secret@db:6380/3",
+            "PODIUM_STORE_KEY_PREFIX": "p:",
+            "PODIUM_CASSANDRA_HOSTS": "a, b,c",
+            "PODIUM_CASSANDRA_PORT": "9142",
+            "PODIUM_CASSANDRA_KEYSPACE": "conductor_2",
+            "PODIUM_CASSANDRA_CONSISTENCY": "quorum",
+            "PODIUM_CASSANDRA_SERIAL_CONSISTENCY": "serial",
+            "PODIUM_CASSANDRA_REPLICATION_FACTOR": "3",
+            "PODIUM_CASSANDRA_LOCAL_DC": "dc1",
+            "PODIUM_CASSANDRA_MIGRATE": "false",
+            "PODIUM_MAX_RECORD_BYTES": "65536",
+            "PODIUM_WORKFLOW_RETENTION_S": "86400",
+            "PODIUM_SEARCH_WINDOW_DAYS": "30",
+            "PODIUM_SEARCH_MAX_SCAN": "500",
+        }
+    )
+    assert c.backend == "cassandra"
+    assert c.cassandra_hosts == ("a", "b", "c") and c.cassandra_port == 9142
+    assert c.cassandra_keyspace == "conductor_2" and c.cassandra_consistency == "QUORUM"
+    assert c.cassandra_serial_consistency == "SERIAL" and c.cassandra_replication_factor == 3
+    assert c.cassandra_local_dc == "dc1" and c.cassandra_migrate_on_open is False
+    assert c.max_record_bytes == 65536 and c.retention_ms == 86_400_000
+    assert c.search_window_days == 30 and c.search_max_scan == 500
+    assert "secret" not in repr(c) and "***" in repr(c)
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("PODIUM_STORE", "mongo"),
+        ("PODIUM_STORE_REDIS_URL", "http://x"),
+        ("PODIUM_CASSANDRA_HOSTS", "a,,b"),
+        ("PODIUM_CASSANDRA_PORT", "ninety"),
+        ("PODIUM_CASSANDRA_PORT", "70000"),
+        ("PODIUM_CASSANDRA_KEYSPACE", "bad-name"),
+        ("PODIUM_CASSANDRA_CONSISTENCY", "MOSTLY"),
+        ("PODIUM_CASSANDRA_SERIAL_CONSISTENCY", "QUORUM"),
+        ("PODIUM_CASSANDRA_REPLICATION_FACTOR", "0"),
+        ("PODIUM_CASSANDRA_MIGRATE", "perhaps"),
+        ("PODIUM_MAX_RECORD_BYTES", "10"),
+        ("PODIUM_WORKFLOW_RETENTION_S", "-1"),
+        ("PODIUM_SEARCH_WINDOW_DAYS", "0"),
+        ("PODIUM_SEARCH_MAX_SCAN", "x"),
+    ],
+)
+def test_bad_values_name_the_variable(var: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        StoreConfig.from_env({var: value})
+    assert var in info.value.message and value in info.value.message
