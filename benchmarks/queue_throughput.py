@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -231,6 +232,9 @@ def write_report(results: list[Result], latency: dict[str, float], out: Path, qu
     lat = markdown_table(
         ["samples", "p50 ms", "p99 ms", "max ms"],
         [[int(latency["samples"]), latency["p50_ms"], latency["p99_ms"], latency["max_ms"]]],
+    )
+    (out / "queue_throughput.json").write_text(
+        json.dumps({"results": [r.__dict__ for r in results], "latency": latency}, indent=1)
     )
     chart = out / "queue_throughput.png"
     _chart(results, chart)

@@ -15,6 +15,7 @@ that rate, with the CPU of every process.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -95,6 +96,7 @@ def report(rows: list[dict[str, Any]], out: Path, quick: bool) -> Path:
         "CPU",
     ]
     out.mkdir(parents=True, exist_ok=True)
+    (out / "workflow_throughput.json").write_text(json.dumps(rows, indent=1, default=str))
     path = out / "workflow_throughput.md"
     path.write_text(
         f"# Workflow throughput ({'quick' if quick else 'full'} run)\n\n"
