@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="persistence administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    migrate = db_sub.add_parser("migrate", help="create or upgrade the Cassandra schema")
+    migrate = db_sub.add_parser(
+        "migrate", help="create or upgrade the Cassandra schema", add_help=False
+    )
     migrate.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
@@ -213,7 +215,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:2] == ["db", "migrate"]:
+        # Everything after `db migrate` belongs to the migration tool, --help included.
+        from podium.store.cli import migrate_main
+
+        return migrate_main(raw[2:])
+    args = build_parser().parse_args(raw)
     try:
         if args.command == "up":
             return aio.run(_up(args))
