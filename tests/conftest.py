@@ -1,17 +1,23 @@
 """Session-wide real servers for the test suite.
 
 Redis servers are started once per session on free loopback ports and flushed before each
-test that uses them. Nothing here is a mock: every test talks to a real redis-server.
+test that uses them. A single-node Cassandra is started on first use and shared by the
+session (tests keep apart by keyspace or by data). Nothing here is a mock: every test talks
+to a real redis-server or Cassandra.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from podium.launch.redis import RedisServer
+
+if TYPE_CHECKING:
+    from podium.launch.cassandra import CassandraNode
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +51,19 @@ def redis_shards(redis_pool: list[RedisServer]) -> list[RedisServer]:
     """Three clean Redis servers, to be used as queue shards."""
     _flush(redis_pool)
     return redis_pool
+
+
+@pytest.fixture(scope="session")
+def cassandra_node() -> Iterator[CassandraNode]:
+    """One single-node Cassandra for the session (started on first use)."""
+    from podium.launch.cassandra import CassandraNode
+    from tests.stack import HAVE_JVM  # here: the stack's imports are not every session's
+
+    if not HAVE_JVM:
+        pytest.skip("Cassandra needs java and mvn (scripts/bootstrap.sh installs them)")
+
+    node = CassandraNode().start()
+    try:
+        yield node
+    finally:
+        node.cleanup()

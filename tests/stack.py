@@ -1,18 +1,20 @@
 """The services of one Podium cluster, in-process on free ports, for tests.
 
-Redis holds both the store (under its own key prefix) and the queue shard; the queue service
-and the decider service run as real RPC servers in the test's event loop. Tests drive
-workflows through the decider's RPC client, as the gateway does.
+Redis holds the queue shard and, unless another store is given (Cassandra, say), the store
+too (under its own key prefix); the queue service and the decider service run as real RPC
+servers in the test's event loop. Tests drive workflows through the decider's RPC client, as
+the gateway does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from decider.server import DeciderService, DeciderSettings
 from podium.launch.redis import RedisServer
@@ -23,7 +25,24 @@ from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec
 from sweeper.server import SweeperSettings
 
+if TYPE_CHECKING:
+    from podium.launch.cassandra import CassandraNode
+
 JSON = dict[str, Any]
+
+#: A local Cassandra node (``podium.launch.cassandra``) needs a JVM and Maven for its jars.
+HAVE_JVM = shutil.which("java") is not None and shutil.which("mvn") is not None
+
+
+def cassandra_store_config(node: CassandraNode, keyspace: str, **overrides: Any) -> StoreConfig:
+    """The StoreConfig of one keyspace on a local Cassandra node."""
+    return StoreConfig(
+        backend="cassandra",
+        cassandra_hosts=tuple(node.contact_points),
+        cassandra_port=node.port,
+        cassandra_keyspace=keyspace,
+        **overrides,
+    )
 
 
 @dataclass
@@ -78,9 +97,18 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(redis: RedisServer, prefix: str, deciders: int = 1) -> AsyncIterator[Stack]:
-    """Start the queue service and ``deciders`` decider replicas over one Redis server."""
-    config = StoreConfig(backend="redis", redis_url=redis.url, key_prefix=prefix)
+async def running_stack(
+    redis: RedisServer,
+    prefix: str,
+    deciders: int = 1,
+    store_config: StoreConfig | None = None,
+) -> AsyncIterator[Stack]:
+    """Start the queue service and ``deciders`` decider replicas over one Redis server.
+
+    The store is ``store_config`` when given (a Cassandra keyspace, say), else the same Redis
+    server under the key prefix ``prefix``.
+    """
+    config = store_config or StoreConfig(backend="redis", redis_url=redis.url, key_prefix=prefix)
     queue = await QueueService(QueueSettings(shards=[ShardSpec("s0", redis.url)], port=0)).start()
     replicas = [
         await DeciderService(

@@ -8,21 +8,21 @@ whole session (TRUNCATE costs most of a second per table).
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from podium.launch.redis import RedisServer
 from podium.store import Store, StoreConfig, open_store
+from tests.stack import HAVE_JVM, cassandra_store_config
 
 BACKENDS = ["redis", "cassandra"]
 CASSANDRA_TIMEOUT_S = 240
 MakeStore = Callable[..., Awaitable[Store]]
 
-_HAVE_JVM = shutil.which("java") is not None and shutil.which("mvn") is not None
+_HAVE_JVM = HAVE_JVM  # the session's Cassandra node (``cassandra_node``) is in tests/conftest.py
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,28 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.timeout(CASSANDRA_TIMEOUT_S), append=False)
 
 
-@pytest.fixture(scope="session")
-def cassandra_node() -> Iterator[Any]:
-    """One single-node Cassandra for the session (started on first use)."""
-    if not _HAVE_JVM:
-        pytest.skip("Cassandra needs java and mvn (scripts/bootstrap.sh installs them)")
-    from podium.launch.cassandra import CassandraNode
-
-    node = CassandraNode().start()
-    try:
-        yield node
-    finally:
-        node.cleanup()
-
-
 def cassandra_config(node: Any, keyspace: str = "podium_test", **overrides: Any) -> StoreConfig:
-    return StoreConfig(
-        backend="cassandra",
-        cassandra_hosts=tuple(node.contact_points),
-        cassandra_port=node.port,
-        cassandra_keyspace=keyspace,
-        **overrides,
-    )
+    return cassandra_store_config(node, keyspace, **overrides)
 
 
 def redis_config(server: RedisServer, **overrides: Any) -> StoreConfig:
