@@ -30,12 +30,14 @@ from api_gateway.limits import BodyLimits
 from api_gateway.openapi import build
 from api_gateway.routing import Endpoint, routes
 from api_gateway.settings import GatewaySettings
+from api_gateway.tracing import HttpTracing, instrument
 from podium import aio, logs
 from podium.config import environ, settings_from_argv
 from podium.errors import ConfigError, PodiumError
 from podium.health import HealthServer
 from podium.rpc import RpcClient
 from podium.store import open_store
+from podium.telemetry import Telemetry, telemetry_from_env
 from queue_service.client import QueueClient
 
 log = logging.getLogger("podium.gateway")
@@ -117,13 +119,17 @@ def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[E
     return everything
 
 
-def create_app(settings: GatewaySettings, connector: Connector = connect) -> Starlette:
+def create_app(
+    settings: GatewaySettings, connector: Connector = connect, telemetry: Telemetry | None = None
+) -> Starlette:
     """The gateway as an ASGI app; connections open in its lifespan."""
     authenticator = Authenticator(settings.auth)
+    tracer = telemetry.tracer if telemetry is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         gateway = await connector(settings)
+        instrument(gateway, tracer)
         health: HealthServer | None = None
         try:
             if settings.health_port is not None:
@@ -141,10 +147,17 @@ def create_app(settings: GatewaySettings, connector: Connector = connect) -> Sta
             if health is not None:
                 await health.stop()
             await gateway.close()
+            if telemetry is not None:
+                # uvicorn re-raises SIGTERM once it has stopped, so main's own shutdown of
+                # the provider may never run: export the buffered spans here.
+                telemetry.flush()
 
+    # Outermost, so that refused requests (auth, body limits) are traced too.
+    tracing = [Middleware(HttpTracing, tracer=tracer)] if tracer is not None else []
     app = Starlette(
         routes=routes(endpoints(settings, authenticator)),
         middleware=[
+            *tracing,
             Middleware(AuthGate, authenticator=authenticator),
             Middleware(BodyLimits, limits=settings.limits),
         ],
@@ -190,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = sys.argv[1:] if argv is None else argv
         settings = settings_from_argv(args, environ(), GatewaySettings.from_env, "podium-gateway")
+        telemetry = telemetry_from_env(environ(), "podium-gateway")
     except ConfigError as exc:
         print(f"podium-gateway: {exc.message}", file=sys.stderr)
         return 2
@@ -200,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     except PodiumError as exc:
         print(f"podium-gateway: {exc.message}", file=sys.stderr)
         return 2
-    server = uvicorn.Server(uvicorn_config(create_app(settings), settings))
+    server = uvicorn.Server(uvicorn_config(create_app(settings, telemetry=telemetry), settings))
     print(f"podium-gateway listening on {settings.host}:{settings.port}", flush=True)
     try:
         server.run()
@@ -213,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        telemetry.shutdown()  # exports the spans still buffered
     return 0 if server.started else 1
 
 

@@ -48,7 +48,11 @@ from podium.errors import ConfigError, InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
 from podium.rpc import CallContext, Handler, RpcClient, RpcServer
+from podium.rpc_server import chain
 from podium.store import Store, StoreConfig, open_store
+from podium.telemetry import Telemetry, telemetry_from_env
+from podium.telemetry.rpc import client_tracing, server_tracing
+from podium.telemetry.store import traced
 from queue_service.client import QueueClient
 
 log = logging.getLogger("podium.decider")
@@ -222,10 +226,16 @@ def handlers(shell: DeciderShell) -> dict[str, Handler]:
 class DeciderService:
     """The shell, its store and queue connections, the RPC server and the health port."""
 
-    def __init__(self, settings: DeciderSettings) -> None:
+    def __init__(self, settings: DeciderSettings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        self.telemetry = telemetry or Telemetry.off("podium-decider")
+        tracer = self.telemetry.tracer
         self.store: Store | None = None
-        self.queues = QueueClient(RpcClient(settings.queue_addresses, limits=settings.codec))
+        self.queues = QueueClient(
+            RpcClient(
+                settings.queue_addresses, limits=settings.codec, tracer=client_tracing(tracer)
+            )
+        )
         self.shell: DeciderShell | None = None
         self.rpc: RpcServer | None = None
         self.registry = CollectorRegistry()
@@ -240,15 +250,18 @@ class DeciderService:
         return self.rpc.address if self.rpc else ""
 
     async def start(self) -> DeciderService:
-        self.store = await open_store(self.settings.store)
-        self.shell = DeciderShell(self.store, self.queues, config=self.settings.config)
+        tracer = self.telemetry.tracer
+        self.store = traced(await open_store(self.settings.store), tracer, self.settings.store)
+        self.shell = DeciderShell(
+            self.store, self.queues, config=self.settings.config, tracer=tracer
+        )
         ShellCollector(self.shell, self.registry)
         self.rpc = RpcServer(
             handlers(self.shell),
             host=self.settings.host,
             port=self.settings.port,
             limits=self.settings.codec,
-            interceptor=rpc_metrics(self.registry, "decider"),
+            interceptor=chain(server_tracing(tracer), rpc_metrics(self.registry, "decider")),
         )
         await self.rpc.start()
         if self.settings.health_port >= 0:
@@ -285,9 +298,9 @@ class ShellCollector(Collector):
             yield counter
 
 
-async def serve(settings: DeciderSettings) -> None:
+async def serve(settings: DeciderSettings, telemetry: Telemetry) -> None:
     with logs.quiet_start():
-        service = await DeciderService(settings).start()
+        service = await DeciderService(settings, telemetry).start()
     print(f"podium-decider listening on {service.address}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -302,11 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = sys.argv[1:] if argv is None else argv
         settings = settings_from_argv(args, environ(), DeciderSettings.from_env, "podium-decider")
+        telemetry = telemetry_from_env(environ(), "podium-decider")
     except ConfigError as exc:
         print(f"podium-decider: {exc.message}", file=sys.stderr)
         return 2
     try:
-        aio.run(serve(settings))
+        aio.run(serve(settings, telemetry))
     except PodiumError as exc:
         print(f"podium-decider: {exc.message}", file=sys.stderr)
         return 2
@@ -316,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        telemetry.shutdown()  # exports the spans still buffered
     return 0
 
 

@@ -15,13 +15,16 @@ effects is redone by the next decide (the sweeper re-pushes missing task message
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
+
+from opentelemetry.trace import Tracer
 
 from decider import operations as ops
 from decider.records import (
@@ -41,6 +44,7 @@ from decider.run import queue_name
 from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
 from podium.errors import Conflict, DeadlineExceeded, NotFound, PodiumError, Unavailable
 from podium.store import Store, VersionConflict
+from podium.telemetry.workflow import DecideSpans
 from queue_service.client import QueueBatch, QueueClient
 from queue_service.model import Message
 
@@ -77,8 +81,10 @@ class DeciderShell:
         ids: Callable[[], str] = lambda: str(uuid.uuid4()),
         max_attempts: int = 50,
         task_def_ttl_s: float = 2.0,
+        tracer: Tracer | None = None,
     ) -> None:
         self.store = store
+        self.spans = DecideSpans(tracer)
         self.queues = queues
         self.config = config or DeciderConfig()
         self.clock = clock
@@ -119,22 +125,39 @@ class DeciderShell:
         defs = await self.task_defs()
         if not definition:
             return defs
+        found = await self._look_up(defs, _task_names(definition.get("tasks") or []))
+        return {**defs, **found} if found else defs
+
+    async def _look_up(
+        self, defs: Mapping[str, Mapping[str, Any]], names: Iterable[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        """TaskDefs of ``names`` read from the store: those the cache lacks and that were not
+        found absent within the cache's lifetime (they are cached, absences remembered)."""
         now = time.monotonic()
-        missing = [
-            n
-            for n in set(_task_names(definition.get("tasks") or []))
-            if n not in defs and now - self._absent.get(n, -1e9) >= self._task_def_ttl_s
-        ]
-        if not missing:
-            return defs
-        extra = dict(defs)
-        for n in missing:
+        found: dict[str, Mapping[str, Any]] = {}
+        for n in set(names):
+            if n in defs or now - self._absent.get(n, -1e9) < self._task_def_ttl_s:
+                continue
             try:
-                extra[n] = await self.store.metadata.get_task_def(n)
-                self._task_defs[n] = extra[n]
+                found[n] = self._task_defs[n] = await self.store.metadata.get_task_def(n)
             except NotFound:
                 self._absent[n] = now
-        return extra
+        return found
+
+    async def run_op(
+        self, operation: Callable[[Context], Decision], ctx: Context
+    ) -> tuple[Decision, Context]:
+        """Run a pure operation; when it looked for TaskDefs the cache lacks (a DYNAMIC task's
+        name, a dynamic fork's branches, a newer definition on restart), read those from the
+        store and run it again with them (the operation is pure: the first run left nothing)."""
+        lookups = _Lookups(ctx.task_defs)
+        ctx = replace(ctx, task_defs=lookups)
+        decision = operation(ctx)
+        found = await self._look_up(ctx.task_defs, lookups.missed)
+        if not found:
+            return decision, ctx
+        ctx = replace(ctx, task_defs={**ctx.task_defs, **found})
+        return operation(ctx), ctx
 
     async def context(
         self, workflow: Mapping[str, Any] | None = None, definition: Mapping[str, Any] | None = None
@@ -168,30 +191,47 @@ class DeciderShell:
 
     # -- the core loop ------------------------------------------------------------------------
 
-    async def mutate(self, workflow_id: str, operation: Operation) -> Decision:
-        """Read, apply ``operation``, commit if the version still holds, then act."""
-        for attempt in range(self.max_attempts):
-            snap = await self.store.executions.read_workflow(workflow_id, include_tasks=True)
-            ctx = await self.context(snap.workflow)
-            decision = operation(snap.workflow, ctx)
-            self.stats.decisions += 1
-            version = snap.version
-            if decision.changed:
-                try:
-                    version = await self.store.executions.commit(
-                        decision.workflow,
-                        decision.changed_tasks,
-                        snap.version,
-                        removed_task_ids=decision.removed_task_ids,
-                    )
-                    self.stats.commits += 1
-                except VersionConflict:
-                    self.stats.conflicts += 1
-                    # Another replica wrote first: decide again on what it wrote.
-                    await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
-                    continue
-            await self._effects(decision, version, ctx)
-            return decision
+    async def mutate(
+        self,
+        workflow_id: str,
+        operation: Operation,
+        *,
+        op: str | None = None,
+        task_id: str | None = None,
+    ) -> Decision:
+        """Read, apply ``operation``, commit if the version still holds, then act.
+
+        ``op`` names the operation in its span (default: the function's name); ``task_id`` is
+        the task it concerns, whose scheduling span the decide span links to.
+        """
+        name = op or str(getattr(operation, "__name__", "decide"))
+        with self.spans.decide(name, workflow_id, task_id) as span:
+            for attempt in range(self.max_attempts):
+                snap = await self.store.executions.read_workflow(workflow_id, include_tasks=True)
+                span.read(snap.workflow, task_id)
+                decision, ctx = await self.run_op(
+                    functools.partial(operation, snap.workflow), await self.context(snap.workflow)
+                )
+                self.stats.decisions += 1
+                version = snap.version
+                if decision.changed:
+                    span.stamp(decision.workflow, decision.changed_tasks, decision.created_task_ids)
+                    try:
+                        version = await self.store.executions.commit(
+                            decision.workflow,
+                            decision.changed_tasks,
+                            snap.version,
+                            removed_task_ids=decision.removed_task_ids,
+                        )
+                        self.stats.commits += 1
+                    except VersionConflict:
+                        self.stats.conflicts += 1
+                        # Another replica wrote first: decide again on what it wrote.
+                        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+                        continue
+                await self._effects(decision, version, ctx)
+                span.done(decision.workflow, len(decision.created_task_ids), attempt)
+                return decision
         raise Unavailable(
             f"workflow {workflow_id} is too contended: {self.max_attempts} conflicting writes",
             workflowId=workflow_id,
@@ -259,6 +299,7 @@ class DeciderShell:
                         output=command.output,
                         reason=command.reason,
                     ),
+                    op="child_status",
                 )
             elif isinstance(command, TerminateWorkflow):
                 await self.terminate(command.workflow_id, command.reason)
@@ -290,9 +331,19 @@ class DeciderShell:
         definition = request.get("workflowDef")
         if not isinstance(definition, Mapping):
             definition = await self.resolve_definition(request.get("name"), request.get("version"))
-        ctx = await self.context(request, definition)
-        decision = ops.start_workflow(definition, request, ctx)
-        return await self._create(decision, ctx)
+        return await self._begin(definition, request)
+
+    async def _begin(self, definition: Mapping[str, Any], request: Mapping[str, Any]) -> str:
+        """The first decide of a new workflow, in its own span (whose trace the record keeps)."""
+        with self.spans.decide("start_workflow", request.get("workflowId")) as span:
+            ctx = await self.context(request, definition)
+            decision, ctx = await self.run_op(
+                lambda c: ops.start_workflow(definition, request, c), ctx
+            )
+            span.started(decision.workflow, decision.changed_tasks, decision.created_task_ids)
+            wf_id = await self._create(decision, ctx)
+            span.done(decision.workflow, len(decision.created_task_ids))
+            return wf_id
 
     async def _create(self, decision: Decision, ctx: Context) -> str:
         wf = decision.workflow
@@ -321,8 +372,7 @@ class DeciderShell:
         }
         try:
             definition = cmd.definition or await self.resolve_definition(cmd.name, cmd.version)
-            ctx = await self.context(request, definition)
-            await self._create(ops.start_workflow(definition, request, ctx), ctx)
+            await self._begin(definition, request)
         except Conflict:
             return  # already started (the command is idempotent)
         except PodiumError as exc:
@@ -337,6 +387,7 @@ class DeciderShell:
                     ctx,
                     reason=reason,
                 ),
+                op="child_status",
             )
 
     async def _start_other(self, cmd: StartWorkflow) -> None:
@@ -350,8 +401,7 @@ class DeciderShell:
         result: JSON
         try:
             definition = cmd.definition or await self.resolve_definition(cmd.name, cmd.version)
-            ctx = await self.context(request, definition)
-            await self._create(ops.start_workflow(definition, request, ctx), ctx)
+            await self._begin(definition, request)
             result = {"status": "COMPLETED", "outputData": {"workflowId": cmd.workflow_id}}
         except Conflict:
             result = {"status": "COMPLETED", "outputData": {"workflowId": cmd.workflow_id}}
@@ -447,7 +497,10 @@ class DeciderShell:
                 await self.queues.postpone(queue, task_id, verdict.postpone_ms)
                 return None
         decision = await self.mutate(
-            workflow_id, lambda wf, ctx: ops.claim(wf, task_id, worker_id, ctx)
+            workflow_id,
+            lambda wf, ctx: ops.claim(wf, task_id, worker_id, ctx),
+            op="claim",
+            task_id=task_id,
         )
         if not decision.accepted:
             return None
@@ -479,7 +532,12 @@ class DeciderShell:
         if not workflow_id:
             ops.update_task({}, result, await self.context())  # raises the validation error
         try:
-            return await self.mutate(workflow_id, lambda wf, ctx: ops.update_task(wf, result, ctx))
+            return await self.mutate(
+                workflow_id,
+                lambda wf, ctx: ops.update_task(wf, result, ctx),
+                op="update_task",
+                task_id=str(result.get("taskId") or "") or None,
+            )
         except NotFound as exc:
             if exc.data.get("taskId") is None:
                 raise NotFound(
@@ -498,13 +556,18 @@ class DeciderShell:
         return await self.mutate(
             workflow_id,
             lambda wf, ctx: ops.update_task_by_ref(wf, ref, status, output, ctx, worker_id),
+            op="update_task_by_ref",
         )
 
     async def signal(self, workflow_id: str, status: str, output: Mapping[str, Any]) -> Decision:
-        return await self.mutate(workflow_id, lambda wf, ctx: ops.signal(wf, status, output, ctx))
+        return await self.mutate(
+            workflow_id, lambda wf, ctx: ops.signal(wf, status, output, ctx), op="signal"
+        )
 
     async def terminate(self, workflow_id: str, reason: str | None) -> Decision:
-        return await self.mutate(workflow_id, lambda wf, ctx: ops.terminate(wf, reason, ctx))
+        return await self.mutate(
+            workflow_id, lambda wf, ctx: ops.terminate(wf, reason, ctx), op="terminate"
+        )
 
     async def pause(self, workflow_id: str) -> Decision:
         return await self.mutate(workflow_id, ops.pause)
@@ -516,6 +579,7 @@ class DeciderShell:
         return await self.mutate(
             workflow_id,
             lambda wf, ctx: ops.retry(wf, ctx, resume_subworkflow_tasks=resume_subworkflow_tasks),
+            op="retry",
         )
 
     async def restart(self, workflow_id: str, use_latest_definition: bool = False) -> Decision:
@@ -524,11 +588,15 @@ class DeciderShell:
             current = await self.store.executions.get_workflow(workflow_id, include_tasks=False)
             latest = await self.resolve_definition(current.get("workflowName"), None)
         return await self.mutate(
-            workflow_id, lambda wf, ctx: ops.restart(wf, ctx, latest_definition=latest)
+            workflow_id,
+            lambda wf, ctx: ops.restart(wf, ctx, latest_definition=latest),
+            op="restart",
         )
 
     async def rerun(self, workflow_id: str, request: Mapping[str, Any]) -> Decision:
-        return await self.mutate(workflow_id, lambda wf, ctx: ops.rerun(wf, request, ctx))
+        return await self.mutate(
+            workflow_id, lambda wf, ctx: ops.rerun(wf, request, ctx), op="rerun"
+        )
 
     async def skip_task(
         self,
@@ -542,10 +610,13 @@ class DeciderShell:
             lambda wf, ctx: ops.skip_task(
                 wf, ref, ctx, task_input=task_input, task_output=task_output
             ),
+            op="skip_task",
         )
 
     async def set_variables(self, workflow_id: str, variables: Mapping[str, Any]) -> Decision:
-        return await self.mutate(workflow_id, lambda wf, ctx: ops.set_variables(wf, variables, ctx))
+        return await self.mutate(
+            workflow_id, lambda wf, ctx: ops.set_variables(wf, variables, ctx), op="set_variables"
+        )
 
     async def remove(self, workflow_id: str) -> None:
         """Delete a workflow and everything queued for it."""
@@ -574,6 +645,27 @@ async def _retrying(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> An
 
 
 _TERMINAL_WORKFLOW = frozenset({"COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"})
+
+
+class _Lookups(Mapping[str, Mapping[str, Any]]):
+    """TaskDefs handed to a pure operation, noting the names it asked for and did not find."""
+
+    def __init__(self, defs: Mapping[str, Mapping[str, Any]]) -> None:
+        self._defs = defs
+        self.missed: set[str] = set()
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        try:
+            return self._defs[name]
+        except KeyError:
+            self.missed.add(name)
+            raise
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._defs)
+
+    def __len__(self) -> int:
+        return len(self._defs)
 
 
 def _task_names(tasks: Iterable[Mapping[str, Any]]) -> Iterable[str]:

@@ -38,11 +38,31 @@ class CallContext:
     headers: Mapping[str, str]
     deadline: float  # loop.time() by which the caller stops waiting
     peer: str
+    #: The request's params, for interceptors that label what they record (ids, queue names).
+    params: Any = None
 
 
 Handler = Callable[[Any, CallContext], Awaitable[Any]]
 #: Wraps each dispatch (for tracing and metrics); receives the context and the handler call.
 Interceptor = Callable[[CallContext, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+
+def chain(*interceptors: Interceptor | None) -> Interceptor | None:
+    """One interceptor running the given ones outermost first (None entries are skipped)."""
+    active = [i for i in interceptors if i is not None]
+    if not active:
+        return None
+    combined = active[-1]
+    for outer in reversed(active[:-1]):
+        combined = _nest(outer, combined)
+    return combined
+
+
+def _nest(outer: Interceptor, inner: Interceptor) -> Interceptor:
+    async def run(ctx: CallContext, call: Callable[[], Awaitable[Any]]) -> Any:
+        return await outer(ctx, lambda: inner(ctx, call))
+
+    return run
 
 
 @dataclass
@@ -117,8 +137,9 @@ class _ServerProtocol(asyncio.Protocol):
         if not isinstance(timeout_ms, int) or timeout_ms <= 0:
             timeout_ms = self._server.default_timeout_ms
         loop = asyncio.get_running_loop()
-        ctx = CallContext(env["m"], headers, loop.time() + timeout_ms / 1000.0, self._peer)
-        task = loop.create_task(self._run(req_id, ctx, env.get("p")))
+        params = env.get("p")
+        ctx = CallContext(env["m"], headers, loop.time() + timeout_ms / 1000.0, self._peer, params)
+        task = loop.create_task(self._run(req_id, ctx, params))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -34,7 +34,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -45,6 +45,10 @@ from podium.errors import ConfigError, InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
 from podium.rpc import CallContext, Handler, RpcServer
+from podium.rpc_server import chain
+from podium.telemetry import Telemetry, telemetry_from_env
+from podium.telemetry.queue import TracedEngine
+from podium.telemetry.rpc import server_tracing
 from queue_service.engine import QueueEngine
 from queue_service.model import QueueLimits, RawMessage
 from queue_service.shards import ShardSpec, parse_shards
@@ -228,20 +232,26 @@ def handlers(engine: QueueEngine) -> dict[str, Handler]:
 class QueueService:
     """The engine plus its RPC server and health port, with start and graceful stop."""
 
-    def __init__(self, settings: QueueSettings) -> None:
+    def __init__(self, settings: QueueSettings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        self.telemetry = telemetry or Telemetry.off("podium-queue-service")
+        tracer = self.telemetry.tracer
         self.engine = QueueEngine(
             settings.shards,
             limits=settings.limits,
             requeue_interval_s=settings.requeue_interval_ms / 1000.0,
         )
         self.registry = CollectorRegistry()
+        # Traced, the handlers reach the engine through a proxy that opens a span per operation.
+        served = (
+            self.engine if tracer is None else cast(QueueEngine, TracedEngine(self.engine, tracer))
+        )
         self.rpc = RpcServer(
-            handlers(self.engine),
+            handlers(served),
             host=settings.host,
             port=settings.port,
             limits=settings.codec,
-            interceptor=rpc_metrics(self.registry, "queue"),
+            interceptor=chain(server_tracing(tracer), rpc_metrics(self.registry, "queue")),
         )
         self.health = HealthServer(
             "queue", self.registry, host=settings.health_host, port=settings.health_port
@@ -306,8 +316,8 @@ class QueueService:
         await self.engine.stop()
 
 
-async def serve(settings: QueueSettings) -> None:
-    service = await QueueService(settings).start()
+async def serve(settings: QueueSettings, telemetry: Telemetry) -> None:
+    service = await QueueService(settings, telemetry).start()
     log.info("queue service on %s over %d shard(s)", service.address, len(settings.shards))
     print(f"podium-queue-service listening on {service.address}", flush=True)
     stop = asyncio.Event()
@@ -325,11 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_argv(
             args, environ(), QueueSettings.from_env, "podium-queue-service"
         )
+        telemetry = telemetry_from_env(environ(), "podium-queue-service")
     except ConfigError as exc:
         print(f"podium-queue-service: {exc.message}", file=sys.stderr)
         return 2
     try:
-        aio.run(serve(settings))
+        aio.run(serve(settings, telemetry))
     except PodiumError as exc:
         print(f"podium-queue-service: {exc.message}", file=sys.stderr)
         return 2
@@ -339,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        telemetry.shutdown()  # exports the spans still buffered
     return 0
 
 

@@ -38,6 +38,10 @@ from podium.errors import ConfigError, NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
 from podium.rpc import RpcClient
 from podium.store import SearchQuery, Store, StoreConfig, open_store
+from podium.telemetry import Telemetry, names, telemetry_from_env
+from podium.telemetry.rpc import client_tracing
+from podium.telemetry.store import traced
+from podium.telemetry.workflow import consume, untraced
 from queue_service.client import QueueClient
 from sweeper.http_task import HttpPolicy, execute
 
@@ -112,8 +116,17 @@ class SweeperMetrics:
 class Sweeper:
     """The sweeper's loops over the queue service, the decider and the store."""
 
-    def __init__(self, settings: SweeperSettings, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: SweeperSettings,
+        *,
+        worker_id: str | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.settings = settings
+        self.telemetry = telemetry or Telemetry.off("podium-sweeper")
+        self.tracer = self.telemetry.tracer
+        rpc_tracing = client_tracing(self.tracer)
         self.worker_id = worker_id or f"sweeper-{socket.gethostname()}-{os.getpid()}"
         self.registry = CollectorRegistry()
         self.metrics = SweeperMetrics(self.registry)
@@ -123,8 +136,12 @@ class Sweeper:
         )
         self.health.add_check("loops", self.heartbeats.check)
         codec = CodecLimits()
-        self.queues = QueueClient(RpcClient(settings.queue_addresses, limits=codec))
-        self.decider = RpcClient(settings.decider_addresses, limits=codec, timeout_s=30)
+        self.queues = QueueClient(
+            RpcClient(settings.queue_addresses, limits=codec, tracer=rpc_tracing)
+        )
+        self.decider = RpcClient(
+            settings.decider_addresses, limits=codec, timeout_s=30, tracer=rpc_tracing
+        )
         self.store: Store | None = None
         self.http = httpx.AsyncClient()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -134,7 +151,7 @@ class Sweeper:
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> Sweeper:
-        self.store = await open_store(self.settings.store)
+        self.store = traced(await open_store(self.settings.store), self.tracer, self.settings.store)
         await self.health.start()
         self._supervise("sweep", self._sweep_once, allowance_s=15)
         self._supervise("http", self._http_once, allowance_s=15)
@@ -188,17 +205,24 @@ class Sweeper:
     # -- sweep ----------------------------------------------------------------------------------
 
     async def _sweep_once(self) -> None:
-        got = await self.queues.pop(
-            DECIDER_QUEUE, count=self.settings.batch, lease_ms=self.settings.lease_ms, wait_ms=1000
-        )
+        # Polls that mostly find nothing make no traces; each workflow found starts its own.
+        with untraced():
+            got = await self.queues.pop(
+                DECIDER_QUEUE,
+                count=self.settings.batch,
+                lease_ms=self.settings.lease_ms,
+                wait_ms=1000,
+            )
         for msg in got:
             await self._decides.acquire()
             self._spawn(self._decide(msg.id))
 
     async def _decide(self, workflow_id: str) -> None:
         started = time.perf_counter()
+        ids = {names.WORKFLOW_ID: workflow_id, names.MSG_ID: workflow_id}
         try:
-            await self.decider.call("decider.decide", {"workflowId": workflow_id})
+            with consume(self.tracer, DECIDER_QUEUE, ids):
+                await self.decider.call("decider.decide", {"workflowId": workflow_id})
             self.metrics.decided.inc()
         except NotFound:
             await self.queues.remove(DECIDER_QUEUE, [workflow_id])
@@ -212,9 +236,10 @@ class Sweeper:
     # -- HTTP tasks -----------------------------------------------------------------------------
 
     async def _http_once(self) -> None:
-        got = await self.queues.pop(
-            HTTP_QUEUE, count=self.settings.batch, lease_ms=self.settings.lease_ms, wait_ms=1000
-        )
+        with untraced():
+            got = await self.queues.pop(
+                HTTP_QUEUE, count=self.settings.batch, lease_ms=self.settings.lease_ms, wait_ms=1000
+            )
         if not got:
             return
         items = [[m.id, _workflow_of(m.payload)] for m in got]
@@ -227,14 +252,19 @@ class Sweeper:
             self._spawn(self._run_http(task))
 
     async def _run_http(self, task: dict[str, object]) -> None:
+        ids = {
+            names.TASK_ID: str(task["taskId"]),
+            names.WORKFLOW_ID: str(task.get("workflowInstanceId")),
+        }
         try:
-            # Keep the message leased for as long as the call may take.
-            await self.queues.set_unack_timeout(
-                HTTP_QUEUE, str(task["taskId"]), self.settings.lease_ms
-            )
-            result = await execute(task, self.settings.http, self.http, self.worker_id)
-            self.metrics.http_calls.labels(str(result["status"])).inc()
-            await self.decider.call("decider.update_task", {"result": result})
+            with consume(self.tracer, HTTP_QUEUE, ids, task):
+                # Keep the message leased for as long as the call may take.
+                await self.queues.set_unack_timeout(
+                    HTTP_QUEUE, str(task["taskId"]), self.settings.lease_ms
+                )
+                result = await execute(task, self.settings.http, self.http, self.worker_id)
+                self.metrics.http_calls.labels(str(result["status"])).inc()
+                await self.decider.call("decider.update_task", {"result": result})
         except PodiumError as exc:
             log.warning("HTTP task %s could not be reported: %s", task.get("taskId"), exc.message)
         finally:
@@ -269,7 +299,8 @@ class Sweeper:
         return repaired
 
     async def _repair_once(self) -> None:
-        await self.repair_once()
+        with untraced():  # a scan of every running workflow, every minute: not worth a trace
+            await self.repair_once()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -299,9 +330,9 @@ def _workflow_of(payload: object) -> str:
     return str(payload)
 
 
-async def serve(settings: SweeperSettings) -> None:
+async def serve(settings: SweeperSettings, telemetry: Telemetry) -> None:
     with logs.quiet_start():
-        sweeper = await Sweeper(settings).start()
+        sweeper = await Sweeper(settings, telemetry=telemetry).start()
     print(
         f"podium-sweeper running; health on {settings.health_host}:{sweeper.health.port}",
         flush=True,
@@ -319,14 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = sys.argv[1:] if argv is None else argv
         settings = settings_from_argv(args, environ(), SweeperSettings.from_env, "podium-sweeper")
+        telemetry = telemetry_from_env(environ(), "podium-sweeper")
     except ConfigError as exc:
         print(f"podium-sweeper: {exc.message}", file=sys.stderr)
         return 2
     try:
-        aio.run(serve(settings))
+        aio.run(serve(settings, telemetry))
     except PodiumError as exc:
         print(f"podium-sweeper: {exc.message}", file=sys.stderr)
         return 2
+    finally:
+        telemetry.shutdown()  # exports the spans still buffered
     return 0
 
 

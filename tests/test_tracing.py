@@ -1,0 +1,381 @@
+"""Tracing: configuration, RPC propagation, and one workflow followed across every service.
+
+The cluster test runs the real services as separate processes, each exporting its spans to its
+own JSON-lines file, starts a workflow over HTTP, completes its tasks with a worker, stops the
+cluster (SIGTERM: each service flushes its spans) and checks the collected spans: the start
+request's trace covers gateway -> decider -> store and queue; every task's poll and update link
+back to it; no span is orphaned or left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from podium.cluster import ClusterSpec, LocalCluster
+from podium.errors import ConfigError, NotFound
+from podium.rpc import CallContext, RpcClient, RpcServer
+from podium.rpc_server import chain
+from podium.telemetry import TelemetryConfig, start_telemetry
+from podium.telemetry.jsonl import read_spans
+from podium.telemetry.propagation import parse_traceparent, traceparent
+from podium.telemetry.rpc import client_tracing, server_tracing
+from podium.telemetry.workflow import untraced
+from podium.worker import TaskRunner, Worker
+
+JSON = dict[str, Any]
+TYPES = ("trace_a", "trace_b", "trace_c")
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_tracing_is_off_unless_an_exporter_is_configured() -> None:
+    assert start_telemetry(TelemetryConfig.from_env({}, "podium-decider")).tracer is None
+    disabled = {"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}
+    assert start_telemetry(TelemetryConfig.from_env(disabled, "podium-decider")).tracer is None
+    config = TelemetryConfig.from_env({"OTEL_TRACES_EXPORTER": "none"}, "podium-decider")
+    assert not config.enabled
+
+
+def test_standard_variables_configure_the_provider(tmp_path: Path) -> None:
+    env = {
+        "OTEL_TRACES_EXPORTER": "file,console",
+        "PODIUM_TRACE_FILE": str(tmp_path / "{service}-{pid}.jsonl"),
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test,team=a%20b",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.25",
+    }
+    config = TelemetryConfig.from_env(env, "podium-queue-service")
+    assert config.service_name == "podium-queue-service"
+    assert config.exporters == ("file", "console")
+    telemetry = start_telemetry(config)
+    try:
+        assert telemetry.provider is not None
+        attrs = telemetry.provider.resource.attributes
+        assert attrs["service.name"] == "podium-queue-service"
+        assert attrs["team"] == "a b"
+        assert "0.25" in telemetry.provider.sampler.get_description()
+    finally:
+        telemetry.shutdown()
+    named = TelemetryConfig.from_env({**env, "OTEL_SERVICE_NAME": "q1"}, "podium-queue-service")
+    assert named.service_name == "q1"
+
+
+def test_otlp_exporter_comes_from_the_optional_extra() -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    config = TelemetryConfig.from_env({"OTEL_TRACES_EXPORTER": "otlp"}, "podium-gateway")
+    telemetry = start_telemetry(config)  # no collector needed to build it
+    assert telemetry.tracer is not None
+    telemetry.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_TRACES_EXPORTER": "file"}, "PODIUM_TRACE_FILE"),
+        ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER"),
+        ({"OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "novalue"}, "OTEL_RESOURCE_ATTRIBUTES"),
+    ],
+)
+def test_a_bad_variable_is_named(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        TelemetryConfig.from_env(env, "podium-sweeper")
+
+
+def test_traceparent_round_trip() -> None:
+    ctx = parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03")
+    assert ctx is not None and ctx.trace_flags == 3
+    assert traceparent(ctx) == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"
+    for bad in (None, "", "00-xyz", "00-" + "0" * 32 + "-" + "1" * 16 + "-01"):
+        assert parse_traceparent(bad) is None
+
+
+# -- RPC propagation ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def exporter() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
+    exp = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exp))
+    yield exp, provider
+    provider.shutdown()
+
+
+async def test_rpc_spans_carry_the_context_in_the_envelope(
+    exporter: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    spans, provider = exporter
+    tracer = provider.get_tracer("test")
+    seen: list[dict[str, str]] = []
+
+    async def claim(params: Any, ctx: CallContext) -> Any:
+        seen.append(dict(ctx.headers))
+        return {"tasks": []}
+
+    async def missing(params: Any, ctx: CallContext) -> Any:
+        raise NotFound("no such workflow")
+
+    handlers = {"decider.claim": claim, "decider.decide": missing}
+    server = await RpcServer(handlers, interceptor=chain(server_tracing(tracer), None)).start()
+    try:
+        async with RpcClient([server.address], tracer=client_tracing(tracer)) as client:
+            with tracer.start_as_current_span("caller"):
+                await client.call("decider.claim", {"queue": "q", "items": [["t1", "w1"]]})
+                with pytest.raises(NotFound):
+                    await client.call("decider.decide", {"workflowId": "w1"})
+    finally:
+        await server.stop()
+    by_name: dict[tuple[str, SpanKind], ReadableSpan] = {
+        (s.name, s.kind): s for s in spans.get_finished_spans()
+    }
+    caller = by_name[("caller", SpanKind.INTERNAL)]
+    client_span = by_name[("decider.claim", SpanKind.CLIENT)]
+    server_span = by_name[("decider.claim", SpanKind.SERVER)]
+    assert client_span.parent is not None and server_span.parent is not None
+    assert client_span.parent.span_id == caller.context.span_id
+    assert server_span.parent.span_id == client_span.context.span_id
+    assert server_span.context.trace_id == caller.context.trace_id
+    assert seen[0]["traceparent"].split("-")[2] == f"{client_span.context.span_id:016x}"
+    for span in (client_span, server_span):
+        attrs = span.attributes or {}
+        assert attrs["rpc.system.name"] == "podium_msgpack"
+        assert attrs["rpc.method"] == "decider.claim"
+        assert attrs["conductor.task.id"] == "t1" and attrs["conductor.workflow.id"] == "w1"
+    failed_client = by_name[("decider.decide", SpanKind.CLIENT)].attributes or {}
+    failed_server = by_name[("decider.decide", SpanKind.SERVER)].attributes or {}
+    assert failed_client["error.type"] == "NOT_FOUND"
+    assert failed_server["rpc.response.status_code"] == "NOT_FOUND"
+    assert "error.type" not in failed_server  # the caller's problem, not a server failure
+
+
+async def test_an_unsampled_trace_is_passed_on_and_records_nothing(
+    exporter: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    spans, provider = exporter  # parent-based (the default sampler)
+    tracer = provider.get_tracer("test")
+    seen: list[dict[str, str]] = []
+
+    async def ping(params: Any, ctx: CallContext) -> Any:
+        seen.append(dict(ctx.headers))
+        return "pong"
+
+    server = await RpcServer({"ping": ping}, interceptor=server_tracing(tracer)).start()
+    try:
+        async with RpcClient([server.address], tracer=client_tracing(tracer)) as client:
+            with untraced():
+                assert await client.call("ping") == "pong"
+    finally:
+        await server.stop()
+    assert seen[0]["traceparent"].endswith("-00")
+    assert spans.get_finished_spans() == ()
+
+
+async def test_no_tracer_no_headers() -> None:
+    seen: list[dict[str, str]] = []
+
+    async def ping(params: Any, ctx: CallContext) -> Any:
+        seen.append(dict(ctx.headers))
+        return "pong"
+
+    server = await RpcServer({"ping": ping}).start()
+    try:
+        async with RpcClient([server.address]) as client:
+            assert await client.call("ping") == "pong"
+    finally:
+        await server.stop()
+    assert seen == [{}]
+
+
+# -- one workflow across the cluster -----------------------------------------------------------
+
+
+@pytest.fixture
+async def traced_cluster(tmp_path: Path) -> AsyncIterator[tuple[LocalCluster, Path]]:
+    spans_dir = tmp_path / "spans"
+    spec = ClusterSpec(
+        shards=1,
+        gateways=1,
+        deciders=1,
+        sweepers=1,
+        gateway_port=0,
+        work_dir=tmp_path / "cluster",
+        extra_env={
+            "OTEL_TRACES_EXPORTER": "file",
+            "PODIUM_TRACE_FILE": str(spans_dir / "{service}-{pid}.jsonl"),
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        },
+    )
+    cluster = await LocalCluster(spec, progress=lambda _: None).start()
+    try:
+        yield cluster, spans_dir
+    finally:
+        await cluster.stop()
+
+
+async def _handler(task: JSON) -> JSON:
+    return {"ref": task["referenceTaskName"]}
+
+
+async def _run_workflow(cluster: LocalCluster) -> tuple[JSON, str]:
+    """Start one workflow over HTTP, let a worker finish it; its record and the start's trace."""
+    url = cluster.gateway_urls[0]
+    tasks = [{"name": t, "taskReferenceName": t, "type": "SIMPLE"} for t in TYPES]
+    # A WAIT between the tasks: the sweeper must decide the workflow once it is due.
+    tasks.insert(
+        1,
+        {
+            "name": "pause",
+            "taskReferenceName": "pause",
+            "type": "WAIT",
+            "inputParameters": {"duration": "1 seconds"},
+        },
+    )
+    definition = {"name": "traced", "version": 1, "schemaVersion": 2, "tasks": tasks}
+    task_defs = [{"name": t, "retryCount": 0, "responseTimeoutSeconds": 60} for t in TYPES]
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.post(f"{url}/metadata/taskdefs", json=task_defs)).status_code == 200
+        assert (await http.put(f"{url}/metadata/workflow", json=[definition])).status_code == 200
+        started = await http.post(f"{url}/workflow/traced", json={"x": 1})
+        assert started.status_code == 200, started.text
+        workflow_id = started.text
+        runner = TaskRunner(url.removesuffix("/api"), [Worker(t, _handler) for t in TYPES])
+        running = asyncio.ensure_future(runner.run())
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                wf = (await http.get(f"{url}/workflow/{workflow_id}")).json()
+                if wf["status"] != "RUNNING" or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            runner.stop()
+            await running
+    assert wf["status"] == "COMPLETED", wf
+    return wf, started.headers["traceresponse"]
+
+
+def _children(spans: list[JSON]) -> dict[str, list[JSON]]:
+    out: dict[str, list[JSON]] = {}
+    for s in spans:
+        if s["parent_id"]:
+            out.setdefault(s["parent_id"], []).append(s)
+    return out
+
+
+def _descendants(span: JSON, children: dict[str, list[JSON]]) -> list[JSON]:
+    out, todo = [], list(children.get(span["span_id"], []))
+    while todo:
+        s = todo.pop()
+        out.append(s)
+        todo.extend(children.get(s["span_id"], []))
+    return out
+
+
+def _one(spans: list[JSON], **match: Any) -> JSON:
+    found = [s for s in spans if all(s.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, (match, [(s["service"], s["name"]) for s in found])
+    return found[0]
+
+
+def _links_to(span: JSON, trace_id: str) -> bool:
+    return any(link["trace_id"] == trace_id for link in span["links"])
+
+
+@pytest.mark.timeout(240)
+async def test_one_workflow_is_followed_across_every_service(
+    traced_cluster: tuple[LocalCluster, Path],
+) -> None:
+    cluster, spans_dir = traced_cluster
+    wf, trace_response = await _run_workflow(cluster)
+    await cluster.stop()  # SIGTERM: every service exports what it still holds
+    spans = read_spans(sorted(spans_dir.glob("*.jsonl")))
+    services = {s["service"] for s in spans}
+    assert services == {"podium-gateway", "podium-decider", "podium-queue-service",
+                        "podium-sweeper"}, services  # fmt: skip
+
+    # Nothing open, nothing orphaned: every span ended, every parent was exported too.
+    ids = {(s["trace_id"], s["span_id"]) for s in spans}
+    assert len(ids) == len(spans)
+    for s in spans:
+        assert s["end_ns"] is not None and s["end_ns"] >= s["start_ns"], s
+        assert s["parent_id"] is None or (s["trace_id"], s["parent_id"]) in ids, s
+
+    # The start: stored on the workflow, answered in the start's traceresponse header.
+    start_trace = wf["traceId"]
+    assert len(start_trace) == 32 and trace_response.split("-")[1] == start_trace
+    in_start = [s for s in spans if s["trace_id"] == start_trace]
+    children = _children(in_start)
+    root = _one(in_start, parent_id=None)
+    assert root["service"] == "podium-gateway" and root["kind"] == "SERVER"
+    assert root["name"] == "POST /api/workflow/{name}"
+    assert root["attributes"]["http.response.status_code"] == 200
+    call = _one(children[root["span_id"]], kind="CLIENT", name="decider.start_workflow")
+    served = _one(children[call["span_id"]], service="podium-decider", kind="SERVER")
+    decide = _one(children[served["span_id"]], name="decide start_workflow")
+    assert decide["attributes"]["conductor.workflow.id"] == wf["workflowId"]
+    assert decide["attributes"]["podium.decide.tasks_scheduled"] == 1
+    assert wf["traceParent"].split("-")[2] == decide["span_id"]
+    below = _descendants(decide, children)
+    writes = [s for s in below if s["attributes"].get("db.operation.name") == "create_workflow"]
+    assert writes and writes[0]["attributes"]["db.system.name"] == "redis"
+    assert writes[0]["attributes"]["conductor.workflow.id"] == wf["workflowId"]
+    pushed = [s for s in below if s["name"] == f"push {TYPES[0]}"]
+    assert pushed and pushed[0]["service"] == "podium-queue-service"
+    assert pushed[0]["attributes"]["messaging.destination.name"] == TYPES[0]
+    assert pushed[0]["kind"] == "PRODUCER"
+
+    # Each task: its poll (claim) and its update run in their own traces, linked to the start.
+    first = wf["tasks"][0]
+    assert first["traceParent"] == wf["traceParent"]  # scheduled by the start
+    for task in (t for t in wf["tasks"] if t["taskType"] in TYPES):
+        for operation, route in (
+            ("claim", "GET /api/tasks/poll/batch/{tasktype}"),
+            ("update_task", "POST /api/tasks/update-v2"),
+        ):
+            found = [
+                s
+                for s in spans
+                if s["name"] == f"decide {operation}"
+                and s["attributes"].get("conductor.task.id") == task["taskId"]
+            ]
+            assert found, (operation, task["referenceTaskName"])
+            span = found[0]
+            assert span["trace_id"] != start_trace
+            assert _links_to(span, start_trace), span["links"]
+            scheduler = parse_traceparent(task["traceParent"])
+            assert scheduler is not None
+            assert any(link["span_id"] == f"{scheduler.span_id:016x}" for link in span["links"]), (
+                span["links"],
+                task["traceParent"],
+            )
+            roots = [
+                s for s in spans if s["trace_id"] == span["trace_id"] and s["parent_id"] is None
+            ]
+            assert [r["name"] for r in roots] == [route]
+
+    # The sweeper decided the workflow when its WAIT was due: its own trace, linked to the start.
+    swept = [
+        s
+        for s in spans
+        if s["service"] == "podium-sweeper"
+        and s["name"] == "process _deciderQueue"
+        and s["attributes"].get("conductor.workflow.id") == wf["workflowId"]
+    ]
+    assert swept and swept[0]["parent_id"] is None and swept[0]["kind"] == "CONSUMER"
+    in_sweep = [s for s in spans if s["trace_id"] == swept[0]["trace_id"]]
+    sweep_decide = _one(in_sweep, name="decide decide")
+    assert _links_to(sweep_decide, start_trace)
