@@ -150,6 +150,28 @@ class _Connection:
         if self.transport is not None:
             self.transport.close()
 
+    def close_when_idle(self) -> None:
+        """Take no new calls; close once the calls in flight have their answers.
+
+        A replica leaving DNS (a pod terminating) still answers what it started, so those
+        calls are not failed early.
+        """
+        self.closed = True
+        pending = [f for f in self.pending.values() if not f.done()]
+        if not pending:
+            self.close()
+            return
+        remaining = len(pending)
+
+        def one_done(_: asyncio.Future[Any]) -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining == 0 and self.transport is not None:
+                self.transport.close()
+
+        for fut in pending:
+            fut.add_done_callback(one_done)
+
 
 @dataclass
 class _Endpoint:
@@ -265,7 +287,7 @@ class RpcClient:
                 if key not in dict.fromkeys(wanted):
                     for conn in endpoint.conns:
                         if conn is not None:
-                            conn.close()
+                            conn.close_when_idle()
             self._endpoints = endpoints
 
     async def call(

@@ -279,3 +279,31 @@ async def test_a_dns_name_fans_out_to_every_address_and_follows_changes() -> Non
         await client.close()
         await a.stop()
         await b.stop()
+
+
+async def test_a_replica_leaving_dns_finishes_the_calls_it_already_has() -> None:
+    from podium.launch.redis import free_port
+
+    port = free_port()
+    a = await RpcServer({"slow": slow, "echo": echo}, host="127.0.0.2", port=port).start()
+    records = ["127.0.0.2"]
+
+    async def resolver(host: str, p: int) -> list[str]:
+        return list(records)
+
+    client = RpcClient([f"svc.podium:{port}"], resolver=resolver, refresh_s=0.0)
+    try:
+        assert await client.call("echo", 1) == 1
+        in_flight = asyncio.ensure_future(client.call("slow", 0.3))
+        while a.stats.in_flight == 0:
+            await asyncio.sleep(0.001)
+        records[:] = []  # the name now resolves to nothing: keep what we had
+        b = await RpcServer({"echo": echo}, host="127.0.0.3", port=port).start()
+        records[:] = ["127.0.0.3"]  # the pod is replaced
+        assert await client.call("echo", 2) == 2  # re-resolved: new calls go to the new pod
+        assert client.addresses == [f"127.0.0.3:{port}"]
+        assert await in_flight == 0.3  # the old pod's call was not cut off
+        await b.stop()
+    finally:
+        await client.close()
+        await a.stop()
