@@ -27,9 +27,7 @@ decider.ping               -
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,16 +39,17 @@ from prometheus_client.registry import Collector
 
 from decider.records import DeciderConfig, Decision
 from decider.shell import DeciderShell
-from podium import aio, logs
+from podium import logs
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str, environ, settings_from_argv
-from podium.errors import ConfigError, InvalidArgument, PodiumError
+from podium.config import Environ, env_address_list, env_int, env_str
+from podium.errors import InvalidArgument
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
 from podium.rpc import CallContext, Handler, RpcClient, RpcServer
 from podium.rpc_server import chain
+from podium.service import run_main, until_stopped
 from podium.store import Store, StoreConfig, open_store
-from podium.telemetry import Telemetry, telemetry_from_env
+from podium.telemetry import Telemetry
 from podium.telemetry.rpc import client_tracing, server_tracing
 from podium.telemetry.store import traced
 from queue_service.client import QueueClient
@@ -302,37 +301,12 @@ async def serve(settings: DeciderSettings, telemetry: Telemetry) -> None:
     with logs.quiet_start():
         service = await DeciderService(settings, telemetry).start()
     print(f"podium-decider listening on {service.address}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     await service.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        args = sys.argv[1:] if argv is None else argv
-        settings = settings_from_argv(args, environ(), DeciderSettings.from_env, "podium-decider")
-        telemetry = telemetry_from_env(environ(), "podium-decider")
-    except ConfigError as exc:
-        print(f"podium-decider: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        aio.run(serve(settings, telemetry))
-    except PodiumError as exc:
-        print(f"podium-decider: {exc.message}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(
-            f"podium-decider: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    finally:
-        telemetry.shutdown()  # exports the spans still buffered
-    return 0
+    return run_main("podium-decider", argv, DeciderSettings.from_env, serve)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,15 +37,15 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from podium import aio
 from podium.codec import CodecLimits
-from podium.config import Environ, env_int, env_str, environ, settings_from_argv
-from podium.errors import ConfigError, InvalidArgument, PodiumError
+from podium.config import Environ, env_int, env_str
+from podium.errors import InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
 from podium.rpc import CallContext, Handler, RpcServer
 from podium.rpc_server import chain
-from podium.telemetry import Telemetry, telemetry_from_env
+from podium.service import run_main, until_stopped
+from podium.telemetry import Telemetry
 from podium.telemetry.queue import TracedEngine
 from podium.telemetry.rpc import server_tracing
 from queue_service.engine import QueueEngine
@@ -320,39 +319,12 @@ async def serve(settings: QueueSettings, telemetry: Telemetry) -> None:
     service = await QueueService(settings, telemetry).start()
     log.info("queue service on %s over %d shard(s)", service.address, len(settings.shards))
     print(f"podium-queue-service listening on {service.address}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     await service.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        args = sys.argv[1:] if argv is None else argv
-        settings = settings_from_argv(
-            args, environ(), QueueSettings.from_env, "podium-queue-service"
-        )
-        telemetry = telemetry_from_env(environ(), "podium-queue-service")
-    except ConfigError as exc:
-        print(f"podium-queue-service: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        aio.run(serve(settings, telemetry))
-    except PodiumError as exc:
-        print(f"podium-queue-service: {exc.message}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(
-            f"podium-queue-service: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    finally:
-        telemetry.shutdown()  # exports the spans still buffered
-    return 0
+    return run_main("podium-queue-service", argv, QueueSettings.from_env, serve)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -31,14 +30,15 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from decider.records import DECIDER_QUEUE
-from podium import aio, logs
+from podium import logs
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str, environ, settings_from_argv
-from podium.errors import ConfigError, NotFound, PodiumError
+from podium.config import Environ, env_address_list, env_int, env_str
+from podium.errors import NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
 from podium.rpc import RpcClient
+from podium.service import run_main, until_stopped
 from podium.store import SearchQuery, Store, StoreConfig, open_store
-from podium.telemetry import Telemetry, names, telemetry_from_env
+from podium.telemetry import Telemetry, names
 from podium.telemetry.rpc import client_tracing
 from podium.telemetry.store import traced
 from podium.telemetry.workflow import consume, untraced
@@ -337,31 +337,12 @@ async def serve(settings: SweeperSettings, telemetry: Telemetry) -> None:
         f"podium-sweeper running; health on {settings.health_host}:{sweeper.health.port}",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     await sweeper.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        args = sys.argv[1:] if argv is None else argv
-        settings = settings_from_argv(args, environ(), SweeperSettings.from_env, "podium-sweeper")
-        telemetry = telemetry_from_env(environ(), "podium-sweeper")
-    except ConfigError as exc:
-        print(f"podium-sweeper: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        aio.run(serve(settings, telemetry))
-    except PodiumError as exc:
-        print(f"podium-sweeper: {exc.message}", file=sys.stderr)
-        return 2
-    finally:
-        telemetry.shutdown()  # exports the spans still buffered
-    return 0
+    return run_main("podium-sweeper", argv, SweeperSettings.from_env, serve)
 
 
 if __name__ == "__main__":
