@@ -43,6 +43,7 @@ from decider.records import (
 from decider.run import queue_name
 from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
 from podium.errors import Conflict, DeadlineExceeded, NotFound, PodiumError, Unavailable
+from podium.statuses import WORKFLOW_TERMINAL
 from podium.store import Store, VersionConflict
 from podium.telemetry.workflow import DecideSpans
 from queue_service.client import QueueBatch, QueueClient
@@ -268,7 +269,7 @@ class DeciderShell:
     ) -> None:
         """Set (or, for a finished workflow, remove) its entry on the decider queue."""
         wf_id = wf["workflowId"]
-        if wf["status"] in _TERMINAL_WORKFLOW or next_check_ms is None:
+        if wf["status"] in WORKFLOW_TERMINAL or next_check_ms is None:
             batch.remove(DECIDER_QUEUE, [wf_id])
         else:
             delay = max(0, next_check_ms - self.clock())
@@ -642,9 +643,6 @@ async def _retrying(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> An
                 raise
             await asyncio.sleep(0.05 * 2**attempt)
     return None
-
-
-_TERMINAL_WORKFLOW = frozenset({"COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"})
 
 
 class _Lookups(Mapping[str, Mapping[str, Any]]):

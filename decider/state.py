@@ -7,49 +7,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The statuses live in the kernel (the store indexes them too); re-exported here.
+from podium.statuses import TASK_TERMINAL as TASK_TERMINAL
+from podium.statuses import WORKFLOW_TERMINAL as WORKFLOW_TERMINAL
+from podium.statuses import TaskStatus as TaskStatus
+from podium.statuses import WorkflowStatus as WorkflowStatus
 
-class WorkflowStatus(StrEnum):
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-    TERMINATED = "TERMINATED"
-    PAUSED = "PAUSED"
-
-
-class TaskStatus(StrEnum):
-    IN_PROGRESS = "IN_PROGRESS"
-    CANCELED = "CANCELED"
-    FAILED = "FAILED"
-    FAILED_WITH_TERMINAL_ERROR = "FAILED_WITH_TERMINAL_ERROR"
-    COMPLETED = "COMPLETED"
-    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
-    SCHEDULED = "SCHEDULED"
-    TIMED_OUT = "TIMED_OUT"
-    SKIPPED = "SKIPPED"
-
-
-WORKFLOW_TERMINAL: frozenset[str] = frozenset(
-    {
-        WorkflowStatus.COMPLETED,
-        WorkflowStatus.FAILED,
-        WorkflowStatus.TIMED_OUT,
-        WorkflowStatus.TERMINATED,
-    }
-)
 WORKFLOW_SUCCESSFUL: frozenset[str] = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.PAUSED})
 
-TASK_TERMINAL: frozenset[str] = frozenset(
-    {
-        TaskStatus.CANCELED,
-        TaskStatus.FAILED,
-        TaskStatus.FAILED_WITH_TERMINAL_ERROR,
-        TaskStatus.COMPLETED,
-        TaskStatus.COMPLETED_WITH_ERRORS,
-        TaskStatus.TIMED_OUT,
-        TaskStatus.SKIPPED,
-    }
-)
 TASK_SUCCESSFUL: frozenset[str] = frozenset(
     {
         TaskStatus.SCHEDULED,

@@ -7,56 +7,24 @@ only the fields it indexes or keys on, and checks them here before anything is w
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Any
 
 from podium.errors import InvalidArgument
+from podium.statuses import TASK_TERMINAL, WORKFLOW_TERMINAL, TaskStatus, WorkflowStatus
 
 Record = dict[str, Any]
+
+__all__ = [
+    "TASK_TERMINAL",
+    "WORKFLOW_TERMINAL",
+    "Record",
+    "TaskStatus",
+    "WorkflowStatus",
+]
 
 DAY_MS = 86_400_000
 
 
-class WorkflowStatus(StrEnum):
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-    TERMINATED = "TERMINATED"
-    PAUSED = "PAUSED"
-
-
-class TaskStatus(StrEnum):
-    SCHEDULED = "SCHEDULED"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
-    FAILED = "FAILED"
-    FAILED_WITH_TERMINAL_ERROR = "FAILED_WITH_TERMINAL_ERROR"
-    TIMED_OUT = "TIMED_OUT"
-    CANCELED = "CANCELED"
-    SKIPPED = "SKIPPED"
-
-
-WORKFLOW_TERMINAL: frozenset[str] = frozenset(
-    {
-        WorkflowStatus.COMPLETED,
-        WorkflowStatus.FAILED,
-        WorkflowStatus.TIMED_OUT,
-        WorkflowStatus.TERMINATED,
-    }
-)
-TASK_TERMINAL: frozenset[str] = frozenset(
-    {
-        TaskStatus.COMPLETED,
-        TaskStatus.COMPLETED_WITH_ERRORS,
-        TaskStatus.FAILED,
-        TaskStatus.FAILED_WITH_TERMINAL_ERROR,
-        TaskStatus.TIMED_OUT,
-        TaskStatus.CANCELED,
-        TaskStatus.SKIPPED,
-    }
-)
 _WORKFLOW_STATUSES = frozenset(s.value for s in WorkflowStatus)
 _TASK_STATUSES = frozenset(s.value for s in TaskStatus)
 

@@ -17,10 +17,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from podium.errors import InvalidArgument
 from podium.store.model import DAY_MS, Record, day_of, task_index_time, workflow_index_time
+
+if TYPE_CHECKING:
+    from podium.store.config import StoreConfig
 
 Kind = Literal["workflow", "task"]
 MAX_PAGE_SIZE = 5000
@@ -341,3 +344,29 @@ def task_summary(task: Record) -> Record:
         "domain": task.get("domain"),
     }
     return {k: v for k, v in summary.items() if v is not None}
+
+
+class IndexedSearch:
+    """Workflow and task search over a backend's time-bucketed index (``_search``).
+
+    Mixed into both backends' ExecutionStore, which supply ``_search`` and ``_cfg``.
+    """
+
+    _search: SearchSource
+    _cfg: StoreConfig
+
+    async def search_workflows(self, query: SearchQuery, *, full: bool = False) -> dict[str, Any]:
+        return await self._run("workflow", query, full)
+
+    async def search_tasks(self, query: SearchQuery, *, full: bool = False) -> dict[str, Any]:
+        return await self._run("task", query, full)
+
+    async def _run(self, kind: Kind, query: SearchQuery, full: bool) -> dict[str, Any]:
+        return await run_search(
+            kind,
+            query,
+            self._search,
+            full=full,
+            window_days=self._cfg.search_window_days,
+            max_scan=self._cfg.search_max_scan,
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from podium.errors import NotFound
 from podium.store.api import ExecutionStore, WorkflowSnapshot
@@ -21,11 +20,11 @@ from podium.store.codec import decode, encode
 from podium.store.config import StoreConfig
 from podium.store.model import Record, is_terminal_task, workflow_index_time
 from podium.store.prepare import check_expected_version, prepare_commit, sort_tasks
-from podium.store.search import SearchQuery, run_search
+from podium.store.search import IndexedSearch
 from podium.store.tasklogs import check_logs
 
 
-class CassandraExecutions(ExecutionStore):
+class CassandraExecutions(IndexedSearch, ExecutionStore):
     """:class:`ExecutionStore` on Cassandra (see docs/persistence.md for the tables)."""
 
     def __init__(self, db: CassandraSession, st: Statements, config: StoreConfig) -> None:
@@ -33,7 +32,7 @@ class CassandraExecutions(ExecutionStore):
         self._st = st
         self._cfg = config
         self._writer = CommitWriter(db, st, config)
-        self._search = CassandraSearchSource(db, st, config.search_max_scan)
+        self._search: CassandraSearchSource = CassandraSearchSource(db, st, config.search_max_scan)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -184,25 +183,3 @@ class CassandraExecutions(ExecutionStore):
             return []
         rows = await self._db.execute(self._st.log_get, (found[0]["workflow_id"], task_id))
         return [decode(r["entry"]) for r in rows]
-
-    # -- search -------------------------------------------------------------------------
-
-    async def search_workflows(self, query: SearchQuery, *, full: bool = False) -> dict[str, Any]:
-        return await run_search(
-            "workflow",
-            query,
-            self._search,
-            full=full,
-            window_days=self._cfg.search_window_days,
-            max_scan=self._cfg.search_max_scan,
-        )
-
-    async def search_tasks(self, query: SearchQuery, *, full: bool = False) -> dict[str, Any]:
-        return await run_search(
-            "task",
-            query,
-            self._search,
-            full=full,
-            window_days=self._cfg.search_window_days,
-            max_scan=self._cfg.search_max_scan,
-        )

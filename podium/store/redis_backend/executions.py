@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
@@ -20,14 +19,14 @@ from podium.store.redis_backend.keys import Keys
 from podium.store.redis_backend.scripts import Scripts
 from podium.store.redis_backend.search_source import RedisSearchSource
 from podium.store.redis_backend.writes import RedisWriter
-from podium.store.search import SearchQuery, run_search
+from podium.store.search import IndexedSearch
 from podium.store.tasklogs import check_logs
 
 # A removal that keeps racing with commits gives up after this many reads.
 _MAX_TRIES = 8
 
 
-class RedisExecutions(ExecutionStore):
+class RedisExecutions(IndexedSearch, ExecutionStore):
     """:class:`ExecutionStore` on one Redis server (see docs/persistence.md for the keys)."""
 
     def __init__(self, client: Redis, keys: Keys, scripts: Scripts, config: StoreConfig) -> None:
@@ -35,7 +34,7 @@ class RedisExecutions(ExecutionStore):
         self._k = keys
         self._s = scripts
         self._cfg = config
-        self._search = RedisSearchSource(client, keys, config.search_max_scan)
+        self._search: RedisSearchSource = RedisSearchSource(client, keys, config.search_max_scan)
         self._writer = RedisWriter(client, keys, scripts, config)
 
     # -- writes -------------------------------------------------------------------------
@@ -198,25 +197,3 @@ class RedisExecutions(ExecutionStore):
         with redis_errors("task logs"):
             blobs = await self._r.lrange(self._k.task_log(task_id), 0, -1)
         return [decode(b) for b in blobs]
-
-    # -- search -------------------------------------------------------------------------
-
-    async def search_workflows(self, query: SearchQuery, *, full: bool = False) -> dict[str, Any]:
-        return await run_search(
-            "workflow",
-            query,
-            self._search,
-            full=full,
-            window_days=self._cfg.search_window_days,
-            max_scan=self._cfg.search_max_scan,
-        )
-
-    async def search_tasks(self, query: SearchQuery, *, full: bool = False) -> dict[str, Any]:
-        return await run_search(
-            "task",
-            query,
-            self._search,
-            full=full,
-            window_days=self._cfg.search_window_days,
-            max_scan=self._cfg.search_max_scan,
-        )
