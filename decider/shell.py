@@ -199,11 +199,15 @@ class DeciderShell:
         *,
         op: str | None = None,
         task_id: str | None = None,
+        batch: QueueBatch | None = None,
     ) -> Decision:
         """Read, apply ``operation``, commit if the version still holds, then act.
 
         ``op`` names the operation in its span (default: the function's name); ``task_id`` is
-        the task it concerns, whose scheduling span the decide span links to.
+        the task it concerns, whose scheduling span the decide span links to. With ``batch``
+        the decision's queue operations are added to it, for the caller to send (with those of
+        other decisions) once they are all committed; otherwise they are sent before this
+        returns.
         """
         name = op or str(getattr(operation, "__name__", "decide"))
         with self.spans.decide(name, workflow_id, task_id) as span:
@@ -230,7 +234,7 @@ class DeciderShell:
                         # Another replica wrote first: decide again on what it wrote.
                         await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
                         continue
-                await self._effects(decision, version, ctx)
+                await self._effects(decision, version, ctx, batch)
                 span.done(decision.workflow, len(decision.created_task_ids), attempt)
                 return decision
         raise Unavailable(
@@ -238,7 +242,9 @@ class DeciderShell:
             workflowId=workflow_id,
         )
 
-    async def _effects(self, decision: Decision, version: int, ctx: Context) -> None:
+    async def _effects(
+        self, decision: Decision, version: int, ctx: Context, shared: QueueBatch | None = None
+    ) -> None:
         wf = decision.workflow
         wf_id = wf["workflowId"]
         pushes: dict[str, list[Message]] = {}
@@ -251,13 +257,13 @@ class DeciderShell:
             removals.setdefault(r.queue, []).append(r.message_id)
         # One call to the queue service for all of it; every operation is idempotent, so the
         # batch is simply sent again (to another replica) if a replica disappears under it.
-        batch = self.queues.batch()
+        batch = self.queues.batch() if shared is None else shared
         for q, msgs in pushes.items():
             batch.push(q, msgs)
         for q, ids in removals.items():
             batch.remove(q, ids)
         self._timer(batch, wf, decision.next_check_ms, version)
-        jobs: list[Awaitable[Any]] = [_retrying(batch.run)]
+        jobs: list[Awaitable[Any]] = [] if shared is not None else [_retrying(batch.run)]
         if decision.logs:
             jobs.append(self._add_logs(decision.logs))
         await asyncio.gather(*jobs)
@@ -459,28 +465,55 @@ class DeciderShell:
             for d in (await self.task_defs()).values()
         )
 
+        # The claims' queue operations (timers, removals) and the acks go in one call.
+        batch = self.queues.batch()
+
         async def one(task_id: str, workflow_id: str) -> JSON | None:
             try:
-                return await self._claim_one(queue, task_id, workflow_id, worker_id, limited)
+                return await self._claim_one(queue, task_id, workflow_id, worker_id, limited, batch)
             except NotFound:
-                await self.queues.remove(queue, [task_id])
+                batch.remove(queue, [task_id])
                 return None
 
         # Tasks of different workflows are claimed concurrently (the same workflow twice
         # just loses a race and retries), unless limits apply: their counts must see each
         # claim before the next.
+        # A claim that fails (its workflow's store unreachable) leaves its message unacked, to
+        # be handed out again when the lease ends; the others still reach the worker.
+        results: list[JSON | BaseException | None]
         if limited:
-            claimed = [await one(t, w) for t, w in items]
+            results = []
+            for t, w in items:
+                try:
+                    results.append(await one(t, w))
+                except Exception as exc:
+                    results.append(exc)
         else:
-            claimed = list(await asyncio.gather(*(one(t, w) for t, w in items)))
-        out = [t for t in claimed if t is not None]
+            results = list(
+                await asyncio.gather(*(one(t, w) for t, w in items), return_exceptions=True)
+            )
+        out = [t for t in results if isinstance(t, dict)]
+        failed = [e for e in results if isinstance(e, BaseException)]
         acks = [t["taskId"] for t in out]
         if acks and ack:
-            await self.queues.ack(queue, acks)
+            batch.ack(queue, acks)
+        await _retrying(batch.run)
+        if failed:
+            if not out:
+                raise failed[0]
+            log.warning(
+                "%d of %d claims on %s failed: %s", len(failed), len(items), queue, failed[0]
+            )
         return out
 
     async def _claim_one(
-        self, queue: str, task_id: str, workflow_id: str, worker_id: str | None, limited: bool
+        self,
+        queue: str,
+        task_id: str,
+        workflow_id: str,
+        worker_id: str | None,
+        limited: bool,
+        batch: QueueBatch,
     ) -> JSON | None:
         # Only when some TaskDef has a limit is the task read first to find its definition.
         task = await self.store.executions.get_task(task_id) if limited else {}
@@ -502,6 +535,7 @@ class DeciderShell:
             lambda wf, ctx: ops.claim(wf, task_id, worker_id, ctx),
             op="claim",
             task_id=task_id,
+            batch=batch,
         )
         if not decision.accepted:
             return None

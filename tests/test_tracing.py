@@ -30,7 +30,7 @@ from podium.telemetry import TelemetryConfig, start_telemetry
 from podium.telemetry.jsonl import read_spans
 from podium.telemetry.propagation import parse_traceparent, traceparent
 from podium.telemetry.rpc import client_tracing, server_tracing
-from podium.telemetry.workflow import untraced
+from podium.telemetry.workflow import DecideSpans, untraced
 from podium.worker import TaskRunner, Worker
 
 JSON = dict[str, Any]
@@ -184,6 +184,79 @@ async def test_an_unsampled_trace_is_passed_on_and_records_nothing(
     assert spans.get_finished_spans() == ()
 
 
+async def test_a_decide_is_the_span_of_the_call_about_its_workflow(
+    exporter: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    """One workflow per call: the SERVER span carries the decide. Several (a batch of claims),
+    or another workflow reached from the call: a ``decide`` span each."""
+    spans, provider = exporter
+    tracer = provider.get_tracer("test")
+    decides = DecideSpans(tracer)
+
+    async def update_task(params: Any, ctx: CallContext) -> Any:
+        with decides.decide("update_task", "w1", "t1") as span:
+            span.done({"status": "RUNNING"}, created=1)
+            with decides.decide("child_status", "w0"):  # its parent, told of the change
+                pass
+        return {}
+
+    async def claim(params: Any, ctx: CallContext) -> Any:
+        for task_id, workflow_id in params["items"]:
+            with decides.decide("claim", workflow_id, task_id):
+                pass
+        return {}
+
+    async def start_workflow(params: Any, ctx: CallContext) -> Any:
+        with decides.decide("start_workflow") as span:
+            span.done({"status": "RUNNING"}, created=2)
+        return {}
+
+    handlers = {
+        "decider.update_task": update_task,
+        "decider.claim": claim,
+        "decider.start_workflow": start_workflow,
+    }
+    server = await RpcServer(handlers, interceptor=server_tracing(tracer)).start()
+    try:
+        async with RpcClient([server.address], tracer=client_tracing(tracer)) as client:
+            result = {"workflowInstanceId": "w1", "taskId": "t1", "status": "COMPLETED"}
+            await client.call("decider.update_task", {"result": result})
+            await client.call("decider.claim", {"queue": "q", "items": [["t2", "w2"]]})
+            await client.call(
+                "decider.claim", {"queue": "q", "items": [["t3", "w3"], ["t4", "w4"]]}
+            )
+            await client.call("decider.start_workflow", {"request": {"name": "x"}})
+    finally:
+        await server.stop()
+    finished = spans.get_finished_spans()
+    servers = {s.name: s for s in finished if s.kind is SpanKind.SERVER}
+    by_op = {
+        (s.attributes or {}).get("podium.decide.operation"): s
+        for s in finished
+        if s.kind is not SpanKind.CLIENT
+    }
+    update = servers["decider.update_task"]
+    assert by_op["update_task"] is update
+    assert (update.attributes or {})["podium.decide.tasks_scheduled"] == 1
+    parent_decide = by_op["child_status"]
+    assert parent_decide.name == "decide child_status" and parent_decide.parent is not None
+    assert parent_decide.parent.span_id == update.context.span_id
+    assert (by_op["start_workflow"].attributes or {})["podium.decide.tasks_scheduled"] == 2
+    assert by_op["start_workflow"] is servers["decider.start_workflow"]
+    claims = [s for s in finished if (s.attributes or {}).get("podium.decide.operation") == "claim"]
+    assert sorted(str((s.attributes or {})["conductor.task.id"]) for s in claims) == [
+        "t2",
+        "t3",
+        "t4",
+    ]
+    assert [s.kind for s in claims if (s.attributes or {})["conductor.task.id"] == "t2"] == [
+        SpanKind.SERVER
+    ]
+    batched = [s for s in claims if (s.attributes or {})["conductor.task.id"] in ("t3", "t4")]
+    assert {s.name for s in batched} == {"decide claim"}
+    assert all(s.kind is SpanKind.INTERNAL for s in batched)
+
+
 async def test_no_tracer_no_headers() -> None:
     seen: list[dict[str, str]] = []
 
@@ -324,8 +397,9 @@ async def test_one_workflow_is_followed_across_every_service(
     assert root["name"] == "POST /api/workflow/{name}"
     assert root["attributes"]["http.response.status_code"] == 200
     call = _one(children[root["span_id"]], kind="CLIENT", name="decider.start_workflow")
-    served = _one(children[call["span_id"]], service="podium-decider", kind="SERVER")
-    decide = _one(children[served["span_id"]], name="decide start_workflow")
+    # The decide a call asks for is that call's SERVER span (no child span doing the same).
+    decide = _one(children[call["span_id"]], service="podium-decider", kind="SERVER")
+    assert decide["attributes"]["podium.decide.operation"] == "start_workflow"
     assert decide["attributes"]["conductor.workflow.id"] == wf["workflowId"]
     assert decide["attributes"]["podium.decide.tasks_scheduled"] == 1
     assert wf["traceParent"].split("-")[2] == decide["span_id"]
@@ -349,7 +423,7 @@ async def test_one_workflow_is_followed_across_every_service(
             found = [
                 s
                 for s in spans
-                if s["name"] == f"decide {operation}"
+                if s["attributes"].get("podium.decide.operation") == operation
                 and s["attributes"].get("conductor.task.id") == task["taskId"]
             ]
             assert found, (operation, task["referenceTaskName"])
@@ -377,5 +451,6 @@ async def test_one_workflow_is_followed_across_every_service(
     ]
     assert swept and swept[0]["parent_id"] is None and swept[0]["kind"] == "CONSUMER"
     in_sweep = [s for s in spans if s["trace_id"] == swept[0]["trace_id"]]
-    sweep_decide = _one(in_sweep, name="decide decide")
+    sweep_decide = _one(in_sweep, kind="SERVER", name="decider.decide")
+    assert sweep_decide["attributes"]["podium.decide.operation"] == "decide"
     assert _links_to(sweep_decide, start_trace)

@@ -150,10 +150,51 @@ class DecideSpans:
         self, operation: str, workflow_id: str | None = None, task_id: str | None = None
     ) -> AbstractContextManager[DecideSpan]:
         """A context manager yielding a :class:`DecideSpan`; a shared no-op one when tracing is
-        off or the trace is not sampled."""
+        off or the trace is not sampled.
+
+        When the decide is what an RPC call about this one workflow asked for (its SERVER span
+        names this workflow, or it is the call that starts one), that span is the decide's
+        span: it gets the decide's attributes and links instead of a child span doing the
+        same. A decide the call leads to on another workflow (a parent notified, a child
+        started), or one of several in a call (a batch of claims), gets a ``decide
+        {operation}`` span of its own.
+        """
         if self.tracer is None or (self._follows_parent and unsampled() is not None):
             return _NO_DECIDE
+        current = trace.get_current_span()
+        if _adoptable(current, workflow_id):
+            return _adopt(current, operation, workflow_id, task_id)
         return self._open(self.tracer, operation, workflow_id, task_id)
+
+
+#: RPC methods that start a workflow (the call names no workflow id before it exists).
+_STARTS = frozenset({"decider.start_workflow"})
+
+
+def _adoptable(span: Span, workflow_id: str | None) -> bool:
+    if getattr(span, "kind", None) is not SpanKind.SERVER or not span.is_recording():
+        return False
+    attrs = getattr(span, "attributes", None) or {}
+    if n.DECIDE_OPERATION in attrs:
+        return False  # it already carries a decide
+    call_workflow = attrs.get(n.WORKFLOW_ID)
+    if call_workflow is not None:
+        return bool(call_workflow == workflow_id)
+    return attrs.get(n.RPC_METHOD) in _STARTS
+
+
+@contextmanager
+def _adopt(
+    span: Span, operation: str, workflow_id: str | None, task_id: str | None
+) -> Iterator[DecideSpan]:
+    """The decide on the current SERVER span (which the RPC layer ends and marks on error)."""
+    attrs: dict[str, Any] = {n.DECIDE_OPERATION: operation}
+    if workflow_id:
+        attrs[n.WORKFLOW_ID] = workflow_id
+    if task_id:
+        attrs[n.TASK_ID] = task_id
+    span.set_attributes(attrs)
+    yield DecideSpan(span)
 
 
 class _NoSpan(AbstractContextManager[DecideSpan]):
