@@ -29,7 +29,7 @@ from podium.rpc_server import chain
 from podium.telemetry import TelemetryConfig, start_telemetry
 from podium.telemetry.jsonl import read_spans
 from podium.telemetry.propagation import parse_traceparent, traceparent
-from podium.telemetry.rpc import client_tracing, server_tracing
+from podium.telemetry.rpc import batch_operations, client_tracing, server_tracing
 from podium.telemetry.workflow import DecideSpans, untraced
 from podium.worker import TaskRunner, Worker
 
@@ -101,6 +101,17 @@ def test_traceparent_round_trip() -> None:
     assert traceparent(ctx) == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"
     for bad in (None, "", "00-xyz", "00-" + "0" * 32 + "-" + "1" * 16 + "-01"):
         assert parse_traceparent(bad) is None
+
+
+def test_a_batch_names_each_operation_once_with_its_count() -> None:
+    ops = [
+        ["schedule", {"queue": "_deciderQueue", "id": "w1"}],
+        ["push", {"queue": "t", "messages": []}],
+        ["schedule", {"queue": "_deciderQueue", "id": "w2"}],
+        ["ack", {"queue": "t", "ids": ["a"]}],
+        "not an operation",
+    ]
+    assert batch_operations(ops) == ["schedule _deciderQueue x2", "push t", "ack t"]
 
 
 # -- RPC propagation ----------------------------------------------------------------------------

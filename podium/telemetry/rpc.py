@@ -49,11 +49,7 @@ def call_attributes(method: str, params: Any) -> dict[str, Any]:
             )
     ops = params.get("ops")  # queue.batch: [[method, params], ...]
     if isinstance(ops, list):
-        attrs[n.QUEUE_OPERATIONS] = [
-            f"{op[0]} {op[1].get('queue')}"
-            for op in ops
-            if isinstance(op, list) and len(op) == 2 and isinstance(op[1], dict)
-        ]
+        attrs[n.QUEUE_OPERATIONS] = batch_operations(ops)
     wf_id = params.get("workflowId")
     if isinstance(wf_id, str):
         attrs[n.WORKFLOW_ID] = wf_id
@@ -67,6 +63,17 @@ def call_attributes(method: str, params: Any) -> dict[str, Any]:
     if isinstance(items, list) and len(items) == 1 and isinstance(items[0], list):
         attrs[n.TASK_ID], attrs[n.WORKFLOW_ID] = str(items[0][0]), str(items[0][1])
     return attrs
+
+
+def batch_operations(ops: list[Any]) -> list[str]:
+    """A ``queue.batch``'s operations, ``"{operation} {queue}"`` each, in order; the same one
+    several times is named once with its count (``"schedule _deciderQueue x10"``)."""
+    counts: dict[str, int] = {}
+    for op in ops:
+        if isinstance(op, list) and len(op) == 2 and isinstance(op[1], dict):
+            key = f"{op[0]} {op[1].get('queue')}"
+            counts[key] = counts.get(key, 0) + 1
+    return [key if count == 1 else f"{key} x{count}" for key, count in counts.items()]
 
 
 #: queue RPC method -> (messaging.operation.name, messaging.operation.type)
