@@ -6,6 +6,11 @@ polls (``GET /api/tasks/poll/batch/{type}?count=<free slots>&timeout=<ms>``), an
 sent with ``POST /api/tasks/update-v2``, whose answer is the next task to run (no poll in
 between). Servers without update-v2 (404/405) get ``POST /api/tasks`` instead.
 
+Each task runs in a CONSUMER span ``process {taskType}`` of the tracer given (by default the
+global OpenTelemetry one: nothing is recorded unless the application set up a provider),
+linked to the span that scheduled the task (its ``traceParent``); the result is sent with that
+span's ``traceparent``, so the server's handling of it is part of the worker's trace.
+
 A handler is ``async def handler(task: dict) -> dict | InProgress | None``: the returned dict is
 the task's output (COMPLETED); :class:`InProgress` asks to be called again later; an exception
 fails the task (:class:`TerminalError` without retries). ``stop()`` stops polling, lets running
@@ -28,6 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from opentelemetry import propagate
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import Tracer
+
+from podium.telemetry import names as n
+from podium.telemetry.workflow import consume
 
 log = logging.getLogger("podium.worker")
 
@@ -90,6 +101,7 @@ class TaskRunner:
         http: httpx.AsyncClient | None = None,
         grace_s: float = 10.0,
         max_update_attempts: int = 5,
+        tracer: Tracer | None = None,
     ) -> None:
         base = server_url.rstrip("/")
         self.api = base if base.endswith("/api") else base + "/api"
@@ -99,6 +111,7 @@ class TaskRunner:
         self.grace_s = grace_s
         self.max_update_attempts = max_update_attempts
         self.stats = RunnerStats()
+        self.tracer = tracer or otel_trace.get_tracer("podium.worker")
         self._http = http
         self._own_http = http is None
         self._token: str | None = None
@@ -152,6 +165,7 @@ class TaskRunner:
             raise RuntimeError("the runner is not running")
         for attempt in range(2):
             headers = dict(kwargs.pop("headers", {}) or {})
+            propagate.inject(headers)  # the current task's span, if one is recording
             if self.key_id and self.key_secret:
                 if self._token is None:
                     await self._fetch_token(http)
@@ -263,8 +277,14 @@ class TaskRunner:
         try:
             while task is not None:
                 self.stats.tasks += 1
-                result = await self._execute(worker, task)
-                task = await self._send(result, want_next=not self.stopping)
+                attributes = {
+                    n.TASK_ID: str(task["taskId"]),
+                    n.WORKFLOW_ID: str(task.get("workflowInstanceId")),
+                    n.TASK_TYPE: str(task.get("taskType") or worker.task_type),
+                }
+                with consume(self.tracer, worker.task_type, attributes, task):
+                    result = await self._execute(worker, task)
+                    task = await self._send(result, want_next=not self.stopping)
         finally:
             slots.release()
 

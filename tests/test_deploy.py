@@ -857,7 +857,9 @@ def test_the_dockerfile_installs_the_package_as_a_non_root_user() -> None:
     for workload in workloads(k8s_objects()):
         if main_container(workload)["image"].split(":")[0].endswith("podium"):
             assert str(pod_spec(workload)["securityContext"]["runAsUser"]) == uid
-    assert any(re.search(r"pip install \.(\s|$)", ln) for ln in lines)
+    # The package, with the OTLP exporter so that traces can reach a collector.
+    assert any(re.search(r"pip install \"?\.\[otlp\]\"?(\s|$)", ln) for ln in lines)
+    assert "otlp" in PYPROJECT["project"]["optional-dependencies"]
     copied = {part.rstrip("/") for ln in lines if ln.startswith("COPY ") for part in ln.split()[1:]}
     packages = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     for package in {p.rstrip("*") for p in packages}:

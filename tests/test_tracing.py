@@ -268,6 +268,48 @@ async def test_a_decide_is_the_span_of_the_call_about_its_workflow(
     assert all(s.kind is SpanKind.INTERNAL for s in batched)
 
 
+async def test_the_worker_runs_each_task_in_a_span_its_update_continues(
+    exporter: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    spans, provider = exporter
+    scheduler = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    task = {"taskId": "t1", "workflowInstanceId": "w1", "taskType": "greet"}
+    handed = [[{**task, "traceParent": scheduler}]]
+    updates: list[httpx.Request] = []
+    updated = asyncio.Event()
+
+    async def server(request: httpx.Request) -> httpx.Response:  # the task API's answers
+        if request.url.path.endswith("/tasks/poll/batch/greet"):
+            assert "traceparent" not in request.headers  # a poll belongs to no task
+            if handed:
+                return httpx.Response(200, json=handed.pop())
+            await updated.wait()  # a long poll that finds nothing more
+            return httpx.Response(204)
+        updates.append(request)
+        runner.stop()
+        updated.set()
+        return httpx.Response(204)
+
+    async def greet(t: JSON) -> JSON:
+        return {"hello": t["taskId"]}
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as http:
+        runner = TaskRunner(
+            "http://podium.test", [Worker("greet", greet)], http=http,
+            tracer=provider.get_tracer("worker"),
+        )  # fmt: skip
+        await asyncio.wait_for(runner.run(), 10)
+    [span] = spans.get_finished_spans()
+    assert span.name == "process greet" and span.kind is SpanKind.CONSUMER
+    attrs = span.attributes or {}
+    assert attrs["conductor.task.id"] == "t1" and attrs["conductor.workflow.id"] == "w1"
+    assert [f"{link.context.span_id:016x}" for link in span.links] == [scheduler.split("-")[2]]
+    [update] = updates
+    sent = parse_traceparent(update.headers["traceparent"])
+    assert sent is not None and sent.span_id == span.context.span_id
+    assert sent.trace_id == span.context.trace_id != int(scheduler.split("-")[1], 16)
+
+
 async def test_no_tracer_no_headers() -> None:
     seen: list[dict[str, str]] = []
 
