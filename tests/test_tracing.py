@@ -329,21 +329,33 @@ async def test_no_tracer_no_headers() -> None:
 # -- one workflow across the cluster -----------------------------------------------------------
 
 
-@pytest.fixture
-async def traced_cluster(tmp_path: Path) -> AsyncIterator[tuple[LocalCluster, Path]]:
+@pytest.fixture(params=["redis", "cassandra"])
+async def traced_cluster(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[LocalCluster, Path]]:
+    """The whole cluster as separate processes, each exporting spans to its own file; the
+    store is Redis, or the session's Cassandra node (a keyspace of this test's own)."""
     spans_dir = tmp_path / "spans"
+    env = {
+        "OTEL_TRACES_EXPORTER": "file",
+        "PODIUM_TRACE_FILE": str(spans_dir / "{service}-{pid}.jsonl"),
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }
+    hosts = ""
+    if request.param == "cassandra":
+        node = request.getfixturevalue("cassandra_node")
+        hosts = node.host
+        env |= {"PODIUM_CASSANDRA_PORT": str(node.port), "PODIUM_CASSANDRA_KEYSPACE": "traced"}
     spec = ClusterSpec(
         shards=1,
         gateways=1,
         deciders=1,
         sweepers=1,
         gateway_port=0,
+        store=request.param,
+        cassandra_hosts=hosts,
         work_dir=tmp_path / "cluster",
-        extra_env={
-            "OTEL_TRACES_EXPORTER": "file",
-            "PODIUM_TRACE_FILE": str(spans_dir / "{service}-{pid}.jsonl"),
-            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-        },
+        extra_env=env,
     )
     cluster = await LocalCluster(spec, progress=lambda _: None).start()
     try:
@@ -458,7 +470,9 @@ async def test_one_workflow_is_followed_across_every_service(
     assert wf["traceParent"].split("-")[2] == decide["span_id"]
     below = _descendants(decide, children)
     writes = [s for s in below if s["attributes"].get("db.operation.name") == "create_workflow"]
-    assert writes and writes[0]["attributes"]["db.system.name"] == "redis"
+    assert writes and writes[0]["attributes"]["db.system.name"] == cluster.spec.store
+    if cluster.spec.store == "cassandra":
+        assert writes[0]["attributes"]["db.namespace"] == "traced"  # the keyspace
     assert writes[0]["attributes"]["conductor.workflow.id"] == wf["workflowId"]
     pushed = [s for s in below if s["name"] == f"push {TYPES[0]}"]
     assert pushed and pushed[0]["service"] == "podium-queue-service"
