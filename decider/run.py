@@ -63,7 +63,16 @@ class Run:
         self.ctx = ctx
         self.now = ctx.now_ms
         self._before = workflow
-        self.wf: JSON = clone(dict(workflow))
+        # The definition is only read while deciding (an operation that changes it, a
+        # restart with the latest one, replaces it whole), so it is shared, not copied: it is
+        # most of the record.
+        head = dict(workflow)
+        definition = head.get("workflowDefinition")
+        if definition is not None:
+            head["workflowDefinition"] = None
+        self.wf: JSON = clone(head)
+        if definition is not None:
+            self.wf["workflowDefinition"] = definition
         self.wf.setdefault("tasks", [])
         self.pushes: dict[tuple[str, str], QueuePush] = {}
         self.removals: dict[tuple[str, str], QueueRemove] = {}
