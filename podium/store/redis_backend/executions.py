@@ -68,19 +68,15 @@ class RedisExecutions(IndexedSearch, ExecutionStore):
     # -- reads --------------------------------------------------------------------------
 
     async def read_workflow(self, workflow_id: str, include_tasks: bool = True) -> WorkflowSnapshot:
+        keys = [self._k.workflow(workflow_id), self._k.workflow_tasks(workflow_id)]
         with redis_errors("read"):
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.hmget(self._k.workflow(workflow_id), ["rec", "ver"])
-                if include_tasks:
-                    pipe.hvals(self._k.workflow_tasks(workflow_id))
-                replies = await pipe.execute()
-        blob, ver = replies[0]
-        if blob is None:
+            reply = await self._s.read(keys=keys, args=["1" if include_tasks else "0"])
+        if reply is None:
             raise NotFound(f"No such workflow found by id: {workflow_id}", workflowId=workflow_id)
-        wf = decode(blob)
+        wf = decode(reply[0])
         if include_tasks:
-            wf["tasks"] = sort_tasks([decode(b) for b in replies[1]])
-        return WorkflowSnapshot(wf, int(ver))
+            wf["tasks"] = sort_tasks([decode(b) for b in reply[2]])
+        return WorkflowSnapshot(wf, int(reply[1]))
 
     async def get_task(self, task_id: str) -> Record:
         with redis_errors("read"):

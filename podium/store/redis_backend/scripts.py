@@ -19,6 +19,7 @@ def _source(name: str) -> str:
 
 @dataclass(frozen=True)
 class Scripts:
+    read: AsyncScript
     commit: AsyncScript
     remove: AsyncScript
     add_logs: AsyncScript
@@ -34,6 +35,7 @@ class Scripts:
             **{
                 name: client.register_script(_source(name))
                 for name in (
+                    "read",
                     "commit",
                     "remove",
                     "add_logs",
