@@ -18,7 +18,8 @@ Rounds are short and alternate the order of the modes, so that drift in the mach
 (other jobs) falls on all of them, and each round's ``off`` run is the baseline of that round.
 Reported per mode: the median of the rounds' workflows/s, the median per-round throughput
 loss, CPU ms per workflow (every process of the cluster, the driver and the worker) and its
-increase, and the spans per workflow.
+increase, and the spans per workflow. Then every mode runs once more at the same fixed offered
+rate (half of what ``off`` sustained): CPU per workflow and latency when not saturated.
 
     python -m benchmarks.tracing_overhead --quick          # 5 rounds x 200 workflows per mode
     python -m benchmarks.tracing_overhead --modes off,file,otlp --rounds 5 --workflows 1000
@@ -174,6 +175,7 @@ def summarize(
 
 async def main_async(modes: list[str], rounds: int, workflows: int, warmup: int, out: Path) -> str:
     runs: list[dict[str, Any]] = []
+    steady: list[dict[str, Any]] = []
     async with otlp_sink() as sink, clusters(modes, sink) as running:
         for i in range(rounds):
             order = modes if i % 2 == 0 else list(reversed(modes))
@@ -195,9 +197,31 @@ async def main_async(modes: list[str], rounds: int, workflows: int, warmup: int,
                     f"{run['otlp_bytes']} OTLP bytes",
                     flush=True,
                 )
+        # The same offered rate for every mode (half of what `off` sustained): what tracing
+        # costs in CPU and latency when the cluster is not saturated.
+        rate = max(
+            1.0, statistics.median(r["workflows_per_s"] for r in runs if r["mode"] == "off") / 2
+        )
+        for mode in modes:
+            cluster, _ = running[mode]
+            run = await run_workflow_benchmark(
+                cluster.gateway_urls[0],
+                workflows,
+                "http",
+                offered_rate=rate,
+                pids=cluster_pids(cluster),
+                warmup=0,
+            )
+            run.update(mode=mode, round="steady")
+            steady.append(run)
+            print(
+                f"{rate:.0f}/s offered, {mode}: {run['cpu_ms_per_workflow']:.1f} CPU ms/workflow, "
+                f"p50 {run['latency_ms']['p50']} ms",
+                flush=True,
+            )
     spans = {mode: count_spans(spans_dir) for mode, (_, spans_dir) in running.items()}
-    # Every workflow each cluster ran (warm-ups and measured), plus its driver's reads.
-    total = rounds * (workflows + warmup)
+    # Every workflow each cluster ran (warm-ups, measured and steady), plus its driver's reads.
+    total = rounds * (workflows + warmup) + workflows
     headers = [
         "tracing",
         "workflows/s (median)",
@@ -206,6 +230,18 @@ async def main_async(modes: list[str], rounds: int, workflows: int, warmup: int,
         "CPU ms/workflow",
         "CPU increase % (median of rounds)",
         "spans/workflow",
+    ]
+    base = next(r for r in steady if r["mode"] == "off")
+    steady_rows = [
+        [
+            r["mode"],
+            r["workflows_per_s"],
+            r["cpu_ms_per_workflow"],
+            100 * (r["cpu_ms_per_workflow"] / base["cpu_ms_per_workflow"] - 1),
+            r["latency_ms"]["p50"],
+            r["latency_ms"]["p99"],
+        ]
+        for r in steady
     ]
     text = (
         f"# Tracing overhead\n\n{machine_block(machine())}\n"
@@ -218,11 +254,26 @@ async def main_async(modes: list[str], rounds: int, workflows: int, warmup: int,
         "protobuf to a local sink; `file10`: `parentbased_traceidratio` 0.1 to a file\n"
         "- CPU: every process of the cluster, the driver and the worker; spans/workflow count "
         "every exported span (warm-up, idle polls and the driver's reads included)\n\n"
+        "## At saturation\n\n"
         + markdown_table(headers, summarize(runs, modes, spans, total))
+        + f"\n\n## At a fixed offered rate ({rate:.0f} workflows/s, half of `off`'s)\n\n"
+        + markdown_table(
+            [
+                "tracing",
+                "workflows/s",
+                "CPU ms/workflow",
+                "CPU increase %",
+                "start→COMPLETED p50 ms",
+                "p99 ms",
+            ],
+            steady_rows,
+        )
         + "\n"
     )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tracing_overhead.json").write_text(json.dumps(runs, indent=1, default=str))
+    (out / "tracing_overhead.json").write_text(
+        json.dumps({"saturation": runs, "steady": steady}, indent=1, default=str)
+    )
     (out / "tracing_overhead.md").write_text(text)
     return text
 
