@@ -24,7 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, CpuMeter, machine, machine_block, markdown_table
+from benchmarks.common import (
+    RESULTS,
+    CpuMeter,
+    cluster_pids,
+    cpu_text,
+    markdown_table,
+    report_header,
+)
 from decider import operations as ops
 from decider.records import Context
 from podium import aio
@@ -62,8 +69,12 @@ def pure_rate(seconds: float) -> tuple[float, int]:
         for _ in range(3):
             task = next(t for t in wf["tasks"] if t["status"] == "SCHEDULED")
             wf = ops.claim(wf, task["taskId"], "w", ctx()).workflow
-            result = {"workflowInstanceId": wf["workflowId"], "taskId": task["taskId"],
-                      "status": "COMPLETED", "outputData": {"ok": True}}
+            result = {
+                "workflowInstanceId": wf["workflowId"],
+                "taskId": task["taskId"],
+                "status": "COMPLETED",
+                "outputData": {"ok": True},
+            }
             wf = ops.update_task(wf, result, ctx()).workflow
             decisions += 2
         assert wf["status"] == "COMPLETED"
@@ -83,30 +94,35 @@ async def service_rate(
     async def life() -> None:
         nonlocal decisions
         while time.perf_counter() < stop_at:
-            await rpc.call("decider.start_workflow", {"request": {"name": "bench_decide",
-                                                                 "input": {"n": 1}}})
+            await rpc.call(
+                "decider.start_workflow", {"request": {"name": "bench_decide", "input": {"n": 1}}}
+            )
             decisions += 1
             for _ in range(3):
                 got: list[Any] = []
                 while not got:
                     got = await queues.pop(TASK, count=1, lease_ms=60_000, wait_ms=200)
                 items = [[m.id, m.payload.decode()] for m in got]
-                claimed = (await rpc.call("decider.claim", {"queue": TASK, "items": items,
-                                                            "workerId": "bench"}))["tasks"]
+                claimed = (
+                    await rpc.call(
+                        "decider.claim", {"queue": TASK, "items": items, "workerId": "bench"}
+                    )
+                )["tasks"]
                 for t in claimed:
-                    await rpc.call("decider.update_task", {"result": {
-                        "workflowInstanceId": t["workflowInstanceId"], "taskId": t["taskId"],
-                        "status": "COMPLETED", "outputData": {"ok": True}}})
+                    await rpc.call(
+                        "decider.update_task",
+                        {
+                            "result": {
+                                "workflowInstanceId": t["workflowInstanceId"],
+                                "taskId": t["taskId"],
+                                "status": "COMPLETED",
+                                "outputData": {"ok": True},
+                            }
+                        },
+                    )
                 decisions += 2
 
-    pids = {"bench": os.getpid()}
-    pids.update({s.name: s.proc.pid for s in cluster.services if s.proc})
-    pids.update({f"redis-{i}": r._proc.pid for i, r in enumerate(cluster.redis) if r._proc})
-    if cluster.store_redis and cluster.store_redis._proc:
-        pids["redis-store"] = cluster.store_redis._proc.pid
-    node = cluster.cassandra
-    if node is not None and getattr(node, "_proc", None) is not None:
-        pids["cassandra"] = node._proc.pid  # type: ignore[attr-defined]
+    pids = {"bench": os.getpid(), **cluster_pids(cluster)}
     meter = CpuMeter(pids)
     meter.start()
     started = time.perf_counter()
@@ -136,16 +152,25 @@ async def main_async(quick: bool, backends: list[str], out: Path) -> Path:
             rate, cpu = await service_rate(cluster, seconds, 16)
         finally:
             await cluster.stop()
-        cpu_text = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(cpu.items()))
         print(f"service/{backend}: {rate:,.0f} decisions/s", flush=True)
-        rows.append([f"service/{backend}", rate, rate / pure, cpu_text])
+        rows.append([f"service/{backend}", rate, rate / pure, cpu_text(cpu)])
     out.mkdir(parents=True, exist_ok=True)
     report = out / "decide_throughput.md"
     report.write_text(
-        f"# Decide throughput ({'quick' if quick else 'full'} run)\n\n{machine_block(machine())}\n"
-        "- store: Redis with append-only persistence (fsync every second), or one Cassandra node\n"
-        "- workload: 3 sequential SIMPLE tasks; start + 3 x (claim, complete) = 7 decisions\n\n"
-        + markdown_table(["path", "decisions/s", "ratio to pure", "CPU"], rows) + "\n"
+        report_header(
+            "Decide throughput",
+            quick,
+            "store Redis append-only (appendfsync everysec), or one Cassandra node (commit "
+            "log periodic, fsync every 1 s); queue shard persistence off",
+            "workflow input {'n': 1}, task output {'ok': true}",
+            [
+                "workload: 3 sequential SIMPLE tasks; start + 3 x (claim, complete) = 7 "
+                "decisions; 16 concurrent clients (bench) over RPC"
+            ],
+        )
+        + "\n"
+        + markdown_table(["path", "decisions/s", "ratio to pure", "CPU"], rows)
+        + "\n"
     )
     print(report.read_text())
     return report

@@ -30,10 +30,10 @@ from typing import Any
 from benchmarks.common import (
     RESULTS,
     CpuMeter,
-    machine,
-    machine_block,
+    cpu_text,
     markdown_table,
     percentile,
+    report_header,
 )
 from podium import aio
 from podium.launch.redis import RedisServer, free_port
@@ -207,7 +207,7 @@ def write_report(results: list[Result], latency: dict[str, float], out: Path, qu
         if r.path != "service":
             continue
         direct = by_key[("direct", r.mode, r.shards)]
-        cpu = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(r.cpu.items()))
+        cpu = cpu_text(r.cpu)
         rows.append(
             [
                 r.mode,
@@ -240,10 +240,17 @@ def write_report(results: list[Result], latency: dict[str, float], out: Path, qu
     _chart(results, chart)
     report = out / "queue_throughput.md"
     report.write_text(
-        f"# Queue throughput ({'quick' if quick else 'full'} run)\n\n"
-        f"{machine_block(machine())}\n- Redis persistence: off (queue shards)\n"
-        f"- payload: {len(encode_payload(PAYLOAD))} bytes\n\n"
-        "push + pop + ack cycles; `direct` runs the same engine and Lua scripts in the load "
+        report_header(
+            "Queue throughput",
+            quick,
+            "Redis persistence off (queue shards)",
+            f"{len(encode_payload(PAYLOAD))} bytes per message",
+            [
+                "loops: 32 concurrent for single messages, 8 for batches of 100; bench = the "
+                "load generator (and, on the direct path, the engine itself)"
+            ],
+        )
+        + "\npush + pop + ack cycles; `direct` runs the same engine and Lua scripts in the load "
         "generator's process, straight to Redis.\n\n"
         f"{table}\n\n## Long-poll push→pop latency (idle consumer, through the service)\n\n"
         f"{lat}\n\n![throughput]({chart.name})\n"
@@ -285,8 +292,8 @@ def _chart(results: list[Result], path: Path) -> None:
 async def main_async(quick: bool, out: Path) -> Path:
     servers = [RedisServer().start() for _ in range(4)]
     try:
-        seconds = 2.0 if quick else 8.0
-        print(f"queue throughput, {seconds:.0f}s per point", flush=True)
+        seconds = 1.5 if quick else 8.0
+        print(f"queue throughput, {seconds:g}s per point", flush=True)
         results = await measure(servers, [1, 2, 4], seconds)
         latency = await long_poll_latency(servers, 200 if quick else 1000)
         print(

@@ -8,8 +8,10 @@ then measures, with N concurrent writers in one asyncio process:
 * ``baseline``: the plain write of the same bytes the backend can do at best (Redis ``HSET``;
   Cassandra ``INSERT`` of one row), through the same client, with the same concurrency.
 
-    .venv/bin/python benchmarks/store_throughput.py --quick
-    .venv/bin/python benchmarks/store_throughput.py --backends redis --ops 20000
+CPU seconds of the load generator and of the Redis / Cassandra process are recorded per row.
+
+    python -m benchmarks.store_throughput --quick [--out DIR]
+    python -m benchmarks.store_throughput --backends redis --ops 20000
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -27,11 +30,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import RESULTS, CpuMeter, cpu_text, markdown_table, report_header
 from podium.launch.redis import RedisServer
 from podium.store import Store, StoreConfig, open_store
 from podium.store.codec import encode
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: the CPU meter of the rows being measured (the load generator and the server's process)
+METER: list[CpuMeter] = []
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Row:
     op: str
     ops: int
     seconds: float
+    cpu: dict[str, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -82,6 +88,16 @@ async def run_workers(count: int, concurrency: int, op: Callable[[int], Awaitabl
     return time.perf_counter() - began
 
 
+async def timed(
+    backend: str, op: str, count: int, concurrency: int, fn: Callable[[int], Awaitable[None]]
+) -> Row:
+    """One measured row, with the CPU of the processes in ``METER``."""
+    meter = METER[-1] if METER else CpuMeter({})
+    meter.start()
+    seconds = await run_workers(count, concurrency, fn)
+    return Row(backend, op, count, seconds, meter.stop())
+
+
 async def measure_store(store: Store, backend: str, ops: int, conc: int) -> list[Row]:
     ex = store.executions
     made = [make_workflow(i) for i in range(ops)]
@@ -100,8 +116,8 @@ async def measure_store(store: Store, backend: str, ops: int, conc: int) -> list
 
     await run_workers(min(ops, 200), conc, create)  # warm-up: connections, statements
     made = [make_workflow(i) for i in range(ops)]
-    rows = [Row(backend, "create", ops, await run_workers(ops, conc, create))]
-    rows.append(Row(backend, "update", ops, await run_workers(ops, conc, update)))
+    rows = [await timed(backend, "create", ops, conc, create)]
+    rows.append(await timed(backend, "update", ops, conc, update))
     return rows
 
 
@@ -115,9 +131,9 @@ async def redis_baseline(server: RedisServer, ops: int, conc: int) -> Row:
         await client.hset(f"bench:raw:{i}", "rec", blob)
 
     await run_workers(min(ops, 200), conc, hset)
-    seconds = await run_workers(ops, conc, hset)
+    row = await timed("redis", "baseline HSET", ops, conc, hset)
     await client.aclose()
-    return Row("redis", "baseline HSET", ops, seconds)
+    return row
 
 
 async def cassandra_baseline(config: StoreConfig, ops: int, conc: int) -> Row:
@@ -133,13 +149,15 @@ async def cassandra_baseline(config: StoreConfig, ops: int, conc: int) -> Row:
         await db.execute(stmt, (str(uuid.uuid4()), blob))
 
     await run_workers(min(ops, 200), conc, insert)
-    seconds = await run_workers(ops, conc, insert)
+    row = await timed("cassandra", "baseline INSERT", ops, conc, insert)
     await db.close()
-    return Row("cassandra", "baseline INSERT", ops, seconds)
+    return row
 
 
 async def bench_redis(ops: int, conc: int, data_dir: Path) -> list[Row]:
     server = RedisServer(appendonly=True, data_dir=data_dir / "redis").start()
+    assert server._proc is not None
+    METER.append(CpuMeter({"bench": os.getpid(), "redis": server._proc.pid}))
     try:
         store = await open_store(StoreConfig(backend="redis", redis_url=server.url))
         rows = await measure_store(store, "redis", ops, conc)
@@ -154,6 +172,10 @@ async def bench_cassandra(ops: int, conc: int, data_dir: Path) -> list[Row]:
     from podium.launch.cassandra import CassandraNode
 
     node = await asyncio.to_thread(CassandraNode(data_dir=data_dir / "cassandra").start)
+    pids = {"bench": os.getpid()}
+    if node._proc is not None:
+        pids["cassandra"] = node._proc.pid
+    METER.append(CpuMeter(pids))
     try:
         config = StoreConfig(
             backend="cassandra", cassandra_hosts=tuple(node.contact_points),
@@ -170,22 +192,31 @@ async def bench_cassandra(ops: int, conc: int, data_dir: Path) -> list[Row]:
 
 def table(rows: list[Row]) -> str:
     base = {r.backend: r.rate for r in rows if r.op.startswith("baseline")}
-    lines = [f"{'backend':<10} {'operation':<16} {'ops':>7} {'seconds':>8} {'ops/s':>9} "
-             f"{'vs baseline':>11}"]  # fmt: skip
-    for r in rows:
-        ratio = r.rate / base[r.backend] if base.get(r.backend) else float("nan")
-        lines.append(f"{r.backend:<10} {r.op:<16} {r.ops:>7} {r.seconds:>8.2f} {r.rate:>9.0f} "
-                     f"{ratio:>10.2f}x")  # fmt: skip
-    return "\n".join(lines)
+    return markdown_table(
+        ["backend", "operation", "ops", "seconds", "ops/s", "vs baseline", "CPU"],
+        [
+            [
+                r.backend,
+                r.op,
+                r.ops,
+                r.seconds,
+                r.rate,
+                r.rate / base[r.backend] if base.get(r.backend) else float("nan"),
+                cpu_text(r.cpu or {}),
+            ]
+            for r in rows
+        ],
+    )
 
 
 async def main_async(opts: argparse.Namespace) -> int:
     import tempfile
 
     rows: list[Row] = []
+    backends = opts.backends.split(",")
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as tmp:
-        for backend in opts.backends.split(","):
-            ops = opts.ops or (2000 if opts.quick else 20000)
+        for backend in backends:
+            ops = opts.ops or (5000 if opts.quick else 20000)
             if backend == "cassandra":
                 ops = opts.ops or (1000 if opts.quick else 10000)
                 rows += await bench_cassandra(ops, opts.concurrency, Path(tmp))
@@ -194,11 +225,35 @@ async def main_async(opts: argparse.Namespace) -> int:
             else:
                 print(f"unknown backend {backend!r}", file=sys.stderr)
                 return 2
-    print(table(rows))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "store_throughput.json"
-    out.write_text(json.dumps([{**r.__dict__, "ops_per_s": r.rate} for r in rows], indent=2))
-    print(f"(written to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out})")
+    out: Path = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "store_throughput.json").write_text(
+        json.dumps([{**r.__dict__, "ops_per_s": r.rate} for r in rows], indent=2)
+    )
+    durability = {
+        "redis": "Redis append-only (appendfsync everysec)",
+        "cassandra": "one Cassandra node, commit log periodic (fsync every 1 s)",
+    }
+    wf, task = make_workflow(0)
+    payload = (
+        f"workflow record {len(encode(wf, 1 << 20, 'bench'))} bytes encoded, task record "
+        f"{len(encode(task, 1 << 20, 'bench'))} bytes"
+    )
+    report = out / "store_throughput.md"
+    report.write_text(
+        report_header(
+            "Store throughput",
+            opts.quick,
+            "; ".join(durability[b] for b in backends if b in durability),
+            payload,
+            [f"{opts.concurrency} concurrent writers in one asyncio process (bench)"],
+        )
+        + "\ncreate = create_workflow with its first task (one conditional write); update = "
+        "commit of one changed task with the workflow (the decider's write); baseline = the "
+        "plain write of the same bytes (Redis HSET, Cassandra INSERT) through the same client. "
+        "CPU seconds per process during each row.\n\n" + table(rows) + "\n"
+    )
+    print(report.read_text())
     return 0
 
 
@@ -208,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", default="redis,cassandra")
     p.add_argument("--ops", type=int, default=0, help="operations per measurement")
     p.add_argument("--concurrency", type=int, default=32, help="concurrent writers")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the report")
     return asyncio.run(main_async(p.parse_args(argv)))
 
 

@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, machine, machine_block, markdown_table, percentile
+from benchmarks.common import (
+    RESULTS,
+    CpuMeter,
+    cluster_pids,
+    cpu_text,
+    markdown_table,
+    percentile,
+    report_header,
+)
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.rpc import RpcClient
@@ -32,9 +41,17 @@ WAIT_S = 2
 
 def definition() -> JSON:
     return {
-        "name": "bench_timer", "version": 1, "schemaVersion": 2,
-        "tasks": [{"name": "wait", "taskReferenceName": "w", "type": "WAIT",
-                   "inputParameters": {"duration": f"{WAIT_S} seconds"}}],
+        "name": "bench_timer",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": "wait",
+                "taskReferenceName": "w",
+                "type": "WAIT",
+                "inputParameters": {"duration": f"{WAIT_S} seconds"},
+            }
+        ],
     }
 
 
@@ -45,8 +62,9 @@ async def workflow_lateness(cluster: LocalCluster, count: int, spread_s: float) 
         await store.metadata.update_workflow_def(definition())
         ids: list[str] = []
         for i in range(count):
-            answer = await rpc.call("decider.start_workflow",
-                                    {"request": {"name": "bench_timer", "input": {"i": i}}})
+            answer = await rpc.call(
+                "decider.start_workflow", {"request": {"name": "bench_timer", "input": {"i": i}}}
+            )
             ids.append(answer["workflowId"])
             await asyncio.sleep(spread_s / count)
         lateness: list[float] = []
@@ -72,6 +90,7 @@ async def queue_lateness(cluster: LocalCluster, count: int, spread_s: float) -> 
     queues = QueueClient.connect(cluster.queue_addresses)
     lateness: list[float] = []
     try:
+
         async def consume() -> None:
             while len(lateness) < count:
                 got = await queues.pop("bench_timer_q", count=10, lease_ms=60_000, wait_ms=1000)
@@ -99,21 +118,42 @@ async def main_async(quick: bool, out: Path) -> Path:
     )
     await cluster.start()
     try:
+        meter = CpuMeter({"bench": os.getpid(), **cluster_pids(cluster)})
+        meter.start()
         base = await queue_lateness(cluster, count, spread)
+        cpu_queue = meter.stop()
+        meter.start()
         wf = await workflow_lateness(cluster, count, spread)
+        cpu_wf = meter.stop()
     finally:
         await cluster.stop()
     rows = []
-    for label, values in (("queue (delayed message → long poll)", base),
-                          ("workflow (WAIT due → decided)", wf)):
-        rows.append([label, len(values), percentile(values, 50), percentile(values, 99),
-                     max(values)])
-    table = markdown_table(["path", "timers", "p50 ms", "p99 ms", "max ms"], rows)
+    for label, values, cpu in (
+        ("queue (delayed message → long poll)", base, cpu_queue),
+        ("workflow (WAIT due → decided)", wf, cpu_wf),
+    ):
+        rows.append(
+            [
+                label,
+                len(values),
+                percentile(values, 50),
+                percentile(values, 99),
+                max(values),
+                cpu_text(cpu),
+            ]
+        )
+    table = markdown_table(["path", "timers", "p50 ms", "p99 ms", "max ms", "CPU"], rows)
     out.mkdir(parents=True, exist_ok=True)
     report = out / "timer_latency.md"
     report.write_text(
-        f"# Timer latency ({'quick' if quick else 'full'} run)\n\n{machine_block(machine())}\n"
-        f"- {count} timers of {WAIT_S} s started over {spread:.0f} s; one sweeper, one decider\n\n"
+        report_header(
+            "Timer latency",
+            quick,
+            "store Redis append-only (appendfsync everysec); queue shard persistence off",
+            "workflow input {'i': n}; queue message payload: the due time",
+            [f"{count} timers of {WAIT_S} s started over {spread:.0f} s; one sweeper, one decider"],
+        )
+        + "\n"
         f"{table}\n"
     )
     print(report.read_text())

@@ -30,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from benchmarks.common import percentile
@@ -42,6 +43,18 @@ from benchmarks.workflow_worker import TASK_NAMES
 
 OWNER = "bench@podium.local"  # OSS 3.21 requires ownerEmail on definitions
 PCTS = (50.0, 99.0, 99.9)
+#: what the workflows carry (the driver starts them with this input, workers complete tasks
+#: with empty output); recorded in every report
+PAYLOAD = "workflow input {} (2 bytes), task output {}; no task input parameters"
+SHAPE_TASKS = {"seq3": 3, "fork10": 10}  # SIMPLE tasks per workflow
+
+
+class Probe(Protocol):
+    """Something measured over the timed run only (after the warm-up), like ``TreeCpu``."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> Any: ...
 
 
 def task_defs() -> list[dict[str, Any]]:
@@ -102,45 +115,52 @@ async def register(client: Pool, shape: str) -> str:
 def start_workers(
     kind: str,
     procs: int,
-    url: str,
+    urls: Sequence[str],
     logdir: Path,
     seconds: float,
     threads: int = 10,
     poll_ms: int = 10,
 ) -> list[subprocess.Popen[bytes]]:
-    """``procs`` worker processes of ``kind`` (each serves all three task types)."""
+    """``procs`` worker processes of ``kind`` (each serves all three task types). An http
+    worker polls every URL; SDK worker process i polls URL i (round robin)."""
     if kind == "http":
         cmd = [
             sys.executable,
             "-m",
             "benchmarks.workflow_worker",
             "--url",
-            url,
+            ",".join(urls),
             "--batch",
             str(threads),
             "--seconds",
             str(seconds),
         ]
-        env = venvs.peer_env()
-    elif kind == "sdk":
-        cmd = [venvs.python_for("conductor"), "-m", "benchmarks.peers.sdk_worker", str(seconds)]
+        return [
+            spawn(cmd, venvs.peer_env(), logdir / f"worker-{kind}-{i}.log") for i in range(procs)
+        ]
+    if kind != "sdk":
+        raise ValueError(f"unknown worker kind {kind!r}")
+    cmd = [venvs.python_for("conductor"), "-m", "benchmarks.peers.sdk_worker", str(seconds)]
+    workers = []
+    for i in range(procs):
         env = venvs.peer_env(
             {
-                "CONDUCTOR_SERVER_URL": url,
+                "CONDUCTOR_SERVER_URL": urls[i % len(urls)],
                 "CONDUCTOR_LOG_LEVEL": "WARNING",
                 "conductor.worker.all.thread_count": str(threads),
                 "conductor.worker.all.poll_interval": str(poll_ms),
             }
         )
-    else:
-        raise ValueError(f"unknown worker kind {kind!r}")
-    return [spawn(cmd, env, logdir / f"worker-{kind}-{i}.log") for i in range(procs)]
+        workers.append(spawn(cmd, env, logdir / f"worker-{kind}-{i}.log"))
+    return workers
 
 
 async def start_workflows(
-    client: Pool, name: str, n: int, concurrency: int, rate: float | None
+    clients: Pool | Sequence[Pool], name: str, n: int, concurrency: int, rate: float | None
 ) -> tuple[list[str], float, list[float]]:
-    """Start n workflows; returns (ids, wall time of the first request, request latencies ms)."""
+    """Start n workflows (round robin over ``clients``, e.g. gateway replicas); returns (ids,
+    wall time of the first request, request latencies ms)."""
+    pools = [clients] if isinstance(clients, Pool) else list(clients)
     ids: list[str] = [""] * n
     lat: list[float] = []
     sem = asyncio.Semaphore(concurrency)
@@ -152,7 +172,7 @@ async def start_workflows(
             await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
         async with sem:
             sent = time.perf_counter()
-            status, body = await client.request("POST", f"/workflow/{name}", {})
+            status, body = await pools[i % len(pools)].request("POST", f"/workflow/{name}", {})
             lat.append((time.perf_counter() - sent) * 1000)
         if status != 200:
             raise RuntimeError(f"POST /workflow/{name}: {status} {body[:300]!r}")
@@ -226,7 +246,7 @@ def summarize(flows: list[dict[str, Any]], first: float, start_lat: list[float])
 
 
 async def run_workflow_benchmark(
-    base_url: str,
+    base_url: str | Sequence[str],
     workflows: int,
     worker_kind: str,
     worker_procs: int = 1,
@@ -238,41 +258,53 @@ async def run_workflow_benchmark(
     time_limit_s: float | None = None,
     threads: int = 10,
     logdir: Path | None = None,
+    probes: dict[str, Probe] | None = None,
 ) -> dict[str, Any]:
-    """Run one measurement; ``pids`` names extra processes (server, Redis) whose CPU to report."""
-    base_url = base_url.rstrip("/")
-    limit = time_limit_s or 60.0 + workflows / 20.0
+    """Run one measurement; ``pids`` names extra processes (server, Redis) whose CPU to report.
+
+    ``base_url`` may list several servers (gateway replicas): starts go round robin over them
+    and the workers poll all of them. ``probes`` are started after the warm-up and stopped when
+    the last workflow is done; what each returns is in the result under ``probes``."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    urls = [u.rstrip("/") for u in urls]
+    limit = time_limit_s or 60.0 + workflows * SHAPE_TASKS.get(shape, 3) / 60.0
     own_logdir = logdir is None
     logdir = logdir or Path(tempfile.mkdtemp(prefix="podium-wfbench-"))
-    client = Pool(base_url)
+    clients = [Pool(u) for u in urls]
+    client = clients[0]
+    measured: dict[str, Any] = {}
     try:
         name = await register(client, shape)
-        workers = start_workers(worker_kind, worker_procs, base_url, logdir, limit * 3, threads)
+        workers = start_workers(worker_kind, worker_procs, urls, logdir, limit * 3, threads)
         try:
             if warmup:
-                wids, _, _ = await start_workflows(client, name, warmup, concurrency, None)
+                wids, _, _ = await start_workflows(clients, name, warmup, concurrency, None)
                 if not await wait_done(client, name, wids, 120.0):
                     raise TimeoutError(f"warm-up workflows not done in 120s (logs: {logdir})")
             roots = {**(pids or {}), "driver": os.getpid()}
             roots.update({f"worker{i}": w.pid for i, w in enumerate(workers)})
             meter = TreeCpu(roots)
+            for probe in (probes or {}).values():
+                probe.start()
             meter.start()
             ids, first, start_lat = await start_workflows(
-                client, name, workflows, concurrency, offered_rate
+                clients, name, workflows, concurrency, offered_rate
             )
             finished = await wait_done(client, name, ids, limit)
             cpu = meter.stop()
+            measured = {k: probe.stop() for k, probe in (probes or {}).items()}
         finally:
             for w in workers:
                 stop(w)
         result = summarize(await fetch_all(client, ids), first, start_lat)
     finally:
-        client.close()
+        for c in clients:
+            c.close()
     if own_logdir:  # worker logs are kept only when something failed
         shutil.rmtree(logdir, ignore_errors=True)
     total_cpu = sum(cpu.values())
     result.update(
-        url=base_url,
+        url=",".join(urls),
         shape=shape,
         workflows=workflows,
         worker_kind=worker_kind,
@@ -282,6 +314,8 @@ async def run_workflow_benchmark(
         finished_in_time=finished,
         cpu=cpu,
         cpu_ms_per_workflow=1000 * total_cpu / max(1, result["completed"]),
+        probes=measured,
+        payload=PAYLOAD,
     )
     return result
 

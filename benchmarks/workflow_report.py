@@ -11,13 +11,14 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, machine, machine_block, markdown_table
+from benchmarks.common import RESULTS, markdown_table, report_header
 from benchmarks.peers.procs import cpu_cell, exit_on_sigterm
 from benchmarks.peers.venvs import installed_version
-from benchmarks.workflow_driver import listener_pid, run_workflow_benchmark
+from benchmarks.workflow_driver import PAYLOAD, listener_pid, run_workflow_benchmark
 
 
 def _parse_pids(items: list[str]) -> dict[str, int]:
@@ -29,7 +30,12 @@ def _parse_pids(items: list[str]) -> dict[str, int]:
 
 
 def write_report(
-    results: list[dict[str, Any]], label: str, notes: list[str], out: Path, quick: bool
+    results: list[dict[str, Any]],
+    label: str,
+    notes: list[str],
+    out: Path,
+    quick: bool,
+    durability: str = "as the server under test configures it",
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ok = [r for r in results if "error" not in r]
@@ -44,7 +50,7 @@ def write_report(
             r["workflows_per_s"],
             r["task_executions_per_s"],
             *(r["latency_ms"][k] for k in ("p50", "p99", "p99.9")),
-            *(r["queue_wait_ms"][k] for k in ("p50", "p99")),
+            *(r["queue_wait_ms"][k] for k in ("p50", "p99", "p99.9")),
             r["cpu_ms_per_workflow"],
         ]
         for r in ok
@@ -63,7 +69,8 @@ def write_report(
             "p99 ms",
             "p99.9 ms",
             "sched→poll p50",
-            "sched→poll p99",
+            "p99",
+            "p99.9",
             "CPU ms/wf",
         ],
         rows,
@@ -81,9 +88,8 @@ def write_report(
     (out / f"workflow_{label}.json").write_text(json.dumps(results, indent=1, default=str))
     report = out / f"workflow_{label}.md"
     report.write_text(
-        f"# Workflow throughput: {label} ({'quick' if quick else 'full'} run)\n\n"
-        f"{machine_block(machine())}\n" + "".join(f"- {n}\n" for n in notes) + "\n"
-        "Latency = workflow endTime - startTime; sched→poll = SIMPLE task startTime - "
+        report_header(f"Workflow throughput: {label}", quick, durability, PAYLOAD, notes)
+        + "\nLatency = workflow endTime - startTime; sched→poll = SIMPLE task startTime - "
         "scheduledTime (ms). Throughput over [first start request, last endTime].\n\n"
         f"{table}\n\n{cpu}\n\n{failed}" + (f"![workflows/s]({chart.name})\n" if ok else "")
     )
@@ -166,9 +172,15 @@ async def _measure(
         await _one(args, url, pids, "http", "seq3", args.server_warmup, None, 0)
     for shape in args.shape.split(","):
         for kind in args.kinds.split(","):
-            r = await _one(args, url, pids, kind, shape, args.workflows, args.rate, args.warmup)
+            # a fork10 workflow is ten tasks: a fifth of the workflows, about the same work
+            n, warmup = args.workflows, args.warmup
+            if shape != "seq3":
+                n, warmup = max(50, n // 5), warmup // 5
+            r = await _one(args, url, pids, kind, shape, n, args.rate, warmup)
             results.append(r)
             if args.latency_rate == "off" or "error" in r:
+                continue
+            if args.latency_kinds != "all" and kind not in args.latency_kinds.split(","):
                 continue
             if args.latency_rate == "auto":
                 rate = max(1.0, round(0.5 * r["workflows_per_s"]))
@@ -185,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--url", help="API base URL including /api")
     target.add_argument("--conductor", action="store_true", help="start the Java Conductor")
     parser.add_argument("--conductor-version", default=None)
-    parser.add_argument("--quick", action="store_true", help="1,000 workflows per kind")
+    parser.add_argument("--quick", action="store_true", help="600 workflows per kind")
     parser.add_argument("--workflows", type=int, default=None, help="default 5,000")
     parser.add_argument("--kinds", default="sdk,http", help="worker kinds: sdk,http")
     parser.add_argument("--procs", type=int, default=1, help="worker processes per kind")
@@ -203,41 +215,60 @@ def main(argv: list[str] | None = None) -> int:
         "--server-warmup",
         type=int,
         default=None,
-        help="workflows run once before all measurements (default 1,000 quick, 3,000 full)",
+        help="workflows run once before all measurements (default 300 quick, 3,000 full)",
     )
-    parser.add_argument("--latency-seconds", type=float, default=15.0, help="latency run length")
+    parser.add_argument(
+        "--latency-seconds", type=float, default=None, help="latency run length (6 quick, 20)"
+    )
+    parser.add_argument(
+        "--latency-kinds", default="all", help="worker kinds that get a latency run (all)"
+    )
     parser.add_argument("--pid", action="append", default=[], help="NAME=PID to report CPU of")
     parser.add_argument("--label", default=None, help="report name (default from the target)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    args.workflows = args.workflows or (1000 if args.quick else 5000)
-    args.warmup = args.warmup if args.warmup is not None else (200 if args.quick else 500)
+    args.workflows = args.workflows or (600 if args.quick else 5000)
+    args.warmup = args.warmup if args.warmup is not None else (100 if args.quick else 500)
     if args.server_warmup is None:
-        args.server_warmup = 1000 if args.quick else 3000
+        args.server_warmup = 300 if args.quick else 3000
+    if args.latency_seconds is None:
+        args.latency_seconds = 6.0 if args.quick else 20.0
     pids = _parse_pids(args.pid)
     exit_on_sigterm()
-    notes = [
-        "Redis persistence: off (the server's own Redis)"
+    durability = (
+        "the server's own Redis, append-only (appendfsync everysec), as Podium's store"
         if args.conductor
-        else "Redis persistence: as the server under test configures it",
+        else "as the server under test configures it"
+    )
+    notes = [
         f"SDK: conductor-python {installed_version('conductor', 'conductor-python')}, "
         f"{args.threads} threads per task type, poll interval 10 ms; http worker: batch "
         f"{args.threads}, 2 pollers per type, long poll 100 ms",
         "load average (1/5/15 min) at start: " + " ".join(f"{x:.1f}" for x in os.getloadavg()),
     ]
     if args.conductor:
-        from benchmarks.peers.conductor_server import DEFAULT_VERSION, ConductorServer
+        from benchmarks.peers.conductor_server import (
+            DEFAULT_VERSION,
+            ConductorServer,
+            ConductorUnavailable,
+        )
 
         version = args.conductor_version or DEFAULT_VERSION
         label = args.label or f"conductor-{version}"
         print(f"starting Conductor {version} (about a minute) ...", flush=True)
-        with ConductorServer(version) as server:
-            pids.update(conductor=server.pid or 0, redis=server.redis_pid or 0)
-            notes.append(
-                f"server: conductor-server {version} boot jar, -Xmx{server.heap}, "
-                "Redis executions + queues, indexing off, local_only lock"
-            )
-            results = asyncio.run(_measure(args, server.url, pids))
+        booted = time.monotonic()
+        try:
+            with ConductorServer(version) as server:
+                pids.update(conductor=server.pid or 0, redis=server.redis_pid or 0)
+                notes.append(
+                    f"server: conductor-server {version} boot jar, -Xmx{server.heap}, "
+                    "Redis executions + queues, indexing off, local_only lock; up in "
+                    f"{time.monotonic() - booted:.0f} s (not measured)"
+                )
+                results = asyncio.run(_measure(args, server.url, pids))
+        except ConductorUnavailable as exc:  # the report says why, the summary shows it
+            print(f"Conductor server unavailable: {exc}", flush=True)
+            results = [{"worker_kind": "-", "shape": "-", "error": f"server unavailable: {exc}"}]
     else:
         label = args.label or "server"
         found = listener_pid(args.url)
@@ -245,8 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             pids["server"] = found
         notes.append(f"server: {args.url}")
         results = asyncio.run(_measure(args, args.url, pids))
-    notes.append("load average at end: " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
-    report = write_report(results, label, notes, args.out, args.quick)
+    report = write_report(results, label, notes, args.out, args.quick, durability)
     print(report.read_text())
     return 0 if all("error" not in r for r in results) else 1
 

@@ -108,6 +108,8 @@ async def serve(
     pollers: int = 2,
     seconds: float = 600.0,
 ) -> dict[str, int]:
+    """Serve until stopped. ``url`` may list several servers (comma-separated, e.g. gateway
+    replicas): each gets ``pollers`` loops per task type, as one more worker instance would."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -115,23 +117,28 @@ async def serve(
     loop.call_later(seconds, stop.set)
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
     counts = {"done": 0, "errors": 0}
-    pool = Pool(url)
+    pools = [Pool(u) for u in url.split(",") if u]
+    slots = {t: asyncio.Semaphore(batch * pollers * len(pools)) for t in task_types}
     try:
         await asyncio.gather(
             *(
-                _poll_loop(pool, t, batch, timeout_ms, worker_id, stop, counts, slots)
-                for t, slots in ((t, asyncio.Semaphore(batch * pollers)) for t in task_types)
+                _poll_loop(pool, t, batch, timeout_ms, worker_id, stop, counts, slots[t])
+                for t in task_types
+                for pool in pools
                 for _ in range(pollers)
             )
         )
     finally:
-        pool.close()
+        for pool in pools:
+            pool.close()
     return counts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--url", required=True, help="API base URL, e.g. http://127.0.0.1:8080/api")
+    parser.add_argument(
+        "--url", required=True, help="API base URL(s), comma-separated, e.g. http://h:8080/api"
+    )
     parser.add_argument("--types", default=",".join(TASK_NAMES))
     parser.add_argument("--batch", type=int, default=10, help="tasks per poll")
     parser.add_argument("--poll-timeout-ms", type=int, default=100, help="long-poll wait")

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-not-found"
 """arq side of the job-queue comparison (runs in the arq venv, see ``venvs.py``).
 
     BENCH_REDIS_URL=... python -m benchmarks.peers.arq_peer worker

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-not-found,untyped-decorator"
 """Celery side of the job-queue comparison (runs in the Celery venv, see ``venvs.py``).
 
     BENCH_REDIS_URL=... celery -A benchmarks.peers.celery_peer:app worker --pool=solo ...

@@ -8,7 +8,8 @@ is **3.21.14** (override with ``PODIUM_CONDUCTOR_VERSION`` or ``--version``).
 Configuration (the jar's own ``application.properties`` ships ``conductor.db.type=memory``, an
 in-JVM Redis mock): executions and metadata in Redis (``redis_standalone``), queues in the same
 Redis (orkes-queues ``redis_standalone``), indexing off, the in-JVM ``local_only`` execution lock
-(correct for one server node, no Redis round trips), sample data off. The server listens on
+(correct for one server node, no Redis round trips), sample data off. The Redis it starts has
+append-only persistence with fsync every second, like Podium's store. The server listens on
 127.0.0.1 only; ``stop()`` kills the JVM.
 
     python -m benchmarks.peers.conductor_server [--fetch-only] [--redis-url URL] [--seconds S]
@@ -151,8 +152,8 @@ class ConductorServer:
                 f"Java {have}; use 3.21.14 (Java 17) or install JDK {need}"
             )
         jar = fetch(self.version)
-        if self.redis_url is None:
-            self._redis = RedisServer().start()
+        if self.redis_url is None:  # durability as Podium's store: append-only, fsync 1/s
+            self._redis = RedisServer(appendonly=True).start()
             self.redis_url = self._redis.url
         parsed = urlparse(self.redis_url)
         self.port = self.port or free_port()

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped,untyped-decorator"
 """Workers written with the official Conductor Python SDK (``conductor-python``), as a user would.
 
 Runs in the SDK's own venv (see ``venvs.py``). Three no-op ``@worker_task`` functions, one per

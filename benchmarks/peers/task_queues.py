@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from benchmarks.common import RESULTS, machine, machine_block, markdown_table
+from benchmarks.common import RESULTS, markdown_table, report_header
 from benchmarks.peers import venvs
 from benchmarks.peers.procs import TreeCpu, cpu_cell, exit_on_sigterm, spawn, stop
 from benchmarks.peers.progress import PROGRESS_KEY, READY_KEY, read_progress
@@ -266,9 +266,14 @@ def write_report(
     (out / "peers_task_queues.json").write_text(json.dumps(rows, indent=1))
     report = out / "peers_task_queues.md"
     report.write_text(
-        f"# Job-queue peers ({'quick' if quick else 'full'} run)\n\n{machine_block(machine())}\n"
-        "- Redis persistence: off; a fresh redis-server per row\n"
-        f"- load average (1/5/15 min): {load} at start, {load_end} at end\n\n"
+        report_header(
+            "Job-queue peers",
+            quick,
+            "Redis persistence off; a fresh redis-server per row; no results stored",
+            "no-op jobs without arguments (arq: function name; Celery: task name)",
+            [f"load average (1/5/15 min): {load} at start, {load_end} at end"],
+        )
+        + "\n"
         "No-op jobs enqueued by one producer process while the workers wait; seconds run from "
         "the first enqueue to the last completion. `enqueue s` is the producer's time to enqueue "
         "all jobs. CPU is per process tree (workers, Redis) during the run, producer from its own "
