@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio.client import PubSub
@@ -69,7 +69,7 @@ class QueueEngine:
         self._queue_shards: dict[str, list[Shard]] = {}
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         # queue -> shard -> (hint valid until ms, shard's next due ms): shards that a pop found
-        # empty. Any push, on any replica, clears the queue's hints (through _wake).
+        # empty. A push to a shard, on any replica, clears that shard's hint (through _wake).
         self._empty: dict[str, dict[str, tuple[int, int]]] = {}
         self._generation: dict[str, int] = {}  # bumped by every wake-up of a queue
         self._requeue_interval_s = requeue_interval_s
@@ -244,7 +244,7 @@ class QueueEngine:
         for positions, flags in await _gather(one(i, p) for i, p in groups.items()):
             for pos, flag in zip(positions, flags, strict=True):
                 out[pos] = flag == 1
-        self._wake(queue)
+        self._wake(queue, [shards[i].name for i in groups])
         return out
 
     async def ack(self, queue: str, ids: Sequence[str]) -> list[bool]:
@@ -294,10 +294,9 @@ class QueueEngine:
         k = shard.keys(queue)
         args = [self._clock(), msg_id, lease_ms, self._channel, queue]
         found = bool(await shard.run("unack", [k.ready, k.leased], args) == 1)
-        if found and lease_ms == 0:
-            self._wake(queue)
-        elif found:
-            self._empty.pop(queue, None)  # the lease may now expire before a hint's due time
+        if found:
+            # Visible now, or the lease may now end before the hint's due time.
+            self._wake(queue, [shard.name])
         return found
 
     async def postpone(self, queue: str, msg_id: str, delay_ms: int, priority: int) -> bool:
@@ -309,7 +308,7 @@ class QueueEngine:
         args = [self._clock(), msg_id, delay_ms, priority, self._channel, queue]
         found = bool(await shard.run("postpone", shard.keys(queue).all, args) == 1)
         if found:
-            self._wake(queue)
+            self._wake(queue, [shard.name])
         return found
 
     async def schedule(
@@ -337,7 +336,7 @@ class QueueEngine:
         )
         applied = bool(flag == 1)
         if applied:
-            self._wake(queue)
+            self._wake(queue, [shard.name])
         return applied
 
     async def flush(self, queue: str) -> None:
@@ -470,8 +469,13 @@ class QueueEngine:
             raise failures[0]
         return got, next_due
 
-    def _wake(self, queue: str) -> None:
-        self._empty.pop(queue, None)
+    def _wake(self, queue: str, shards: Iterable[str]) -> None:
+        """Something may be due in ``queue`` on these shards: forget that they were empty, and
+        wake the queue's long polls."""
+        hints = self._empty.get(queue)
+        if hints:
+            for name in shards:
+                hints.pop(name, None)
         self._generation[queue] = self._generation.get(queue, 0) + 1
         for ev in self._waiters.get(queue, ()):
             ev.set()
@@ -486,7 +490,7 @@ class QueueEngine:
                 while not self._stopping:
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is not None and msg.get("type") == "message":
-                        self._wake(msg["data"].decode())
+                        self._wake(msg["data"].decode(), [shard.name])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -517,7 +521,7 @@ class QueueEngine:
                         )
                         moved += int(n)
                         if n > 0:
-                            self._wake(queue)
+                            self._wake(queue, [shard.name])
                         if n < SCAN_LIMIT:
                             break
                 except Unavailable:

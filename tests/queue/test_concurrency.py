@@ -179,9 +179,14 @@ async def test_an_empty_queue_costs_no_redis_call_until_something_is_pushed(
         assert sum(m.calls for m in a._merge.values()) == calls  # answered from the hint
 
         await b.push("hint", [RawMessage("x", encode_payload(1), 0, 0)])
-        while "hint" in a._empty:  # b's push reaches a through the shard's notification
+        target = (await a.shards_of("hint"))[shard_index("x", 2)].name
+        while target in a._empty.get("hint", {}):  # b's push reaches a through its shard
             await asyncio.sleep(0.001)
+        calls = sum(m.calls for m in a._merge.values())
         assert [m[0] for m in await a.pop("hint", 1, 1000)] == ["x"]
+        # Only the shard pushed to was asked: the other one is still known to be empty.
+        assert sum(m.calls for m in a._merge.values()) == calls + 1
+        assert set(a._empty["hint"]) == {s.name for s in a.shards} - {target}
     finally:
         await a.stop()
         await b.stop()
