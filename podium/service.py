@@ -1,13 +1,23 @@
 """What every service's console script does around its own start and stop.
 
-``run_main`` reads the settings (variables and flags), sets up logging and telemetry, runs
-the service until SIGTERM or SIGINT, and turns every start-up failure into one line on
-stderr and exit status 2.
+``run_main`` reads the settings (variables and flags), sets up logging and telemetry, tunes
+the garbage collector, runs the service until SIGTERM or SIGINT, and turns every start-up
+failure into one line on stderr and exit status 2.
+
+The collector: a service allocates many short-lived objects per request (decoded records,
+envelopes, spans), and CPython's default (a young collection every 700 net allocations,
+each older one scanning every module, class and function loaded at start) costs a busy
+service a fifth of its throughput here. So what exists once the service is set up is moved
+out of the collector's sight (``gc.freeze()``), and the thresholds are raised to
+``PODIUM_GC_THRESHOLD`` (default ``50000,20,10``: ``gc.set_threshold``'s three generations;
+``default`` keeps CPython's). Reference counting still frees nearly everything at once; the
+collector is only for cycles, which simply wait a little longer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -19,6 +29,36 @@ from podium.errors import ConfigError, PodiumError
 from podium.telemetry import Telemetry, telemetry_from_env
 
 S = TypeVar("S")
+
+DEFAULT_GC_THRESHOLD = (50_000, 20, 10)
+
+
+def gc_threshold(env: Environ) -> tuple[int, ...] | None:
+    """``PODIUM_GC_THRESHOLD`` as ``gc.set_threshold``'s arguments; None for CPython's own."""
+    raw = env.get("PODIUM_GC_THRESHOLD", "").strip()
+    if raw == "":
+        return DEFAULT_GC_THRESHOLD
+    if raw == "default":
+        return None
+    try:
+        values = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(v >= 1 for v in values):
+        raise ConfigError(
+            f"PODIUM_GC_THRESHOLD={raw!r} is not three positive integers "
+            "(e.g. 50000,20,10) or 'default'",
+            variable="PODIUM_GC_THRESHOLD",
+        )
+    return values
+
+
+async def _serve_tuned(serve: Coroutine[Any, Any, None], threshold: tuple[int, ...] | None) -> None:
+    if threshold is not None:
+        gc.collect()
+        gc.freeze()  # what is loaded by now lives as long as the process
+        gc.set_threshold(*threshold)
+    await serve
 
 
 async def until_stopped() -> None:
@@ -42,11 +82,12 @@ def run_main(
         args = list(sys.argv[1:] if argv is None else argv)
         settings = settings_from_argv(args, environ(), build, prog)
         telemetry = telemetry_from_env(environ(), prog)
+        threshold = gc_threshold(environ())
     except ConfigError as exc:
         print(f"{prog}: {exc.message}", file=sys.stderr)
         return 2
     try:
-        aio.run(serve(settings, telemetry))
+        aio.run(_serve_tuned(serve(settings, telemetry), threshold))
     except PodiumError as exc:
         print(f"{prog}: {exc.message}", file=sys.stderr)
         return 2

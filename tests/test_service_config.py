@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -9,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from podium.errors import ConfigError
 from podium.launch.redis import free_port
+from podium.service import DEFAULT_GC_THRESHOLD, _serve_tuned, gc_threshold
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {
@@ -85,3 +89,33 @@ def test_an_unreachable_cassandra_stops_the_decider_at_start() -> None:
     }
     line = one_line(start("decider.server", env))
     assert "cassandra" in line.lower()
+
+
+def test_a_bad_collector_threshold_names_the_variable() -> None:
+    line = one_line(start("decider.server", {"PODIUM_GC_THRESHOLD": "700,10"}))
+    assert "PODIUM_GC_THRESHOLD='700,10' is not three positive integers" in line
+
+
+def test_the_collector_threshold_setting() -> None:
+    assert gc_threshold({}) == DEFAULT_GC_THRESHOLD
+    assert gc_threshold({"PODIUM_GC_THRESHOLD": "1000, 5, 5"}) == (1000, 5, 5)
+    assert gc_threshold({"PODIUM_GC_THRESHOLD": "default"}) is None
+    for bad in ("0,1,1", "a,b,c", "1,2,3,4"):
+        with pytest.raises(ConfigError, match="PODIUM_GC_THRESHOLD"):
+            gc_threshold({"PODIUM_GC_THRESHOLD": bad})
+
+
+def test_a_service_runs_with_the_collector_tuned() -> None:
+    seen: list[tuple[tuple[int, ...], int]] = []
+
+    async def serve() -> None:
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+
+    before = gc.get_threshold()
+    try:
+        asyncio.run(_serve_tuned(serve(), (1234, 5, 6)))
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    [(threshold, frozen)] = seen
+    assert threshold == (1234, 5, 6) and frozen > 0
