@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -67,7 +68,8 @@ class QueueEngine:
         self._merge = {s.name: Coalescer(s, self.limits.max_batch) for s in self.shards}
         self._by_name = {s.name: s for s in self.shards}
         self._queue_shards: dict[str, list[Shard]] = {}
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # queue -> the events of its waiting pops -> whether that pop is asleep (not popping)
+        self._waiters: dict[str, dict[asyncio.Event, bool]] = defaultdict(dict)
         # queue -> shard -> (hint valid until ms, shard's next due ms): shards that a pop found
         # empty. A push to a shard, on any replica, clears that shard's hint (through _wake).
         self._empty: dict[str, dict[str, tuple[int, int]]] = {}
@@ -75,6 +77,9 @@ class QueueEngine:
         self._requeue_interval_s = requeue_interval_s
         self._notify = notify
         self._channel = NOTIFY_CHANNEL if notify else ""
+        # Notifications say which replica sent them ("{replica}:{queue}"): a replica has
+        # already woken its own pops for what it pushed, and ignores its own notifications.
+        self.replica_id = uuid.uuid4().hex[:12]
         self._tasks: set[asyncio.Task[None]] = set()
         self._rr = 0
         self._stopping = False
@@ -228,7 +233,7 @@ class QueueEngine:
             for pos in positions:
                 m = messages[pos]
                 tail += [m.id, m.delay_ms, m.priority, m.body]
-            head = [now, mode, self._channel, queue]
+            head = [now, mode, self._channel, self._note(queue)]
             flags = await self._merge[shard.name].call(
                 ("push", queue, mode),
                 "push",
@@ -244,7 +249,7 @@ class QueueEngine:
         for positions, flags in await _gather(one(i, p) for i, p in groups.items()):
             for pos, flag in zip(positions, flags, strict=True):
                 out[pos] = flag == 1
-        self._wake(queue, [shards[i].name for i in groups])
+        self._wake(queue, [shards[i].name for i in groups], len(messages))
         return out
 
     async def ack(self, queue: str, ids: Sequence[str]) -> list[bool]:
@@ -292,7 +297,7 @@ class QueueEngine:
         check_int(lease_ms, "lease_ms", 0, self.limits.max_lease_ms)
         shard = await self._shard_for(queue, msg_id)
         k = shard.keys(queue)
-        args = [self._clock(), msg_id, lease_ms, self._channel, queue]
+        args = [self._clock(), msg_id, lease_ms, self._channel, self._note(queue)]
         found = bool(await shard.run("unack", [k.ready, k.leased], args) == 1)
         if found:
             # Visible now, or the lease may now end before the hint's due time.
@@ -305,7 +310,7 @@ class QueueEngine:
         check_int(delay_ms, "delay_ms", 0, self.limits.max_delay_ms)
         check_int(priority, "priority", 0, 99)
         shard = await self._shard_for(queue, msg_id)
-        args = [self._clock(), msg_id, delay_ms, priority, self._channel, queue]
+        args = [self._clock(), msg_id, delay_ms, priority, self._channel, self._note(queue)]
         found = bool(await shard.run("postpone", shard.keys(queue).all, args) == 1)
         if found:
             self._wake(queue, [shard.name])
@@ -329,7 +334,7 @@ class QueueEngine:
             ("schedule", queue),
             "schedule",
             shard.keys(queue).all,
-            [self._clock(), self._channel, queue],
+            [self._clock(), self._channel, self._note(queue)],
             [msg_id, delay_ms, priority, fence],
             1,
             split_flags,
@@ -395,7 +400,7 @@ class QueueEngine:
         deadline = loop.time() + wait_ms / 1000.0
         event = asyncio.Event()
         waiters = self._waiters[queue]
-        waiters.add(event)
+        waiters[event] = False
         try:
             while True:
                 event.clear()
@@ -408,10 +413,12 @@ class QueueEngine:
                     sleep_s = min(sleep_s, max(0.0, (next_due - self._clock()) / 1000.0) + 0.001)
                 # A safety net in case a notification is lost while a shard reconnects.
                 sleep_s = min(sleep_s, 1.0)
+                waiters[event] = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), sleep_s)
+                waiters[event] = False
         finally:
-            waiters.discard(event)
+            waiters.pop(event, None)
             if not waiters:
                 self._waiters.pop(queue, None)
 
@@ -469,16 +476,30 @@ class QueueEngine:
             raise failures[0]
         return got, next_due
 
-    def _wake(self, queue: str, shards: Iterable[str]) -> None:
+    def _note(self, queue: str) -> str:
+        """The notification a shard publishes for ``queue`` (see ``_listen``)."""
+        return f"{self.replica_id}:{queue}"
+
+    def _wake(self, queue: str, shards: Iterable[str], count: int | None = None) -> None:
         """Something may be due in ``queue`` on these shards: forget that they were empty, and
-        wake the queue's long polls."""
+        wake the queue's long polls: at most ``count`` sleeping ones when that many messages
+        arrived (not every poll for each message), and any that is popping right now (it
+        looks again before it sleeps)."""
         hints = self._empty.get(queue)
         if hints:
             for name in shards:
                 hints.pop(name, None)
         self._generation[queue] = self._generation.get(queue, 0) + 1
-        for ev in self._waiters.get(queue, ()):
-            ev.set()
+        waiters = self._waiters.get(queue)
+        if not waiters:
+            return
+        budget = len(waiters) if count is None else count
+        for ev, asleep in waiters.items():
+            if not asleep:
+                ev.set()
+            elif budget > 0 and not ev.is_set():
+                ev.set()
+                budget -= 1
 
     async def _listen(self, shard: Shard) -> None:
         """Wake local long polls when another replica pushes (Redis pub/sub per shard)."""
@@ -490,7 +511,9 @@ class QueueEngine:
                 while not self._stopping:
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is not None and msg.get("type") == "message":
-                        self._wake(msg["data"].decode(), [shard.name])
+                        sender, queue = _sender(msg["data"].decode())
+                        if sender != self.replica_id:
+                            self._wake(queue, [shard.name])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -517,7 +540,7 @@ class QueueEngine:
                         n = await shard.run(
                             "requeue",
                             [k.ready, k.leased],
-                            [self._clock(), SCAN_LIMIT, self._channel, queue],
+                            [self._clock(), SCAN_LIMIT, self._channel, self._note(queue)],
                         )
                         moved += int(n)
                         if n > 0:
@@ -553,3 +576,11 @@ async def _gather(coros: Any) -> list[Any]:
     if len(items) == 1:  # the common case: no tasks to create
         return [await items[0]]
     return list(await asyncio.gather(*items))
+
+
+def _sender(note: str) -> tuple[str, str]:
+    """(replica id, queue) of a notification; ("", queue) for a bare queue name."""
+    sender, sep, queue = note.partition(":")
+    if sep and len(sender) == 12 and all(c in "0123456789abcdef" for c in sender):
+        return sender, queue
+    return "", note

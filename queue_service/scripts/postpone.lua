@@ -2,7 +2,7 @@
 -- (Conductor's postpone: the lease, if any, ends and the message waits for its new due time).
 -- KEYS[1] ready zset   KEYS[2] delayed zset   KEYS[3] leased zset   KEYS[4] bodies hash
 -- ARGV[1] now_ms   ARGV[2] id   ARGV[3] delay_ms   ARGV[4] priority (0..99)
--- ARGV[5] notify channel ("" for none)   ARGV[6] queue name
+-- ARGV[5] notify channel ("" for none)   ARGV[6] the notification: "{replica id}:{queue}"
 -- Returns 1 if the id existed, 0 otherwise (nothing is created).
 local now = tonumber(ARGV[1])
 local id = ARGV[2]

@@ -10,7 +10,7 @@
 -- ARGV[1] now_ms
 -- ARGV[2] mode: "push" (an id already queued is re-scheduled with the new delay, priority and
 --         payload) or "absent" (an id already present is left alone)
--- ARGV[3] notify channel ("" for none)   ARGV[4] queue name (the notification's message)
+-- ARGV[3] notify channel ("" for none)   ARGV[4] the notification: "{replica id}:{queue}"
 -- ARGV[5..] groups of four: id, delay_ms, priority (0..99), payload
 -- Returns one integer per message: 1 if the id was new, 0 if it was already queued or leased.
 -- A leased id is never touched: pushing it again must not deliver it twice.

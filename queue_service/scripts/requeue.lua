@@ -1,7 +1,7 @@
 -- requeue.lua: return expired leases to ready, keeping their priority. Safe to run from any
 -- number of replicas at once: each id moves at most once, atomically.
 -- KEYS[1] ready zset   KEYS[2] leased zset
--- ARGV[1] now_ms   ARGV[2] limit   ARGV[3] notify channel ("" for none)   ARGV[4] queue name
+-- ARGV[1] now_ms   ARGV[2] limit   ARGV[3] notify channel ("" for none)   ARGV[4] the notification: "{replica id}:{queue}"
 -- Returns the number of messages moved.
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('(%.0f', now * 100),

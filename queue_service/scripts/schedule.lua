@@ -7,7 +7,7 @@
 -- version): a schedule with a lower fence than the stored one is ignored. The payload of a
 -- scheduled entry is the fence ('b' followed by its decimal digits).
 -- KEYS[1] ready zset   KEYS[2] delayed zset   KEYS[3] leased zset   KEYS[4] bodies hash
--- ARGV[1] now_ms   ARGV[2] notify channel ("" for none)   ARGV[3] queue name
+-- ARGV[1] now_ms   ARGV[2] notify channel ("" for none)   ARGV[3] the notification: "{replica id}:{queue}"
 -- ARGV[4..] groups of four: id, delay_ms, priority (0..99), fence
 -- Returns one integer per entry: 1 if applied, 0 if a newer schedule was already in place.
 local now = tonumber(ARGV[1])

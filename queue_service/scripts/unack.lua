@@ -1,7 +1,7 @@
 -- unack.lua: change the lease of a leased message (set_unack_timeout / nack).
 -- KEYS[1] ready zset   KEYS[2] leased zset
 -- ARGV[1] now_ms   ARGV[2] id   ARGV[3] lease_ms (<= 0: visible again at once)
--- ARGV[4] notify channel ("" for none)   ARGV[5] queue name
+-- ARGV[4] notify channel ("" for none)   ARGV[5] the notification: "{replica id}:{queue}"
 -- Returns 1 if the id was leased, 0 otherwise.
 local now = tonumber(ARGV[1])
 local score = redis.call('ZSCORE', KEYS[2], ARGV[2])

@@ -11,7 +11,7 @@ import pytest
 from podium.errors import Unavailable
 from podium.launch.redis import RedisServer
 from queue_service.client import QueueClient
-from queue_service.engine import QueueEngine
+from queue_service.engine import QueueEngine, _sender
 from queue_service.model import Message, RawMessage, encode_payload
 from queue_service.shards import shard_index
 
@@ -111,6 +111,29 @@ async def test_long_poll_is_woken_by_a_push_through_another_replica(
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_push_wakes_one_sleeping_poll_per_message(engine: QueueEngine) -> None:
+    queue = "herd"
+    polls = [asyncio.ensure_future(engine.pop(queue, 1, 10_000, wait_ms=10_000)) for _ in range(5)]
+    while sum(engine._waiters.get(queue, {}).values()) < 5:  # all five asleep
+        await asyncio.sleep(0.001)
+    calls = sum(m.calls for m in engine._merge.values())
+    await engine.push(queue, [RawMessage("one", encode_payload(1), 0, 0)])
+    done, _ = await asyncio.wait(polls, return_when=asyncio.FIRST_COMPLETED)
+    assert [m[0] for m in done.pop().result()] == ["one"]
+    # One push and one pop reached Redis; the other four polls slept through it.
+    assert sum(m.calls for m in engine._merge.values()) == calls + 2
+    assert sorted(engine._waiters[queue].values()) == [True] * 4
+    await engine.push(queue, [RawMessage(f"m{i}", encode_payload(i), 0, 0) for i in range(4)])
+    rest = await asyncio.gather(*(p for p in polls if not p.done()))
+    assert sorted(m[0] for got in rest for m in got) == ["m0", "m1", "m2", "m3"]
+
+
+def test_a_notification_names_its_replica_and_queue() -> None:
+    assert _sender("0123456789ab:SIMPLE:a") == ("0123456789ab", "SIMPLE:a")
+    assert _sender("SIMPLE_a") == ("", "SIMPLE_a")  # a bare queue name (an older replica)
+    assert _sender("not-an-id:q") == ("", "not-an-id:q")
 
 
 async def test_long_poll_wakes_when_a_delayed_message_falls_due(engine: QueueEngine) -> None:
