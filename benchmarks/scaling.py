@@ -261,24 +261,15 @@ def _charts(rows: list[dict[str, Any]], queue: list[dict[str, Any]], out: Path) 
         ideal = [rep[0]["workflows_per_s"] * x / rep[0]["replicas"] for x in xs]
         ax.plot(xs, ideal, linestyle=":", color="grey", label="linear from 1 replica")
     ax.axvline(os.cpu_count() or 1, color="tab:red", linestyle="--", label="cores here")
-    ax.set_xticks(xs)
-    ax.set_xlabel("gateway + decider replicas (1 queue shard)")
-    ax.set_ylabel("workflows/s (3 SIMPLE tasks)")
-    ax.set_ylim(bottom=0)
+    _axes(ax, xs, "gateway + decider replicas (1 queue shard)", "workflows/s (3 SIMPLE tasks)")
     ax.set_title("Throughput vs replicas")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "scaling_replicas.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out / "scaling_replicas.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     xs = [r["shards"] for r in sh]
     ax.plot(xs, [r["workflows_per_s"] for r in sh], marker="o", label="workflows/s")
-    ax.set_xticks(xs)
-    ax.set_xlabel("Redis queue shards (1 replica of each service)")
-    ax.set_ylabel("workflows/s (3 SIMPLE tasks)")
-    ax.set_ylim(bottom=0)
+    _axes(ax, xs, "Redis queue shards (1 replica of each service)", "workflows/s (3 SIMPLE tasks)")
     ax.set_title("Throughput vs shards")
     qs = sorted(
         (q for q in queue if q["path"] == "service" and q["mode"] == "batch100"),
@@ -298,10 +289,7 @@ def _charts(rows: list[dict[str, Any]], queue: list[dict[str, Any]], out: Path) 
         right.legend(fontsize=8, loc="upper right")
     ax.set_ylim(0, 1.35 * max((r["workflows_per_s"] for r in sh), default=1.0))
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    paths.append(out / "scaling_shards.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out / "scaling_shards.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     per_task = SHAPE_TASKS[SHAPE]
@@ -315,17 +303,27 @@ def _charts(rows: list[dict[str, Any]], queue: list[dict[str, Any]], out: Path) 
         ("store_usec_per_workflow", "store: commandstats", "+"),
     ):
         ax.plot(xs, [r[key] / per_task for r in sh], marker=marker, linestyle="--", label=label)
-    ax.set_xticks(xs)
-    ax.set_xlabel("Redis queue shards")
-    ax.set_ylabel("Redis µs per SIMPLE task")
-    ax.set_ylim(bottom=0)
+    _axes(ax, xs, "Redis queue shards", "Redis µs per SIMPLE task")
     ax.set_title("Redis cost per message vs shards")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "scaling_redis_cost.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out / "scaling_redis_cost.png"))
     return paths
+
+
+def _axes(ax: Any, xs: list[int], xlabel: str, ylabel: str) -> None:
+    ax.set_xticks(xs)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 async def main_async(

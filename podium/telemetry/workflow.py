@@ -126,11 +126,7 @@ class DecideSpans:
     def _open(
         tracer: Tracer, operation: str, workflow_id: str | None, task_id: str | None
     ) -> Iterator[DecideSpan]:
-        attrs: dict[str, Any] = {n.DECIDE_OPERATION: operation}
-        if workflow_id:
-            attrs[n.WORKFLOW_ID] = workflow_id
-        if task_id:
-            attrs[n.TASK_ID] = task_id
+        attrs = _decide_attributes(operation, workflow_id, task_id)
         span = tracer.start_span(f"decide {operation}", attributes=attrs)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
@@ -188,13 +184,19 @@ def _adopt(
     span: Span, operation: str, workflow_id: str | None, task_id: str | None
 ) -> Iterator[DecideSpan]:
     """The decide on the current SERVER span (which the RPC layer ends and marks on error)."""
+    span.set_attributes(_decide_attributes(operation, workflow_id, task_id))
+    yield DecideSpan(span)
+
+
+def _decide_attributes(
+    operation: str, workflow_id: str | None, task_id: str | None
+) -> dict[str, Any]:
     attrs: dict[str, Any] = {n.DECIDE_OPERATION: operation}
     if workflow_id:
         attrs[n.WORKFLOW_ID] = workflow_id
     if task_id:
         attrs[n.TASK_ID] = task_id
-    span.set_attributes(attrs)
-    yield DecideSpan(span)
+    return attrs
 
 
 class _NoSpan(AbstractContextManager[DecideSpan]):
