@@ -369,11 +369,7 @@ class DeciderShell:
 
     async def _start_child(self, cmd: StartSubWorkflow) -> None:
         request = {
-            "workflowId": cmd.workflow_id,
-            "input": cmd.input,
-            "correlationId": cmd.correlation_id,
-            "taskToDomain": cmd.task_to_domain,
-            "priority": cmd.priority,
+            **_start_request(cmd),
             "parentWorkflowId": cmd.parent_workflow_id,
             "parentWorkflowTaskId": cmd.parent_workflow_task_id,
         }
@@ -398,13 +394,7 @@ class DeciderShell:
             )
 
     async def _start_other(self, cmd: StartWorkflow) -> None:
-        request = {
-            "workflowId": cmd.workflow_id,
-            "input": cmd.input,
-            "correlationId": cmd.correlation_id,
-            "taskToDomain": cmd.task_to_domain,
-            "priority": cmd.priority,
-        }
+        request = _start_request(cmd)
         result: JSON
         try:
             definition = cmd.definition or await self.resolve_definition(cmd.name, cmd.version)
@@ -665,6 +655,17 @@ class DeciderShell:
             await self.queues.remove(queue, ids)
         await self.store.executions.remove_workflow(workflow_id)
         await self.queues.remove(DECIDER_QUEUE, [workflow_id])
+
+
+def _start_request(cmd: StartWorkflow | StartSubWorkflow) -> JSON:
+    """The StartWorkflowRequest of a command that starts a workflow with a chosen id."""
+    return {
+        "workflowId": cmd.workflow_id,
+        "input": cmd.input,
+        "correlationId": cmd.correlation_id,
+        "taskToDomain": cmd.task_to_domain,
+        "priority": cmd.priority,
+    }
 
 
 async def _retrying(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any:

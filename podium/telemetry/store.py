@@ -21,11 +21,11 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Tracer
 
-from podium.errors import PodiumError
 from podium.store import ExecutionStore, MetadataStore, Store, StoreConfig
 from podium.telemetry import names as n
+from podium.telemetry.errors import mark_error
 
 _WORKFLOW_ID_ARG = frozenset({"read_workflow", "get_workflow", "get_tasks", "remove_workflow"})
 _WORKFLOW_RECORD_ARG = frozenset({"create_workflow", "commit"})
@@ -71,10 +71,7 @@ class _TracedPart:
             try:
                 return await method(*args, **kwargs)
             except BaseException as exc:
-                code = exc.code if isinstance(exc, PodiumError) else type(exc).__name__
-                span.set_attribute(n.ERROR_TYPE, code)
-                if not isinstance(exc, PodiumError) or exc.http_status >= 500:
-                    span.set_status(Status(StatusCode.ERROR, code))
+                mark_error(span, exc)
                 raise
             finally:
                 span.end()

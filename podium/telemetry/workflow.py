@@ -36,6 +36,7 @@ from opentelemetry.trace import (
 
 from podium.errors import PodiumError
 from podium.telemetry import names as n
+from podium.telemetry.errors import mark_error
 from podium.telemetry.propagation import follows_parent, parse_traceparent, traceparent, unsampled
 
 
@@ -132,11 +133,7 @@ class DecideSpans:
         try:
             yield DecideSpan(span)
         except BaseException as exc:
-            if span.is_recording():
-                code = exc.code if isinstance(exc, PodiumError) else type(exc).__name__
-                span.set_attribute(n.ERROR_TYPE, code)
-                if not isinstance(exc, PodiumError) or exc.http_status >= 500:
-                    span.set_status(Status(StatusCode.ERROR, code))
+            mark_error(span, exc)
             raise
         finally:
             otel_context.detach(token)
