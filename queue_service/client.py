@@ -59,13 +59,7 @@ class QueueClient:
     async def schedule(
         self, queue: str, msg_id: str, delay_ms: int, fence: int, priority: int = 0
     ) -> bool:
-        params = {
-            "queue": queue,
-            "id": msg_id,
-            "delay_ms": delay_ms,
-            "fence": fence,
-            "priority": priority,
-        }
+        params = _schedule_params(queue, msg_id, delay_ms, fence, priority)
         return bool(await self.rpc.call("queue.schedule", params))
 
     async def contains(self, queue: str, msg_id: str) -> bool:
@@ -125,14 +119,7 @@ class QueueBatch:
     def schedule(
         self, queue: str, msg_id: str, delay_ms: int, fence: int, priority: int = 0
     ) -> QueueBatch:
-        params = {
-            "queue": queue,
-            "id": msg_id,
-            "delay_ms": delay_ms,
-            "fence": fence,
-            "priority": priority,
-        }
-        self.ops.append(["schedule", params])
+        self.ops.append(["schedule", _schedule_params(queue, msg_id, delay_ms, fence, priority)])
         return self
 
     async def run(self) -> list[Any]:
@@ -143,3 +130,15 @@ class QueueBatch:
             if not ok:
                 raise error_from_wire(value)
         return [value for _, value in answers]
+
+
+def _schedule_params(
+    queue: str, msg_id: str, delay_ms: int, fence: int, priority: int
+) -> dict[str, Any]:
+    return {
+        "queue": queue,
+        "id": msg_id,
+        "delay_ms": delay_ms,
+        "fence": fence,
+        "priority": priority,
+    }
