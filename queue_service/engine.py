@@ -521,7 +521,7 @@ class QueueEngine:
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     # -- lease recovery ------------------------------------------------------------------------
 

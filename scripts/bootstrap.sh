@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Install what Podium needs on a fresh Debian/Ubuntu machine: redis-server (Debian's package),
-# a virtual environment in .venv with Podium and its development tools. Idempotent.
+# Install what Podium needs on a fresh Debian/Ubuntu machine: redis-server, a JDK and Maven
+# (Debian's packages), uv (pinned by hash, scripts/uv-requirements.txt) and, in .venv, exactly
+# the versions in uv.lock: Podium and its development tools. Idempotent.
+#
+#   scripts/bootstrap.sh            what the cluster and the demo need
+#   scripts/bootstrap.sh --browser  also Debian's Chromium, for the UI tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    *) echo "bootstrap: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+if [ "$browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} from Debian's packages" >&2
   SUDO=""
@@ -21,12 +34,18 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-ser
 fi
 
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+# uv, at the version and hashes of scripts/uv-requirements.txt, in a venv of its own.
+UV=.cache/uv/bin/uv
+uv_stamp=.cache/uv/.installed
+if [ ! -x "$UV" ] || [ ! -f "$uv_stamp" ] || [ scripts/uv-requirements.txt -nt "$uv_stamp" ]; then
+  rm -rf .cache/uv
+  "$PY" -m venv .cache/uv
+  .cache/uv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    --require-hashes -r scripts/uv-requirements.txt
+  touch "$uv_stamp"
 fi
-stamp=.venv/.podium-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
-  touch "$stamp"
-fi
+
+# .venv holds exactly what uv.lock lists (and nothing else): --frozen never re-resolves, so a
+# new release on PyPI changes nothing here until scripts/lock.sh is run and its result committed.
+export UV_PYTHON_DOWNLOADS=never
+"$UV" sync --frozen --extra dev --python "$PY" --quiet

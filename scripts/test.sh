@@ -4,7 +4,10 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -k queue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --browser
+echo "== lock"
+# uv.lock must still be the resolution of pyproject.toml (scripts/lock.sh re-locks).
+UV_PYTHON_DOWNLOADS=never .cache/uv/bin/uv lock --check --python "${PYTHON:-python3}" --quiet
 echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy (strict)"

@@ -4,6 +4,8 @@ The peers cannot share Podium's environment: arq 0.28 pins ``redis<6`` while Cel
 transport needs ``redis>=6.4`` (and Podium runs redis-py 8), and Celery / the SDK pin
 ``python-dateutil`` 2.9. So each peer gets its own venv under ``~/.cache/podium/peers/<name>``,
 built on first use from ``requirements/<name>.txt`` (PyPI), and rebuilt when that file changes.
+Each ``.txt`` is a lock: every package at one version with its hashes, compiled from
+``requirements/<name>.in`` by ``scripts/lock.sh`` and installed with ``--require-hashes``.
 Its processes run this repository's ``benchmarks`` package through ``PYTHONPATH``; the modules
 they import use only the standard library, redis-py and the peer itself.
 
@@ -45,8 +47,8 @@ def python_for(name: str, timeout_s: float = 600.0) -> str:
     print(f"building the {name} venv in {venv} (PyPI) ...", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True, timeout=timeout_s)
-    subprocess.run([*pip, "-r", str(requirements)], check=True, timeout=timeout_s)
+    locked = ["--require-hashes", "--no-deps", "-r", str(requirements)]
+    subprocess.run([*pip, *locked], check=True, timeout=timeout_s)
     stamp.write_text(digest + "\n")
     return str(python)
 
