@@ -857,14 +857,20 @@ def test_the_dockerfile_installs_the_package_as_a_non_root_user() -> None:
     for workload in workloads(k8s_objects()):
         if main_container(workload)["image"].split(":")[0].endswith("podium"):
             assert str(pod_spec(workload)["securityContext"]["runAsUser"]) == uid
-    # The package, with the OTLP exporter so that traces can reach a collector.
-    assert any(re.search(r"pip install \"?\.\[otlp\]\"?(\s|$)", ln) for ln in lines)
+    # The package from the lock (exactly the tested versions), with the OTLP exporter so that
+    # traces can reach a collector; uv itself installed by hash.
+    syncs = [ln for ln in lines if re.search(r"\buv sync\b", ln)]
+    assert len(syncs) == 1 and "--frozen" in syncs[0].split() and "--extra otlp" in syncs[0]
+    assert not any(re.search(r"pip install (?!.*--require-hashes)", ln) for ln in lines)
     assert "otlp" in PYPROJECT["project"]["optional-dependencies"]
     copied = {part.rstrip("/") for ln in lines if ln.startswith("COPY ") for part in ln.split()[1:]}
     packages = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     for package in {p.rstrip("*") for p in packages}:
         assert package in copied, f"the image does not copy {package}/"
-    assert {"pyproject.toml", "README.md"} <= copied
+    assert {"pyproject.toml", "uv.lock", "README.md", "scripts/uv-requirements.txt"} <= copied
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    for sent in ("uv.lock", "scripts/uv-requirements.txt"):
+        assert f"!{sent}" in ignore, f"the build context leaves out {sent}"
 
 
 def test_the_dockerfile_checks_every_console_script() -> None:
