@@ -154,3 +154,61 @@ def test_peer_and_tool_requirements_are_pinned_with_hashes(lock: Path) -> None:
                 req = Requirement(line)
                 assert canonicalize_name(req.name) in pins
                 assert req.specifier.contains(pins[canonicalize_name(req.name)][0])
+
+
+# -- the JVM side: exact versions, digests checked -------------------------------------------
+
+
+def _fake_jars(lib: Path, jars: dict[str, bytes]) -> None:
+    lib.mkdir(parents=True, exist_ok=True)
+    for name, body in jars.items():
+        (lib / name).write_bytes(body)
+
+
+def test_cassandra_jars_must_match_their_lock_exactly(tmp_path: Path) -> None:
+    from podium.errors import Unavailable
+    from podium.launch.cassandra import verify_jars, write_jar_lock
+
+    good = tmp_path / "good"
+    _fake_jars(good, {"a-1.jar": b"a", "b-2.jar": b"b"})
+    lock = tmp_path / "cassandra-x.sha256"
+    write_jar_lock(good, lock)
+    verify_jars(good, lock)  # the lock of a folder accepts that folder
+
+    changed, missing, extra = tmp_path / "changed", tmp_path / "missing", tmp_path / "extra"
+    _fake_jars(changed, {"a-1.jar": b"a", "b-2.jar": b"B"})
+    _fake_jars(missing, {"a-1.jar": b"a"})
+    _fake_jars(extra, {"a-1.jar": b"a", "b-2.jar": b"b", "c-3.jar": b"c"})
+    for lib, why in ((changed, "b-2.jar has sha256"), (missing, "missing b-2.jar"),
+                     (extra, "unexpected c-3.jar")):  # fmt: skip
+        with pytest.raises(Unavailable, match=why):
+            verify_jars(lib, lock)
+
+
+def test_the_default_cassandra_version_is_locked_and_its_jars_match() -> None:
+    import shutil
+
+    from podium.launch.cassandra import DEFAULT_VERSION, fetch_jars, jar_lock, verify_jars
+
+    lock = jar_lock(DEFAULT_VERSION)
+    assert lock.is_file(), f"no jar lock for Cassandra {DEFAULT_VERSION}"
+    assert f"cassandra-all-{DEFAULT_VERSION}.jar" in lock.read_text()
+    if shutil.which("mvn") is None:
+        pytest.skip("mvn is not installed (scripts/bootstrap.sh installs it)")
+    verify_jars(fetch_jars(DEFAULT_VERSION), lock)
+
+
+def test_a_conductor_jar_with_another_digest_is_refused_and_removed(tmp_path: Path) -> None:
+    from benchmarks.peers.conductor_server import (
+        DEFAULT_VERSION,
+        JAR_SHA256,
+        ConductorUnavailable,
+        verify_jar,
+    )
+
+    assert DEFAULT_VERSION in JAR_SHA256, "the default Conductor version has no pinned digest"
+    jar = tmp_path / f"conductor-server-{DEFAULT_VERSION}-boot.jar"
+    jar.write_bytes(b"not the released jar")
+    with pytest.raises(ConductorUnavailable, match="pinned"):
+        verify_jar(jar, DEFAULT_VERSION)
+    assert not jar.exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -39,6 +40,9 @@ GROUP, ARTIFACT, CLASSIFIER = "org.conductoross", "conductor-server", "boot"
 DEFAULT_VERSION = os.environ.get("PODIUM_CONDUCTOR_VERSION", "3.21.14")
 CACHE = Path(os.environ.get("PODIUM_CONDUCTOR_CACHE", Path.home() / ".cache/podium/conductor"))
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy"
+#: SHA-256 of each boot jar this benchmark has run; a jar of a version listed here must match,
+#: whether just downloaded or found in the cache (Maven also checks its own checksums).
+JAR_SHA256 = {"3.21.14": "f0cfdf1cfd2eae1a925109a9d64ec328019af1dd57a0a209c41da0f320a7f31b"}
 JAVA_FOR_VERSION = {"3.21": 17, "3.32": 21}  # Java release each line is built for
 
 
@@ -66,6 +70,7 @@ def fetch(version: str = DEFAULT_VERSION, cache: Path = CACHE, timeout_s: float 
     """The boot jar of ``version`` in ``cache``, downloaded with Maven if not there yet."""
     jar = cache / f"{ARTIFACT}-{version}-{CLASSIFIER}.jar"
     if jar.exists() and jar.stat().st_size > 1_000_000:
+        verify_jar(jar, version)
         return jar
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -76,6 +81,7 @@ def fetch(version: str = DEFAULT_VERSION, cache: Path = CACHE, timeout_s: float 
         mvn,
         "-B",
         "-q",
+        "--strict-checksums",
         DEPENDENCY_PLUGIN,
         f"-Dartifact={artifact}",
         f"-DoutputDirectory={cache}",
@@ -85,7 +91,24 @@ def fetch(version: str = DEFAULT_VERSION, cache: Path = CACHE, timeout_s: float 
     if done.returncode != 0 or not jar.exists():
         tail = (done.stdout + done.stderr)[-1500:]
         raise ConductorUnavailable(f"Maven could not fetch {artifact}: {tail}")
+    verify_jar(jar, version)
     return jar
+
+
+def verify_jar(jar: Path, version: str) -> None:
+    """Refuse a jar whose SHA-256 differs from the one pinned for ``version`` (if pinned)."""
+    pinned = JAR_SHA256.get(version)
+    if pinned is None:
+        return
+    h = hashlib.sha256()
+    with jar.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != pinned:
+        jar.unlink()
+        raise ConductorUnavailable(
+            f"{jar.name} has sha256 {h.hexdigest()}, pinned {pinned}; removed it, fetch again"
+        )
 
 
 def properties(port: int, redis_host: str, redis_port: int) -> str:

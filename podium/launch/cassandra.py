@@ -2,12 +2,17 @@
 
 The jars come from Maven Central (``org.apache.cassandra:cassandra-all`` and its dependencies),
 resolved once by Maven with ``deploy/cassandra/pom.xml`` into a cache folder
-(``~/.cache/podium/cassandra-<version>``, or ``$PODIUM_CASSANDRA_HOME``). Only the 5.0 line
-runs on Java 17. Each node listens on loopback only, on free ports, keeps its files in its own
-folder and runs ``CassandraDaemon`` in the foreground; start-up waits until CQL answers.
+(``~/.cache/podium/cassandra-<version>``, or ``$PODIUM_CASSANDRA_HOME``). Maven checks every
+download against the repository's checksums (``--strict-checksums``), and the jars of a version
+with a lock, ``deploy/cassandra/cassandra-<version>.sha256``, must be exactly the ones it names
+with those SHA-256 digests (``--write-lock`` writes it after a deliberate upgrade). Only the
+5.0 line runs on Java 17. Each node listens on loopback only, on free ports, keeps its files
+in its own folder and runs ``CassandraDaemon`` in the foreground; start-up waits until CQL
+answers.
 
     python -m podium.launch.cassandra [--port N] [--data-dir D]   # run one node until Ctrl-C
     python -m podium.launch.cassandra --fetch-only                # resolve the jars and exit
+    python -m podium.launch.cassandra --fetch-only --write-lock   # ... and lock their digests
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -126,7 +132,7 @@ def fetch_jars(
         partial = home / "lib.partial"
         shutil.rmtree(partial, ignore_errors=True)
         args = [
-            mvn, "-q", "-B", "-f", str(POM),
+            mvn, "-q", "-B", "--strict-checksums", "-f", str(POM),
             f"-Dcassandra.version={version}",
             f"-DoutputDirectory={partial}",
             "dependency:copy-dependencies",
@@ -140,10 +146,62 @@ def fetch_jars(
         if done.returncode != 0 or not any(partial.glob("cassandra-all-*.jar")):
             out = (done.stdout + done.stderr)[-3000:]
             raise Unavailable(f"Maven could not resolve Cassandra {version}: {out}")
+        lock_file = jar_lock(version)
+        if lock_file.is_file():
+            verify_jars(partial, lock_file)
         shutil.rmtree(lib, ignore_errors=True)
         partial.rename(lib)
         stamp.write_text(version + "\n")
     return lib
+
+
+def jar_lock(version: str) -> Path:
+    """The file that pins the SHA-256 of every jar of Cassandra ``version``."""
+    return POM.parent / f"cassandra-{version}.sha256"
+
+
+def jar_digests(lib: Path) -> dict[str, str]:
+    """``jar name -> sha256`` of every jar in ``lib``."""
+    digests = {}
+    for jar in sorted(lib.glob("*.jar")):
+        h = hashlib.sha256()
+        with jar.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digests[jar.name] = h.hexdigest()
+    return digests
+
+
+def read_jar_lock(lock_file: Path) -> dict[str, str]:
+    """A ``sha256sum``-style file: ``<hex digest>  <jar name>`` per line, ``#`` comments."""
+    pins = {}
+    for line in lock_file.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split(maxsplit=1)
+            pins[name.strip()] = digest
+    return pins
+
+
+def write_jar_lock(lib: Path, lock_file: Path) -> None:
+    lines = [f"{digest}  {name}" for name, digest in jar_digests(lib).items()]
+    header = "# SHA-256 of every jar Maven resolves for deploy/cassandra/pom.xml at this version.\n"
+    lock_file.write_text(header + "\n".join(lines) + "\n")
+
+
+def verify_jars(lib: Path, lock_file: Path) -> None:
+    """Raise ``Unavailable`` unless ``lib`` holds exactly the jars, and digests, of the lock."""
+    pinned, found = read_jar_lock(lock_file), jar_digests(lib)
+    problems = [f"missing {n}" for n in sorted(set(pinned) - set(found))]
+    problems += [f"unexpected {n}" for n in sorted(set(found) - set(pinned))]
+    problems += [
+        f"{n} has sha256 {found[n]}, locked {pinned[n]}"
+        for n in sorted(set(found) & set(pinned))
+        if found[n] != pinned[n]
+    ]
+    if problems:
+        raise Unavailable(
+            f"the Cassandra jars do not match {lock_file.name}: " + "; ".join(problems[:5])
+        )
 
 
 def _stamped(stamp: Path, version: str) -> bool:
@@ -464,9 +522,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fetch-only", action="store_true", help="resolve the jars with Maven and exit"
     )
+    parser.add_argument(
+        "--write-lock",
+        action="store_true",
+        help="write the jars' SHA-256 digests to deploy/cassandra/cassandra-<version>.sha256",
+    )
     opts = parser.parse_args(argv)
     if opts.fetch_only:
-        print(fetch_jars(opts.version), flush=True)
+        lib = fetch_jars(opts.version)
+        if opts.write_lock:
+            write_jar_lock(lib, jar_lock(opts.version))
+            print(jar_lock(opts.version), flush=True)
+        print(lib, flush=True)
         return 0
 
     def on_term(signum: int, frame: FrameType | None) -> None:
