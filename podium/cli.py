@@ -2,7 +2,8 @@
 
 podium up [--demo] [--shards N] [--queue-services N] [--deciders N] [--gateways N]
           [--sweepers N] [--store redis|cassandra] [--cassandra-hosts H] [--port P]
-podium status [--url URL]
+podium status [--url URL]        (the API: --url, else $PODIUM_API_URL, else
+                                  $CONDUCTOR_SERVER_URL, else http://127.0.0.1:8080/api)
 podium workflow start NAME [--input JSON] | get ID | terminate ID | pause ID | resume ID
                 | retry ID | restart ID | search [QUERY]
 podium def register FILE...
@@ -14,10 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,18 @@ from podium.cluster import ClusterSpec, LocalCluster
 from podium.errors import PodiumError
 
 DEFAULT_URL = "http://127.0.0.1:8080/api"
+#: Where the API address comes from when --url is not given, first match wins; the second is
+#: the variable the Conductor SDKs read, so one setting serves both.
+URL_VARIABLES = ("PODIUM_API_URL", "CONDUCTOR_SERVER_URL")
+
+
+def api_url(environ: Mapping[str, str]) -> str:
+    """The API address from the environment (``URL_VARIABLES``), else ``DEFAULT_URL``."""
+    for name in URL_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return DEFAULT_URL
 
 
 def _positive(value: str) -> int:
@@ -50,7 +64,8 @@ def _port(value: str) -> int:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    default_url = api_url(os.environ if environ is None else environ)
     parser = argparse.ArgumentParser(prog="podium", description="Podium workflow engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -64,11 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo", action="store_true", help="run the demo, print its result, stop")
 
     status = sub.add_parser("status", help="queue depths and running workflows")
-    status.add_argument("--url", default=DEFAULT_URL)
+    status.add_argument("--url", default=default_url)
 
     # --url may follow the action (`podium workflow get ID --url ...`)
     url = argparse.ArgumentParser(add_help=False)
-    url.add_argument("--url", default=DEFAULT_URL, help=f"the API ({DEFAULT_URL})")
+    url.add_argument(
+        "--url",
+        default=default_url,
+        help=f"the API (default: ${URL_VARIABLES[0]}, ${URL_VARIABLES[1]} or {DEFAULT_URL})",
+    )
 
     wf = sub.add_parser("workflow", help="start, inspect and control workflows")
     wf_sub = wf.add_subparsers(dest="action", required=True)

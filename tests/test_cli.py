@@ -72,6 +72,41 @@ def test_cli_reports_an_unreachable_server_without_a_traceback() -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8080/api"),
+        ({"CONDUCTOR_SERVER_URL": "http://conductor:8080/api"}, "http://conductor:8080/api"),
+        ({"PODIUM_API_URL": "http://podium:9000/api"}, "http://podium:9000/api"),
+        (
+            {"PODIUM_API_URL": "http://podium:9000/api", "CONDUCTOR_SERVER_URL": "http://c/api"},
+            "http://podium:9000/api",
+        ),
+        ({"PODIUM_API_URL": " ", "CONDUCTOR_SERVER_URL": "http://c/api"}, "http://c/api"),
+    ],
+)
+def test_the_api_address_comes_from_the_environment_unless_given(
+    env: dict[str, str], expected: str
+) -> None:
+    from podium.cli import build_parser
+
+    parser = build_parser(env)
+    for argv in (["status"], ["workflow", "get", "abc"], ["def", "register", "x.json"]):
+        assert parser.parse_args(argv).url == expected
+    given = ["workflow", "get", "abc", "--url", "http://other/api"]
+    assert parser.parse_args(given).url == "http://other/api"
+
+
+def test_cli_calls_the_address_in_podium_api_url() -> None:
+    from podium.launch.redis import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api"
+    env = {"PODIUM_API_URL": url, "CONDUCTOR_SERVER_URL": "http://127.0.0.1:1/api"}
+    done = run(["-m", "podium.cli", "workflow", "get", "abc"], env=env)
+    assert done.returncode == 1
+    assert f"cannot reach {url}/workflow/abc" in done.stderr
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"PODIUM_QUEUE_PORT": "70000"}, "PODIUM_QUEUE_PORT=70000 is above the maximum 65535"),
