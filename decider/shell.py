@@ -266,9 +266,14 @@ class DeciderShell:
         jobs: list[Awaitable[Any]] = [] if shared is not None else [_retrying(batch.run)]
         if decision.logs:
             jobs.append(self._add_logs(decision.logs))
-        await asyncio.gather(*jobs)
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        # Commands go out even when the queue call failed: the decision is committed, and a
+        # repeated call (the caller's retry) finds nothing left to do and issues none.
         for command in decision.commands:
             await self._command(command)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def _timer(
         self, batch: QueueBatch, wf: Mapping[str, Any], next_check_ms: int | None, version: int
@@ -361,10 +366,19 @@ class DeciderShell:
         await _retrying(lambda: self.queues.schedule(DECIDER_QUEUE, wf_id, offset_ms, 0, priority))
         try:
             version = await self.store.executions.create_workflow(wf, decision.changed_tasks)
-        except BaseException:
-            await self.queues.remove(DECIDER_QUEUE, [wf_id])
+        except BaseException as exc:
+            # A store that could not be reached may still have applied the write: the timer
+            # stays then (a sweep of a workflow that does not exist just drops it).
+            if not (isinstance(exc, PodiumError) and exc.retryable):
+                await self.queues.remove(DECIDER_QUEUE, [wf_id])
             raise
-        await self._effects(decision, version, ctx)
+        # The workflow exists now, so the start has succeeded whatever happens next: a client
+        # told otherwise would start it again. Queue effects that fail here are redone by the
+        # decide its timer (set above) triggers, which re-pushes missing task messages.
+        try:
+            await self._effects(decision, version, ctx)
+        except (Unavailable, DeadlineExceeded) as exc:
+            log.warning("workflow %s started; its queue effects wait for its timer: %s", wf_id, exc)
         return str(wf_id)
 
     async def _start_child(self, cmd: StartSubWorkflow) -> None:
