@@ -14,10 +14,14 @@ import pytest
 from conductor.client.http.models.rerun_workflow_request import RerunWorkflowRequest
 from conductor.client.http.models.start_workflow_request import StartWorkflowRequest
 from conductor.client.workflow.conductor_workflow import ConductorWorkflow
+from conductor.client.workflow.task.do_while_task import LoopTask
+from conductor.client.workflow.task.fork_task import ForkTask
+from conductor.client.workflow.task.join_task import JoinTask
+from conductor.client.workflow.task.switch_task import SwitchTask
 from conductor.client.workflow.task.wait_task import WaitTask
 
 from .conftest import E2E
-from .test_workflows import simple
+from .test_workflows import refs, simple
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")
 
@@ -119,6 +123,51 @@ def test_restart_and_rerun_completed(e2e: E2E) -> None:
     )
     assert wf.output == {"text": "x", "sum": 3}
     assert len(wf.tasks) == 2
+
+
+@pytest.mark.timeout(120, func_only=True)
+def test_rerun_from_the_first_task_of_a_fork_switch_and_loop(e2e: E2E) -> None:
+    # Every task after the rerun point goes, loop iterations and the loop task included: the
+    # new loop task must not be refused as a duplicate of the old one.
+    wf_def = ConductorWorkflow(executor=e2e.executor, name=e2e.name("rerun_flow"), version=1)
+    fork = ForkTask(
+        "fork",
+        [
+            [simple(e2e, "echo", "fa", text="${first.output.text}")],
+            [simple(e2e, "add", "fb", a="${workflow.input.n}", b=1)],
+        ],
+    )
+    switch = (
+        SwitchTask("sw", "${workflow.input.kind}")
+        .switch_case("sum", [simple(e2e, "add", "sw_add", a="${workflow.input.n}", b=100)])
+        .default_case([simple(e2e, "echo", "sw_echo", text="default")])
+    )
+    loop = LoopTask("loop", 2, [simple(e2e, "add", "body", a="${workflow.input.n}", b=1000)])
+    wf_def >> simple(e2e, "echo", "first", text="${workflow.input.text}")
+    wf_def >> fork >> JoinTask("join", join_on=["fa", "fb"]) >> switch >> loop
+    wf_def.output_parameters({"fa": "${fa.output.text}", "iterations": "${loop.output.iteration}"})
+    workflow_id = _start(e2e, wf_def, {"text": "one", "n": 5, "kind": "sum"})
+    before = e2e.wait_status(workflow_id, "COMPLETED", timeout_s=60)
+    assert before.output == {"fa": "one", "iterations": 2}
+    first = before.tasks[0]
+    assert first.reference_task_name == "first"
+
+    e2e.workflows.rerun_workflow(
+        workflow_id,
+        RerunWorkflowRequest(re_run_from_task_id=first.task_id, task_input={"text": "two"}),
+    )
+    wf = e2e.wait_for(
+        workflow_id,
+        lambda w: w.status == "COMPLETED" and w.tasks[0].end_time > first.end_time,
+        60,
+        "completed again after the rerun",
+    )
+    assert wf.output == {"fa": "two", "iterations": 2}
+    assert [t.task_id for t in wf.tasks if t.reference_task_name == "first"] == [first.task_id]
+    old_ids = {t.task_id for t in before.tasks[1:]}
+    assert not old_ids & {t.task_id for t in wf.tasks}
+    assert sorted(r for r, _ in refs(wf)) == sorted(r for r, _ in refs(before))
+    assert all(status == "COMPLETED" for _, status in refs(wf))
 
 
 def _flaky(e2e: E2E, fail_until: int) -> ConductorWorkflow:

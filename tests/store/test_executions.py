@@ -352,6 +352,33 @@ async def test_commit_can_remove_tasks(store: Store, ns: str) -> None:
         await ex.commit(wf, [task(wf, "a", task_type=ttype, seq=6)], 3)
 
 
+async def test_a_key_a_task_moved_off_is_free_once_the_task_is_removed(
+    store: Store, ns: str
+) -> None:
+    # A DO_WHILE task is rewritten with each new iteration (and a retry in place bumps its
+    # retryCount): the keys it held before must not outlive it, or a rerun that replaces it
+    # can never write the new loop task.
+    ex = store.executions
+    wf = workflow(f"wf_{ns}")
+    loop = task(wf, "loop", task_type="DO_WHILE", iteration=1)
+    await ex.create_workflow(wf, [loop])
+    version = await ex.commit(wf, [{**loop, "iteration": 2}], 1)
+    version = await ex.commit(wf, [{**loop, "iteration": 2, "retryCount": 1}], version)
+    version = await ex.commit(wf, [], version, removed_task_ids=[loop["taskId"]])
+    again = task(wf, "loop", task_type="DO_WHILE", iteration=1)
+    version = await ex.commit(wf, [again], version)
+    version = await ex.commit(wf, [{**again, "iteration": 2}], version)
+    assert [t["taskId"] for t in await ex.get_tasks(wf["workflowId"])] == [again["taskId"]]
+    # A key still held by a task of the workflow stays refused.
+    with pytest.raises(DuplicateTask):
+        await ex.commit(wf, [task(wf, "loop", task_type="DO_WHILE", iteration=2)], version)
+    # Also when the commit ends the workflow (the whole record is rewritten).
+    done = {**wf, "status": "COMPLETED"}
+    version = await ex.commit(done, [], version, removed_task_ids=[again["taskId"]])
+    third = task(wf, "loop", task_type="DO_WHILE", iteration=1)
+    assert await ex.commit(wf, [third], version) == version + 1
+
+
 async def test_bad_removals_write_nothing(store: Store, ns: str) -> None:
     ex = store.executions
     wf = workflow(f"wf_{ns}")

@@ -91,7 +91,7 @@ class CommitWriter:
         wid = p.workflow_id
         removed = await self._removed_tasks(p, expected)
         owners = await self._owners(p, removed)
-        new = _new_tasks(p, owners, set(p.removed))
+        new = _new_tasks(p, owners, set(p.removed) | await self._gone_owners(p, owners))
         feet = [TaskFoot.of_prepared(t) for t in p.tasks]
         wf = WorkflowFoot.of_prepared(p)
         pre = self._fp.task_entries(wid, [TaskFoot.of_prepared(t) for t in new], 0)
@@ -141,6 +141,23 @@ class CommitWriter:
         rows = await self._db.execute(self._st.wf_read_uniq, (p.workflow_id, SHARD_ID, keys))
         return {r["item_id"]: r["owner"] for r in rows}
 
+    async def _gone_owners(self, p: PreparedCommit, owners: dict[str, str]) -> set[str]:
+        """Owners of the commit's keys that are no longer tasks of the workflow.
+
+        A task whose key changed (a DO_WHILE at its next iteration, a retry in place) leaves
+        its old key behind, and a removed task frees only its last one: such a key is free.
+        Read only when some key of the commit is held by another task (rare).
+        """
+        others = {
+            o for t in p.tasks if (o := owners.get(t.unique_key)) is not None and o != t.task_id
+        } - set(p.removed)
+        if not others:
+            return set()
+        rows = await self._db.execute(
+            self._st.wf_read_tasks_in, (p.workflow_id, SHARD_ID, list(others))
+        )
+        return others - {r["item_id"] for r in rows}
+
     def _removal_rows(
         self,
         wid: str,
@@ -170,8 +187,9 @@ class CommitWriter:
         _raise_for(wid, expected, stored)
         was_terminal = bool(stored.get("terminal"))
         owners = {r["item_id"]: r["owner"] for r in rows if r["entity"] == "uniq"}
-        new = _new_tasks(p, owners, set(p.removed))
         blobs = {r["item_id"]: r["payload"] for r in rows if r["entity"] == "task"}
+        gone = {o for o in owners.values() if o not in blobs}  # see _gone_owners
+        new = _new_tasks(p, owners, set(p.removed) | gone)
         missing = [tid for tid in p.removed if tid not in blobs]
         if missing:
             raise missing_removed(wid, missing)

@@ -61,11 +61,15 @@ for i = 0, r - 1 do
   removed[tid] = true
 end
 
+-- A key is taken when its owner is still a task of the workflow. A task whose key changed (a
+-- DO_WHILE at its next iteration, a retry in place) leaves its old key behind, and a removed
+-- task frees only its last one: an owner that is gone holds nothing.
 for i = 0, n - 1 do
   local tid = ARGV[base_a + 1 + i * 5]
   local ukey = ARGV[base_a + 3 + i * 5]
   local owner = redis.call('HGET', KEYS[3], ukey)
-  if owner and owner ~= tid and not removed[owner] then
+  if owner and owner ~= tid and not removed[owner]
+      and redis.call('HEXISTS', KEYS[2], owner) == 1 then
     return {2, ukey, owner}
   end
 end
