@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -16,3 +17,39 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+class OwnedTasks:
+    """Background tasks kept in a set, so none is lost, and none fails in silence.
+
+    A task that ends with an exception (other than its cancellation) is logged with its name and
+    traceback on ``log``; :meth:`cancel_all` cancels what is left and waits for it.
+    """
+
+    def __init__(self, owner: str, log: logging.Logger | None = None) -> None:
+        self._owner = owner
+        self._log = log or logging.getLogger(f"podium.{owner}")
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._log.error("%s: task %r failed", self._owner, task.get_name(), exc_info=exc)
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -127,8 +127,10 @@ async def _up(args: argparse.Namespace) -> int:
             store=args.store,
             cassandra_hosts=args.cassandra_hosts,
             gateway_port=args.port,
+            supervise=True,
         ),
         progress=lambda line: print(f"  started {line}", flush=True),
+        events=lambda line: print(line, flush=True),
     )
     print("podium: starting a local cluster", flush=True)
     stop = asyncio.Event()
@@ -226,11 +228,33 @@ def _status(args: argparse.Namespace) -> int:
         "GET", f"{base}/workflow/search", params={"query": "status IN (RUNNING)", "size": 0}
     ).json()
     print(f"gateway: {health.get('status', health)} at {base}")
+    _print_processes(base)
     print(f"running workflows: {running.get('totalHits', 0)}")
     print("queue depths:" if queues else "queue depths: (no queues yet)")
     for name, size in sorted(queues.items()):
         print(f"  {name:<40} {size}")
     return 0
+
+
+def _print_processes(base: str) -> None:
+    """The process table of the `podium up` serving ``base``, when it runs on this machine."""
+    from urllib.parse import urlsplit
+
+    from podium.supervisor import read_state
+
+    parts = urlsplit(base)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1") or parts.port is None:
+        return
+    state = read_state(parts.port)
+    if state is None:
+        return
+    print(f"processes (podium up, pid {state['supervisorPid']}):")
+    print(f"  {'name':<20} {'pid':>8}  {'state':<10} {'restarts':>8}  last exit")
+    for p in state["processes"]:
+        print(
+            f"  {p['name']:<20} {p['pid'] or '-':>8}  {p['state']:<10} {p['restarts']:>8}"
+            f"  {p['lastExit'] or '-'}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

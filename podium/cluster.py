@@ -4,8 +4,10 @@ Redis shards and the store are redis-server processes (the store with append-onl
 persistence), or the store is a local Cassandra node; each service replica is its own Python
 process, configured by ``PODIUM_*`` variables exactly as in a deployment, with its own RPC
 and health ports. Everything listens on loopback. Services start in dependency order and
-each must answer ``/ready`` before the next group starts; everything is stopped (SIGTERM,
-then SIGKILL after a bound) when the cluster stops.
+each must answer ``/ready`` before the next group starts; with ``supervise`` on (as in
+``podium up``) a process that dies is restarted (``podium/supervisor.py``); everything is
+stopped (SIGTERM, then SIGKILL after a bound) when the cluster stops, restarted processes
+included.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from pathlib import Path
 
 import httpx
 
+from podium.aio import OwnedTasks
 from podium.errors import ConfigError, Unavailable
 from podium.launch.redis import RedisServer, free_port
+from podium.supervisor import Supervisor, processes_of, state_file_for
 
 Progress = Callable[[str], None]
 
@@ -55,6 +59,17 @@ class ServiceProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    async def restart(self) -> None:
+        """Start again on the same ports, and wait until it is ready."""
+        self.start()
+        await self.wait_ready()
 
     def stop(self, timeout_s: float = 15.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -96,6 +111,26 @@ class ServiceProcess:
 
 
 @dataclass
+class RedisProcess:
+    """A Redis server of the cluster, as the supervisor sees it."""
+
+    name: str
+    server: RedisServer
+
+    def alive(self) -> bool:
+        return self.server.is_running()
+
+    def exit_code(self) -> int | None:
+        return self.server.exit_code()
+
+    def pid(self) -> int | None:
+        return self.server.pid
+
+    async def restart(self) -> None:
+        await asyncio.to_thread(self.server.start)
+
+
+@dataclass
 class ClusterSpec:
     """How many of each part to run."""
 
@@ -110,6 +145,7 @@ class ClusterSpec:
     allow_http_hosts: str = "127.0.0.1,localhost"
     work_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    supervise: bool = False  # restart what dies (podium up); off for tests that kill on purpose
 
 
 @dataclass
@@ -124,6 +160,9 @@ class LocalCluster:
     services: list[ServiceProcess] = field(default_factory=list)
     work_dir: Path = field(default_factory=Path)
     store_env: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
+    events: Progress | None = None  # the supervisor's lines (default: progress)
+    _background: OwnedTasks = field(default_factory=lambda: OwnedTasks("cluster"))
 
     def of(self, module: str) -> list[ServiceProcess]:
         return [s for s in self.services if s.module == module]
@@ -158,7 +197,23 @@ class LocalCluster:
         except BaseException:
             await self.stop()
             raise
+        if self.spec.supervise:
+            self._supervise()
         return self
+
+    def _state_file(self) -> Path | None:
+        """Where `podium status` finds this cluster's processes: keyed by the first API port."""
+        gateways = self.of("api_gateway.server")
+        return state_file_for(int(gateways[0].address.rsplit(":", 1)[1])) if gateways else None
+
+    def _supervise(self) -> None:
+        state_file = self._state_file()
+        if state_file is not None:
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(
+            lambda: processes_of(self), say=self.events or self.progress, state_file=state_file
+        )
+        self._background.spawn(self.supervisor.run(), name="supervisor")
 
     async def _start_storage(self) -> None:
         for i in range(self.spec.shards):
@@ -258,6 +313,11 @@ class LocalCluster:
 
     async def stop(self) -> None:
         """Stop services first (they hand back their work), then storage. Idempotent."""
+        await self._background.cancel_all()  # nothing is restarted while the cluster stops
+        state_file = self._state_file() if self.supervisor is not None else None
+        if state_file is not None:
+            state_file.unlink(missing_ok=True)
+        self.supervisor = None
         order = ["api_gateway.server", "sweeper.server", "decider.server", "queue_service.server"]
         for module in order:
             group = self.of(module)

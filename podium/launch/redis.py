@@ -116,6 +116,14 @@ class RedisServer:
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def exit_code(self) -> int | None:
+        """The process's return code once it has ended (negative: the signal), else None."""
+        return None if self._proc is None else self._proc.poll()
+
     def kill(self) -> None:
         """Kill -9: no SHUTDOWN, no final flush (for failure tests)."""
         if self._proc is not None and self._proc.poll() is None:
