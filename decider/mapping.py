@@ -17,7 +17,7 @@ from decider.binding import java_str, resolve_params
 from decider.clone import clone
 from decider.model import JSON, next_task, normalize_task_def, normalize_workflow_task, populate_one
 from decider.run import Run, TerminateSignal
-from decider.state import TaskStatus, TaskType, task_terminal
+from decider.state import UNSUPPORTED_TYPES, TaskStatus, TaskType, task_terminal
 from decider.waits import parse_duration, parse_until
 
 Mapper = Callable[["MapCall"], list[JSON]]
@@ -260,7 +260,7 @@ def evaluate(run: Run, evaluator: str, expression: str, inp: Any) -> Any:
     if evaluator == "value-param":
         return inp.get(expression) if isinstance(inp, dict) else None
     cfg = run.ctx.config
-    return scripting.eval_js(
+    return run.ctx.scripts.eval_js(
         expression,
         inp,
         timeout_s=cfg.script_timeout_s,
@@ -370,6 +370,15 @@ def _wait(call: MapCall) -> list[JSON]:
     return [task]
 
 
+def _unsupported(call: MapCall) -> list[JSON]:
+    """A Conductor type Podium does not run: the definition is accepted (as Conductor stores
+    it), and the task fails terminally when it is reached, saying why."""
+    task_type = str(call.wt["type"])
+    task = call.create(task_type, TaskStatus.SCHEDULED, call.input())
+    reason = f"task type {task_type} is not supported by Podium"
+    return [_failed(call, task, reason)]
+
+
 def _failed(
     call: MapCall, task: JSON, reason: str, status: str = TaskStatus.FAILED_WITH_TERMINAL_ERROR
 ) -> JSON:
@@ -409,6 +418,9 @@ MAPPERS: dict[str, Mapper] = {
     TaskType.JSON_JQ_TRANSFORM: _in_progress(TaskType.JSON_JQ_TRANSFORM),
     TaskType.NOOP: _in_progress(TaskType.NOOP),
 }
+
+
+MAPPERS.update(dict.fromkeys(UNSUPPORTED_TYPES, _unsupported))
 
 
 def _register_dynamic_fork() -> None:

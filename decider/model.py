@@ -92,6 +92,9 @@ def normalize_workflow_task(d: Mapping[str, Any]) -> JSON:
     out["loopOver"] = [normalize_workflow_task(t) for t in out["loopOver"]]
     if isinstance(out.get("taskDefinition"), Mapping):
         out["taskDefinition"] = normalize_task_def(out["taskDefinition"])
+        if not out["taskDefinition"].get("name") and out.get("name"):
+            # Conductor accepts an inline TaskDef without a name: it is the task's.
+            out["taskDefinition"]["name"] = out["name"]
     return out
 
 

@@ -73,7 +73,8 @@ class TaskType(StrEnum):
     NOOP = "NOOP"
 
 
-#: Conductor types that Podium rejects at validation (they need modules Podium lacks).
+#: Conductor types that need modules Podium lacks: definitions with them are accepted (as
+#: Conductor stores them), and such a task fails terminally when it is scheduled.
 UNSUPPORTED_TYPES: frozenset[str] = frozenset(
     {
         "EVENT",

@@ -122,6 +122,7 @@ def _validate_workflow_def(
         _check_task(wt, f"tasks[{i}]", errors)
     if not errors:
         _check_unique_refs(d, errors)
+        _check_join_refs(d, errors)
         _check_input_refs(d, set(extra_names), errors)
     if errors:
         raise ValidationError.of(errors)
@@ -253,10 +254,7 @@ def _check_task(wt: JSON, path: str, errors: Errors) -> None:
     if isinstance(wt.get("taskDefinition"), Mapping):
         _check_task_def(wt["taskDefinition"], f"{path}.taskDefinition", errors)
     if t in UNSUPPORTED_TYPES:
-        errors.append(
-            _e(f"{path}.type", f"taskType: {t} is not supported by Podium (taskName: {name})")
-        )
-        return
+        return  # stored as Conductor does; the task fails when it is scheduled (mapping.py)
     checker = _TYPE_CHECKS.get(TaskType(t)) if t in TaskType.__members__ else None
     if checker is not None:
         checker(wt, path, errors)
@@ -482,6 +480,37 @@ def _check_unique_refs(d: JSON, errors: Errors) -> None:
             )
             errors.append(_e("tasks", msg))
         seen.add(ref)
+
+
+def _with_paths(tasks: list[JSON], prefix: str) -> Iterable[tuple[str, JSON]]:
+    """Every WorkflowTask with its path, nested ones included (as :func:`_check_task` names
+    them)."""
+    for i, wt in enumerate(tasks):
+        path = f"{prefix}[{i}]"
+        yield path, wt
+        for b, branch in enumerate(children(wt)):
+            yield from _with_paths(branch, f"{path}.{_branch_path(wt, b)}")
+
+
+def _check_join_refs(d: JSON, errors: Errors) -> None:
+    """A JOIN waiting on a reference name no task has would wait forever."""
+    refs = {wt["taskReferenceName"] for wt in iter_tasks(d["tasks"])}
+    for path, wt in _with_paths(d["tasks"], "tasks"):
+        if wt["type"] not in (TaskType.JOIN, TaskType.EXCLUSIVE_JOIN):
+            continue
+        join_on = wt.get("joinOn") or []
+        if not isinstance(join_on, list):
+            errors.append(_e(f"{path}.joinOn", "joinOn must be a list of taskReferenceNames"))
+            continue
+        for ref in join_on:
+            if ref not in refs:
+                errors.append(
+                    _e(
+                        f"{path}.joinOn",
+                        f"joinOn: {ref} of {wt['type']} task {wt['taskReferenceName']} is not a "
+                        f"taskReferenceName in workflow definition: {d.get('name')}",
+                    )
+                )
 
 
 def _check_input_refs(d: JSON, extra: set[str], errors: Errors) -> None:

@@ -101,6 +101,23 @@ def test_user_defined_type_needs_a_registered_definition() -> None:
     assert "Cannot find task by name x in the task definitions" in h2.wf["reasonForIncompletion"]
 
 
+def test_a_type_podium_does_not_run_fails_terminally_when_reached() -> None:
+    chat = {"name": "chat", "taskReferenceName": "chat", "type": "LLM_CHAT_COMPLETE"}
+    h = Harness(wf_def(simple("a"), {**chat, "inputParameters": {"p": "${a.output.y}"}}))
+    h.start()
+    dec = h.run_worker("a", {"y": 1})
+    t = h.task("chat")
+    assert (t["taskType"], t["status"]) == ("LLM_CHAT_COMPLETE", "FAILED_WITH_TERMINAL_ERROR")
+    assert t["reasonForIncompletion"] == "task type LLM_CHAT_COMPLETE is not supported by Podium"
+    assert t["inputData"] == {"p": 1} and t["retryCount"] == 0 and not dec.pushes
+    assert h.status == "FAILED"
+    assert "LLM_CHAT_COMPLETE is not supported by Podium" in h.wf["reasonForIncompletion"]
+    # Optional: the workflow goes on past it.
+    h2 = Harness(wf_def({**chat, "optional": True}, simple("b")))
+    h2.start()
+    assert h2.statuses() == {"chat": "COMPLETED_WITH_ERRORS", "b": "SCHEDULED"}
+
+
 def test_dynamic_task_takes_its_name_from_input() -> None:
     d = wf_def(
         {

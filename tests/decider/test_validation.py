@@ -96,6 +96,51 @@ def test_input_expression_must_name_a_known_ref() -> None:
     )
 
 
+def test_join_on_must_name_refs_of_the_definition() -> None:
+    fork = {
+        "name": "f",
+        "taskReferenceName": "f",
+        "type": "FORK_JOIN",
+        "forkTasks": [[simple("a")], [simple("b")]],
+    }
+    join = {"name": "j", "taskReferenceName": "j", "type": "JOIN", "joinOn": ["a", "zz"]}
+    errs = errors_of(wf_def(fork, join))
+    assert errs == [
+        {
+            "path": "tasks[1].joinOn",
+            "message": "joinOn: zz of JOIN task j is not a taskReferenceName in workflow "
+            "definition: wf",
+        }
+    ]
+    loop = {
+        "name": "l",
+        "taskReferenceName": "l",
+        "type": "DO_WHILE",
+        "loopCondition": "false",
+        "loopOver": [fork, {**join, "joinOn": ["b", "nope"]}],
+    }
+    errs = errors_of(wf_def(loop))
+    assert [e["path"] for e in errs] == ["tasks[0].loopOver[1].joinOn"]
+    validate_workflow_def(wf_def(fork, {**join, "joinOn": ["a", "b"]}))
+    validate_workflow_def(wf_def(fork, {**join, "joinOn": []}))
+
+
+def test_an_inline_task_definition_without_a_name_takes_the_tasks() -> None:
+    d = validate_workflow_def(wf_def(simple("a", taskDefinition={"retryCount": 1})))
+    assert d["tasks"][0]["taskDefinition"]["name"] == "a"
+    assert d["tasks"][0]["taskDefinition"]["retryCount"] == 1
+    errs = errors_of(wf_def(simple("a", taskDefinition={"retryCount": -1})))
+    assert [e["path"] for e in errs] == ["tasks[0].taskDefinition.retryCount"]
+
+
+@pytest.mark.parametrize("task_type", ["LLM_CHAT_COMPLETE", "KAFKA_PUBLISH", "EVENT"])
+def test_types_podium_does_not_run_are_accepted(task_type: str) -> None:
+    d = validate_workflow_def(
+        wf_def(simple("a"), {"name": "x", "taskReferenceName": "x", "type": task_type})
+    )
+    assert d["tasks"][1]["type"] == task_type
+
+
 def test_input_expression_must_compile() -> None:
     d = wf_def(simple("a", inputParameters={"x": "${workflow.input[?(}"}))
     assert "input parameter value" in messages(d)[0]
@@ -240,16 +285,6 @@ def test_input_expression_must_compile() -> None:
             {"type": "WAIT", "inputParameters": {"until": "tomorrow"}},
             "inputParameters.until",
             "Unable to parse date tomorrow",
-        ),
-        (
-            {"type": "KAFKA_PUBLISH", "inputParameters": {"kafka_request": {}}},
-            "type",
-            "taskType: KAFKA_PUBLISH is not supported by Podium",
-        ),
-        (
-            {"type": "EVENT", "sink": "conductor"},
-            "type",
-            "taskType: EVENT is not supported by Podium",
         ),
     ],
 )

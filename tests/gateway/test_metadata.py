@@ -111,3 +111,41 @@ async def test_workflow_def_validation(client: httpx.AsyncClient, names: Names) 
     assert_envelope(r, 400)
     r = await client.get(f"/api/metadata/workflow/{names('ok')}")
     assert_envelope(r, 404)  # nothing of a rejected list was stored
+
+
+async def test_registration_follows_conductor_on_joins_inline_defs_and_foreign_types(
+    client: httpx.AsyncClient, names: Names
+) -> None:
+    wf, t = names("wf"), names("t")
+    base = simple_workflow(wf, t)
+    # A JOIN on a reference name no task has would wait forever: refused, naming the field.
+    fork = {
+        "name": "f", "taskReferenceName": "f", "type": "FORK_JOIN",
+        "forkTasks": [[{**base["tasks"][0], "taskReferenceName": "a"}]],
+    }  # fmt: skip
+    join = {"name": "j", "taskReferenceName": "j", "type": "JOIN", "joinOn": ["zz"]}
+    r = await client.post("/api/metadata/workflow", json={**base, "tasks": [fork, join]})
+    body = assert_envelope(r, 400, "Validation failed")
+    assert [e["path"] for e in body["validationErrors"]] == ["tasks[1].joinOn"]
+    assert "zz" in body["validationErrors"][0]["message"]
+    # An inline TaskDef without a name takes the task's.
+    inline = {**base["tasks"][0], "taskDefinition": {"retryCount": 0}}
+    r = await client.post("/api/metadata/workflow", json={**base, "tasks": [inline]})
+    assert r.status_code == 200, r.text
+    r = await client.get(f"/api/metadata/workflow/{wf}")
+    assert r.json()["tasks"][0]["taskDefinition"]["name"] == t
+    # A type of a Conductor module Podium lacks is stored; the task fails when reached.
+    chat = {"name": "chat", "taskReferenceName": "chat", "type": "LLM_CHAT_COMPLETE"}
+    other = names("wf_llm")
+    r = await client.post("/api/metadata/workflow", json={**base, "name": other, "tasks": [chat]})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/api/workflow/{other}", json={})
+    assert r.status_code == 200, r.text
+    run = (await client.get(f"/api/workflow/{r.text}")).json()
+    assert run["status"] == "FAILED"
+    assert [(x["taskType"], x["status"]) for x in run["tasks"]] == [
+        ("LLM_CHAT_COMPLETE", "FAILED_WITH_TERMINAL_ERROR")
+    ]
+    reason = "task type LLM_CHAT_COMPLETE is not supported by Podium"
+    assert run["tasks"][0]["reasonForIncompletion"] == reason
+    assert reason in run["reasonForIncompletion"]
