@@ -23,7 +23,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -43,6 +43,7 @@ from podium.telemetry.rpc import client_tracing
 from podium.telemetry.store import traced
 from podium.telemetry.workflow import consume, untraced
 from queue_service.client import QueueClient
+from queue_service.model import Message
 from sweeper.http_task import HttpPolicy, execute
 
 log = logging.getLogger("podium.sweeper")
@@ -286,17 +287,46 @@ class Sweeper:
                 )
             )
             results = page["results"]
-            for summary in results:
-                wf_id = str(summary["workflowId"])
-                if not await self.queues.contains(DECIDER_QUEUE, wf_id):
-                    await self.queues.schedule(DECIDER_QUEUE, wf_id, 0, 0)
-                    repaired += 1
-                    log.warning("repaired workflow %s: it had no decider-queue entry", wf_id)
+            repaired += await self.repair([str(s["workflowId"]) for s in results])
             start += len(results)
             if not results or start >= int(page["totalHits"]):
                 break
+        return repaired
+
+    async def repair(self, workflow_ids: Sequence[str]) -> int:
+        """Give each of these workflows that is RUNNING and has no decider-queue entry one.
+
+        ``workflow_ids`` come from a listing that may be out of date by now: a workflow that
+        finished since has no entry because it needs none. So the record is read again, and
+        the entry is added only if absent (so that of two sweepers, one repairs and counts);
+        if the workflow finished meanwhile, the entry is taken back and nothing is counted.
+        """
+        assert self.store is not None
+        repaired = 0
+        for wf_id in workflow_ids:
+            if await self.queues.contains(DECIDER_QUEUE, wf_id) or not await self._running(wf_id):
+                continue
+            # The body of a decider-queue entry is its fence (the workflow's version) in digits;
+            # 0 yields to any schedule the decider makes.
+            entry = Message(wf_id, b"0", 0, 0)
+            [added] = await self.queues.push_if_absent(DECIDER_QUEUE, [entry])
+            if not added:
+                continue
+            if not await self._running(wf_id):
+                await self.queues.remove(DECIDER_QUEUE, [wf_id])
+                continue
+            repaired += 1
+            log.warning("repaired workflow %s: it had no decider-queue entry", wf_id)
         self.metrics.repaired.inc(repaired)
         return repaired
+
+    async def _running(self, workflow_id: str) -> bool:
+        assert self.store is not None
+        try:
+            wf = await self.store.executions.get_workflow(workflow_id, include_tasks=False)
+        except NotFound:
+            return False
+        return bool(wf.get("status") == "RUNNING")
 
     async def _repair_once(self) -> None:
         with untraced():  # a scan of every running workflow, every minute: not worth a trace
