@@ -31,6 +31,7 @@ from api_gateway.openapi import build
 from api_gateway.routing import Endpoint, routes
 from api_gateway.settings import GatewaySettings
 from api_gateway.tracing import HttpTracing, instrument
+from api_gateway.webui import WebUi
 from podium import aio, logs
 from podium.config import environ, settings_from_argv
 from podium.errors import ConfigError, PodiumError
@@ -157,6 +158,8 @@ def create_app(
     app = Starlette(
         routes=routes(endpoints(settings, authenticator)),
         middleware=[
+            # The UI's assets (public: the login form is one of them) never reach the API.
+            Middleware(WebUi, settings=settings),
             *tracing,
             Middleware(AuthGate, authenticator=authenticator),
             Middleware(BodyLimits, limits=settings.limits),

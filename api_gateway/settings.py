@@ -54,6 +54,29 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """The web UI the gateway serves under ``/ui/`` (:mod:`api_gateway.webui`)."""
+
+    enabled: bool = True
+    #: A trace viewer's address with ``{traceId}`` in it; the execution view links a
+    #: workflow's trace there (empty: the trace id is shown as text).
+    trace_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Environ) -> UiSettings:
+        trace_url = env_str(env, "PODIUM_UI_TRACE_URL", "").strip()
+        if trace_url and (
+            "{traceId}" not in trace_url or not trace_url.startswith(("http://", "https://"))
+        ):
+            raise ConfigError(
+                f"PODIUM_UI_TRACE_URL={trace_url!r} must be an http(s) address containing "
+                "{traceId}",
+                variable="PODIUM_UI_TRACE_URL",
+            )
+        return cls(enabled=env_bool(env, "PODIUM_UI_ENABLED", True), trace_url=trace_url)
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     store: StoreConfig = field(default_factory=StoreConfig)
     decider_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1:7302"])
@@ -66,6 +89,7 @@ class GatewaySettings:
     codec: CodecLimits = field(default_factory=CodecLimits)
     #: Timeout of one call to the decider (seconds).
     rpc_timeout_s: float = 10.0
+    ui: UiSettings = field(default_factory=UiSettings)
 
     @classmethod
     def from_env(cls, env: Environ) -> GatewaySettings:
@@ -116,6 +140,7 @@ class GatewaySettings:
             rpc_timeout_s=float(
                 env_int(env, "PODIUM_GATEWAY_RPC_TIMEOUT_S", 10, minimum=1, maximum=600)
             ),
+            ui=UiSettings.from_env(env),
         )
 
 

@@ -1,0 +1,61 @@
+"""Helpers shared by the UI tests (no fixtures here): workflows, a worker, API checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.gateway.helpers import poll_one, poll_until, register, simple_workflow, start
+
+JSON = dict[str, Any]
+
+__all__ = [
+    "complete_next",
+    "fail_next",
+    "poll_until",
+    "register",
+    "simple_workflow",
+    "start",
+    "status_of",
+    "workflow",
+]
+
+
+async def workflow(client: httpx.AsyncClient, wf_id: str) -> JSON:
+    r = await client.get(f"/api/workflow/{wf_id}")
+    assert r.status_code == 200, r.text
+    body: JSON = r.json()
+    return body
+
+
+async def status_of(client: httpx.AsyncClient, wf_id: str) -> str:
+    return str((await workflow(client, wf_id))["status"])
+
+
+async def _result(client: httpx.AsyncClient, task: JSON, status: str, **fields: Any) -> JSON:
+    r = await client.post(
+        "/api/tasks",
+        json={
+            "workflowInstanceId": task["workflowInstanceId"],
+            "taskId": task["taskId"],
+            "status": status,
+            "workerId": "ui-test-worker",
+            **fields,
+        },
+    )
+    assert r.status_code == 200, r.text
+    return task
+
+
+async def complete_next(
+    client: httpx.AsyncClient, task_type: str, output: JSON | None = None
+) -> JSON:
+    """Be a worker once: poll one task of the type and complete it with ``output``."""
+    task = await poll_one(client, task_type, worker="ui-test-worker")
+    return await _result(client, task, "COMPLETED", outputData=output or {"result": "done"})
+
+
+async def fail_next(client: httpx.AsyncClient, task_type: str, reason: str = "boom") -> JSON:
+    task = await poll_one(client, task_type, worker="ui-test-worker")
+    return await _result(client, task, "FAILED", reasonForIncompletion=reason)
