@@ -118,7 +118,7 @@ def _should_continue(run: Run, loop: JSON, iteration: int, items: list[Any] | No
         ):
             bindings[ref] = t.get("outputData", {})
     cfg = run.ctx.config
-    result = scripting.eval_js(
+    result = run.ctx.scripts.eval_js(
         str(condition),
         bindings,
         timeout_s=cfg.script_timeout_s,

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from decider.scripting import Scripts
+
 JSON = dict[str, Any]
 IdGenerator = Callable[[], str]
 
@@ -44,7 +46,8 @@ class Context:
     ``task_defs``: registered TaskDefs by name (DYNAMIC tasks, dynamic forks and restarts with
     the latest definitions look them up). ``poll_times``: last poll time (ms) per
     ``(taskType, domain)``, to pick the active domain of a ``taskToDomain`` list. ``env``:
-    system names usable in expressions (Conductor reads server env vars).
+    system names usable in expressions (Conductor reads server env vars). ``scripts``: where
+    JavaScript and jq are evaluated (in the calling thread unless the shell says otherwise).
     """
 
     now_ms: int
@@ -53,6 +56,7 @@ class Context:
     poll_times: Mapping[tuple[str, str], int] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     config: DeciderConfig = field(default_factory=DeciderConfig)
+    scripts: Scripts = field(default_factory=Scripts)
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,21 @@ host objects (no require, process, fetch or file system). The input is injected 
 bound to ``$`` and the result comes back through ``JSON.stringify``, so only JSON values cross
 the boundary. The program's completion value is the result, as with Conductor's GraalJS
 ``ScriptEvaluator``.
+
+Operations reach scripts through ``Context.scripts`` (:class:`Scripts`). In the decider service
+that is never the event loop: the shell first runs an operation with :class:`OnLoop`, and if
+the operation reaches a script, runs it again on a script thread (see
+:class:`decider.script_host.ScriptHost`), where jq runs in a worker process with limits.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import json
 import math
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import jq
 from py_mini_racer import (
@@ -48,21 +50,6 @@ _RUN = (
 )
 
 
-# mini-racer refuses a synchronous evaluation with a timeout on a thread that runs an event
-# loop (the decider service calls the pure decide from its loop), so evaluations run on a
-# small pool of their own threads; the caller waits, exactly as for an inline evaluation.
-_JS_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="podium-js")
-T = TypeVar("T")
-
-
-def _off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return fn(*args, **kwargs)
-    return _JS_THREADS.submit(fn, *args, **kwargs).result()
-
-
 def eval_js(
     expression: str,
     bindings: Any,
@@ -76,12 +63,6 @@ def eval_js(
     Raises :class:`ScriptError` for syntax and runtime errors and :class:`ScriptTimeout` when a
     limit is hit.
     """
-    return _off_loop(
-        _eval_js, expression, bindings, timeout_s=timeout_s, max_memory_bytes=max_memory_bytes
-    )
-
-
-def _eval_js(expression: str, bindings: Any, *, timeout_s: float, max_memory_bytes: int) -> Any:
     data = json.dumps(json.dumps(bindings, default=str))
     source = _PRELUDE.format(data=data) + _RUN.format(code=json.dumps(expression))
     ctx = MiniRacer()
@@ -111,18 +92,16 @@ def _drain(ctx: MiniRacer) -> None:
 
 
 def check_js_syntax(expression: str) -> str | None:
-    """The syntax error message of ``expression``, or None when it parses (it is not run)."""
-    return _off_loop(_check_js_syntax, expression)
+    """The syntax error message of ``expression``, or None when it parses.
 
-
-def _check_js_syntax(expression: str) -> str | None:
+    The expression is only compiled (``new Function``), never run, so this needs no time limit
+    and may be called on an event loop (mini-racer refuses a timeout there).
+    """
     ctx = MiniRacer()
     try:
-        ctx.eval(f"new Function({json.dumps(expression)}); 0", timeout_sec=DEFAULT_TIMEOUT_S)
+        ctx.eval(f"new Function({json.dumps(expression)}); 0")
     except (JSParseException, JSEvalException) as exc:
         return _js_message(exc)
-    except (JSTimeoutException, JSOOMException):
-        return "Expression could not be checked in time"
     finally:
         ctx.close()
     return None
@@ -181,6 +160,11 @@ def run_jq(program: str, value: Any) -> list[Any]:
         results = compiled.input_value(value).all()
     except ValueError as exc:
         raise JqError(str(exc).strip()) from exc
+    return normalize_jq_results(results)
+
+
+def normalize_jq_results(results: list[Any]) -> list[Any]:
+    """jq's numbers are doubles: integral ones become ints."""
     return [_normalize_number(r) for r in results]
 
 
@@ -192,3 +176,49 @@ def _normalize_number(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _normalize_number(x) for k, x in v.items()}
     return v
+
+
+# --- where an operation's scripts run -------------------------------------------------------
+
+
+class Scripts:
+    """Evaluates an operation's scripts (``Context.scripts``).
+
+    This one evaluates in the calling thread, jq without limits: for pure use of the decider
+    (tests, tools). The decider service uses :class:`OnLoop` and
+    :class:`decider.script_host.ScriptHost`.
+    """
+
+    def eval_js(
+        self, expression: str, bindings: Any, *, timeout_s: float, max_memory_bytes: int
+    ) -> Any:
+        return eval_js(
+            expression, bindings, timeout_s=timeout_s, max_memory_bytes=max_memory_bytes
+        )
+
+    def run_jq(
+        self, program: str, value: Any, *, timeout_s: float, max_memory_bytes: int
+    ) -> list[Any]:
+        return run_jq(program, value)
+
+
+class NeedsScriptThread(BaseException):
+    """An operation on the event loop reached a script: run it again on a script thread.
+
+    A BaseException, so that no ``except Exception`` inside an operation takes it for the
+    script's own failure.
+    """
+
+
+class OnLoop(Scripts):
+    """Refuses every evaluation, so that none runs on (and blocks) the event loop."""
+
+    def eval_js(
+        self, expression: str, bindings: Any, *, timeout_s: float, max_memory_bytes: int
+    ) -> Any:
+        raise NeedsScriptThread
+
+    def run_jq(
+        self, program: str, value: Any, *, timeout_s: float, max_memory_bytes: int
+    ) -> list[Any]:
+        raise NeedsScriptThread

@@ -38,6 +38,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from decider.records import DeciderConfig, Decision
+from decider.script_host import ScriptHost
 from decider.shell import DeciderShell
 from podium import logs
 from podium.codec import CodecLimits
@@ -71,6 +72,10 @@ class DeciderSettings:
     #: -1 turns the health port off (tests that run many services in one process).
     health_port: int = -1
     config: DeciderConfig = field(default_factory=DeciderConfig)
+    #: threads for decisions that evaluate scripts, and processes for jq (both limited by
+    #: ``config.script_timeout_s`` and ``config.script_max_memory_bytes``)
+    script_threads: int = 4
+    jq_processes: int = 2
 
     @classmethod
     def from_env(cls, env: Environ) -> DeciderSettings:
@@ -82,7 +87,14 @@ class DeciderSettings:
                 script_timeout_s=env_int(
                     env, "PODIUM_DECIDER_SCRIPT_TIMEOUT_S", 4, minimum=1, maximum=60
                 ),
+                script_max_memory_bytes=env_int(
+                    env, "PODIUM_DECIDER_SCRIPT_MAX_MEMORY_MB", 64, minimum=16, maximum=4096
+                )
+                * 1024
+                * 1024,
             ),
+            script_threads=env_int(env, "PODIUM_DECIDER_SCRIPT_THREADS", 4, minimum=1, maximum=64),
+            jq_processes=env_int(env, "PODIUM_DECIDER_JQ_PROCESSES", 2, minimum=1, maximum=64),
             store=StoreConfig.from_env(env),
             queue_addresses=env_address_list(env, "PODIUM_QUEUE_ADDRESSES", ["127.0.0.1:7301"]),
             host=env_str(env, "PODIUM_DECIDER_HOST", "127.0.0.1"),
@@ -236,6 +248,7 @@ class DeciderService:
             )
         )
         self.shell: DeciderShell | None = None
+        self.scripts: ScriptHost | None = None
         self.rpc: RpcServer | None = None
         self.registry = CollectorRegistry()
         self.health = HealthServer(
@@ -251,8 +264,15 @@ class DeciderService:
     async def start(self) -> DeciderService:
         tracer = self.telemetry.tracer
         self.store = traced(await open_store(self.settings.store), tracer, self.settings.store)
+        self.scripts = ScriptHost(
+            threads=self.settings.script_threads, jq_processes=self.settings.jq_processes
+        )
         self.shell = DeciderShell(
-            self.store, self.queues, config=self.settings.config, tracer=tracer
+            self.store,
+            self.queues,
+            config=self.settings.config,
+            tracer=tracer,
+            scripts=self.scripts,
         )
         ShellCollector(self.shell, self.registry)
         self.rpc = RpcServer(
@@ -273,6 +293,8 @@ class DeciderService:
         if self.rpc is not None:
             await self.rpc.stop(grace_s)
         await self.health.stop()
+        if self.scripts is not None:
+            self.scripts.close()
         await self.queues.close()
         if self.store is not None:
             await self.store.close()

@@ -41,6 +41,8 @@ from decider.records import (
     check_claim_limits,
 )
 from decider.run import queue_name
+from decider.script_host import ScriptHost
+from decider.scripting import NeedsScriptThread, OnLoop, Scripts
 from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
 from podium.errors import Conflict, DeadlineExceeded, NotFound, PodiumError, Unavailable
 from podium.statuses import WORKFLOW_TERMINAL
@@ -53,6 +55,8 @@ log = logging.getLogger("podium.decider")
 
 JSON = dict[str, Any]
 Operation = Callable[[JSON, Context], Decision]
+
+_ON_LOOP = OnLoop()
 
 #: How long a popped task message stays leased while the decider claims it.
 CLAIM_LEASE_MS = 30_000
@@ -83,8 +87,12 @@ class DeciderShell:
         max_attempts: int = 50,
         task_def_ttl_s: float = 2.0,
         tracer: Tracer | None = None,
+        scripts: ScriptHost | None = None,
     ) -> None:
         self.store = store
+        #: where decisions that evaluate scripts run (None: the loop's default executor, with
+        #: jq in-process and so without limits)
+        self.scripts = scripts
         self.spans = DecideSpans(tracer)
         self.queues = queues
         self.config = config or DeciderConfig()
@@ -153,12 +161,30 @@ class DeciderShell:
         store and run it again with them (the operation is pure: the first run left nothing)."""
         lookups = _Lookups(ctx.task_defs)
         ctx = replace(ctx, task_defs=lookups)
-        decision = operation(ctx)
+        decision = await self._pure(operation, ctx)
         found = await self._look_up(ctx.task_defs, lookups.missed)
         if not found:
             return decision, ctx
         ctx = replace(ctx, task_defs={**ctx.task_defs, **found})
-        return operation(ctx), ctx
+        return await self._pure(operation, ctx), ctx
+
+    async def _pure(self, operation: Callable[[Context], Decision], ctx: Context) -> Decision:
+        """Run a pure operation on the event loop, or, if it reaches a script (INLINE, jq, a
+        JavaScript condition), run it again whole on a script thread, so that a slow script
+        never holds up the other workflows of this replica. Most decisions evaluate no script
+        and so cost no thread hop."""
+        try:
+            return operation(replace(ctx, scripts=_ON_LOOP))
+        except NeedsScriptThread:
+            pass
+        defs = ctx.task_defs
+        # the loop may add to the cached TaskDefs while the thread reads them
+        detached = defs.detached() if isinstance(defs, _Lookups) else dict(defs)
+        if self.scripts is None:
+            threaded = replace(ctx, task_defs=detached, scripts=Scripts())
+            return await asyncio.get_running_loop().run_in_executor(None, operation, threaded)
+        threaded = replace(ctx, task_defs=detached, scripts=self.scripts)
+        return await self.scripts.run(operation, threaded)
 
     async def context(
         self, workflow: Mapping[str, Any] | None = None, definition: Mapping[str, Any] | None = None
@@ -175,6 +201,7 @@ class DeciderShell:
             task_defs=await self._with_misses(definition),
             poll_times=poll_times,
             config=self.config,
+            scripts=_ON_LOOP,
         )
 
     async def _poll_times(
@@ -700,6 +727,12 @@ class _Lookups(Mapping[str, Mapping[str, Any]]):
     def __init__(self, defs: Mapping[str, Mapping[str, Any]]) -> None:
         self._defs = defs
         self.missed: set[str] = set()
+
+    def detached(self) -> _Lookups:
+        """A copy of the TaskDefs for another thread, noting its misses here."""
+        copy = _Lookups(dict(self._defs))
+        copy.missed = self.missed
+        return copy
 
     def __getitem__(self, name: str) -> Mapping[str, Any]:
         try:

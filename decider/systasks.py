@@ -113,7 +113,7 @@ def _lambda(run: Run, task: JSON) -> bool:
     code = f"function scriptFun(){{{script}}} scriptFun();"
     cfg = run.ctx.config
     try:
-        result = scripting.eval_js(
+        result = run.ctx.scripts.eval_js(
             code,
             task["inputData"],
             timeout_s=cfg.script_timeout_s,
@@ -131,8 +131,14 @@ def _jq(run: Run, task: JSON) -> bool:
     if not isinstance(query, str) or not query:
         run.set_status(task, TaskStatus.FAILED, "Missing 'queryExpression' in input parameters")
         return True
+    cfg = run.ctx.config
     try:
-        results = scripting.run_jq(query, inp)
+        results = run.ctx.scripts.run_jq(
+            query,
+            inp,
+            timeout_s=cfg.script_timeout_s,
+            max_memory_bytes=cfg.script_max_memory_bytes,
+        )
     except scripting.JqError as exc:
         return _fail_script(run, task, TaskStatus.FAILED, str(exc))
     task["outputData"] = {"result": results[0] if results else None, "resultList": results}
