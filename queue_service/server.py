@@ -42,6 +42,7 @@ from podium.config import Environ, env_int, env_str
 from podium.errors import InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
+from podium.redis_conn import parse_sentinels
 from podium.rpc import CallContext, Handler, RpcServer
 from podium.rpc_server import chain
 from podium.service import run_main, until_stopped
@@ -86,7 +87,16 @@ class QueueSettings:
             max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
         )
         return cls(
-            shards=parse_shards(env_str(env, "PODIUM_QUEUE_SHARDS", "redis://127.0.0.1:6379/0")),
+            shards=parse_shards(
+                env_str(env, "PODIUM_QUEUE_SHARDS", "redis://127.0.0.1:6379/0"),
+                sentinels=parse_sentinels(
+                    env_str(env, "PODIUM_QUEUE_SENTINELS", ""), "PODIUM_QUEUE_SENTINELS"
+                ),
+                wait_replicas=env_int(env, "PODIUM_QUEUE_WAIT_REPLICAS", 0, minimum=0),
+                wait_timeout_ms=env_int(
+                    env, "PODIUM_QUEUE_WAIT_TIMEOUT_MS", 1000, minimum=1, maximum=60_000
+                ),
+            ),
             host=env_str(env, "PODIUM_QUEUE_HOST", "127.0.0.1"),
             port=env_int(env, "PODIUM_QUEUE_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
             limits=limits,

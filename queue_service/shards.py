@@ -1,8 +1,11 @@
 """Redis shards: connections, the Lua scripts, key names, and failure mapping.
 
-Each shard is one Redis server. A queue's keys on a shard share one hash tag,
-``{queue|shard}``, so every script touches keys of one slot (and would run unchanged on a
-Redis Cluster that holds several shards).
+Each shard is one Redis server, or a primary with replicas that Redis Sentinel fails over
+(``sentinel://name`` URLs, ``podium/redis_conn.py``). A queue's keys on a shard share one hash
+tag, ``{queue|shard}``, so every script touches keys of one slot (and would run unchanged on a
+Redis Cluster that holds several shards). With ``wait_replicas`` set, a push is acknowledged
+only once that many replicas hold it (``WAIT``), so losing the primary loses no message its
+producer was told is queued.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from podium.errors import ConfigError, InternalError, Unavailable
+from podium.redis_conn import SCHEMES, connect
 
 SCRIPT_NAMES = (
     "push",
@@ -33,33 +37,53 @@ SCRIPT_NAMES = (
     "requeue",
     "schedule",
 )
+#: Scripts that create messages: with ``wait_replicas``, their result waits for the replicas.
+DURABLE_SCRIPTS = frozenset({"push", "schedule"})
 NOTIFY_CHANNEL = "pq:notify"
 REGISTRY_KEY = "pq:registry"
 
 
 @dataclass(frozen=True)
 class ShardSpec:
-    """A shard's stable name and its Redis URL."""
+    """A shard's stable name, its Redis URL, and how its writes are made durable."""
 
     name: str
     url: str
+    #: Sentinels' addresses, for a ``sentinel://master`` URL.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    #: Replicas that must hold a push before it is acknowledged (0: the primary alone).
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 1000
 
 
-def parse_shards(spec: str | Sequence[str]) -> list[ShardSpec]:
-    """Parse ``"s0=redis://h:p/0,redis://h2:p2"``; unnamed shards are named by position."""
+def parse_shards(
+    spec: str | Sequence[str],
+    *,
+    sentinels: tuple[tuple[str, int], ...] = (),
+    wait_replicas: int = 0,
+    wait_timeout_ms: int = 1000,
+) -> list[ShardSpec]:
+    """Parse ``"s0=redis://h:p/0,redis://h2:p2"``; unnamed shards are named by position.
+
+    A ``sentinel://master/db`` shard uses ``sentinels``, which must then be given."""
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     shards: list[ShardSpec] = []
     for i, item in enumerate(x for x in items if x):
         name, sep, url = item.partition("=")
         if not sep:
             name, url = f"s{i}", item
-        if not url.startswith(("redis://", "rediss://", "unix://")):
+        if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
             raise ConfigError(
                 f"shard {item!r} is not a redis:// URL", variable="PODIUM_QUEUE_SHARDS"
             )
+        if url.startswith("sentinel://") and not sentinels:
+            raise ConfigError(
+                f"shard {item!r} is a sentinel:// URL but no Sentinels are given",
+                variable="PODIUM_QUEUE_SENTINELS",
+            )
         if not name or any(c in name for c in "{}|,= "):
             raise ConfigError(f"shard name {name!r} is not valid", variable="PODIUM_QUEUE_SHARDS")
-        shards.append(ShardSpec(name, url))
+        shards.append(ShardSpec(name, url, sentinels, wait_replicas, wait_timeout_ms))
     if not shards:
         raise ConfigError("no queue shards configured", variable="PODIUM_QUEUE_SHARDS")
     names = [s.name for s in shards]
@@ -105,14 +129,16 @@ class Shard:
         self.name = spec.name
         # A blocking pool: a burst of calls waits for a free connection instead of failing
         # with "too many connections" (which would read as a dead shard).
-        pool = aioredis.BlockingConnectionPool.from_url(
+        self.redis: aioredis.Redis = connect(
             spec.url,
+            sentinels=spec.sentinels,
+            variable="PODIUM_QUEUE_SHARDS",
+            blocking_pool=True,
             max_connections=64,
             timeout=socket_timeout_s,
             socket_connect_timeout=1.0,
             socket_timeout=socket_timeout_s,
         )
-        self.redis: aioredis.Redis = aioredis.Redis.from_pool(pool)  # owns and closes it
         self.scripts: dict[str, AsyncScript] = {
             name: self.redis.register_script(src) for name, src in _SCRIPT_SOURCES.items()
         }
@@ -129,11 +155,32 @@ class Shard:
     async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """Run one script; Redis failures become Unavailable naming this shard."""
         try:
+            if self.spec.wait_replicas and script in DURABLE_SCRIPTS:
+                return await self._run_replicated(script, keys, args)
             return await self.scripts[script](keys=keys, args=args)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise self.unavailable(exc) from None
         except RedisError as exc:
             raise InternalError(f"queue shard {self.name}: {exc}", shard=self.name) from None
+
+    async def _run_replicated(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """The script, then ``WAIT`` on the same connection (WAIT counts that connection's
+        writes), in one round trip; refused unless ``wait_replicas`` replicas confirmed it.
+
+        A refused push may still be on the primary; the producer's retry is harmless (a push of
+        a queued id only re-schedules it)."""
+        want, timeout_ms = self.spec.wait_replicas, self.spec.wait_timeout_ms
+        pipe: Pipeline = self.redis.pipeline(transaction=False)
+        await self.scripts[script](keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", want, timeout_ms)
+        result, acked = await pipe.execute()
+        if int(acked) < want:
+            raise Unavailable(
+                f"queue shard {self.name}: {acked} of {want} replicas confirmed the write "
+                f"within {timeout_ms} ms",
+                shard=self.name,
+            )
+        return result
 
     async def pipeline(self, build: Any) -> list[Any]:
         """Run ``build(pipe)`` then execute the pipeline (no MULTI), mapping failures."""

@@ -1,7 +1,9 @@
 """Start and stop local redis-server processes (for tests, benchmarks and ``podium up``).
 
 Each server listens on loopback only, keeps its files in its own folder, and is stopped with
-SHUTDOWN (so an append-only file is flushed) or, failing that, a signal.
+SHUTDOWN (so an append-only file is flushed) or, failing that, a signal. A server can be the
+replica of another (``replica_of``), and :class:`SentinelServer` runs a Redis Sentinel (the
+same binary with ``--sentinel``) that watches primaries and fails them over to a replica.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class RedisServer:
     appendonly: bool = False
     data_dir: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    #: ``(host, port)`` of the primary this server replicates.
+    replica_of: tuple[str, int] | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_dir: bool = field(default=False, init=False, repr=False)
 
@@ -77,31 +81,7 @@ class RedisServer:
             self.data_dir = Path(tempfile.mkdtemp(prefix=f"podium-redis-{self.port}-"))
             self._own_dir = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [
-            redis_server_binary(),
-            "--bind",
-            self.host,
-            "--port",
-            str(self.port),
-            "--dir",
-            str(self.data_dir),
-            "--save",
-            "",
-            "--appendonly",
-            "yes" if self.appendonly else "no",
-            "--appendfsync",
-            "everysec",
-            "--protected-mode",
-            "yes",
-            "--daemonize",
-            "no",
-            "--loglevel",
-            "warning",
-            "--logfile",
-            str(self.data_dir / "redis.log"),
-            *self.extra_args,
-        ]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(self._command(self.data_dir), stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -112,6 +92,37 @@ class RedisServer:
             time.sleep(0.02)
         self.stop()
         raise Unavailable(f"redis-server on port {self.port} did not answer within {timeout_s}s")
+
+    def _command(self, data_dir: Path) -> list[str]:
+        replica = ["--replicaof", *map(str, self.replica_of)] if self.replica_of else []
+        return [
+            redis_server_binary(),
+            "--bind",
+            self.host,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            # a replica that (re)connects syncs at once, not after the default 5 s of waiting
+            "--repl-diskless-sync-delay",
+            "0",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(data_dir / "redis.log"),
+            *replica,
+            *self.extra_args,
+        ]
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -159,3 +170,40 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+@dataclass
+class SentinelServer(RedisServer):
+    """A Redis Sentinel on loopback watching ``monitors``: ``(name, host, port)`` primaries.
+
+    ``quorum`` Sentinels must agree a primary is down (after ``down_after_ms`` of silence)
+    before one of them promotes a replica; run three with a quorum of two.
+    """
+
+    monitors: list[tuple[str, str, int]] = field(default_factory=list)
+    quorum: int = 2
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 5000
+
+    def _command(self, data_dir: Path) -> list[str]:
+        # Sentinel rewrites its configuration file as it learns the topology, so each start
+        # after the first keeps what it knew (a restarted Sentinel must not forget a failover).
+        conf = data_dir / "sentinel.conf"
+        if not conf.exists():
+            lines = [
+                f"port {self.port}",
+                f"bind {self.host}",
+                "daemonize no",
+                f"dir {data_dir}",
+                f"logfile {data_dir / 'redis.log'}",
+                "loglevel warning",
+            ]
+            for name, host, port in self.monitors:
+                lines += [
+                    f"sentinel monitor {name} {host} {port} {self.quorum}",
+                    f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+                    f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
+                    f"sentinel parallel-syncs {name} 1",
+                ]
+            conf.write_text("\n".join(lines) + "\n")
+        return [redis_server_binary(), str(conf), "--sentinel", *self.extra_args]
