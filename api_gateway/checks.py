@@ -189,7 +189,9 @@ _START_TYPES: dict[str, type | tuple[type, ...]] = {
     "externalInputPayloadStoragePath": str,
     "createdBy": str,
     "idempotencyKey": str,
+    "idempotencyStrategy": str,
 }
+_IDEMPOTENCY_STRATEGIES = ("FAIL", "RETURN_EXISTING", "FAIL_ON_RUNNING")
 
 
 def start_request(body: Any) -> JSON:
@@ -204,6 +206,15 @@ def start_request(body: Any) -> JSON:
         errors.append({"path": "priority", "message": "priority: must be between 0 and 99"})
     if body.get("workflowDef") is None and not body.get("name"):
         errors.append({"path": "name", "message": "Workflow name cannot be null or empty"})
+    strategy = body.get("idempotencyStrategy")
+    if isinstance(strategy, str) and strategy not in _IDEMPOTENCY_STRATEGIES:
+        errors.append(
+            {
+                "path": "idempotencyStrategy",
+                "message": "idempotencyStrategy must be one of "
+                + ", ".join(_IDEMPOTENCY_STRATEGIES),
+            }
+        )
     if errors:
         raise ValidationError.of(errors)
     domain_map(body.get("taskToDomain"))

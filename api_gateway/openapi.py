@@ -120,6 +120,8 @@ SCHEMAS: dict[str, JSON] = {
         taskToDomain={"type": "object", "additionalProperties": _S},
         priority={"type": "integer", "minimum": 0, "maximum": 99},
         workflowDef="#WorkflowDef", idempotencyKey=_S,
+        idempotencyStrategy={"type": "string",
+                             "enum": ["FAIL", "RETURN_EXISTING", "FAIL_ON_RUNNING"]},
     ),
     "RerunWorkflowRequest": _obj(
         reRunFromWorkflowId=_S, reRunFromTaskId=_S, workflowInput=_O, taskInput=_O,

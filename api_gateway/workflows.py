@@ -320,7 +320,7 @@ ENDPOINTS = [
                      q("consistency"),
                      q("returnStrategy", enum=list(signals.RETURN_STRATEGIES))),
              body="#StartWorkflowRequest", body_required=False, ok_schema="#SignalResponse",
-             errors=(400, 404)),
+             errors=(400, 404, 409)),
     Endpoint("GET", f"{_P}/search-v2", search_v2, "Search workflows (full records)", TAG,
              params=_SEARCH, ok_schema="#SearchResultWorkflow"),
     Endpoint("GET", f"{_P}/search-by-tasks-v2", search_by_tasks_v2, "Search workflows by their "
@@ -386,5 +386,5 @@ ENDPOINTS = [
                      q("priority", "integer", minimum=0, maximum=99)),
              body={"type": "object"}, body_required=False, ok_kind="text", errors=(400, 404)),
     Endpoint("POST", _P, start_workflow, "Start a workflow", TAG, body="#StartWorkflowRequest",
-             ok_kind="text", errors=(400, 404)),
+             ok_kind="text", errors=(400, 404, 409)),
 ]  # fmt: skip

@@ -26,6 +26,7 @@ from typing import Any
 
 from opentelemetry.trace import Tracer
 
+from decider import idempotency
 from decider import operations as ops
 from decider.records import (
     DECIDER_QUEUE,
@@ -370,6 +371,16 @@ class DeciderShell:
         definition = request.get("workflowDef")
         if not isinstance(definition, Mapping):
             definition = await self.resolve_definition(request.get("name"), request.get("version"))
+        if request.get("idempotencyKey"):
+            chosen: Mapping[str, Any] = definition
+            return await idempotency.start_once(
+                self.store.executions,
+                str(chosen.get("name") or request.get("name")),
+                request,
+                str(request.get("workflowId") or self.ids()),
+                lambda wf_id: self._begin(chosen, {**request, "workflowId": wf_id}),
+                self.clock,
+            )
         return await self._begin(definition, request)
 
     async def _begin(self, definition: Mapping[str, Any], request: Mapping[str, Any]) -> str:
@@ -406,6 +417,8 @@ class DeciderShell:
             await self._effects(decision, version, ctx)
         except (Unavailable, DeadlineExceeded) as exc:
             log.warning("workflow %s started; its queue effects wait for its timer: %s", wf_id, exc)
+        except Exception:
+            log.exception("workflow %s started; its effects failed, its timer redoes them", wf_id)
         return str(wf_id)
 
     async def _start_child(self, cmd: StartSubWorkflow) -> None:

@@ -6,7 +6,13 @@
 
 from __future__ import annotations
 
-from podium.store.api import ExecutionStore, MetadataStore, Store, WorkflowSnapshot
+from podium.store.api import (
+    ExecutionStore,
+    IdempotencyBinding,
+    MetadataStore,
+    Store,
+    WorkflowSnapshot,
+)
 from podium.store.config import StoreConfig
 from podium.store.errors import DuplicateTask, VersionConflict
 from podium.store.factory import open_store
@@ -24,6 +30,7 @@ __all__ = [
     "WORKFLOW_TERMINAL",
     "DuplicateTask",
     "ExecutionStore",
+    "IdempotencyBinding",
     "MetadataStore",
     "Record",
     "SearchQuery",

@@ -23,6 +23,14 @@ class WorkflowSnapshot:
     version: int
 
 
+@dataclass(frozen=True)
+class IdempotencyBinding:
+    """Which workflow an idempotency key is bound to (``""``: none), and since when (ms)."""
+
+    workflow_id: str
+    bound_at_ms: int
+
+
 class MetadataStore(ABC):
     """Task definitions, workflow definitions and event handlers."""
 
@@ -175,6 +183,21 @@ class ExecutionStore(ABC):
         include_tasks: bool = False,
     ) -> list[Record]:
         """Workflows of a name with that correlation id, newest first."""
+
+    @abstractmethod
+    async def bind_idempotency_key(
+        self, workflow_name: str, key: str, workflow_id: str, *, replacing: str = ""
+    ) -> IdempotencyBinding:
+        """Bind ``key`` (scoped by ``workflow_name``) to ``workflow_id``, atomically.
+
+        Applies only if the key is bound to ``replacing`` now (``""``: to nothing), so that of
+        concurrent callers exactly one wins. Returns the binding after the call: the caller's
+        if it applied, else the one that stood in its way.
+        """
+
+    @abstractmethod
+    async def release_idempotency_key(self, workflow_name: str, key: str, workflow_id: str) -> None:
+        """Unbind ``key`` if it is still bound to ``workflow_id`` (a start that never happened)."""
 
     @abstractmethod
     async def update_poll_data(

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from podium.errors import NotFound
-from podium.store.api import ExecutionStore, WorkflowSnapshot
+from podium.store.api import ExecutionStore, IdempotencyBinding, WorkflowSnapshot
 from podium.store.cassandra_backend.search_source import CassandraSearchSource
 from podium.store.cassandra_backend.session import CassandraSession, gather_limited
 from podium.store.cassandra_backend.statements import (
@@ -15,7 +15,7 @@ from podium.store.cassandra_backend.statements import (
     SHARD_ID,
     Statements,
 )
-from podium.store.cassandra_backend.writes import CommitWriter
+from podium.store.cassandra_backend.writes import APPLIED, CommitWriter
 from podium.store.codec import decode, encode
 from podium.store.config import StoreConfig
 from podium.store.model import Record, is_terminal_task, workflow_index_time
@@ -146,6 +146,28 @@ class CassandraExecutions(IndexedSearch, ExecutionStore):
         if include_tasks:
             out = await gather_limited(self.get_workflow(str(wf["workflowId"])) for wf in out)
         return sorted(out, key=workflow_index_time, reverse=True)
+
+    # -- idempotency keys ---------------------------------------------------------------
+
+    async def bind_idempotency_key(
+        self, workflow_name: str, key: str, workflow_id: str, *, replacing: str = ""
+    ) -> IdempotencyBinding:
+        now = int(time.time() * 1000)
+        if replacing:
+            st = self._st.idem_replace
+            params: tuple[object, ...] = (workflow_id, now, workflow_name, key, replacing)
+        else:
+            st = self._st.idem_insert
+            params = (workflow_name, key, workflow_id, now)
+        rows = await self._db.execute(st, params)
+        row = rows[0] if rows else {}
+        if row.get(APPLIED):
+            return IdempotencyBinding(workflow_id, now)
+        # Not applied: the row as it stands comes back (nothing but the flag if there is none).
+        return IdempotencyBinding(str(row.get("workflow_id") or ""), int(row.get("bound_at") or 0))
+
+    async def release_idempotency_key(self, workflow_name: str, key: str, workflow_id: str) -> None:
+        await self._db.execute(self._st.idem_delete, (workflow_name, key, workflow_id))
 
     # -- poll data and logs -------------------------------------------------------------
 

@@ -181,6 +181,22 @@ _CQL: dict[str, tuple[str, bool]] = {
         "SELECT domain, worker_id, last_poll_time FROM {ks}.poll_data WHERE queue_name = ?",
         True,
     ),
+    # idempotency keys (lightweight transactions only)
+    "idem_insert": (
+        "INSERT INTO {ks}.idempotency_keys (workflow_name, idempotency_key, workflow_id, bound_at)"
+        " VALUES (?, ?, ?, ?) IF NOT EXISTS",
+        False,
+    ),
+    "idem_replace": (
+        "UPDATE {ks}.idempotency_keys SET workflow_id = ?, bound_at = ?"
+        " WHERE workflow_name = ? AND idempotency_key = ? IF workflow_id = ?",
+        False,
+    ),
+    "idem_delete": (
+        "DELETE FROM {ks}.idempotency_keys WHERE workflow_name = ? AND idempotency_key = ?"
+        " IF workflow_id = ?",
+        False,
+    ),
     # task definitions
     "taskdef_insert": (
         "INSERT INTO {ks}.task_defs (name, payload) VALUES (?, ?) IF NOT EXISTS",
@@ -271,6 +287,9 @@ class Statements:
     log_delete_task: PreparedStatement
     poll_put: PreparedStatement
     poll_get: PreparedStatement
+    idem_insert: PreparedStatement
+    idem_replace: PreparedStatement
+    idem_delete: PreparedStatement
     taskdef_insert: PreparedStatement
     taskdef_update: PreparedStatement
     taskdef_delete: PreparedStatement

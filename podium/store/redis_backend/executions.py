@@ -9,7 +9,7 @@ import msgpack
 from redis.asyncio import Redis
 
 from podium.errors import NotFound, Unavailable
-from podium.store.api import ExecutionStore, WorkflowSnapshot
+from podium.store.api import ExecutionStore, IdempotencyBinding, WorkflowSnapshot
 from podium.store.codec import decode, encode
 from podium.store.config import StoreConfig
 from podium.store.model import Record, workflow_index_time
@@ -147,6 +147,26 @@ class RedisExecutions(IndexedSearch, ExecutionStore):
         if include_tasks:
             out = [await self.get_workflow(str(wf["workflowId"])) for wf in out]
         return sorted(out, key=workflow_index_time, reverse=True)
+
+    # -- idempotency keys ---------------------------------------------------------------
+
+    async def bind_idempotency_key(
+        self, workflow_name: str, key: str, workflow_id: str, *, replacing: str = ""
+    ) -> IdempotencyBinding:
+        return await self._idempotency(workflow_name, key, workflow_id, replacing)
+
+    async def release_idempotency_key(self, workflow_name: str, key: str, workflow_id: str) -> None:
+        await self._idempotency(workflow_name, key, "", workflow_id)
+
+    async def _idempotency(
+        self, workflow_name: str, key: str, workflow_id: str, expected: str
+    ) -> IdempotencyBinding:
+        now = int(time.time() * 1000)
+        with redis_errors("idempotency key"):
+            holder, bound_at = await self._s.idempotency(
+                keys=[self._k.idempotency(workflow_name, key)], args=[workflow_id, expected, now]
+            )
+        return IdempotencyBinding(text(holder), int(bound_at))
 
     # -- poll data and logs -------------------------------------------------------------
 

@@ -58,6 +58,10 @@ class Keys:
     def expiry_footprints(self) -> str:
         return f"{self.prefix}expiring:footprints"
 
+    def idempotency(self, workflow_name: str, key: str) -> str:
+        """The workflow id an idempotency key of a workflow name is bound to."""
+        return f"{self.prefix}idem:{part(workflow_name)}:{part(key)}"
+
     def poll_data(self, queue_name: str) -> str:
         return f"{self.prefix}poll:{part(queue_name)}"
 

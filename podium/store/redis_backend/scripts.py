@@ -27,6 +27,7 @@ class Scripts:
     def_remove: AsyncScript
     handler_put: AsyncScript
     purge: AsyncScript
+    idempotency: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
@@ -43,6 +44,7 @@ class Scripts:
                     "def_remove",
                     "handler_put",
                     "purge",
+                    "idempotency",
                 )
             }
         )
