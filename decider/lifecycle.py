@@ -416,7 +416,14 @@ def _sub_workflow_command(run: Run, t: JSON) -> StartSubWorkflow:
         else 0,
         parent_workflow_id=run.wf["workflowId"],
         parent_workflow_task_id=t["taskId"],
+        depth=subworkflow_depth(run.wf) + 1,
     )
+
+
+def subworkflow_depth(workflow: Mapping[str, Any]) -> int:
+    """How deep a workflow is nested: 0 at the top, its parent's depth plus one below."""
+    depth = workflow.get("subWorkflowDepth")
+    return depth if isinstance(depth, int) and not isinstance(depth, bool) else 0
 
 
 def _start_workflow_command(run: Run, t: JSON) -> StartWorkflow:

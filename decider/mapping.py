@@ -314,11 +314,22 @@ def _sub_workflow(call: MapCall) -> list[JSON]:
     task = call.create(TaskType.SUB_WORKFLOW, TaskStatus.SCHEDULED, inp)
     if isinstance(priority, int | float) and not isinstance(priority, bool):
         task["workflowPriority"] = int(priority)
+    limit = run.ctx.config.max_subworkflow_depth
+    depth = run.wf.get("subWorkflowDepth")
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth >= limit:
+        return [_failed(call, task, depth_limit_reason(name, limit))]
     delay = int(wt.get("startDelay") or 0)
     task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
     task["subWorkflowId"] = sub_workflow_id(run.wf["workflowId"], call.task_id, call.retry_count)
     task["outputData"] = {"subWorkflowId": task["subWorkflowId"]}
     return [task]
+
+
+def depth_limit_reason(name: Any, limit: int) -> str:
+    return (
+        f"Sub workflow {name} not started: sub-workflows may nest {limit} deep "
+        f"(PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH)"
+    )
 
 
 def _start_workflow(call: MapCall) -> list[JSON]:

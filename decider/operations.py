@@ -88,6 +88,7 @@ def start_workflow(
         ("createdBy", "createdBy"),
         ("idempotencyKey", "idempotencyKey"),
         ("event", "event"),
+        ("subWorkflowDepth", "subWorkflowDepth"),
     ):
         if request.get(src) is not None:
             wf[dst] = request[src]

@@ -37,6 +37,9 @@ class DeciderConfig:
     #: Safety bound on decide-loop passes (sync system tasks that keep changing state).
     max_decide_passes: int = 10_000
     owner_email_mandatory: bool = False
+    #: How deep sub-workflows may nest: a workflow this deep (a top-level one is 0) fails its
+    #: SUB_WORKFLOW tasks instead of starting children (a workflow that starts itself).
+    max_subworkflow_depth: int = 32
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class StartSubWorkflow:
     priority: int
     parent_workflow_id: str
     parent_workflow_task_id: str
+    #: the child's nesting depth (its parent's plus one)
+    depth: int = 1
     kind: str = "start_sub_workflow"
 
 

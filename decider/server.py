@@ -84,6 +84,9 @@ class DeciderSettings:
                 workflow_offset_s=env_int(
                     env, "PODIUM_DECIDER_WORKFLOW_OFFSET_S", 30, minimum=1, maximum=86_400
                 ),
+                max_subworkflow_depth=env_int(
+                    env, "PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH", 32, minimum=1, maximum=1000
+                ),
                 script_timeout_s=env_int(
                     env, "PODIUM_DECIDER_SCRIPT_TIMEOUT_S", 4, minimum=1, maximum=60
                 ),
@@ -292,6 +295,8 @@ class DeciderService:
         self._stopping = True
         if self.rpc is not None:
             await self.rpc.stop(grace_s)
+        if self.shell is not None:
+            await self.shell.drain(grace_s)
         await self.health.stop()
         if self.scripts is not None:
             self.scripts.close()

@@ -20,7 +20,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,6 +29,7 @@ from opentelemetry.trace import Tracer
 
 from decider import idempotency
 from decider import operations as ops
+from decider.mapping import depth_limit_reason
 from decider.records import (
     DECIDER_QUEUE,
     Command,
@@ -45,7 +47,14 @@ from decider.run import queue_name
 from decider.script_host import ScriptHost
 from decider.scripting import NeedsScriptThread, OnLoop, Scripts
 from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
-from podium.errors import Conflict, DeadlineExceeded, NotFound, PodiumError, Unavailable
+from podium.errors import (
+    Conflict,
+    DeadlineExceeded,
+    LimitExceeded,
+    NotFound,
+    PodiumError,
+    Unavailable,
+)
 from podium.statuses import WORKFLOW_TERMINAL
 from podium.store import Store, VersionConflict
 from podium.telemetry.workflow import DecideSpans
@@ -58,6 +67,9 @@ JSON = dict[str, Any]
 Operation = Callable[[JSON, Context], Decision]
 
 _ON_LOOP = OnLoop()
+
+#: Set while commands run: the commands of decisions they make run in a task of their own.
+_IN_COMMAND: ContextVar[bool] = ContextVar("podium_decider_in_command", default=False)
 
 #: How long a popped task message stays leased while the decider claims it.
 CLAIM_LEASE_MS = 30_000
@@ -106,6 +118,7 @@ class DeciderShell:
         self._task_def_ttl_s = task_def_ttl_s
         self._task_defs_lock = asyncio.Lock()
         self._absent: dict[str, float] = {}  # names without a TaskDef, and when last looked up
+        self._background: set[asyncio.Task[None]] = set()  # commands run apart, see _effects
 
     # -- context ------------------------------------------------------------------------------
 
@@ -271,7 +284,13 @@ class DeciderShell:
         )
 
     async def _effects(
-        self, decision: Decision, version: int, ctx: Context, shared: QueueBatch | None = None
+        self,
+        decision: Decision,
+        version: int,
+        ctx: Context,
+        shared: QueueBatch | None = None,
+        *,
+        defer_commands: bool = False,
     ) -> None:
         wf = decision.workflow
         wf_id = wf["workflowId"]
@@ -297,8 +316,14 @@ class DeciderShell:
         results = await asyncio.gather(*jobs, return_exceptions=True)
         # Commands go out even when the queue call failed: the decision is committed, and a
         # repeated call (the caller's retry) finds nothing left to do and issues none.
-        for command in decision.commands:
-            await self._command(command)
+        if decision.commands:
+            if defer_commands or _IN_COMMAND.get():
+                # A start's commands, or the commands of a decision a command made (a child's
+                # start, a parent told of its child): run in a task of their own, so that
+                # nesting never deepens the caller's stack (a workflow that starts itself).
+                self._spawn(self._commands(decision.commands))
+            else:
+                await self._commands(decision.commands)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -320,6 +345,38 @@ class DeciderShell:
             by_task.setdefault(str(entry.get("taskId")), []).append(entry)
         for task_id, entries in by_task.items():
             await self.store.executions.add_task_logs(task_id, entries)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A child's start is issued again by its parent's next decide.
+            log.warning("commands failed: %r", task.exception())
+
+    async def _commands(self, commands: Sequence[Command]) -> None:
+        token = _IN_COMMAND.set(True)
+        try:
+            for command in commands:
+                await self._command(command)
+        finally:
+            _IN_COMMAND.reset(token)
+
+    async def drain(self, grace_s: float) -> None:
+        """Let commands running in the background finish for ``grace_s``, then cancel them."""
+        deadline = time.monotonic() + grace_s
+        while self._background:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.wait(set(self._background), timeout=left)
+        pending = set(self._background)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _command(self, command: Command) -> None:
         try:
@@ -368,6 +425,8 @@ class DeciderShell:
 
         The first decide runs before this returns, so the first tasks are already scheduled.
         """
+        # the nesting depth is the shell's to set, on the sub-workflows it starts
+        request = {k: v for k, v in request.items() if k != "subWorkflowDepth"}
         definition = request.get("workflowDef")
         if not isinstance(definition, Mapping):
             definition = await self.resolve_definition(request.get("name"), request.get("version"))
@@ -414,7 +473,7 @@ class DeciderShell:
         # told otherwise would start it again. Queue effects that fail here are redone by the
         # decide its timer (set above) triggers, which re-pushes missing task messages.
         try:
-            await self._effects(decision, version, ctx)
+            await self._effects(decision, version, ctx, defer_commands=True)
         except (Unavailable, DeadlineExceeded) as exc:
             log.warning("workflow %s started; its queue effects wait for its timer: %s", wf_id, exc)
         except Exception:
@@ -426,8 +485,13 @@ class DeciderShell:
             **_start_request(cmd),
             "parentWorkflowId": cmd.parent_workflow_id,
             "parentWorkflowTaskId": cmd.parent_workflow_task_id,
+            "subWorkflowDepth": cmd.depth,
         }
         try:
+            limit = self.config.max_subworkflow_depth
+            if cmd.depth > limit:
+                # The mapper fails such a task when it is scheduled; a retried one comes here.
+                raise LimitExceeded(depth_limit_reason(cmd.name, limit))
             definition = cmd.definition or await self.resolve_definition(cmd.name, cmd.version)
             await self._begin(definition, request)
         except Conflict:

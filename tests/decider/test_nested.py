@@ -123,6 +123,32 @@ def test_fork_in_loop_in_inline_sub_workflow_via_commands() -> None:
     assert parent.task("after")["inputData"] == {"loops": 2}
 
 
+def test_sub_workflows_nest_no_deeper_than_the_limit() -> None:
+    sub = {
+        "name": "again",
+        "taskReferenceName": "again",
+        "type": "SUB_WORKFLOW",
+        "subWorkflowParam": {"name": "wf", "version": 1},
+    }
+    config = d.DeciderConfig(max_subworkflow_depth=2)
+    top = Harness(wf_def(sub), config=config)
+    (cmd,) = top.start().commands
+    assert isinstance(cmd, d.StartSubWorkflow) and cmd.depth == 1
+    middle = Harness(wf_def(sub), config=config)
+    (cmd,) = middle.start(subWorkflowDepth=cmd.depth).commands
+    assert middle.wf["subWorkflowDepth"] == 1 and cmd.depth == 2
+    deepest = Harness(wf_def(sub), config=config)
+    dec = deepest.start(subWorkflowDepth=cmd.depth)
+    again = deepest.task("again")
+    assert again["status"] == "FAILED_WITH_TERMINAL_ERROR" and again["retryCount"] == 0
+    assert again["reasonForIncompletion"] == (
+        "Sub workflow wf not started: sub-workflows may nest 2 deep "
+        "(PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH)"
+    )
+    assert deepest.status == "FAILED"
+    assert not any(isinstance(c, d.StartSubWorkflow) for c in dec.commands)
+
+
 def test_failed_child_retried_reopens_parent() -> None:
     child_def = wf_def(simple("c", retryCount=0), name="child")
     parent = Harness(

@@ -284,3 +284,43 @@ async def test_bulk_operations(client: httpx.AsyncClient, names: Names) -> None:
     assert_envelope(r, 400)
     r = await client.put("/api/workflow/bulk/pause", json={"ids": []})
     assert_envelope(r, 400)
+
+
+async def test_a_workflow_that_starts_itself_stops_at_the_nesting_depth(
+    client: httpx.AsyncClient, names: Names
+) -> None:
+    # Children start apart from their parent's start (each in a task of its own), so the start
+    # answers at once; the deepest workflow fails its SUB_WORKFLOW task and the chain fails.
+    wf = names("wf")
+    sub = {
+        "name": "again", "taskReferenceName": "again", "type": "SUB_WORKFLOW",
+        "subWorkflowParam": {"name": wf, "version": 1},
+    }  # fmt: skip
+    await register(client, {"name": wf, "version": 1, "schemaVersion": 2, "tasks": [sub]})
+    top = await start(client, wf)
+    first = await poll_until(lambda: _ended(client, top), timeout_s=30, interval_s=0.05)
+    assert first["status"] == "FAILED"
+    chain, current = [], first
+    while True:
+        chain.append(current)
+        (task,) = current["tasks"]
+        if task["status"] == "FAILED_WITH_TERMINAL_ERROR":
+            break
+        current = await get(client, task["subWorkflowId"])
+    limit = 32  # the default of PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH
+    assert len(chain) == limit + 1
+    assert all(w["status"] == "FAILED" for w in chain)
+    assert [w.get("parentWorkflowId") for w in chain[1:]] == [w["workflowId"] for w in chain[:-1]]
+    reason = chain[-1]["tasks"][0]["reasonForIncompletion"]
+    assert reason == (
+        f"Sub workflow {wf} not started: sub-workflows may nest {limit} deep "
+        f"(PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH)"
+    )
+    assert reason in first["reasonForIncompletion"]
+    r = await client.get("/api/workflow/search", params={"query": f"workflowType IN ({wf})"})
+    assert r.json()["totalHits"] == limit + 1
+
+
+async def _ended(client: httpx.AsyncClient, workflow_id: str) -> JSON | None:
+    wf = await get(client, workflow_id)
+    return wf if wf["status"] not in ("RUNNING", "PAUSED") else None
