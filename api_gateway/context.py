@@ -7,19 +7,21 @@ is module-level, so several gateways (tests) can live in one process.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
 from api_gateway.settings import GatewaySettings
-from podium.errors import InvalidArgument
+from podium.errors import InvalidArgument, NotFound, PodiumError
 from podium.rpc import RpcClient
 from podium.store import Store
 from queue_service.client import QueueClient
 
 JSON = dict[str, Any]
+#: The longest a popped message stays leased while the decider claims it (see ClaimLeases).
+CLAIM_LEASE_MS = 30_000
 
 
 @dataclass
@@ -92,6 +94,51 @@ class PollDataThrottle:
         return True
 
 
+class ClaimLeases:
+    """How long a message popped for a worker stays leased while the decider claims it.
+
+    If the gateway dies between the pop and the claim, the task comes back when the lease ends:
+    after ``longest_ms``, or after the ``responseTimeoutSeconds`` of the task type's TaskDef
+    when that is shorter (a worker that takes the task would have no longer to answer). TaskDefs
+    are read from the store at most every ``ttl_s`` per task type; a failed read keeps
+    ``longest_ms``, so a poll never fails for it.
+    """
+
+    def __init__(
+        self,
+        read_task_def: Callable[[str], Awaitable[JSON]],
+        longest_ms: int,
+        ttl_s: float = 2.0,
+        max_types: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read_task_def
+        self.longest_ms = longest_ms
+        self.ttl_s = ttl_s
+        self.max_types = max_types
+        self.clock = clock
+        self._known: dict[str, tuple[float, int]] = {}  # task type -> (read at, lease ms)
+
+    async def lease_ms(self, task_type: str) -> int:
+        now = self.clock()
+        known = self._known.get(task_type)
+        if known is not None and now - known[0] < self.ttl_s:
+            return known[1]
+        lease = self.longest_ms
+        try:
+            timeout_s = (await self._read(task_type)).get("responseTimeoutSeconds")
+        except NotFound:
+            timeout_s = None
+        except PodiumError:
+            return lease
+        if isinstance(timeout_s, int) and not isinstance(timeout_s, bool) and timeout_s > 0:
+            lease = min(lease, timeout_s * 1000)
+        if len(self._known) >= self.max_types:
+            self._known.clear()  # cheap to rebuild: one read per type
+        self._known[task_type] = (now, lease)
+        return lease
+
+
 class Gateway:
     """Everything an endpoint needs; built and closed by the app's lifespan."""
 
@@ -110,6 +157,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.metrics = Metrics()
         self.poll_data = PollDataThrottle()
+        self.claim_leases = ClaimLeases(store.metadata.get_task_def, CLAIM_LEASE_MS)
         self.started_at = time.time()
         #: The port of /health, /ready and /metrics, once the side server runs.
         self.health_port: int | None = None

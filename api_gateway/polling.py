@@ -15,13 +15,11 @@ from typing import Any
 from api_gateway.checks import queue_name_problem
 from api_gateway.context import Gateway
 from podium.errors import InvalidArgument, PodiumError
+from queue_service.model import Received
 
 log = logging.getLogger("podium.gateway")
 
 JSON = dict[str, Any]
-#: How long a popped message stays leased while the decider claims it; if the gateway dies
-#: in between, the message comes back after this.
-CLAIM_LEASE_MS = 30_000
 
 
 def task_queue(task_type: str, domain: str | None) -> str:
@@ -46,7 +44,7 @@ async def poll(
     """Up to ``count`` tasks of ``task_type`` claimed for ``worker_id`` (maybe none)."""
     queue = task_queue(task_type, domain)
     gw.stats.polls += 1
-    received = await gw.queues.pop(queue, count, lease_ms=CLAIM_LEASE_MS, wait_ms=timeout_ms)
+    received = await pop_for_claim(gw, queue, task_type, count, timeout_ms)
     tasks: list[JSON] = []
     if received:
         items = [[r.id, _workflow_id(r.payload)] for r in received]
@@ -68,6 +66,18 @@ async def poll(
         gw.metrics.polls.labels("empty").inc()
     await record_poll(gw, task_type, domain, worker_id)
     return tasks
+
+
+async def pop_for_claim(
+    gw: Gateway, queue: str, task_type: str, count: int, timeout_ms: int
+) -> list[Received]:
+    """Pop up to ``count`` messages of ``queue`` for the decider to claim.
+
+    They stay leased for the task type's claim lease (see :class:`~api_gateway.context.
+    ClaimLeases`): if this gateway dies before the claim, they come back after that.
+    """
+    lease_ms = await gw.claim_leases.lease_ms(task_type)
+    return await gw.queues.pop(queue, count, lease_ms=lease_ms, wait_ms=timeout_ms)
 
 
 async def _release(gw: Gateway, queue: str, ids: list[str]) -> None:

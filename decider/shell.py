@@ -71,9 +71,6 @@ _ON_LOOP = OnLoop()
 #: Set while commands run: the commands of decisions they make run in a task of their own.
 _IN_COMMAND: ContextVar[bool] = ContextVar("podium_decider_in_command", default=False)
 
-#: How long a popped task message stays leased while the decider claims it.
-CLAIM_LEASE_MS = 30_000
-
 
 def now_ms() -> int:
     return int(time.time() * 1000)
