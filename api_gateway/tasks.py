@@ -207,12 +207,12 @@ async def queue_size(request: Request, gw: Gateway) -> Response:
     task_type = q_str(request, "taskType")
     if not task_type:
         raise InvalidArgument("taskType is required", field="taskType")
-    name = polling.task_queue(task_type, q_str(request, "domain"))
-    if namespace := q_str(request, "executionNamespace"):
-        name = f"{name}@{namespace}"
-    if group := q_str(request, "isolationGroupId"):
-        name = f"{name}-{group}"
-    polling.task_queue(name, None)  # the full name must be a valid queue name too
+    name = polling.task_queue(
+        task_type,
+        q_str(request, "domain"),
+        q_str(request, "executionNamespace") or None,
+        q_str(request, "isolationGroupId") or None,
+    )
     return ok_json(await gw.queues.size(name))
 
 

@@ -28,6 +28,7 @@ from decider.state import (
     is_system_type,
     task_terminal,
 )
+from podium.queues import task_queue
 
 
 class TerminateSignal(Exception):
@@ -46,14 +47,12 @@ def queue_name(task: Mapping[str, Any]) -> str | None:
     task_type = task["taskType"]
     if task_type in SYSTEM_TYPES and task_type != TaskType.HTTP:
         return None
-    name = task_type
-    if task.get("domain") and task_type != TaskType.HTTP:
-        name = f"{task['domain']}:{name}"
-    if task.get("executionNameSpace"):
-        name = f"{name}@{task['executionNameSpace']}"
-    if task.get("isolationGroupId"):
-        name = f"{name}-{task['isolationGroupId']}"
-    return str(name)
+    return task_queue(
+        str(task_type),
+        None if task_type == TaskType.HTTP else task.get("domain"),
+        task.get("executionNameSpace"),
+        task.get("isolationGroupId"),
+    )
 
 
 class Run:

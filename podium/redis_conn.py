@@ -20,9 +20,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.sentinel import Sentinel
+from redis.commands.core import AsyncScript
 
-from podium.errors import ConfigError
+from podium.errors import ConfigError, Unavailable
 
 SCHEMES = ("redis", "rediss", "unix", "sentinel")
 
@@ -100,3 +102,29 @@ def connect(
         password=target.password,
     )
     return client
+
+
+async def run_replicated(
+    client: aioredis.Redis,
+    script: AsyncScript,
+    keys: list[Any],
+    args: list[Any],
+    *,
+    replicas: int,
+    timeout_ms: int,
+    what: str,
+) -> Any:
+    """Run ``script``, then ``WAIT`` on the same connection (WAIT counts that connection's
+    writes), in one round trip; raise ``Unavailable`` unless ``replicas`` replicas confirmed it.
+
+    A refused write may still be on the primary: callers retry only writes that are safe to
+    repeat (a queue push of the same id, a commit fenced by its version)."""
+    pipe: Pipeline = client.pipeline(transaction=False)
+    await script(keys=keys, args=args, client=pipe)
+    pipe.execute_command("WAIT", replicas, timeout_ms)
+    result, acked = await pipe.execute()
+    if int(acked) < replicas:
+        raise Unavailable(
+            f"{what}: {acked} of {replicas} replicas confirmed the write within {timeout_ms} ms"
+        )
+    return result

@@ -20,11 +20,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from podium.errors import ConfigError, InternalError, Unavailable
-from podium.redis_conn import SCHEMES, connect
+from podium.redis_conn import SCHEMES, connect, run_replicated
 
 SCRIPT_NAMES = (
     "push",
@@ -78,7 +78,8 @@ def parse_shards(
             )
         if url.startswith("sentinel://") and not sentinels:
             raise ConfigError(
-                f"shard {item!r} is a sentinel:// URL but no Sentinels are given",
+                f"shard {item!r} is a sentinel:// URL: set PODIUM_QUEUE_SENTINELS to the "
+                "Sentinels' host:port list",
                 variable="PODIUM_QUEUE_SENTINELS",
             )
         if not name or any(c in name for c in "{}|,= "):
@@ -156,31 +157,16 @@ class Shard:
         """Run one script; Redis failures become Unavailable naming this shard."""
         try:
             if self.spec.wait_replicas and script in DURABLE_SCRIPTS:
-                return await self._run_replicated(script, keys, args)
+                return await run_replicated(
+                    self.redis, self.scripts[script], keys, args,
+                    replicas=self.spec.wait_replicas, timeout_ms=self.spec.wait_timeout_ms,
+                    what=f"queue shard {self.name}",
+                )  # fmt: skip
             return await self.scripts[script](keys=keys, args=args)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError) as exc:
             raise self.unavailable(exc) from None
         except RedisError as exc:
             raise InternalError(f"queue shard {self.name}: {exc}", shard=self.name) from None
-
-    async def _run_replicated(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """The script, then ``WAIT`` on the same connection (WAIT counts that connection's
-        writes), in one round trip; refused unless ``wait_replicas`` replicas confirmed it.
-
-        A refused push may still be on the primary; the producer's retry is harmless (a push of
-        a queued id only re-schedules it)."""
-        want, timeout_ms = self.spec.wait_replicas, self.spec.wait_timeout_ms
-        pipe: Pipeline = self.redis.pipeline(transaction=False)
-        await self.scripts[script](keys=keys, args=args, client=pipe)
-        pipe.execute_command("WAIT", want, timeout_ms)
-        result, acked = await pipe.execute()
-        if int(acked) < want:
-            raise Unavailable(
-                f"queue shard {self.name}: {acked} of {want} replicas confirmed the write "
-                f"within {timeout_ms} ms",
-                shard=self.name,
-            )
-        return result
 
     async def pipeline(self, build: Any) -> list[Any]:
         """Run ``build(pipe)`` then execute the pipeline (no MULTI), mapping failures."""
@@ -188,7 +174,7 @@ class Shard:
             pipe: Pipeline = self.redis.pipeline(transaction=False)
             build(pipe)
             return list(await pipe.execute())
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError) as exc:
             raise self.unavailable(exc) from None
         except RedisError as exc:
             raise InternalError(f"queue shard {self.name}: {exc}", shard=self.name) from None

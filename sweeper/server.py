@@ -7,8 +7,10 @@ beats a heartbeat that ``/ready`` checks):
   decide each. The decider sets the entry's next due time (re-timing the lease), or removes it
   when the workflow has finished. Nothing acks the entry here: if this replica dies mid-way,
   the lease expires and another replica decides the workflow.
-* **http**: pops HTTP tasks, claims them without acking (the lease covers the call), calls
-  out under the host policy, and reports the result to the decider. A replica that dies
+* **http**: pops HTTP tasks from every HTTP queue (``HTTP``, and those of the isolation groups
+  and execution namespaces of TaskDefs, as Conductor's system task worker does), claims them
+  without acking (the lease covers the call), calls out under the host policy, and reports
+  the result to the decider. A replica that dies
   mid-call leaves the lease to expire, and the task is called again (at-least-once).
 * **repair**: finds RUNNING workflows that have no decider-queue entry (the classic "stuck
   RUNNING" failure) and gives them one, counting each repair.
@@ -31,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from decider.records import DECIDER_QUEUE
 from podium import logs
+from podium import queues as queue_names
 from podium.codec import CodecLimits
 from podium.config import Environ, env_address_list, env_int, env_str
 from podium.errors import NotFound, PodiumError
@@ -43,12 +46,12 @@ from podium.telemetry.rpc import client_tracing
 from podium.telemetry.store import traced
 from podium.telemetry.workflow import consume, untraced
 from queue_service.client import QueueClient
-from queue_service.model import Message
+from queue_service.model import Message, Received
 from sweeper.http_task import HttpPolicy, execute
 
 log = logging.getLogger("podium.sweeper")
 
-HTTP_QUEUE = "HTTP"
+HTTP_QUEUE = queue_names.HTTP
 DEFAULT_HEALTH_PORT = 7314
 
 
@@ -66,6 +69,8 @@ class SweeperSettings:
     http_concurrency: int = 32
     repair_interval_s: int = 60
     repair_window_days: int = 30
+    #: how often the HTTP queues (one per isolation group and namespace) are looked up
+    http_queues_refresh_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Environ) -> SweeperSettings:
@@ -150,6 +155,8 @@ class Sweeper:
         self._decides = asyncio.Semaphore(settings.concurrency)
         self._http_slots = asyncio.Semaphore(settings.http_concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._http_queues = [HTTP_QUEUE]
+        self._http_queues_at = -1e9
 
     async def start(self) -> Sweeper:
         self.store = traced(await open_store(self.settings.store), self.tracer, self.settings.store)
@@ -236,32 +243,60 @@ class Sweeper:
 
     # -- HTTP tasks -----------------------------------------------------------------------------
 
+    async def http_queues(self) -> list[str]:
+        """The HTTP queues that exist, looked up again every ``http_queues_refresh_s``."""
+        if time.monotonic() - self._http_queues_at >= self.settings.http_queues_refresh_s:
+            assert self.store is not None
+            with untraced():
+                candidates = queue_names.http_queues(await self.store.metadata.list_task_defs())
+                existing = set(await self.queues.list_queues())
+            # HTTP itself is always polled: a pop waits for its first message
+            self._http_queues = [q for q in candidates if q == HTTP_QUEUE or q in existing]
+            self._http_queues_at = time.monotonic()
+        return self._http_queues
+
     async def _http_once(self) -> None:
+        pops = {asyncio.ensure_future(self._pop_http(q)): q for q in await self.http_queues()}
+        pending = set(pops)
+        try:
+            # each queue's tasks start as soon as its pop returns, whatever the others wait for
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for pop in done:
+                    await self._claim_http(pops[pop], pop.result())
+        finally:
+            for pop in pending:
+                pop.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _pop_http(self, queue: str) -> list[Received]:
         with untraced():
-            got = await self.queues.pop(
-                HTTP_QUEUE, count=self.settings.batch, lease_ms=self.settings.lease_ms, wait_ms=1000
+            return await self.queues.pop(
+                queue, count=self.settings.batch, lease_ms=self.settings.lease_ms, wait_ms=1000
             )
+
+    async def _claim_http(self, queue: str, got: Sequence[Received]) -> None:
         if not got:
             return
         items = [[m.id, _workflow_of(m.payload)] for m in got]
         answer = await self.decider.call(
             "decider.claim",
-            {"queue": HTTP_QUEUE, "items": items, "workerId": self.worker_id, "ack": False},
+            {"queue": queue, "items": items, "workerId": self.worker_id, "ack": False},
         )
         for task in answer["tasks"]:
             await self._http_slots.acquire()
-            self._spawn(self._run_http(task))
+            self._spawn(self._run_http(queue, task))
 
-    async def _run_http(self, task: dict[str, object]) -> None:
+    async def _run_http(self, queue: str, task: dict[str, object]) -> None:
         ids = {
             names.TASK_ID: str(task["taskId"]),
             names.WORKFLOW_ID: str(task.get("workflowInstanceId")),
         }
         try:
-            with consume(self.tracer, HTTP_QUEUE, ids, task):
+            with consume(self.tracer, queue, ids, task):
                 # Keep the message leased for as long as the call may take.
                 await self.queues.set_unack_timeout(
-                    HTTP_QUEUE, str(task["taskId"]), self.settings.lease_ms
+                    queue, str(task["taskId"]), self.settings.lease_ms
                 )
                 result = await execute(task, self.settings.http, self.http, self.worker_id)
                 self.metrics.http_calls.labels(str(result["status"])).inc()

@@ -16,6 +16,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
+
+import redis
 
 from podium.errors import ConfigError, Unavailable
 
@@ -72,7 +75,7 @@ class RedisServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> RedisServer:
+    def start(self, timeout_s: float = 10.0) -> Self:
         if self._proc is not None and self._proc.poll() is None:
             return self
         if self.port == 0:
@@ -207,3 +210,131 @@ class SentinelServer(RedisServer):
                 ]
             conf.write_text("\n".join(lines) + "\n")
         return [redis_server_binary(), str(conf), "--sentinel", *self.extra_args]
+
+
+@dataclass
+class ReplicatedRedis:
+    """Primaries, each with ``replicas`` replicas, watched by ``sentinel_count`` Sentinels.
+
+    Clients reach primary ``name`` as ``sentinel://name`` with :attr:`sentinel_addresses`
+    (podium/redis_conn.py). ``data_root`` keeps every server's files (one folder each).
+    """
+
+    names: list[str]
+    replicas: int = 1
+    sentinel_count: int = 3
+    appendonly: bool = False
+    data_root: Path | None = None
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 5000
+    primaries: dict[str, RedisServer] = field(default_factory=dict)
+    replica_servers: dict[str, list[RedisServer]] = field(default_factory=dict)
+    sentinels: list[SentinelServer] = field(default_factory=list)
+
+    def _dir(self, name: str) -> Path | None:
+        return None if self.data_root is None else self.data_root / name
+
+    def start(self) -> ReplicatedRedis:
+        try:
+            for name in self.names:
+                primary = RedisServer(appendonly=self.appendonly, data_dir=self._dir(name))
+                self.primaries[name] = primary.start()
+                self.replica_servers[name] = [
+                    RedisServer(
+                        appendonly=self.appendonly,
+                        data_dir=self._dir(f"{name}-replica-{i}"),
+                        replica_of=(primary.host, primary.port),
+                    ).start()
+                    for i in range(self.replicas)
+                ]
+            monitors = [(n, p.host, p.port) for n, p in self.primaries.items()]
+            quorum = self.sentinel_count // 2 + 1
+            for i in range(self.sentinel_count):
+                sentinel = SentinelServer(
+                    monitors=monitors,
+                    quorum=quorum,
+                    down_after_ms=self.down_after_ms,
+                    failover_timeout_ms=self.failover_timeout_ms,
+                    data_dir=self._dir(f"sentinel-{i}"),
+                )
+                self.sentinels.append(sentinel.start())
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        return tuple((s.host, s.port) for s in self.sentinels)
+
+    @property
+    def sentinel_list(self) -> str:
+        """``host:port,...``, the form of ``PODIUM_*_SENTINELS``."""
+        return ",".join(f"{h}:{p}" for h, p in self.sentinel_addresses)
+
+    def servers(self) -> list[tuple[str, RedisServer]]:
+        """Every data server and Sentinel, named (``s0``, ``s0-replica-0``, ``sentinel-0``)."""
+        out: list[tuple[str, RedisServer]] = []
+        for name, primary in self.primaries.items():
+            out.append((name, primary))
+            out += [(f"{name}-replica-{i}", r) for i, r in enumerate(self.replica_servers[name])]
+        out += [(f"sentinel-{i}", s) for i, s in enumerate(self.sentinels)]
+        return out
+
+    def _sentinel_call(self, *args: str) -> object:
+        for sentinel in self.sentinels:
+            if sentinel.is_running():
+                with (
+                    contextlib.suppress(OSError, redis.RedisError),
+                    redis.Redis(sentinel.host, sentinel.port, socket_timeout=1) as r,
+                ):
+                    return r.execute_command(*args)
+        raise Unavailable("no Sentinel answers")
+
+    def primary_address(self, name: str) -> tuple[str, int]:
+        """Where the Sentinels say primary ``name`` is now."""
+        reply = self._sentinel_call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+        if not isinstance(reply, list | tuple) or len(reply) != 2:
+            raise Unavailable(f"the Sentinels do not know {name!r}: {reply!r}")
+        host, port = reply
+        return (host.decode() if isinstance(host, bytes) else str(host)), int(port)
+
+    def ready(self) -> bool:
+        """Whether every Sentinel knows the others and every replica is in sync."""
+        for name in self.names:
+            for sentinel in self.sentinels:
+                with redis.Redis(sentinel.host, sentinel.port, socket_timeout=1) as r:
+                    raw = r.execute_command("SENTINEL", "MASTER", name)
+                info = _pairs(raw)
+                if int(info.get("num-other-sentinels", 0)) != len(self.sentinels) - 1:
+                    return False
+                if int(info.get("num-slaves", 0)) != self.replicas:
+                    return False
+            for replica in self.replica_servers[name]:
+                with redis.Redis(replica.host, replica.port, socket_timeout=1) as r:
+                    if r.info("replication").get("master_link_status") != "up":
+                        return False
+        return True
+
+    def wait_ready(self, timeout_s: float = 30.0) -> ReplicatedRedis:
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            if time.monotonic() > deadline:
+                raise Unavailable(f"Sentinels and replicas not in place within {timeout_s}s")
+            time.sleep(0.1)
+        return self
+
+    def cleanup(self) -> None:
+        for _, server in reversed(self.servers()):
+            server.cleanup()
+
+
+def _pairs(raw: object) -> dict[str, str]:
+    """A Redis reply of alternating keys and values (or a map) as text."""
+    def text(x: object) -> str:
+        return x.decode() if isinstance(x, bytes) else str(x)
+
+    if isinstance(raw, dict):
+        return {text(k): text(v) for k, v in raw.items()}
+    items = list(raw) if isinstance(raw, list | tuple) else []
+    return {text(k): text(v) for k, v in zip(items[::2], items[1::2], strict=True)}

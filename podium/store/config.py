@@ -10,6 +10,7 @@ from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from podium.errors import ConfigError
+from podium.redis_conn import parse_sentinels
 
 Backend = Literal["redis", "cassandra"]
 
@@ -43,6 +44,11 @@ class StoreConfig:
 
     backend: Backend = "redis"
     redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    #: Sentinels' addresses, for a ``sentinel://master/db`` URL (podium/redis_conn.py).
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    #: Replicas that must hold a workflow commit before it is acknowledged (0: the primary).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     key_prefix: str = "podium:store:"
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
     cassandra_port: int = 9042
@@ -61,10 +67,20 @@ class StoreConfig:
         _check(self.backend in ("redis", "cassandra"), "PODIUM_STORE", self.backend)
         scheme = urlsplit(self.redis_url).scheme
         _check(
-            scheme in ("redis", "rediss", "unix"),
+            scheme in ("redis", "rediss", "unix", "sentinel"),
             "PODIUM_STORE_REDIS_URL",
             redact_url(self.redis_url),
         )
+        if scheme == "sentinel" and not self.redis_sentinels:
+            raise ConfigError(
+                "PODIUM_STORE_REDIS_URL is a sentinel:// URL: set PODIUM_STORE_REDIS_SENTINELS "
+                "to the Sentinels' host:port list",
+                variable="PODIUM_STORE_REDIS_SENTINELS",
+            )
+        _check(self.redis_wait_replicas >= 0, "PODIUM_STORE_REDIS_WAIT_REPLICAS",
+               self.redis_wait_replicas)  # fmt: skip
+        _check(self.redis_wait_timeout_ms >= 1, "PODIUM_STORE_REDIS_WAIT_TIMEOUT_MS",
+               self.redis_wait_timeout_ms)  # fmt: skip
         _check(bool(self.key_prefix.strip()), "PODIUM_STORE_KEY_PREFIX", self.key_prefix)
         _check(
             bool(self.cassandra_hosts) and all(h.strip() for h in self.cassandra_hosts),
@@ -135,6 +151,13 @@ class StoreConfig:
 
         take("PODIUM_STORE", "backend", str.lower)
         take("PODIUM_STORE_REDIS_URL", "redis_url", str)
+        take(
+            "PODIUM_STORE_REDIS_SENTINELS",
+            "redis_sentinels",
+            lambda v: parse_sentinels(v, "PODIUM_STORE_REDIS_SENTINELS"),
+        )
+        take("PODIUM_STORE_REDIS_WAIT_REPLICAS", "redis_wait_replicas", int)
+        take("PODIUM_STORE_REDIS_WAIT_TIMEOUT_MS", "redis_wait_timeout_ms", int)
         take("PODIUM_STORE_KEY_PREFIX", "key_prefix", str)
         take("PODIUM_CASSANDRA_HOSTS", "cassandra_hosts", _hosts)
         take("PODIUM_CASSANDRA_PORT", "cassandra_port", int)

@@ -11,74 +11,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import pytest
-import redis
 
 from podium.errors import PodiumError, Unavailable
-from podium.launch.redis import RedisServer, SentinelServer
+from podium.launch.redis import ReplicatedRedis
 from queue_service.engine import QueueEngine
 from queue_service.model import RawMessage
 from queue_service.shards import ShardSpec
-from tests.gateway.helpers import poll_until
 
 QUEUE = "replicated"
 
 
-@dataclass
-class ReplicatedShard:
-    primary: RedisServer
-    replicas: list[RedisServer]
-    sentinels: list[SentinelServer]
-
-    @property
-    def addresses(self) -> tuple[tuple[str, int], ...]:
-        return tuple((s.host, s.port) for s in self.sentinels)
-
-    def spec(self, wait_replicas: int = 1) -> ShardSpec:
-        return ShardSpec("s0", "sentinel://s0/0", self.addresses, wait_replicas, 500)
-
-    def master_info(self) -> dict[str, str]:
-        with redis.Redis(self.sentinels[0].host, self.sentinels[0].port) as r:
-            raw = r.execute_command("SENTINEL", "MASTER", "s0")
-        pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
-        text = lambda x: x.decode() if isinstance(x, bytes) else str(x)  # noqa: E731
-        return {text(k): text(v) for k, v in pairs}
-
-
 @pytest.fixture
-def shard() -> Iterator[ReplicatedShard]:
-    primary = RedisServer().start()
-    replicas = [RedisServer(replica_of=(primary.host, primary.port)).start() for _ in range(2)]
-    sentinels = [
-        SentinelServer(monitors=[("s0", primary.host, primary.port)], down_after_ms=500,
-                       failover_timeout_ms=2000).start()
-        for _ in range(3)
-    ]  # fmt: skip
+def shard() -> Iterator[ReplicatedRedis]:
+    topology = ReplicatedRedis(["s0"], replicas=2, down_after_ms=500, failover_timeout_ms=2000)
     try:
-        yield ReplicatedShard(primary, replicas, sentinels)  # type: ignore[arg-type]
+        # The Sentinels must know each other and the replicas before they can agree a failover.
+        yield topology.start().wait_ready()
     finally:
-        for s in [*sentinels, *replicas, primary]:
-            s.cleanup()
+        topology.cleanup()
 
 
 @pytest.fixture
-async def engine(shard: ReplicatedShard) -> AsyncIterator[QueueEngine]:
-    # The Sentinels must know each other and the replica before a failover can be agreed.
-    async def topology_known() -> bool:
-        info = await asyncio.to_thread(shard.master_info)
-        links = []
-        for replica in shard.replicas:
-            with redis.Redis(replica.host, replica.port) as r:
-                links.append(r.info("replication").get("master_link_status"))
-        return info["num-other-sentinels"] == "2" and info["num-slaves"] == "2" and links == [
-            "up",
-            "up",
-        ]
-
-    await poll_until(topology_known, timeout_s=20, interval_s=0.1)
-    eng = await QueueEngine([shard.spec()]).start()
+async def engine(shard: ReplicatedRedis) -> AsyncIterator[QueueEngine]:
+    spec = ShardSpec("s0", "sentinel://s0/0", shard.sentinel_addresses, 1, 500)
+    eng = await QueueEngine([spec]).start()
     yield eng
     await eng.stop()
 
@@ -89,46 +47,42 @@ def _message(i: int) -> RawMessage:
 
 @pytest.mark.timeout(90)
 async def test_no_acknowledged_push_is_lost_when_the_primary_is_killed(
-    shard: ReplicatedShard, engine: QueueEngine
+    shard: ReplicatedRedis, engine: QueueEngine
 ) -> None:
-    acknowledged: set[str] = set()
+    acknowledged = set()
     for i in range(200):
         await engine.push(QUEUE, [_message(i)])
         acknowledged.add(f"m{i}")
 
-    shard.primary.kill()  # kill -9: whatever it did not hand to the replica is gone
+    old = shard.primary_address("s0")
+    shard.primaries["s0"].kill()  # kill -9: whatever it did not hand to a replica is gone
     refused = 0
-
-    async def push_after_failover() -> bool:
-        nonlocal refused
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
         try:
             await engine.push(QUEUE, [_message(1000)])
+            break
         except PodiumError:
             refused += 1
-            return False
-        acknowledged.add("m1000")
-        return True
-
-    await poll_until(push_after_failover, timeout_s=30, interval_s=0.1)
+            assert asyncio.get_running_loop().time() < deadline, "no failover within 30 s"
+            await asyncio.sleep(0.1)
+    acknowledged.add("m1000")
     assert refused > 0, "pushes went on although the primary was dead"
-    info = await asyncio.to_thread(shard.master_info)
-    assert int(info["port"]) in {r.port for r in shard.replicas}, "no replica was promoted"
+    new = await asyncio.to_thread(shard.primary_address, "s0")
+    assert new != old and new[1] in {r.port for r in shard.replica_servers["s0"]}
 
     popped: set[str] = set()
-    while True:
-        got = await engine.pop(QUEUE, 100, 60_000)
-        if not got:
-            break
+    while got := await engine.pop(QUEUE, 100, 60_000):
         popped |= {msg_id for msg_id, _, _ in got}
     assert popped == acknowledged
 
 
 @pytest.mark.timeout(60)
 async def test_a_push_no_replica_confirms_is_refused_not_acknowledged(
-    shard: ReplicatedShard, engine: QueueEngine
+    shard: ReplicatedRedis, engine: QueueEngine
 ) -> None:
     await engine.push(QUEUE, [_message(1)])  # the replicas confirm
-    for replica in shard.replicas:
+    for replica in shard.replica_servers["s0"]:
         replica.kill()
     with pytest.raises(Unavailable, match="0 of 1 replicas confirmed"):
         await engine.push(QUEUE, [_message(2)])

@@ -149,3 +149,32 @@ async def test_responses_over_the_size_limit_fail(
     wf = await stack.until(wf_id, lambda w: w["status"] != "RUNNING")
     assert wf["status"] == "FAILED"
     assert "larger than 1000 bytes" in wf["tasks"][0]["reasonForIncompletion"]
+
+
+async def test_http_tasks_in_an_isolation_group_or_a_domain_run(
+    stack: Stack,
+    make_sweeper: SweeperFactory,
+    http_server: tuple[str, dict[str, int]],
+    name: str,
+) -> None:
+    await make_sweeper(http=HttpPolicy.build(allow=["127.0.0.1"]), http_queues_refresh_s=0.1)
+    base, _ = http_server
+    await stack.store.metadata.create_task_def(
+        {"name": f"{name}_http", "isolationGroupId": "iso1", "ownerEmail": "a@b.c"}
+    )
+    isolated = http_wf(name, f"{base}/ok")
+    wf_id = await stack.start(isolated)  # queued in HTTP-iso1, as in Conductor
+    wf = await stack.until(wf_id, lambda w: w["status"] != "RUNNING")
+    assert wf["status"] == "COMPLETED"
+    assert wf["tasks"][0]["isolationGroupId"] == "iso1"
+    assert "HTTP-iso1" in await stack.queues.list_queues()
+
+    # a domain applies to worker tasks only: the HTTP task of such a workflow runs too
+    in_domain = http_wf(f"{name}_d", f"{base}/ok")
+    await stack.store.metadata.update_workflow_def(in_domain)
+    answer = await stack.rpc.call(
+        "decider.start_workflow",
+        {"request": {"name": in_domain["name"], "version": 1, "taskToDomain": {"*": "d1"}}},
+    )
+    wf = await stack.until(str(answer["workflowId"]), lambda w: w["status"] != "RUNNING")
+    assert wf["status"] == "COMPLETED"

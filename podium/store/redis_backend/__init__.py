@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from podium.redis_conn import connect
 from podium.store.api import Store
 from podium.store.config import StoreConfig, redact_url
 from podium.store.redis_backend.common import redis_errors
@@ -27,7 +28,12 @@ class RedisStore(Store):
     @classmethod
     async def open(cls, config: StoreConfig) -> RedisStore:
         """Connect and check that the server answers."""
-        client = Redis.from_url(config.redis_url, decode_responses=False)
+        client = connect(
+            config.redis_url,
+            sentinels=config.redis_sentinels,
+            variable="PODIUM_STORE_REDIS_URL",
+            decode_responses=False,
+        )
         try:
             with redis_errors(f"connect to {redact_url(config.redis_url)}"):
                 await client.ping()

@@ -15,7 +15,10 @@ def redis_errors(what: str) -> Iterator[None]:
     """Turn the client's connection failures into :class:`Unavailable` (retryable)."""
     try:
         yield
-    except (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError) as exc:
+    # ReadOnlyError: a primary that was just demoted by a failover, until the client moves on.
+    except (
+        rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError, rexc.ReadOnlyError
+    ) as exc:  # fmt: skip
         raise Unavailable(f"redis store unavailable during {what}: {exc}") from exc
 
 

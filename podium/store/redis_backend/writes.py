@@ -16,6 +16,7 @@ import msgpack
 from redis.asyncio import Redis
 
 from podium.errors import Conflict, NotFound, PodiumError, Unavailable
+from podium.redis_conn import run_replicated
 from podium.store.codec import decode
 from podium.store.config import StoreConfig
 from podium.store.errors import DuplicateTask, VersionConflict
@@ -84,6 +85,8 @@ class RedisWriter:
         self._k = keys
         self._s = scripts
         self._retention_ms = config.retention_ms
+        self._wait_replicas = config.redis_wait_replicas
+        self._wait_timeout_ms = config.redis_wait_timeout_ms
 
     async def commit(self, prep: PreparedCommit, expected: int) -> int:
         """Run commit.lua; ``expected`` 0 creates. See ExecutionStore.commit."""
@@ -94,7 +97,16 @@ class RedisWriter:
             others, removed = await self._stored_tasks(prep, expected, full)
             keys, args = self._commit_call(prep, expected, others if full else None, removed)
             with redis_errors("commit"):
-                reply = await self._s.commit(keys=keys, args=args)
+                if self._wait_replicas:
+                    # A commit refused here may be on the primary: the caller's retry is
+                    # fenced by the version, so it cannot apply twice.
+                    reply = await run_replicated(
+                        self._r, self._s.commit, keys, args,
+                        replicas=self._wait_replicas, timeout_ms=self._wait_timeout_ms,
+                        what=f"commit of {prep.workflow_id!r}",
+                    )  # fmt: skip
+                else:
+                    reply = await self._s.commit(keys=keys, args=args)
             code = int(reply[0])
             if code == 1:
                 if prep.terminal and self._retention_ms > 0:
