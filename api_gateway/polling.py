@@ -14,6 +14,7 @@ from typing import Any
 
 from api_gateway.checks import queue_name_problem
 from api_gateway.context import Gateway
+from podium import queues
 from podium.errors import InvalidArgument, PodiumError
 from queue_service.model import Received
 
@@ -22,15 +23,30 @@ log = logging.getLogger("podium.gateway")
 JSON = dict[str, Any]
 
 
-def task_queue(task_type: str, domain: str | None) -> str:
-    """Conductor's worker queue name: ``[domain:]taskType``."""
-    for what, value in (("task type", task_type), ("domain", domain)):
+def task_queue(
+    task_type: str,
+    domain: str | None,
+    namespace: str | None = None,
+    isolation_group: str | None = None,
+) -> str:
+    """Conductor's worker queue name (``[domain:]taskType[@namespace][-isolationGroup]``),
+    each part checked."""
+    for what, value in (
+        ("task type", task_type),
+        ("domain", domain),
+        ("execution namespace", namespace),
+        ("isolation group", isolation_group),
+    ):
         if value is None:
             continue
         problem = queue_name_problem(value)
         if problem or not value:
             raise InvalidArgument(f"Invalid {what} {value!r}: {problem or 'empty'}")
-    return f"{domain}:{task_type}" if domain else task_type
+    name = queues.task_queue(task_type, domain, namespace, isolation_group)
+    problem = queue_name_problem(name)
+    if problem:
+        raise InvalidArgument(f"Invalid queue name {name!r}: {problem}")
+    return name
 
 
 async def poll(

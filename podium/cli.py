@@ -113,22 +113,32 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     return parser
 
 
+def up_spec(args: argparse.Namespace, demo_port: int | None = None) -> ClusterSpec:
+    """The cluster ``podium up`` starts. HTTP tasks may call no private address but the
+    demo's own endpoint (``127.0.0.1:demo_port``, with ``--demo``): never the API, which is
+    unauthenticated on loopback, nor the other services."""
+    return ClusterSpec(
+        shards=args.shards,
+        queue_services=args.queue_services,
+        deciders=args.deciders,
+        gateways=args.gateways,
+        sweepers=args.sweepers,
+        store=args.store,
+        cassandra_hosts=args.cassandra_hosts,
+        gateway_port=args.port,
+        allow_http_hosts=f"127.0.0.1:{demo_port}" if demo_port else "",
+        supervise=True,
+    )
+
+
 async def _up(args: argparse.Namespace) -> int:
     from podium.demo import run_demo
+    from podium.launch.redis import free_port
 
     started = time.monotonic()
+    demo_port = free_port() if args.demo else None
     cluster = LocalCluster(
-        ClusterSpec(
-            shards=args.shards,
-            queue_services=args.queue_services,
-            deciders=args.deciders,
-            gateways=args.gateways,
-            sweepers=args.sweepers,
-            store=args.store,
-            cassandra_hosts=args.cassandra_hosts,
-            gateway_port=args.port,
-            supervise=True,
-        ),
+        up_spec(args, demo_port),
         progress=lambda line: print(f"  started {line}", flush=True),
         events=lambda line: print(line, flush=True),
     )
@@ -143,7 +153,7 @@ async def _up(args: argparse.Namespace) -> int:
         print(f"podium: up in {time.monotonic() - started:.1f}s; logs in {cluster.work_dir}")
         print(f"podium: API at {api}  (OpenAPI: {api}/openapi.json)")
         if args.demo:
-            wf = await run_demo(api)
+            wf = await run_demo(api, quote_port=demo_port or 0)
             return 0 if wf["status"] == "COMPLETED" else 1
         print("podium: running; Ctrl-C stops everything", flush=True)
         await stop.wait()

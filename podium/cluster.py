@@ -142,7 +142,9 @@ class ClusterSpec:
     store: str = "redis"  # or "cassandra"
     cassandra_hosts: str = ""  # an existing cluster; empty starts a local node
     gateway_port: int = 8080
-    allow_http_hosts: str = "127.0.0.1,localhost"
+    #: PODIUM_HTTP_ALLOW_HOSTS of the sweepers: private addresses HTTP tasks may call (none by
+    #: default: everything here listens on loopback, the API unauthenticated)
+    allow_http_hosts: str = ""
     work_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     supervise: bool = False  # restart what dies (podium up); off for tests that kill on purpose

@@ -139,15 +139,15 @@ async def _pack(task: JSON) -> JSON:
 
 
 @contextlib.asynccontextmanager
-async def quote_service() -> AsyncIterator[str]:
-    """The local endpoint the HTTP task calls."""
+async def quote_service(port: int = 0) -> AsyncIterator[str]:
+    """The local endpoint the HTTP task calls (on ``port``, the one `podium up` allows)."""
 
     async def quote(request: Request) -> JSONResponse:
         return JSONResponse({"item": request.query_params.get("item"), "price": 42.5})
 
     app = Starlette(routes=[Route("/quote", quote)])
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="none")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="none")
     )
     server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
     task = asyncio.ensure_future(server.serve())
@@ -164,10 +164,10 @@ async def quote_service() -> AsyncIterator[str]:
             await asyncio.wait_for(task, 5)
 
 
-async def run_demo(api_url: str, timeout_s: float = 60.0) -> JSON:
+async def run_demo(api_url: str, timeout_s: float = 60.0, quote_port: int = 0) -> JSON:
     """Register, start, run and report the demo workflow; returns the finished workflow."""
     base = api_url.rstrip("/")
-    async with quote_service() as quote_url, httpx.AsyncClient(timeout=30) as http:
+    async with quote_service(quote_port) as quote_url, httpx.AsyncClient(timeout=30) as http:
         task_defs = [
             {
                 "name": n,

@@ -8,6 +8,8 @@ The output is always ``{"response": {"body", "headers", "statusCode", "reasonPhr
 The policy guards against server-side request forgery: by default a host that resolves to a
 loopback, link-local, private, multicast or reserved address is refused, unless the operator
 allows it explicitly (``PODIUM_HTTP_ALLOW_HOSTS``); ``PODIUM_HTTP_DENY_HOSTS`` refuses more.
+An entry of either list is a host name, an address or a network (CIDR), optionally with a port
+(``127.0.0.1:8081``, ``[::1]:8081``, ``svc.local:443``): with one, it covers that port only.
 Responses are read up to a size limit, and redirects are not followed unless allowed.
 """
 
@@ -41,8 +43,8 @@ class HttpPolicy:
     max_response_bytes: int = 1024 * 1024
     max_timeout_ms: int = 60_000
     follow_redirects: bool = False
-    allow_networks: tuple[Network, ...] = field(default=(), repr=False)
-    deny_networks: tuple[Network, ...] = field(default=(), repr=False)
+    allow_rules: tuple[_Rule, ...] = field(default=(), repr=False)
+    deny_rules: tuple[_Rule, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, env: Environ) -> HttpPolicy:
@@ -63,20 +65,13 @@ class HttpPolicy:
         return cls(
             allow=tuple(allow),
             deny=tuple(deny),
-            allow_networks=_networks(allow, "PODIUM_HTTP_ALLOW_HOSTS"),
-            deny_networks=_networks(deny, "PODIUM_HTTP_DENY_HOSTS"),
+            allow_rules=_rules(allow, "PODIUM_HTTP_ALLOW_HOSTS"),
+            deny_rules=_rules(deny, "PODIUM_HTTP_DENY_HOSTS"),
             **kw,
         )
 
-    def _listed(
-        self, host: str, names: tuple[str, ...], nets: tuple[Network, ...], addrs: Sequence[Address]
-    ) -> bool:
-        if host.lower() in (n.lower() for n in names):
-            return True
-        return any(a in net for a in addrs for net in nets)
-
-    async def refusal(self, host: str) -> str | None:
-        """None if ``host`` may be called, else why not."""
+    async def refusal(self, host: str, port: int | None = None) -> str | None:
+        """None if ``host`` (on ``port``) may be called, else why not."""
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, None, type=socket.SOCK_STREAM
@@ -84,31 +79,68 @@ class HttpPolicy:
         except OSError as exc:
             return f"cannot resolve host {host!r}: {exc}"
         addrs = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-        if self._listed(host, self.deny, self.deny_networks, addrs):
+        if any(rule.covers(host, port, addrs) for rule in self.deny_rules):
             return f"host {host!r} is denied by PODIUM_HTTP_DENY_HOSTS"
-        if self._listed(host, self.allow, self.allow_networks, addrs):
+        if any(rule.covers(host, port, addrs) for rule in self.allow_rules):
             return None
         for addr in addrs:
             kind = _restricted(addr)
             if kind:
+                where = f"{host}:{port}" if port is not None else host
                 return (
                     f"host {host!r} resolves to {kind} address {addr}, which HTTP tasks may not "
-                    "call unless it is listed in PODIUM_HTTP_ALLOW_HOSTS"
+                    f"call unless {where} is listed in PODIUM_HTTP_ALLOW_HOSTS"
                 )
         return None
 
 
-def _networks(items: Sequence[str], variable: str) -> tuple[Network, ...]:
-    nets: list[Network] = []
+@dataclass(frozen=True)
+class _Rule:
+    """One entry of an allow or deny list: a name or a network, and maybe a port."""
+
+    name: str
+    network: Network | None
+    port: int | None
+
+    def covers(self, host: str, port: int | None, addrs: Sequence[Address]) -> bool:
+        if self.port is not None and port != self.port:
+            return False
+        if host.lower() == self.name:
+            return True
+        return self.network is not None and any(a in self.network for a in addrs)
+
+
+def _rules(items: Sequence[str], variable: str) -> tuple[_Rule, ...]:
+    rules: list[_Rule] = []
     for item in items:
+        invalid = ConfigError(f"{variable} has an invalid entry {item!r}", variable=variable)
+        host, port = _split_port(item)
+        if not host or any(c.isspace() for c in host) or port == -1:
+            raise invalid
         try:
-            nets.append(ipaddress.ip_network(item, strict=False))
+            network: Network | None = ipaddress.ip_network(host, strict=False)
         except ValueError:
-            if not item or any(c.isspace() for c in item):
-                raise ConfigError(
-                    f"{variable} has an invalid entry {item!r}", variable=variable
-                ) from None
-    return tuple(nets)
+            network = None
+        rules.append(_Rule(host.lower(), network, port))
+    return tuple(rules)
+
+
+def _split_port(item: str) -> tuple[str, int | None]:
+    """``host:port``, ``[v6]:port`` or a bare host, address or network; port -1 if invalid."""
+    if item.startswith("["):
+        host, _, rest = item[1:].partition("]")
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            return host, -1
+        raw = rest[1:]
+    elif item.count(":") == 1:
+        host, raw = item.split(":")
+    else:
+        return item, None  # a name, an IPv4 address or network, or a bare IPv6 one
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        return host, -1
+    return host, int(raw)
 
 
 def _restricted(addr: Address) -> str | None:
@@ -159,7 +191,11 @@ async def execute(
     parts = urlsplit(str(uri))
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return _failed(task, f"HTTP URI {uri!r} is not an absolute http(s) URL", terminal=True)
-    refusal = await policy.refusal(parts.hostname)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return _failed(task, f"HTTP URI {uri!r} has an invalid port", terminal=True)
+    refusal = await policy.refusal(parts.hostname, port)
     if refusal:
         return _failed(task, f"HTTP task refused: {refusal}", terminal=True)
     headers = {str(k): str(v) for k, v in (req.get("headers") or {}).items()}

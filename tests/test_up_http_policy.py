@@ -1,0 +1,90 @@
+"""`podium up` lets HTTP tasks call the demo's endpoint, never the local API itself."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from podium.cli import build_parser, up_spec
+from podium.cluster import LocalCluster
+from podium.demo import quote_service
+from podium.launch.redis import free_port
+from sweeper.http_task import HttpPolicy
+
+JSON = dict[str, Any]
+
+
+async def test_podium_up_allows_only_the_demo_endpoint() -> None:
+    args = build_parser({}).parse_args(["up"])
+    assert up_spec(args).allow_http_hosts == ""
+    demo = up_spec(build_parser({}).parse_args(["up", "--demo"]), demo_port=43210)
+    assert demo.allow_http_hosts == "127.0.0.1:43210"
+    sweeper_env = LocalCluster(demo)._env("sweeper.server", 0, 0)
+    policy = HttpPolicy.from_env(sweeper_env)
+    assert await policy.refusal("127.0.0.1", 43210) is None
+    assert await policy.refusal("localhost", 43210) is None
+    for port in (demo.gateway_port, 43211):
+        refusal = await policy.refusal("127.0.0.1", port)
+        assert refusal is not None and f"127.0.0.1:{port} is listed" in refusal
+
+
+def http_wf(name: str, uri: str) -> JSON:
+    return {
+        "name": name,
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": f"{name}_call",
+                "taskReferenceName": "call",
+                "type": "HTTP",
+                "inputParameters": {"http_request": {"uri": uri, "method": "GET"}},
+            }
+        ],
+    }
+
+
+async def finished(http: httpx.AsyncClient, url: str, timeout_s: float = 30) -> JSON:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wf: JSON = (await http.get(url)).json()
+        if wf["status"] != "RUNNING":
+            return wf
+        assert time.monotonic() < deadline, wf
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(150)
+async def test_an_http_task_of_podium_up_cannot_call_the_api() -> None:
+    demo_port = free_port()
+    args = build_parser({}).parse_args(["up", "--demo", "--shards", "1", "--port", "0"])
+    spec = dataclasses.replace(up_spec(args, demo_port), supervise=False)
+    cluster = await LocalCluster(spec, progress=lambda _: None).start()
+    try:
+        api = cluster.gateway_urls[0]
+        async with quote_service(demo_port) as quote_url, httpx.AsyncClient(timeout=30) as http:
+            ids = {}
+            for name, uri in (("to_api", f"{api}/metadata/taskdefs"), ("to_demo", quote_url)):
+                wf = http_wf(f"policy_{name}", uri)
+                assert (await http.put(f"{api}/metadata/workflow", json=[wf])).status_code < 300
+                started = await http.post(f"{api}/workflow/{wf['name']}", json={})
+                ids[name] = started.text
+            to_api = await finished(http, f"{api}/workflow/{ids['to_api']}")
+            to_demo = await finished(http, f"{api}/workflow/{ids['to_demo']}")
+    finally:
+        await cluster.stop()
+    assert to_api["status"] == "FAILED"
+    (task,) = to_api["tasks"]
+    api_port = api.split(":")[-1].split("/")[0]
+    assert task["status"] == "FAILED_WITH_TERMINAL_ERROR"
+    assert task["reasonForIncompletion"].startswith("HTTP task refused: host '127.0.0.1'")
+    assert f"127.0.0.1:{api_port} is listed in PODIUM_HTTP_ALLOW_HOSTS" in (
+        task["reasonForIncompletion"]
+    )
+    assert to_demo["status"] == "COMPLETED"
+    assert to_demo["tasks"][0]["outputData"]["response"]["body"]["price"] == 42.5
