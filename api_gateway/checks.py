@@ -227,6 +227,49 @@ def start_request(body: Any) -> JSON:
     return {k: v for k, v in out.items() if v is not None or k == "version"}
 
 
+_MOCK_STATUSES = ("COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR")
+
+
+def task_mocks(value: Any) -> dict[str, list[JSON]]:
+    """``taskRefToMockOutput`` of a test run: ``{ref: [{status, output}, ...]}``."""
+    if value is None:
+        return {}
+    path = "taskRefToMockOutput"
+    if not isinstance(value, dict):
+        message = "must map task reference names to lists of mocks"
+        raise ValidationError.of([{"path": path, "message": message}])
+    errors: list[dict[str, str]] = []
+    out: dict[str, list[JSON]] = {}
+    for ref, mocks in value.items():
+        if not isinstance(mocks, list):
+            errors.append({"path": f"{path}.{ref}", "message": "must be a list of mocks"})
+            continue
+        out[ref] = []
+        for i, mock in enumerate(mocks):
+            where = f"{path}.{ref}[{i}]"
+            if not isinstance(mock, dict):
+                errors.append({"path": where, "message": "must be an object"})
+                continue
+            # conductor-python's TaskMock arrives as "_status"/"_output" (a property object's
+            # text when unset): taken when "status"/"output" are absent and the value fits.
+            status = mock.get("status")
+            if status is None and mock.get("_status") in _MOCK_STATUSES:
+                status = mock["_status"]
+            status = status or "COMPLETED"
+            if status not in _MOCK_STATUSES:
+                message = f"status: {status} is not one of {', '.join(_MOCK_STATUSES)}"
+                errors.append({"path": f"{where}.status", "message": message})
+            output = mock.get("output")
+            if output is None and isinstance(mock.get("_output"), dict):
+                output = mock["_output"]
+            if output is not None and not isinstance(output, dict):
+                errors.append({"path": f"{where}.output", "message": "must be an object"})
+            out[ref].append({"status": status, "output": output or {}})
+    if errors:
+        raise ValidationError.of(errors)
+    return out
+
+
 def rerun_request(body: Any) -> JSON:
     if body is None:
         return {}

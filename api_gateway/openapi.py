@@ -123,6 +123,17 @@ SCHEMAS: dict[str, JSON] = {
         idempotencyStrategy={"type": "string",
                              "enum": ["FAIL", "RETURN_EXISTING", "FAIL_ON_RUNNING"]},
     ),
+    "WorkflowTestRequest": _obj(
+        name=_S, version=_I, correlationId=_S, input=_O,
+        taskToDomain={"type": "object", "additionalProperties": _S},
+        priority={"type": "integer", "minimum": 0, "maximum": 99},
+        workflowDef="#WorkflowDef",
+        taskRefToMockOutput={"type": "object", "additionalProperties": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "status": {"type": "string", "enum": ["COMPLETED", "FAILED",
+                                                      "FAILED_WITH_TERMINAL_ERROR"]},
+                "output": _O}}}},
+    ),
     "RerunWorkflowRequest": _obj(
         reRunFromWorkflowId=_S, reRunFromTaskId=_S, workflowInput=_O, taskInput=_O,
         correlationId=_S,

@@ -70,6 +70,18 @@ async def start_by_name(request: Request, gw: Gateway) -> Response:
     return ok_text(await start(gw, checks.start_request(start_request)))
 
 
+async def test_workflow(request: Request, gw: Gateway) -> Response:
+    """Conductor's test run: the workflow run with mocked task results, nothing stored."""
+    body = await body_object(request, "WorkflowTestRequest")
+    mocks = checks.task_mocks(body.get("taskRefToMockOutput"))
+    test_only = ("taskRefToMockOutput", "subWorkflowTestRequest")
+    start_request = checks.start_request({k: v for k, v in body.items() if k not in test_only})
+    answer = await gw.decider(
+        "test_workflow", {"request": {**start_request, "taskRefToMockOutput": mocks}}
+    )
+    return ok_json(answer["workflow"])
+
+
 async def execute(request: Request, gw: Gateway) -> Response:
     """Start, then wait until the workflow ends or blocks (Conductor's execute)."""
     body = await body_object(request, "StartWorkflowRequest", required=False)
@@ -313,6 +325,10 @@ _SEARCH = (
 _ERR_CTRL = (400, 404, 409)
 
 ENDPOINTS = [
+    # before /workflow/{name}: "test" is this endpoint, not a workflow of that name
+    Endpoint("POST", f"{_P}/test", test_workflow, "Run a workflow with mocked task results "
+             "(nothing is stored)", TAG, body="#WorkflowTestRequest", ok_schema="#Workflow",
+             errors=(400, 404)),
     Endpoint("POST", f"{_P}/execute/{{name}}/{{version}}", execute, "Start and wait until the "
              "workflow ends or blocks", TAG,
              params=(_NAME, path_param("version", integer=True), q("requestId"),

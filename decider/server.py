@@ -8,6 +8,7 @@ messages; the gateway maps them to HTTP.
 method                     params
 =========================  ================================================================
 decider.start_workflow     request (StartWorkflowRequest) -> {"workflowId"}
+decider.test_workflow      request (WorkflowTestRequest) -> {"workflow"} (nothing is stored)
 decider.decide             workflowId
 decider.claim              queue, items [[taskId, workflowId]], workerId, ack -> {"tasks"}
 decider.update_task        result (TaskResult)
@@ -37,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from decider import dry_run
 from decider.records import DeciderConfig, Decision
 from decider.script_host import ScriptHost
 from decider.shell import DeciderShell
@@ -150,6 +152,9 @@ def handlers(shell: DeciderShell) -> dict[str, Handler]:
     async def start_workflow(p: Any, ctx: CallContext) -> Any:
         return {"workflowId": await shell.start_workflow(_param(p, "request", Mapping))}
 
+    async def test_workflow(p: Any, ctx: CallContext) -> Any:
+        return {"workflow": await dry_run.run_with_mocks(shell, _param(p, "request", Mapping))}
+
     async def decide(p: Any, ctx: CallContext) -> Any:
         return _answer(await shell.decide(wid(p)), p)
 
@@ -218,6 +223,7 @@ def handlers(shell: DeciderShell) -> dict[str, Handler]:
 
     table: dict[str, Handler] = {
         "start_workflow": start_workflow,
+        "test_workflow": test_workflow,
         "decide": decide,
         "claim": claim,
         "update_task": update_task,

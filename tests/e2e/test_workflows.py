@@ -15,6 +15,7 @@ import pytest
 from conductor.client.http.models.start_workflow_request import StartWorkflowRequest
 from conductor.client.http.models.workflow_def import WorkflowDef
 from conductor.client.http.models.workflow_task import WorkflowTask
+from conductor.client.http.models.workflow_test_request import TaskMock, WorkflowTestRequest
 from conductor.client.workflow.conductor_workflow import ConductorWorkflow
 from conductor.client.workflow.task.do_while_task import LoopTask
 from conductor.client.workflow.task.fork_task import ForkTask
@@ -293,3 +294,28 @@ def test_wait_completed_by_update_and_signal(e2e: E2E) -> None:
     tasks = {t.reference_task_name: t for t in wf.tasks}
     assert tasks["approve"].output_data == {"by": "alice"}
     assert tasks["ship"].output_data == {"carrier": "owl"}
+
+
+@pytest.mark.timeout(60, func_only=True)
+def test_test_run_with_mocked_task_results(e2e: E2E) -> None:
+    """``WorkflowClient.test_workflow``: task results come from the mocks; nothing is stored."""
+    wf_def = ConductorWorkflow(executor=e2e.executor, name=e2e.name("mocked"), version=1)
+    wf_def >> simple(e2e, "flaky", "first", text="${workflow.input.text}")  # 2 retries
+    wf_def >> simple(e2e, "add", "second", a="${first.output.n}", b=1)
+    wf_def.output_parameters({"sum": "${second.output.sum}"})
+    request = WorkflowTestRequest(
+        name=wf_def.name,
+        version=1,
+        workflow_def=wf_def.to_workflow_def(),
+        input={"text": "t"},
+        task_ref_to_mock_output={
+            "first": [TaskMock(status="FAILED"), TaskMock(output={"n": 41})],
+            "second": [TaskMock(output={"sum": 42})],
+        },
+    )
+    wf = e2e.workflows.test_workflow(request)
+    assert wf.status == "COMPLETED" and wf.output == {"sum": 42}
+    assert refs(wf) == [("first", "FAILED"), ("first", "COMPLETED"), ("second", "COMPLETED")]
+    assert wf.tasks[2].input_data == {"a": 41, "b": 1}
+    with pytest.raises(Exception, match="404"):
+        e2e.workflows.get_workflow(wf.workflow_id, include_tasks=False)

@@ -324,3 +324,97 @@ async def test_a_workflow_that_starts_itself_stops_at_the_nesting_depth(
 async def _ended(client: httpx.AsyncClient, workflow_id: str) -> JSON | None:
     wf = await get(client, workflow_id)
     return wf if wf["status"] not in ("RUNNING", "PAUSED") else None
+
+
+async def test_test_run_takes_task_results_from_mocks_and_stores_nothing(
+    client: httpx.AsyncClient, names: Names
+) -> None:
+    ta, tb = names("ta"), names("tb")
+    a = {
+        "name": ta,
+        "taskReferenceName": "a",
+        "type": "SIMPLE",
+        "inputParameters": {"x": "${workflow.input.x}"},
+        "taskDefinition": {"retryCount": 1, "retryDelaySeconds": 0},
+    }
+    double = {
+        "name": "double",
+        "taskReferenceName": "double",
+        "type": "INLINE",
+        "inputParameters": {
+            "evaluatorType": "javascript",
+            "v": "${a.output.v}",
+            "expression": "$.v * 2",
+        },
+    }
+    fork = {
+        "name": "fork",
+        "taskReferenceName": "fork",
+        "type": "FORK_JOIN",
+        "forkTasks": [
+            [{"name": tb, "taskReferenceName": "b", "type": "SIMPLE"}],
+            [{"name": tb, "taskReferenceName": "c", "type": "SIMPLE"}],
+        ],
+    }
+    join = {"name": "join", "taskReferenceName": "join", "type": "JOIN", "joinOn": ["b", "c"]}
+    loop = {
+        "name": "loop",
+        "taskReferenceName": "loop",
+        "type": "DO_WHILE",
+        "loopCondition": "$.loop['iteration'] < 2",
+        "loopOver": [{"name": tb, "taskReferenceName": "d", "type": "SIMPLE"}],
+    }
+    last = {"name": tb, "taskReferenceName": "last", "type": "SIMPLE"}
+    definition = {
+        "name": names("wf"),
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [a, double, fork, join, loop, last],
+        "outputParameters": {
+            "doubled": "${double.output.result}",
+            "d": "${d.output.n}",
+            "last": "${last.output.ok}",
+        },
+    }
+    mocks = {
+        "a": [{"status": "FAILED", "output": {}}, {"status": "COMPLETED", "output": {"v": 21}}],
+        "b": [{"output": {"from": "b"}}], "c": [{"output": {"from": "c"}}],
+        "d": [{"output": {"n": 1}}, {"output": {"n": 2}}],
+    }  # fmt: skip
+    body = {"workflowDef": definition, "input": {"x": 1}, "taskRefToMockOutput": mocks}
+    r = await client.post("/api/workflow/test", json=body)
+    assert r.status_code == 200, r.text
+    wf = r.json()
+    # "last" has no mock: it stays SCHEDULED and the workflow RUNNING, as in Conductor.
+    assert wf["status"] == "RUNNING"
+    states = [(t["referenceTaskName"], t["status"]) for t in wf["tasks"]]
+    assert states == [
+        ("a", "FAILED"), ("a", "COMPLETED"), ("double", "COMPLETED"), ("fork", "COMPLETED"),
+        ("b", "COMPLETED"), ("c", "COMPLETED"), ("join", "COMPLETED"), ("loop", "COMPLETED"),
+        ("d__1", "COMPLETED"), ("d__2", "COMPLETED"), ("last", "SCHEDULED"),
+    ]  # fmt: skip
+    assert wf["tasks"][1]["inputData"]["x"] == 1 and wf["tasks"][2]["outputData"]["result"] == 42
+    assert wf["tasks"][6]["outputData"] == {"b": {"from": "b"}, "c": {"from": "c"}}
+    # Nothing was stored or queued.
+    assert_envelope(await client.get(f"/api/workflow/{wf['workflowId']}"), 404)
+    r = await client.get("/api/tasks/queue/size", params={"taskType": tb})
+    assert r.json() == 0
+    # With every task mocked, the workflow completes, with its output.
+    mocks["last"] = [{"output": {"ok": True}}]
+    r = await client.post("/api/workflow/test", json=body | {"taskRefToMockOutput": mocks})
+    done = r.json()
+    assert done["status"] == "COMPLETED", done
+    assert done["output"] == {"doubled": 42, "d": 2, "last": True}
+    # A registered definition by name; bad mocks are refused.
+    await register(client, definition)
+    r = await client.post(
+        "/api/workflow/test",
+        json={"name": definition["name"], "version": 1, "input": {"x": 1},
+              "taskRefToMockOutput": {"a": [{"status": "FAILED_WITH_TERMINAL_ERROR"}]}},
+    )  # fmt: skip
+    assert r.json()["status"] == "FAILED"
+    r = await client.post("/api/workflow/test", json={**body, "taskRefToMockOutput": {"a": [1]}})
+    body_400 = assert_envelope(r, 400)
+    assert body_400["validationErrors"][0]["path"] == "taskRefToMockOutput.a[0]"
+    r = await client.post("/api/workflow/test", json={"name": names("none"), "input": {}})
+    assert_envelope(r, 404, "No such workflow defined")
