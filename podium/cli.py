@@ -2,6 +2,7 @@
 
 podium up [--demo] [--shards N] [--queue-services N] [--deciders N] [--gateways N]
           [--sweepers N] [--store redis|cassandra] [--cassandra-hosts H] [--port P]
+          [--shard-replicas N] [--store-replicas N]
 podium status [--url URL]        (the API: --url, else $PODIUM_API_URL, else
                                   $CONDUCTOR_SERVER_URL, else http://127.0.0.1:8080/api)
 podium workflow start NAME [--input JSON] | get ID | terminate ID | pause ID | resume ID
@@ -74,6 +75,14 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     for name in ("queue-services", "deciders", "gateways", "sweepers"):
         up.add_argument(f"--{name}", type=_positive, default=1, help=f"{name} replicas (1)")
     up.add_argument("--store", choices=["redis", "cassandra"], default="redis")
+    up.add_argument(
+        "--shard-replicas", type=int, choices=range(0, 4), default=0, metavar="N",
+        help="replicas of each queue shard, failed over by Redis Sentinel (0)",
+    )  # fmt: skip
+    up.add_argument(
+        "--store-replicas", type=int, choices=range(0, 4), default=0, metavar="N",
+        help="replicas of the Redis store, failed over by Redis Sentinel (0)",
+    )  # fmt: skip
     up.add_argument("--cassandra-hosts", default="", help="use this Cassandra cluster")
     up.add_argument("--port", type=_port, default=8080, help="API port of the first gateway")
     up.add_argument("--demo", action="store_true", help="run the demo, print its result, stop")
@@ -128,6 +137,8 @@ def up_spec(args: argparse.Namespace, demo_port: int | None = None) -> ClusterSp
         gateway_port=args.port,
         allow_http_hosts=f"127.0.0.1:{demo_port}" if demo_port else "",
         supervise=True,
+        shard_replicas=args.shard_replicas,
+        store_replicas=args.store_replicas,
     )
 
 

@@ -28,7 +28,7 @@ import httpx
 
 from podium.aio import OwnedTasks
 from podium.errors import ConfigError, Unavailable
-from podium.launch.redis import RedisServer, free_port
+from podium.launch.redis import RedisServer, ReplicatedRedis, free_port
 from podium.supervisor import Supervisor, processes_of, state_file_for
 
 Progress = Callable[[str], None]
@@ -131,6 +131,34 @@ class RedisProcess:
 
 
 @dataclass
+class ReplicatedRedisProcess(RedisProcess):
+    """A data server of a Sentinel-watched group: it never comes back as a second primary.
+
+    Restarted at once, a primary without persistence would return empty, be taken for the
+    primary still, and its replicas would copy the empty data set. So a dead server restarts
+    only as a replica of the primary the Sentinels name, after they have failed over if it was
+    the primary itself (``failover_wait_s``; past it the supervisor tries again later).
+    """
+
+    topology: ReplicatedRedis
+    group: str
+    failover_wait_s: float = 30.0
+
+    async def restart(self) -> None:
+        own = (self.server.host, self.server.port)
+        deadline = time.monotonic() + self.failover_wait_s
+        while True:
+            primary = await asyncio.to_thread(self.topology.primary_address, self.group)
+            if primary != own:
+                break
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the Sentinels have not failed {self.group} over yet")
+            await asyncio.sleep(0.2)
+        self.server.replica_of = primary
+        await asyncio.to_thread(self.server.start)
+
+
+@dataclass
 class ClusterSpec:
     """How many of each part to run."""
 
@@ -148,6 +176,10 @@ class ClusterSpec:
     work_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     supervise: bool = False  # restart what dies (podium up); off for tests that kill on purpose
+    #: Replicas of each queue shard and of the store's Redis, failed over by three Sentinels;
+    #: a write is acknowledged once one replica holds it (docs/reliability.md).
+    shard_replicas: int = 0
+    store_replicas: int = 0
 
 
 @dataclass
@@ -158,6 +190,7 @@ class LocalCluster:
     progress: Progress = print
     redis: list[RedisServer] = field(default_factory=list)
     store_redis: RedisServer | None = None
+    replicated: ReplicatedRedis | None = None  # primaries, replicas and Sentinels, if any
     cassandra: object | None = None
     services: list[ServiceProcess] = field(default_factory=list)
     work_dir: Path = field(default_factory=Path)
@@ -183,7 +216,17 @@ class LocalCluster:
 
     @property
     def shard_urls(self) -> str:
+        if self.spec.shard_replicas:
+            return ",".join(f"s{i}=sentinel://s{i}/0" for i in range(self.spec.shards))
         return ",".join(f"s{i}={r.url}" for i, r in enumerate(self.redis))
+
+    def _queue_durability_env(self) -> dict[str, str]:
+        if not self.spec.shard_replicas or self.replicated is None:
+            return {}
+        return {
+            "PODIUM_QUEUE_SENTINELS": self.replicated.sentinel_list,
+            "PODIUM_QUEUE_WAIT_REPLICAS": "1",
+        }
 
     async def start(self) -> LocalCluster:
         self.work_dir = self.spec.work_dir or Path(tempfile.mkdtemp(prefix="podium-up-"))
@@ -218,11 +261,33 @@ class LocalCluster:
         self._background.spawn(self.supervisor.run(), name="supervisor")
 
     async def _start_storage(self) -> None:
-        for i in range(self.spec.shards):
-            server = RedisServer(data_dir=self.work_dir / f"redis-shard-{i}")
-            self.redis.append(await asyncio.to_thread(server.start))
-            self.progress(f"redis queue shard s{i} on {server.address}")
-        if self.spec.store == "redis":
+        replicated = [f"s{i}" for i in range(self.spec.shards)] if self.spec.shard_replicas else []
+        if self.spec.store == "redis" and self.spec.store_replicas:
+            replicated.append("store")
+        if replicated:
+            topology = ReplicatedRedis(
+                replicated,
+                replicas=max(self.spec.shard_replicas, self.spec.store_replicas),
+                persistent=frozenset({"store"}),
+                data_root=self.work_dir / "redis",
+            )
+            self.replicated = topology
+            await asyncio.to_thread(lambda: topology.start().wait_ready())
+            for name, server in topology.servers():
+                self.progress(f"redis {name} on {server.address}")
+        if not self.spec.shard_replicas:
+            for i in range(self.spec.shards):
+                server = RedisServer(data_dir=self.work_dir / f"redis-shard-{i}")
+                self.redis.append(await asyncio.to_thread(server.start))
+                self.progress(f"redis queue shard s{i} on {server.address}")
+        if self.spec.store == "redis" and self.spec.store_replicas and self.replicated:
+            self.store_env = {
+                "PODIUM_STORE": "redis",
+                "PODIUM_STORE_REDIS_URL": "sentinel://store/0",
+                "PODIUM_STORE_REDIS_SENTINELS": self.replicated.sentinel_list,
+                "PODIUM_STORE_REDIS_WAIT_REPLICAS": "1",
+            }
+        elif self.spec.store == "redis":
             self.store_redis = RedisServer(appendonly=True, data_dir=self.work_dir / "redis-store")
             await asyncio.to_thread(self.store_redis.start)
             self.store_env = {
@@ -259,6 +324,7 @@ class LocalCluster:
         }
         if module == "queue_service.server":
             return {
+                **self._queue_durability_env(),
                 "PODIUM_QUEUE_SHARDS": self.shard_urls,
                 "PODIUM_QUEUE_PORT": str(port),
                 "PODIUM_QUEUE_HEALTH_PORT": str(health_port),
@@ -327,6 +393,10 @@ class LocalCluster:
         for server in [*self.redis, *([self.store_redis] if self.store_redis else [])]:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(server.stop)
+        if self.replicated is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.replicated.cleanup)
+            self.replicated = None
         if self.cassandra is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.cassandra.stop)  # type: ignore[attr-defined]

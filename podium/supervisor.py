@@ -177,10 +177,18 @@ def read_state(port: int) -> dict[str, Any] | None:
 
 def processes_of(cluster: LocalCluster) -> list[Supervised]:
     """Every service replica and Redis server of ``cluster``, as supervised processes."""
-    from podium.cluster import RedisProcess
+    from podium.cluster import RedisProcess, ReplicatedRedisProcess
 
     procs: list[Supervised] = [*cluster.services]
     procs += [RedisProcess(f"redis-shard-{i}", r) for i, r in enumerate(cluster.redis)]
     if cluster.store_redis is not None:
         procs.append(RedisProcess("redis-store", cluster.store_redis))
+    topology = cluster.replicated
+    if topology is not None:
+        for label, server in topology.servers():
+            group = topology.group_of(server)
+            if group is None:  # a Sentinel: it keeps what it learnt in its own file
+                procs.append(RedisProcess(f"redis-{label}", server))
+            else:
+                procs.append(ReplicatedRedisProcess(f"redis-{label}", server, topology, group))
     return procs

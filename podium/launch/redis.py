@@ -224,6 +224,8 @@ class ReplicatedRedis:
     replicas: int = 1
     sentinel_count: int = 3
     appendonly: bool = False
+    #: Primaries (and their replicas) that run append-only even if ``appendonly`` is off.
+    persistent: frozenset[str] = frozenset()
     data_root: Path | None = None
     down_after_ms: int = 1000
     failover_timeout_ms: int = 5000
@@ -237,11 +239,12 @@ class ReplicatedRedis:
     def start(self) -> ReplicatedRedis:
         try:
             for name in self.names:
-                primary = RedisServer(appendonly=self.appendonly, data_dir=self._dir(name))
+                aof = self.appendonly or name in self.persistent
+                primary = RedisServer(appendonly=aof, data_dir=self._dir(name))
                 self.primaries[name] = primary.start()
                 self.replica_servers[name] = [
                     RedisServer(
-                        appendonly=self.appendonly,
+                        appendonly=aof,
                         data_dir=self._dir(f"{name}-replica-{i}"),
                         replica_of=(primary.host, primary.port),
                     ).start()
@@ -271,6 +274,13 @@ class ReplicatedRedis:
     def sentinel_list(self) -> str:
         """``host:port,...``, the form of ``PODIUM_*_SENTINELS``."""
         return ",".join(f"{h}:{p}" for h, p in self.sentinel_addresses)
+
+    def group_of(self, server: RedisServer) -> str | None:
+        """The primary name whose data ``server`` holds (None for a Sentinel)."""
+        for name, primary in self.primaries.items():
+            if server is primary or any(server is r for r in self.replica_servers[name]):
+                return name
+        return None
 
     def servers(self) -> list[tuple[str, RedisServer]]:
         """Every data server and Sentinel, named (``s0``, ``s0-replica-0``, ``sentinel-0``)."""
