@@ -660,6 +660,27 @@ async def test_fork_inside_a_loop_inside_a_sub_workflow(stack: Stack) -> None:
     assert (await ended(stack, parent_id))["status"] == "COMPLETED"
 
 
+async def test_a_workflow_that_starts_itself_stops_at_the_nesting_depth(stack: Stack) -> None:
+    # Each child starts in a task of its own, not in its parent's start; the workflow 32 deep
+    # (PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH) fails its SUB_WORKFLOW task, and so the chain.
+    name = uniq("selfsub")
+    again = {
+        "name": "again",
+        "taskReferenceName": "again",
+        "type": "SUB_WORKFLOW",
+        "subWorkflowParam": {"name": name, "version": 1},
+    }
+    top = await ended(stack, await start(stack, wf_def(name, again)), timeout_s=25)
+    chain = [top]
+    while task(chain[-1], "again")["status"] != "FAILED_WITH_TERMINAL_ERROR":
+        chain.append(await stack.workflow(task(chain[-1], "again")["subWorkflowId"]))
+    assert len(chain) == 33 and {w["status"] for w in chain} == {"FAILED"}
+    assert [w["subWorkflowDepth"] for w in chain[1:]] == list(range(1, 33))
+    assert "sub-workflows may nest 32 deep" in top["reasonForIncompletion"]
+    running = await stack.store.executions.running_workflow_ids(name)
+    assert running == []
+
+
 # --- retries, timeouts, optional tasks, failureWorkflow ---------------------------------------
 
 
