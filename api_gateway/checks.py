@@ -25,6 +25,12 @@ TASK_RESULT_STATUSES = frozenset(
     {"IN_PROGRESS", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "COMPLETED", "CANCELED"}
 )
 _QUEUED_TYPES = frozenset({"SIMPLE", "HTTP"})
+#: For a definition whose shape a check did not expect (the exception itself goes to the log:
+#: its text speaks of Python, not of the definition).
+_MALFORMED = (
+    "Malformed {what} definition: a field holds a value of the wrong type or shape "
+    "(objects, lists, strings and numbers where Conductor's schema has them)"
+)
 
 
 def queue_name_problem(name: str) -> str | None:
@@ -66,7 +72,7 @@ def workflow_def(definition: Any, path: str = "") -> JSON:
     except Exception as exc:  # a shape the validator did not expect: still the client's error
         log.info("workflow definition rejected by a failing check: %r", exc)
         raise ValidationError.of(
-            [{"path": path or "workflowDef", "message": f"Malformed workflow definition: {exc}"}]
+            [{"path": path or "workflowDef", "message": _MALFORMED.format(what="workflow")}]
         ) from None
     errors = []
     prefix = f"{path}." if path else ""
@@ -91,7 +97,7 @@ def task_def(definition: Any, path: str = "") -> JSON:
     except Exception as exc:
         log.info("task definition rejected by a failing check: %r", exc)
         raise ValidationError.of(
-            [{"path": path or "taskDef", "message": f"Malformed task definition: {exc}"}]
+            [{"path": path or "taskDef", "message": _MALFORMED.format(what="task")}]
         ) from None
     problem = queue_name_problem(str(checked["name"]))
     if problem:

@@ -6,6 +6,7 @@ is module-level, so several gateways (tests) can live in one process.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from podium.errors import InvalidArgument, NotFound, PodiumError
 from podium.rpc import RpcClient
 from podium.store import Store
 from queue_service.client import QueueClient
+
+log = logging.getLogger("podium.gateway")
 
 JSON = dict[str, Any]
 #: The longest a popped message stays leased while the decider claims it (see ClaimLeases).
@@ -170,7 +173,11 @@ class Gateway:
             return await self.decider_rpc.call(f"decider.{method}", params, timeout_s=timeout_s)
         except (OverflowError, UnicodeEncodeError, TypeError, ValueError) as exc:
             # The value could not be encoded for the RPC (checked bodies should never get here).
-            raise InvalidArgument(f"Request holds a value that cannot be sent: {exc}") from None
+            log.info("decider.%s: a request value could not be encoded: %r", method, exc)
+            raise InvalidArgument(
+                "Request holds a value that cannot be sent (a number out of range or a string "
+                "that is not valid Unicode)"
+            ) from None
 
     async def close(self) -> None:
         await self.decider_rpc.close()

@@ -4,7 +4,8 @@
 :class:`~podium.errors.PodiumError` answers with its ``http_status`` (InvalidArgument and
 validation 400, NotFound 404, Conflict 409, LimitExceeded 413, IllegalState 500, Unavailable
 503), a route that does not exist 404, a method the route does not take 405, anything
-unexpected 500 with a generic message (the details go to the log, not to the client).
+unexpected (here or an InternalError from a service) 500 with a generic message: the details
+go to the log, not to the client.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_gateway.http import JsonResponse
-from podium.errors import PodiumError
+from podium.errors import InternalError, PodiumError
 
 log = logging.getLogger("podium.gateway")
 
 INSTANCE = socket.gethostname()
+
+INTERNAL_MESSAGE = "Internal error; the server's log has the details"
 
 #: Error codes that are a lost race another attempt would win.
 _RETRYABLE_CONFLICTS = frozenset({"VERSION_CONFLICT"})
@@ -91,11 +94,13 @@ def from_exception(exc: BaseException, request: Request | None = None) -> Respon
     if isinstance(exc, PodiumError):
         if exc.http_status >= 500:
             log.warning("%s %s: %r", _method(request), _path(request), exc)
+        if isinstance(exc, InternalError):
+            return error_response(500, INTERNAL_MESSAGE)
         return from_podium(exc)
     if isinstance(exc, HTTPException):
         return http_exception(exc)
     log.exception("unexpected error on %s %s", _method(request), _path(request), exc_info=exc)
-    return error_response(500, f"Internal error ({type(exc).__name__})")
+    return error_response(500, INTERNAL_MESSAGE)
 
 
 def http_exception(exc: HTTPException) -> Response:

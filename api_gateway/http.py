@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from podium.errors import InvalidArgument
+
+log = logging.getLogger("podium.gateway")
 
 JSON = dict[str, Any]
 
@@ -87,37 +90,58 @@ def ok_empty(status: int = 200) -> Response:
 # -- request bodies ---------------------------------------------------------------------------
 
 
+class _BodyProblem(ValueError):
+    """What is wrong with a body, in words about the body (the message goes to the client)."""
+
+
 def _parse_int(text: str) -> int:
-    value = int(text)
-    if not -_INT64 <= value < 2 * _INT64:
-        raise ValueError(f"integer {text[:20]}... does not fit in 64 bits")
-    return value
+    # checked before int(), whose own refusal of long digit strings speaks of Python
+    if len(text.lstrip("-")) > 20 or not -_INT64 <= int(text) < 2 * _INT64:
+        raise _BodyProblem(f"integer {text[:20]}... does not fit in 64 bits")
+    return int(text)
 
 
 def _parse_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"number {text[:20]} is out of range")
+        raise _BodyProblem(f"number {text[:20]} is out of range")
     return value
 
 
 def _no_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not valid JSON")
+    raise _BodyProblem(f"{text} is not valid JSON")
 
 
 def parse_json(raw: bytes) -> Any:
-    """Parse a request body; InvalidArgument (400) for anything that is not clean JSON."""
+    """Parse a request body; InvalidArgument (400) for anything that is not clean JSON.
+
+    The message says what is wrong with the body; it never carries the parser's own words
+    (Python's exception texts), which the log gets instead.
+    """
     if not raw.strip():
         raise InvalidArgument("Request body is missing or empty")
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(
+            f"Malformed JSON request body: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+            f"offset {exc.start})"
+        ) from None
+    try:
         value = json.loads(
-            raw.decode("utf-8"),
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_no_constant,
+            text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant
         )
-    except (ValueError, RecursionError) as exc:
+    except _BodyProblem as exc:
         raise InvalidArgument(f"Malformed JSON request body: {_short(exc)}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(
+            f"Malformed JSON request body: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidArgument("Malformed JSON request body: nested too deeply") from None
+    except ValueError as exc:
+        log.info("request body refused by the JSON parser: %r", exc)
+        raise InvalidArgument("Malformed JSON request body") from None
     if _SURROGATE_ESCAPE.search(raw):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")

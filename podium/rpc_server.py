@@ -169,10 +169,12 @@ class _ServerProtocol(asyncio.Protocol):
             out = codec.error(req_id, exc.to_wire())
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception:
             server.stats.errors += 1
             log.exception("handler %s failed", ctx.method)
-            out = codec.error(req_id, InternalError(f"{type(exc).__name__}: {exc}").to_wire())
+            # The traceback is in this log; the caller (maybe relaying to a client) gets no
+            # internals.
+            out = codec.error(req_id, InternalError(f"internal error in {ctx.method}").to_wire())
         finally:
             server.stats.in_flight -= 1
             entry = server.stats.by_method.setdefault(ctx.method, [0.0, 0.0])
@@ -189,8 +191,9 @@ class _ServerProtocol(asyncio.Protocol):
             data = codec.frame(
                 codec.error(int(envelope.get("i", 0)), exc.to_wire()), self._server.limits
             )
-        except Exception as exc:  # a result msgpack cannot encode
-            err = InternalError(f"result not encodable: {exc}")
+        except Exception:  # a result msgpack cannot encode
+            log.exception("a result could not be encoded")
+            err = InternalError("internal error: the result could not be encoded")
             data = codec.frame(
                 codec.error(int(envelope.get("i", 0)), err.to_wire()), self._server.limits
             )
