@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway import admin, bulk, events, metadata, tasks, workflows
+from api_gateway import admin, bulk, events, metadata, monitor, tasks, workflows
 from api_gateway.auth import Authenticator, AuthGate, token_endpoint
 from api_gateway.context import Gateway
 from api_gateway.errors import handle_http_exception
@@ -106,6 +106,7 @@ def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[E
         *bulk.ENDPOINTS,
         *workflows.ENDPOINTS,
         *tasks.ENDPOINTS,
+        *monitor.ENDPOINTS,
         *admin.ENDPOINTS,
         *events.ENDPOINTS,
     ]
