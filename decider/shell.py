@@ -462,8 +462,9 @@ class DeciderShell:
             version = await self.store.executions.create_workflow(wf, decision.changed_tasks)
         except BaseException as exc:
             # A store that could not be reached may still have applied the write: the timer
-            # stays then (a sweep of a workflow that does not exist just drops it).
-            if not (isinstance(exc, PodiumError) and exc.retryable):
+            # stays then (a sweep of a workflow that does not exist just drops it). On a
+            # Conflict the id is an existing workflow's (a repeated child start): its timer.
+            if not (isinstance(exc, PodiumError) and (exc.retryable or isinstance(exc, Conflict))):
                 await self.queues.remove(DECIDER_QUEUE, [wf_id])
             raise
         # The workflow exists now, so the start has succeeded whatever happens next: a client

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from decider import idempotency
+from decider.records import DECIDER_QUEUE
 from podium.errors import Conflict, InvalidArgument, NotFound, PodiumError
 from podium.launch.redis import RedisServer
 from tests.stack import Stack, cassandra_store_config, running_stack
@@ -169,3 +170,13 @@ async def test_a_key_bound_to_a_start_that_never_happened_is_taken_over(
 async def test_an_unknown_strategy_is_refused(stack: Stack, name: str) -> None:
     with pytest.raises(InvalidArgument, match="idempotencyStrategy"):
         await start(stack, name, "k", "SOMETIMES")
+
+
+async def test_a_start_with_the_id_of_an_existing_workflow_leaves_its_timer(
+    stack: Stack, name: str
+) -> None:
+    request = {"name": name, "version": 1, "input": {}, "workflowId": str(uuid.uuid4())}
+    await stack.rpc.call("decider.start_workflow", {"request": request})
+    with pytest.raises(Conflict):
+        await stack.rpc.call("decider.start_workflow", {"request": request})
+    assert await stack.queues.contains(DECIDER_QUEUE, str(request["workflowId"]))
