@@ -3,15 +3,16 @@
 The run goes through the pure operations only and writes nothing: the workflow is started in
 memory, the decide loop runs system tasks as usual, and each unfinished task whose reference
 name has mocks left (``taskRefToMockOutput``: ``{ref: [{status, output}, ...]}``, one entry
-per attempt, in order) gets the next one as its result. It ends when the workflow ends or no
-unfinished task has a mock left; the workflow is returned as it stands then (RUNNING when some
-task had no mock, as in Conductor). Nothing runs outside the decider: a task without a mock
-(a worker task, HTTP, a SUB_WORKFLOW, a WAIT) stays SCHEDULED or IN_PROGRESS, no sub-workflow
-is started, and the workflow id names no stored workflow.
+per attempt, in order) gets the next one as its result. It ends when the workflow ends, when no
+unfinished task has a mock left, or after ``MAX_STEPS`` results; the workflow is returned as
+it stands then (RUNNING when some task had no mock, as in Conductor). Nothing runs outside the
+decider: a task without a mock (a worker task, HTTP, a SUB_WORKFLOW, a WAIT) stays SCHEDULED
+or IN_PROGRESS, no sub-workflow is started, and the workflow id names no stored workflow.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 JSON = dict[str, Any]
 
+#: Mocked results applied at most per run: each is a decision on the whole record, run on the
+#: decider's event loop.
+MAX_STEPS = 2000
 #: Fields of a test request that are not a StartWorkflowRequest's.
 _TEST_ONLY = ("taskRefToMockOutput", "subWorkflowTestRequest")
 #: Fields the shell sets itself on workflows it starts for real.
@@ -33,7 +37,7 @@ _NOT_FROM_CLIENTS = ("workflowId", "subWorkflowDepth", "idempotencyKey", "parent
 
 
 async def run_with_mocks(
-    shell: DeciderShell, request: Mapping[str, Any], max_steps: int = 10_000
+    shell: DeciderShell, request: Mapping[str, Any], max_steps: int = MAX_STEPS
 ) -> JSON:
     """Run ``request`` (a WorkflowTestRequest) with its mocks; return the workflow record."""
     definition = request.get("workflowDef")
@@ -61,6 +65,7 @@ async def run_with_mocks(
             functools.partial(ops.update_task, wf, result), await shell.context(wf)
         )
         wf = decision.workflow
+        await asyncio.sleep(0)  # let the replica's other calls in between steps
     return wf
 
 
