@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -143,11 +144,21 @@ def up_spec(args: argparse.Namespace, demo_port: int | None = None) -> ClusterSp
 
 
 async def _up(args: argparse.Namespace) -> int:
+    from podium.demo import quote_service
+
+    if not args.demo:
+        return await _run_up(args, None)
+    # The demo's endpoint listens before the cluster starts: no service can take its port,
+    # which is the one port of loopback that HTTP tasks may call.
+    async with quote_service() as quote_url:
+        return await _run_up(args, quote_url)
+
+
+async def _run_up(args: argparse.Namespace, quote_url: str | None) -> int:
     from podium.demo import run_demo
-    from podium.launch.redis import free_port
 
     started = time.monotonic()
-    demo_port = free_port() if args.demo else None
+    demo_port = urlsplit(quote_url).port if quote_url else None
     cluster = LocalCluster(
         up_spec(args, demo_port),
         progress=lambda line: print(f"  started {line}", flush=True),
@@ -163,8 +174,8 @@ async def _up(args: argparse.Namespace) -> int:
         api = cluster.gateway_urls[0]
         print(f"podium: up in {time.monotonic() - started:.1f}s; logs in {cluster.work_dir}")
         print(f"podium: API at {api}  (OpenAPI: {api}/openapi.json)")
-        if args.demo:
-            wf = await run_demo(api, quote_port=demo_port or 0)
+        if quote_url is not None:
+            wf = await run_demo(api, quote_url)
             return 0 if wf["status"] == "COMPLETED" else 1
         print("podium: running; Ctrl-C stops everything", flush=True)
         await stop.wait()

@@ -164,10 +164,13 @@ async def quote_service(port: int = 0) -> AsyncIterator[str]:
             await asyncio.wait_for(task, 5)
 
 
-async def run_demo(api_url: str, timeout_s: float = 60.0, quote_port: int = 0) -> JSON:
-    """Register, start, run and report the demo workflow; returns the finished workflow."""
+async def run_demo(api_url: str, quote_url: str, timeout_s: float = 60.0) -> JSON:
+    """Register, start, run and report the demo workflow; returns the finished workflow.
+
+    ``quote_url`` is the endpoint of :func:`quote_service` that the HTTP task calls.
+    """
     base = api_url.rstrip("/")
-    async with quote_service(quote_port) as quote_url, httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30) as http:
         task_defs = [
             {
                 "name": n,

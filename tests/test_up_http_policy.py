@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -13,7 +14,6 @@ import pytest
 from podium.cli import build_parser, up_spec
 from podium.cluster import LocalCluster
 from podium.demo import quote_service
-from podium.launch.redis import free_port
 from sweeper.http_task import HttpPolicy
 
 JSON = dict[str, Any]
@@ -61,13 +61,14 @@ async def finished(http: httpx.AsyncClient, url: str, timeout_s: float = 30) -> 
 
 @pytest.mark.timeout(150)
 async def test_an_http_task_of_podium_up_cannot_call_the_api() -> None:
-    demo_port = free_port()
     args = build_parser({}).parse_args(["up", "--demo", "--shards", "1", "--port", "0"])
-    spec = dataclasses.replace(up_spec(args, demo_port), supervise=False)
-    cluster = await LocalCluster(spec, progress=lambda _: None).start()
-    try:
-        api = cluster.gateway_urls[0]
-        async with quote_service(demo_port) as quote_url, httpx.AsyncClient(timeout=30) as http:
+    async with quote_service() as quote_url, httpx.AsyncClient(timeout=30) as http:
+        spec = up_spec(args, urlsplit(quote_url).port)
+        cluster = await LocalCluster(
+            dataclasses.replace(spec, supervise=False), progress=lambda _: None
+        ).start()
+        try:
+            api = cluster.gateway_urls[0]
             ids = {}
             for name, uri in (("to_api", f"{api}/metadata/taskdefs"), ("to_demo", quote_url)):
                 wf = http_wf(f"policy_{name}", uri)
@@ -76,15 +77,13 @@ async def test_an_http_task_of_podium_up_cannot_call_the_api() -> None:
                 ids[name] = started.text
             to_api = await finished(http, f"{api}/workflow/{ids['to_api']}")
             to_demo = await finished(http, f"{api}/workflow/{ids['to_demo']}")
-    finally:
-        await cluster.stop()
+        finally:
+            await cluster.stop()
     assert to_api["status"] == "FAILED"
     (task,) = to_api["tasks"]
-    api_port = api.split(":")[-1].split("/")[0]
     assert task["status"] == "FAILED_WITH_TERMINAL_ERROR"
-    assert task["reasonForIncompletion"].startswith("HTTP task refused: host '127.0.0.1'")
-    assert f"127.0.0.1:{api_port} is listed in PODIUM_HTTP_ALLOW_HOSTS" in (
-        task["reasonForIncompletion"]
-    )
+    reason = task["reasonForIncompletion"]
+    assert reason.startswith("HTTP task refused: host '127.0.0.1'")
+    assert f"127.0.0.1:{urlsplit(api).port} is listed in PODIUM_HTTP_ALLOW_HOSTS" in reason
     assert to_demo["status"] == "COMPLETED"
     assert to_demo["tasks"][0]["outputData"]["response"]["body"]["price"] == 42.5
