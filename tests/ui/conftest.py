@@ -118,7 +118,7 @@ async def page(browser: Any, ui_gw: RunningGateway, page_errors: PageErrors) -> 
     """A fresh browser context and page on the UI's origin; fails the test on page errors."""
     context = await browser.new_context(viewport=VIEWPORT, base_url=ui_gw.url)
     pg = await context.new_page()
-    _watch(pg, page_errors)
+    watch(pg, page_errors)
     try:
         yield pg
     finally:
@@ -126,7 +126,7 @@ async def page(browser: Any, ui_gw: RunningGateway, page_errors: PageErrors) -> 
     page_errors.assert_clean()
 
 
-def _watch(pg: Any, errors: PageErrors) -> None:
+def watch(pg: Any, errors: PageErrors) -> None:
     pg.on("pageerror", lambda exc: errors.errors.append(f"pageerror: {exc}"))
 
     def on_console(msg: Any) -> None:

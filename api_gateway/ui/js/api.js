@@ -74,7 +74,8 @@ export async function api(method, path, { query, body, text } = {}) {
   if (!resp.ok) {
     const message = (data && typeof data === "object" && data.message) || raw || resp.statusText || `HTTP ${resp.status}`;
     const err = new ApiError(resp.status, message, typeof data === "object" ? data : null);
-    if (resp.status === 401) window.dispatchEvent(new CustomEvent("podium:unauthorized", { detail: err }));
+    // A refused token ends the session (a refused sign-in is the login form's own error).
+    if (resp.status === 401 && token) window.dispatchEvent(new CustomEvent("podium:unauthorized", { detail: err }));
     throw err;
   }
   if (!raw) return null;
