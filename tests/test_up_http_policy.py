@@ -14,6 +14,7 @@ import pytest
 from podium.cli import build_parser, up_spec
 from podium.cluster import LocalCluster
 from podium.demo import quote_service
+from podium.errors import ConfigError
 from sweeper.http_task import HttpPolicy
 
 JSON = dict[str, Any]
@@ -87,3 +88,17 @@ async def test_an_http_task_of_podium_up_cannot_call_the_api() -> None:
     assert f"127.0.0.1:{urlsplit(api).port} is listed in PODIUM_HTTP_ALLOW_HOSTS" in reason
     assert to_demo["status"] == "COMPLETED"
     assert to_demo["tasks"][0]["outputData"]["response"]["body"]["price"] == 42.5
+
+
+async def test_allow_list_entries_may_name_a_port() -> None:
+    policy = HttpPolicy.build(allow=["127.0.0.1:8081", "[::1]:8082", "localhost:8083"])
+    assert await policy.refusal("127.0.0.1", 8081) is None
+    assert await policy.refusal("127.0.0.1", 8080) is not None
+    assert await policy.refusal("::1", 8082) is None
+    assert await policy.refusal("::1", 8081) is not None
+    assert await policy.refusal("localhost", 8083) is None
+    network = HttpPolicy.build(allow=["127.0.0.0/8"])  # without a port: every port
+    assert await network.refusal("127.0.0.1", 1) is None
+    for bad in ("127.0.0.1:0", "127.0.0.1:65536", "host:port", "[::1]x", "a b"):
+        with pytest.raises(ConfigError, match="PODIUM_HTTP_ALLOW_HOSTS has an invalid entry"):
+            HttpPolicy.build(allow=[bad])

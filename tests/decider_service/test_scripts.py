@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from decider.server import DeciderSettings
+from podium.errors import ConfigError
 from podium.launch.redis import RedisServer
 from tests.stack import Stack, running_stack
 
@@ -114,3 +116,22 @@ async def test_a_jq_program_past_its_memory_limit_fails(stack: Stack) -> None:
     assert task["reasonForIncompletion"] == "jq expression exceeded its 64 MiB memory limit"
     ok = await stack.start(one_task(fresh("jq_ok"), jq("[range(1000)] | length")))
     assert (await stack.workflow(ok))["tasks"][0]["outputData"]["result"] == 1000
+
+
+def test_script_limits_and_pools_come_from_the_settings() -> None:
+    settings = DeciderSettings.from_env(
+        {
+            "PODIUM_DECIDER_SCRIPT_TIMEOUT_S": "2",
+            "PODIUM_DECIDER_SCRIPT_MAX_MEMORY_MB": "128",
+            "PODIUM_DECIDER_SCRIPT_THREADS": "8",
+            "PODIUM_DECIDER_JQ_PROCESSES": "3",
+        }
+    )
+    assert settings.config.script_timeout_s == 2
+    assert settings.config.script_max_memory_bytes == 128 * 1024 * 1024
+    assert (settings.script_threads, settings.jq_processes) == (8, 3)
+    default = DeciderSettings.from_env({})
+    assert default.config.script_timeout_s == 4
+    assert default.config.script_max_memory_bytes == 64 * 1024 * 1024
+    with pytest.raises(ConfigError, match="PODIUM_DECIDER_JQ_PROCESSES"):
+        DeciderSettings.from_env({"PODIUM_DECIDER_JQ_PROCESSES": "0"})
