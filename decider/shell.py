@@ -311,6 +311,8 @@ class DeciderShell:
         if decision.logs:
             jobs.append(self._add_logs(decision.logs))
         results = await asyncio.gather(*jobs, return_exceptions=True)
+        if shared is None and isinstance(results[0], BaseException):
+            await self._decide_soon(wf, decision.next_check_ms, version)
         # Commands go out even when the queue call failed: the decision is committed, and a
         # repeated call (the caller's retry) finds nothing left to do and issues none.
         if decision.commands:
@@ -324,6 +326,23 @@ class DeciderShell:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def _decide_soon(
+        self, wf: Mapping[str, Any], next_check_ms: int | None, version: int
+    ) -> None:
+        """After a queue call that failed, have the workflow decided within the start offset.
+
+        That decide re-pushes the task messages the call may not have pushed; left alone, they
+        would wait for the workflow's next check, which may be an hour away (a long WAIT).
+        """
+        if wf["status"] in WORKFLOW_TERMINAL or next_check_ms is None:
+            return
+        delay = min(self.config.workflow_offset_s * 1000, max(0, next_check_ms - self.clock()))
+        wf_id, priority = wf["workflowId"], wf.get("priority") or 0
+        try:
+            await self.queues.schedule(DECIDER_QUEUE, wf_id, delay, version, priority)
+        except PodiumError as exc:
+            log.warning("timer of %s not brought forward: %s", wf_id, exc.message)
 
     def _timer(
         self, batch: QueueBatch, wf: Mapping[str, Any], next_check_ms: int | None, version: int

@@ -165,3 +165,55 @@ async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_com
             await asyncio.sleep(0.05)
     finally:
         await sweeper.stop(grace_s=2.0)
+
+
+async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_check_is_far(
+    outage: Outage,
+) -> None:
+    """A WAIT of an hour beside the task: the first decide's timer is an hour away, yet the
+    task message the start could not push is pushed by a decide within the start offset."""
+    o = outage
+    name = f"outage_far_{uuid.uuid4().hex[:8]}"
+    task_type = f"{name}_t"
+    wait = {
+        "name": "w",
+        "taskReferenceName": "w",
+        "type": "WAIT",
+        "inputParameters": {"duration": "1 hours"},
+    }
+    simple = {"name": task_type, "taskReferenceName": "t", "type": "SIMPLE"}
+    await o.store.metadata.update_workflow_def(
+        {
+            "name": name,
+            "version": 1,
+            "schemaVersion": 2,
+            "tasks": [
+                {"name": "f", "taskReferenceName": "f", "type": "FORK_JOIN",
+                 "forkTasks": [[wait], [simple]]},
+                {"name": "j", "taskReferenceName": "j", "type": "JOIN", "joinOn": ["w", "t"]},
+            ],
+        }
+    )  # fmt: skip
+    wf_id = id_on_shard(0)
+    assert o.decider.shell is not None
+    o.decider.shell.ids = lambda: id_on_shard(1)
+    o.shards[1].kill()
+    answer = await o.rpc.call(
+        "decider.start_workflow",
+        {"request": {"name": name, "version": 1, "input": {}, "workflowId": wf_id}},
+    )
+    assert answer == {"workflowId": wf_id}
+    o.shards[1].start()
+    sweeper = await Sweeper(
+        SweeperSettings(
+            store=o.store_config,
+            queue_addresses=[o.queue.address],
+            decider_addresses=[o.decider.address],
+            health_port=0,
+        )
+    ).start()
+    try:
+        [claimed] = await poll_until(o, task_type, timeout_s=20)
+        assert claimed["referenceTaskName"] == "t" and claimed["workflowInstanceId"] == wf_id
+    finally:
+        await sweeper.stop(grace_s=2.0)
