@@ -19,13 +19,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api_gateway.http import JsonResponse
-from podium.errors import InternalError, PodiumError
+from podium.errors import DeadlineExceeded, InternalError, PodiumError, Unavailable
 
 log = logging.getLogger("podium.gateway")
 
 INSTANCE = socket.gethostname()
 
 INTERNAL_MESSAGE = "Internal error; the server's log has the details"
+#: For a service that cannot be reached or did not answer: which one, at which address, and
+#: the socket's error are for the log.
+UNREACHABLE_MESSAGE = "A Podium service cannot be reached; try again"
+NO_ANSWER_MESSAGE = "A Podium service did not answer in time; try again"
 
 #: Error codes that are a lost race another attempt would win.
 _RETRYABLE_CONFLICTS = frozenset({"VERSION_CONFLICT"})
@@ -96,6 +100,11 @@ def from_exception(exc: BaseException, request: Request | None = None) -> Respon
             log.warning("%s %s: %r", _method(request), _path(request), exc)
         if isinstance(exc, InternalError):
             return error_response(500, INTERNAL_MESSAGE)
+        if "address" in exc.data:  # raised by an RPC client about a connection, not the request
+            if isinstance(exc, Unavailable):
+                return error_response(503, UNREACHABLE_MESSAGE, retryable=True)
+            if isinstance(exc, DeadlineExceeded):
+                return error_response(504, NO_ANSWER_MESSAGE, retryable=True)
         return from_podium(exc)
     if isinstance(exc, HTTPException):
         return http_exception(exc)

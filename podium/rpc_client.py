@@ -102,7 +102,8 @@ class _Connection:
         self, method: str, params: Any, headers: dict[str, str], timeout_ms: int
     ) -> asyncio.Future[Any]:
         if self.transport is None or self.closed:
-            raise Unavailable(f"connection to {self.host}:{self.port} is closed")
+            address = f"{self.host}:{self.port}"
+            raise Unavailable(f"connection to {address} is closed", address=address)
         req_id = next(self._ids)
         data = codec.frame(codec.request(req_id, method, params, headers, timeout_ms), self.limits)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -143,7 +144,12 @@ class _Connection:
 
     def lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.fail_all(Unavailable(f"connection to {self.host}:{self.port} lost: {exc or 'closed'}"))
+        self.fail_all(
+            Unavailable(
+                f"connection to {self.host}:{self.port} lost: {exc or 'closed'}",
+                address=f"{self.host}:{self.port}",
+            )
+        )
 
     def close(self) -> None:
         self.closed = True

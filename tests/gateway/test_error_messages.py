@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 
-from api_gateway.errors import INTERNAL_MESSAGE, from_exception
+from api_gateway.errors import INTERNAL_MESSAGE, UNREACHABLE_MESSAGE, from_exception
 from api_gateway.http import parse_json
 from podium.errors import InternalError, InvalidArgument
+from podium.launch.redis import free_port
 
 from .conftest import Names
 from .helpers import assert_envelope
@@ -173,3 +174,14 @@ def test_unexpected_errors_answer_500_with_a_generic_message() -> None:
         body = json.loads(bytes(r.body))
         assert body["status"] == 500 and body["message"] == INTERNAL_MESSAGE
         assert "instance" in body and body["retryable"] is False
+
+
+async def test_an_unreachable_service_is_a_503_without_its_address(
+    make_gateway: Any, names: Names
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    async with make_gateway(decider_addresses=[dead]) as g:
+        r = await g.client.post(f"/api/workflow/{names('wf')}", json={})
+        body = assert_envelope(r, 503, UNREACHABLE_MESSAGE)
+        assert body["retryable"] is True
+        assert dead not in r.text and "Errno" not in r.text
