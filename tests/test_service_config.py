@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from decider.server import DeciderSettings
 from podium.errors import ConfigError
 from podium.launch.redis import free_port
 from podium.service import DEFAULT_GC_THRESHOLD, _serve_tuned, gc_threshold
@@ -119,3 +120,11 @@ def test_a_service_runs_with_the_collector_tuned() -> None:
         gc.set_threshold(*before)
     [(threshold, frozen)] = seen
     assert threshold == (1234, 5, 6) and frozen > 0
+
+
+def test_the_sub_workflow_nesting_limit_setting() -> None:
+    assert DeciderSettings.from_env({}).config.max_subworkflow_depth == 32
+    env = {"PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH": "5"}
+    assert DeciderSettings.from_env(env).config.max_subworkflow_depth == 5
+    with pytest.raises(ConfigError, match="PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH"):
+        DeciderSettings.from_env({"PODIUM_DECIDER_MAX_SUBWORKFLOW_DEPTH": "0"})
