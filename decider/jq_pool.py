@@ -33,12 +33,15 @@ class _Worker:
     """One child process and its pipes."""
 
     def __init__(self) -> None:
-        # -I: the child imports neither this package nor anything from the environment
+        # -I: the child imports neither this package nor anything the environment names; an
+        # empty environment: jq's $ENV and env would otherwise show programs the decider's
+        # (its store's credentials, say)
         self.proc = subprocess.Popen(
             [sys.executable, "-I", _WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            env={},
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin

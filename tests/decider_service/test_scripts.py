@@ -135,3 +135,10 @@ def test_script_limits_and_pools_come_from_the_settings() -> None:
     assert default.config.script_max_memory_bytes == 64 * 1024 * 1024
     with pytest.raises(ConfigError, match="PODIUM_DECIDER_JQ_PROCESSES"):
         DeciderSettings.from_env({"PODIUM_DECIDER_JQ_PROCESSES": "0"})
+
+
+async def test_jq_programs_do_not_see_the_deciders_environment(stack: Stack) -> None:
+    wf_id = await stack.start(one_task(fresh("jq_env"), jq("{path: env.PATH, home: $ENV.HOME}")))
+    wf = await stack.workflow(wf_id)
+    assert wf["status"] == "COMPLETED"
+    assert wf["tasks"][0]["outputData"]["result"] == {"path": None, "home": None}
