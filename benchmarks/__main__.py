@@ -55,6 +55,7 @@ SUITES: dict[str, tuple[str, list[str], list[str], str]] = {
         ["--conductor", "--label", "conductor", "--shape", "seq3,fork10", "--workflows", "3000"],
         "workflow_conductor.md",
     ),
+    "faults": ("benchmarks.faults", ["--quick"], [], "faults.md"),
 }
 
 
