@@ -14,8 +14,9 @@ A binding whose workflow does not exist is either a start still under way (its b
 recent: the answer waits a little for the workflow, then is a retryable 503) or one that never
 happened (its binding is older than :data:`PENDING_START_MS`, or the workflow was removed): the
 key is then bound afresh. A start that fails before anything is written (a bad request, an
-unknown definition) unbinds its key at once; one that fails with a retryable error (the store
-or the queues unreachable) keeps it, since its workflow may have been written all the same.
+unknown definition) unbinds its key at once, and so does one whose workflow's timer could not be
+set (the queues unreachable: nothing is written yet); one that fails with another retryable
+error (the store unreachable) keeps it, since its workflow may have been written all the same.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ from podium.store import ExecutionStore
 log = logging.getLogger("podium.decider")
 
 STRATEGIES = frozenset({"FAIL", "RETURN_EXISTING", "FAIL_ON_RUNNING"})
+
+
+class NothingWritten(Unavailable):
+    """A start that failed, retryably, before it wrote its workflow (the queues were down).
+
+    Its key is released at once, so the client's retry starts the workflow as soon as the
+    queues are back instead of being told "in progress" until the binding is stale.
+    """
+
+
 #: How long a binding whose workflow does not exist yet counts as a start under way.
 PENDING_START_MS = 30_000
 #: How long a start waits for the workflow of a start under way before answering 503.
@@ -97,7 +108,7 @@ async def start_once(
     try:
         return await begin(new_id)
     except PodiumError as exc:
-        if not exc.retryable:
+        if not exc.retryable or isinstance(exc, NothingWritten):
             await _release(store, workflow_name, key, new_id)
         raise
 

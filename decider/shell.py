@@ -476,7 +476,12 @@ class DeciderShell:
         # The timer first: a crash after the write below still leaves the workflow swept.
         offset_ms = self.config.workflow_offset_s * 1000
         priority = wf.get("priority") or 0
-        await _retrying(lambda: self.queues.schedule(DECIDER_QUEUE, wf_id, offset_ms, 0, priority))
+        try:
+            await _retrying(
+                lambda: self.queues.schedule(DECIDER_QUEUE, wf_id, offset_ms, 0, priority)
+            )
+        except (Unavailable, DeadlineExceeded) as exc:
+            raise idempotency.NothingWritten(exc.message, **exc.data) from exc
         try:
             version = await self.store.executions.create_workflow(wf, decision.changed_tasks)
         except BaseException as exc:

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from decider import idempotency
 from decider.records import DECIDER_QUEUE, DeciderConfig
 from decider.server import DeciderService, DeciderSettings
+from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
 from podium.rpc import RpcClient
 from podium.store import Store, StoreConfig, open_store
@@ -217,3 +219,42 @@ async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_che
         assert claimed["referenceTaskName"] == "t" and claimed["workflowInstanceId"] == wf_id
     finally:
         await sweeper.stop(grace_s=2.0)
+
+
+async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
+    outage: Outage,
+) -> None:
+    """The timer's shard is down: the start fails before it writes anything, and frees its key,
+    so the client's retry once the shard is back starts the workflow at once instead of being
+    told "in progress" until the binding is stale (30 s)."""
+    o = outage
+    name = f"outage_key_{uuid.uuid4().hex[:8]}"
+    await o.store.metadata.update_workflow_def(
+        {
+            "name": name,
+            "version": 1,
+            "schemaVersion": 2,
+            "tasks": [{"name": f"{name}_t", "taskReferenceName": "t", "type": "SIMPLE"}],
+        }
+    )
+    assert o.decider.shell is not None
+    o.decider.shell.ids = lambda: id_on_shard(0)  # the workflow's timer goes to s0
+    request = {
+        "name": name,
+        "version": 1,
+        "input": {},
+        "idempotencyKey": "k",
+        "idempotencyStrategy": "RETURN_EXISTING",
+    }
+    o.shards[0].kill()
+    with pytest.raises(PodiumError) as err:
+        await o.rpc.call("decider.start_workflow", {"request": request})
+    assert err.value.retryable
+    o.shards[0].start()
+
+    began = time.monotonic()
+    answer = await o.rpc.call("decider.start_workflow", {"request": request})
+    assert time.monotonic() - began < idempotency.WAIT_FOR_PENDING_S  # not waited on as pending
+    wf = await o.store.executions.get_workflow(answer["workflowId"])
+    assert wf["status"] == "RUNNING"
+    assert await o.rpc.call("decider.start_workflow", {"request": request}) == answer
