@@ -10,6 +10,7 @@ import pytest
 
 from decider.records import DECIDER_QUEUE
 from sweeper.server import Sweeper
+from tests.gateway.helpers import poll_until
 from tests.stack import Stack
 
 JSON = dict[str, Any]
@@ -75,7 +76,13 @@ async def test_workflow_timeout_applies_its_policy(
     wf = await stack.until(wf_id, lambda w: w["status"] != "RUNNING")
     assert wf["status"] == "TIMED_OUT"
     assert "timed out" in wf["reasonForIncompletion"]
-    assert not await stack.queues.contains(DECIDER_QUEUE, wf_id)  # finished: no more timer
+
+    # Finished: no more timer. The entry goes with the decision's queue effects, which follow
+    # its commit, so a reader can see the new status a moment before the entry is gone.
+    async def timer_gone() -> bool:
+        return not await stack.queues.contains(DECIDER_QUEUE, wf_id)
+
+    await poll_until(timer_gone, timeout_s=5)
 
 
 async def test_wait_with_a_duration_completes_on_time(
