@@ -49,6 +49,7 @@ SUITES: dict[str, tuple[str, list[str], list[str], str]] = {
         "workflow_throughput.md",
     ),
     "scaling": ("benchmarks.scaling", ["--quick"], [], "scaling.md"),
+    "ui": ("benchmarks.ui_render", ["--quick"], [], "ui_render.md"),
     "conductor": (
         "benchmarks.workflow_driver",
         ["--conductor", "--quick", "--label", "conductor", "--latency-kinds", "http"],

@@ -1,6 +1,6 @@
 """The ``podium`` command line.
 
-podium up [--demo] [--shards N] [--queue-services N] [--deciders N] [--gateways N]
+podium up [--demo [--keep]] [--shards N] [--queue-services N] [--deciders N] [--gateways N]
           [--sweepers N] [--store redis|cassandra] [--cassandra-hosts H] [--port P]
           [--shard-replicas N] [--store-replicas N]
 podium status [--url URL]        (the API: --url, else $PODIUM_API_URL, else
@@ -87,6 +87,11 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     up.add_argument("--cassandra-hosts", default="", help="use this Cassandra cluster")
     up.add_argument("--port", type=_port, default=8080, help="API port of the first gateway")
     up.add_argument("--demo", action="store_true", help="run the demo, print its result, stop")
+    up.add_argument(
+        "--keep",
+        action="store_true",
+        help="with --demo: keep the cluster running afterwards (to look at it in the UI)",
+    )
 
     status = sub.add_parser("status", help="queue depths and running workflows")
     status.add_argument("--url", default=default_url)
@@ -154,8 +159,33 @@ async def _up(args: argparse.Namespace) -> int:
         return await _run_up(args, quote_url)
 
 
+async def _keep_after_demo(args: argparse.Namespace, stop: asyncio.Event) -> bool:
+    """--keep, or (when a person is at the terminal) their answer; never waits otherwise."""
+    if args.keep:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    # Read the answer from the event loop (not a thread), so that Ctrl-C still stops at once.
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | bool] = loop.create_future()
+
+    def readable() -> None:
+        if not answer.done():
+            answer.set_result(sys.stdin.readline())
+
+    print("podium: keep the cluster running to look at it in the UI? [y/N] ", end="", flush=True)
+    loop.add_reader(sys.stdin.fileno(), readable)
+    stopped: asyncio.Future[str | bool] = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([answer, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_reader(sys.stdin.fileno())
+        stopped.cancel()
+    return answer.done() and str(answer.result()).strip().lower() in ("y", "yes")
+
+
 async def _run_up(args: argparse.Namespace, quote_url: str | None) -> int:
-    from podium.demo import run_demo
+    from podium.demo import execution_link, run_demo, ui_address
 
     started = time.monotonic()
     demo_port = urlsplit(quote_url).port if quote_url else None
@@ -174,9 +204,13 @@ async def _run_up(args: argparse.Namespace, quote_url: str | None) -> int:
         api = cluster.gateway_urls[0]
         print(f"podium: up in {time.monotonic() - started:.1f}s; logs in {cluster.work_dir}")
         print(f"podium: API at {api}  (OpenAPI: {api}/openapi.json)")
+        print(f"podium: UI at {ui_address(api)}", flush=True)
         if quote_url is not None:
             wf = await run_demo(api, quote_url)
-            return 0 if wf["status"] == "COMPLETED" else 1
+            status = 0 if wf["status"] == "COMPLETED" else 1
+            if not await _keep_after_demo(args, stop):
+                return status
+            print(f"podium: the demo's execution: {execution_link(api, wf['workflowId'])}")
         print("podium: running; Ctrl-C stops everything", flush=True)
         await stop.wait()
         return 0

@@ -201,6 +201,7 @@ async def run_demo(api_url: str, quote_url: str, timeout_s: float = 60.0) -> JSO
             resp = _check(await http.post(f"{base}/workflow/{NAME}", json={"item": "lamp"}))
             wf_id = resp.text
             print(f"demo: started workflow {wf_id}; sample workers are polling")
+            print(f"demo: watch it in the UI: {execution_link(base, wf_id)}", flush=True)
             wf = await _wait(http, f"{base}/workflow/{wf_id}", timeout_s)
             elapsed = time.monotonic() - started
         finally:
@@ -209,6 +210,15 @@ async def run_demo(api_url: str, quote_url: str, timeout_s: float = 60.0) -> JSO
                 await asyncio.wait_for(workers, 15)
     _report(wf, elapsed)
     return wf
+
+
+def ui_address(api_url: str) -> str:
+    """The web UI of the gateway whose API is at ``api_url`` (``http://host:port/api``)."""
+    return f"{api_url.rstrip('/').removesuffix('/api')}/ui/"
+
+
+def execution_link(api_url: str, workflow_id: str) -> str:
+    return f"{ui_address(api_url)}#/execution/{workflow_id}"
 
 
 async def _wait(http: httpx.AsyncClient, url: str, timeout_s: float) -> JSON:

@@ -81,6 +81,9 @@ async def test_the_diagram_draws_every_structure(
     await page.goto(f"/ui/#/execution/{wf_id}")
     diagram = page.locator("#diagram")
     await expect(page.locator("#wf-status")).to_have_attribute("data-status", "COMPLETED")
+    # Only what is in view is drawn: the whole diagram, then every node.
+    await expect(diagram.locator("svg")).to_have_attribute("data-nodes", "18")
+    await page.locator(".diagram-tools button[title=Fit]").click()
     for ref in ("prepare", "stock", "rating", "score", "join", "route", "express_ship",
                 "pack_loop", "pack", "fanout", "fanout_join", "child"):  # fmt: skip
         await expect(diagram.locator(f"g.node[data-ref='{ref}']")).to_have_attribute(
@@ -96,7 +99,6 @@ async def test_the_diagram_draws_every_structure(
         "data-badge", "2"
     )
     await expect(diagram.locator("g.node[data-ref^='_']")).to_have_count(3)
-    await page.locator(".diagram-tools button[title=Fit]").click()
     await diagram.locator("g.node[data-ref='pack']").click()
     await expect(page.locator("#attempt option")).to_have_count(2)
     await shot(page, "diagram")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.async_api import expect
 
+from api_gateway import webui
 from tests.gateway.conftest import Names, RunningGateway
 
 from .conftest import shot
@@ -33,6 +36,11 @@ async def test_the_ui_is_served_with_a_content_security_policy(ui_gw: RunningGat
     config = (await client.get("/ui/config.json")).json()
     assert config == {"authEnabled": False, "traceUrl": ""}
     assert (await client.post("/ui/")).status_code == 405
+    # index.html preloads every module (no import waterfall): a new module must be listed.
+    ui = Path(webui.__file__).with_name("ui")
+    modules = {p.relative_to(ui).as_posix() for p in ui.rglob("*.js")}
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/([^"]+)">', index.text))
+    assert modules - {"js/main.js"} == preloaded
 
 
 async def test_search_finds_a_workflow_by_name_status_and_correlation_id(

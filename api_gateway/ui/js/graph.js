@@ -251,7 +251,7 @@ function placeBlock(b, left, top, incoming, out) {
         const bcx = x + br.seq.w / 2;
         const cls = br.taken === true ? "taken" : br.taken === false ? "not-taken" : "";
         const label = b.kind === "switch" ? { text: br.label, x: bcx, y: rowTop - 6, cls } : null;
-        if (label) out.edges.push({ label: label.text, lx: label.x, ly: label.y, cls });
+        if (label) out.edges.push({ label: label.text, lx: label.x, ly: label.y, cls, box: [label.x - 90, label.y - 14, label.x + 90, label.y + 4] });
         const enter = [{ pts: [[cx, bottom]], cls }];
         if (!br.seq.items.length) {
           exits.push({ pts: [[cx, bottom], [bcx, rowTop]], cls });
@@ -276,7 +276,7 @@ function placeBlock(b, left, top, incoming, out) {
       const lane = frameLeft + b.frameW + LANE / 2;
       out.edges.push({
         d: `M${nodeCx},${loopY} L${lane - 6},${loopY} Q${lane},${loopY} ${lane},${loopY - 6} L${lane},${top + NODE_H / 2 + 6} Q${lane},${top + NODE_H / 2} ${lane - 6},${top + NODE_H / 2} L${nodeCx + NODE_W / 2},${top + NODE_H / 2}`,
-        cls: "back", arrow: true,
+        cls: "back", arrow: true, box: [nodeCx, top, lane + 2, loopY + 2],
       });
       return [{ pts: [[nodeCx, loopY], [nodeCx, frameBottom]] }];
     }
@@ -316,11 +316,21 @@ function connectAll(exits, entry, out, noArrow = false) {
       py = ey - V_GAP;
     }
     d += curve(px, py, ex, ey);
-    out.edges.push({ d, cls: e.cls || "", arrow: !noArrow });
+    let [bx0, by0, bx1, by1] = [ex, ey, ex, ey];
+    for (const [x, y] of e.pts) { bx0 = Math.min(bx0, x); by0 = Math.min(by0, y); bx1 = Math.max(bx1, x); by1 = Math.max(by1, y); }
+    out.edges.push({ d, cls: e.cls || "", arrow: !noArrow, box: [bx0 - 2, by0 - 2, bx1 + 2, by1 + 2] });
   }
 }
 
 // -- the renderer ---------------------------------------------------------------------------
+//
+// Only what is in view (and a margin around it) is in the DOM: the items of the layout are
+// indexed in a grid of cells, and each pan or zoom adds the items that came into view and
+// removes those that left. A workflow of thousands of tasks costs the DOM of one screen.
+// Zoomed far out, nodes are drawn without their text (nothing could be read anyway).
+
+const CELL = 800; // grid cell, in diagram units
+const LOD_TEXT = 0.33; // below this scale nodes are drawn as boxes only
 
 function truncate(text, max) {
   const t = String(text ?? "");
@@ -337,30 +347,6 @@ function nodeClass(n, selectedId) {
   return ["node", `st-${n.status || "NONE"}`, n.notTaken ? "not-taken" : "", n.more ? "more" : "", n.id === selectedId ? "selected" : ""].filter(Boolean).join(" ");
 }
 
-function drawNode(n, selectedId, handlers) {
-  const g = s("g", { class: nodeClass(n, selectedId), transform: `translate(${n.x},${n.y})`, tabindex: "0", role: "button",
-    "aria-label": `${n.ref || n.name} ${n.status}`, dataset: { id: n.id, ref: n.ref || "", status: n.status || "NONE", type: n.type, badge: badgeText(n) } });
-  g.appendChild(s("title", null, `${n.ref || n.name} (${n.type}) ${n.status === "NONE" ? "not run" : n.status}`));
-  g.appendChild(s("rect", { class: "box", width: NODE_W, height: NODE_H, rx: 7 }));
-  g.appendChild(s("text", { class: "title", x: 10, y: 19 }, truncate(n.ref || n.name, 24)));
-  const sub = s("text", { class: "sub", x: 10, y: 35 }, truncate(nodeSub(n), 30));
-  g.appendChild(sub);
-  const badge = badgeText(n);
-  if (badge) {
-    g.appendChild(s("circle", { class: "badge-c", cx: NODE_W - 4, cy: 4, r: 10 }));
-    g.appendChild(s("text", { class: "badge-n", x: NODE_W - 4, y: 8, "text-anchor": "middle" }, badge));
-  }
-  if (n.subWorkflowId) {
-    const link = s("text", { class: "link", x: NODE_W - 22, y: 36, dataset: { sub: n.subWorkflowId } }, "↗");
-    link.appendChild(s("title", null, "Open the sub-workflow"));
-    link.addEventListener("click", (ev) => { ev.stopPropagation(); handlers.onOpen && handlers.onOpen(n.subWorkflowId); });
-    g.appendChild(link);
-  }
-  g.addEventListener("click", () => handlers.onSelect && handlers.onSelect(n));
-  g.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); handlers.onSelect && handlers.onSelect(n); } });
-  return g;
-}
-
 function badgeText(n) {
   if (n.type === "DO_WHILE" && n.iterations > 0) return `${n.iterations}`;
   if (n.iteration > 0) return `${n.iteration}`;
@@ -368,9 +354,68 @@ function badgeText(n) {
   return "";
 }
 
+function drawNode(n, selectedId, handlers, detail) {
+  const badge = badgeText(n);
+  const g = s("g", { class: nodeClass(n, selectedId), transform: `translate(${n.x},${n.y})`, tabindex: "0", role: "button",
+    "aria-label": `${n.ref || n.name} ${n.status}`, dataset: { id: n.id, ref: n.ref || "", status: n.status || "NONE", type: n.type, badge } });
+  g.appendChild(s("title", null, `${n.ref || n.name} (${n.type}) ${n.status === "NONE" ? "not run" : n.status}`));
+  g.appendChild(s("rect", { class: "box", width: NODE_W, height: NODE_H, rx: 7 }));
+  if (detail) {
+    g.appendChild(s("text", { class: "title", x: 10, y: 19 }, truncate(n.ref || n.name, 24)));
+    g.appendChild(s("text", { class: "sub", x: 10, y: 35 }, truncate(nodeSub(n), 30)));
+    if (badge) {
+      g.appendChild(s("circle", { class: "badge-c", cx: NODE_W - 4, cy: 4, r: 10 }));
+      g.appendChild(s("text", { class: "badge-n", x: NODE_W - 4, y: 8, "text-anchor": "middle" }, badge));
+    }
+  }
+  if (n.subWorkflowId) {
+    const link = s("text", { class: "link", x: NODE_W - 22, y: 36, dataset: { sub: n.subWorkflowId } }, "↗");
+    link.appendChild(s("title", null, "Open the sub-workflow"));
+    link.addEventListener("click", (ev) => { ev.stopPropagation(); handlers.onOpen && handlers.onOpen(n.subWorkflowId); });
+    g.appendChild(link);
+  }
+  return g;
+}
+
+function drawEdge(e) {
+  if (e.label) return s("text", { class: `edge-label ${e.cls || ""}`, x: e.lx, y: e.ly, "text-anchor": "middle", dataset: { case: e.label } }, truncate(e.label, 22));
+  return s("path", { class: `edge ${e.cls || ""}`, d: e.d, "marker-end": e.arrow ? "url(#arrow)" : null });
+}
+
+function drawFrame(f) {
+  return s("g", { class: "frame" },
+    s("rect", { class: "container", x: f.x, y: f.y, width: f.w, height: f.h, rx: 10 }),
+    s("text", { class: "container-label", x: f.x + 10, y: f.y + 15 }, f.label));
+}
+
+/** A grid index of boxes: items overlapping a rectangle, without looking at the others. */
+class Grid {
+  constructor() { this.cells = new Map(); }
+  add(item, [x0, y0, x1, y1]) {
+    for (let cx = Math.floor(x0 / CELL); cx <= Math.floor(x1 / CELL); cx++) {
+      for (let cy = Math.floor(y0 / CELL); cy <= Math.floor(y1 / CELL); cy++) {
+        const key = `${cx},${cy}`;
+        let list = this.cells.get(key);
+        if (!list) this.cells.set(key, (list = []));
+        list.push(item);
+      }
+    }
+  }
+  query(x0, y0, x1, y1) {
+    const out = new Set();
+    for (let cx = Math.floor(x0 / CELL); cx <= Math.floor(x1 / CELL); cx++) {
+      for (let cy = Math.floor(y0 / CELL); cy <= Math.floor(y1 / CELL); cy++) {
+        const list = this.cells.get(`${cx},${cy}`);
+        if (list) for (const item of list) out.add(item);
+      }
+    }
+    return out;
+  }
+}
+
 /**
  * Draw a model into `container`; returns a controller:
- * {update(model), select(id), fit(), zoomBy(f), center(id), svg, model}.
+ * {update(model), select(id), fit(force), zoomBy(f), center(id), svg, model, scale}.
  */
 export function renderDiagram(container, model, handlers = {}) {
   const svg = s("svg", { class: "diagram", role: "img", "aria-label": "workflow diagram" });
@@ -378,86 +423,126 @@ export function renderDiagram(container, model, handlers = {}) {
     s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
       s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#9aa6b4" })));
   const view = s("g", { class: "viewport" });
+  const layers = { frame: s("g", { class: "frames" }), edge: s("g", { class: "edges" }), label: s("g", { class: "labels" }), term: s("g", { class: "terminals" }), node: s("g", { class: "nodes" }) };
+  view.append(layers.frame, layers.edge, layers.label, layers.term, layers.node);
   svg.append(defs, view);
   container.appendChild(svg);
 
-  const state = { k: 1, x: 0, y: 0, selectedId: handlers.selectedId || null, model, geo: null, nodeEls: new Map() };
+  const state = { k: 1, x: 0, y: 0, selectedId: handlers.selectedId || null, model, geo: null, grid: null, shown: new Map(), detail: true, frame: 0, w: 0, h: 0 };
 
-  function apply() { view.setAttribute("transform", `translate(${state.x},${state.y}) scale(${state.k})`); }
+  function measureView() {
+    state.w = container.clientWidth || 800;
+    state.h = container.clientHeight || 600;
+  }
+
+  function apply() {
+    view.setAttribute("transform", `translate(${state.x},${state.y}) scale(${state.k})`);
+    if (!state.frame) state.frame = requestAnimationFrame(() => { state.frame = 0; sync(); });
+  }
+
+  function build(item) {
+    switch (item.kind) {
+      case "node": {
+        const el = drawNode(item.node, state.selectedId, handlers, state.detail);
+        el.addEventListener("click", () => handlers.onSelect && handlers.onSelect(item.node));
+        el.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); handlers.onSelect && handlers.onSelect(item.node); } });
+        return el;
+      }
+      case "edge": return drawEdge(item.edge);
+      case "frame": return drawFrame(item.frame);
+      default: {
+        const t = item.term;
+        const m = state.model;
+        const endStatus = t.kind === "end" && m.workflowStatus && m.workflowStatus !== "RUNNING" ? ` st-${m.workflowStatus}` : "";
+        return s("g", { class: `terminal ${t.kind}${endStatus}` }, s("circle", { cx: t.x, cy: t.y, r: TERM_R }), s("text", { x: t.x, y: t.y + 4 }, t.label));
+      }
+    }
+  }
+
+  /** Put in the DOM what is in view (plus half a screen around it), take out the rest. */
+  function sync() {
+    const detail = state.k >= LOD_TEXT;
+    if (detail !== state.detail) {
+      state.detail = detail;
+      for (const [item, el] of state.shown) if (item.kind === "node") { el.remove(); state.shown.delete(item); }
+    }
+    const mx = state.w * 0.5, my = state.h * 0.5;
+    const x0 = (-state.x - mx) / state.k, y0 = (-state.y - my) / state.k;
+    const x1 = (state.w - state.x + mx) / state.k, y1 = (state.h - state.y + my) / state.k;
+    const want = state.grid.query(x0, y0, x1, y1);
+    for (const [item, el] of state.shown) if (!want.has(item)) { el.remove(); state.shown.delete(item); }
+    for (const item of want) {
+      if (state.shown.has(item)) continue;
+      const el = build(item);
+      state.shown.set(item, el);
+      layers[item.layer].appendChild(el);
+    }
+    svg.dataset.shown = String(state.shown.size);
+  }
 
   function draw(m) {
     state.model = m;
-    const geo = layout(m);
-    state.geo = geo;
-    while (view.firstChild) view.removeChild(view.firstChild);
-    const frames = s("g", { class: "frames" });
-    for (const f of geo.frames) {
-      frames.appendChild(s("rect", { class: "container", x: f.x, y: f.y, width: f.w, height: f.h, rx: 10 }));
-      frames.appendChild(s("text", { class: "container-label", x: f.x + 10, y: f.y + 15 }, f.label));
-    }
-    const edges = s("g", { class: "edges" });
-    const labels = s("g", { class: "labels" });
-    for (const e of geo.edges) {
-      if (e.d) edges.appendChild(s("path", { class: `edge ${e.cls || ""}`, d: e.d, "marker-end": e.arrow ? "url(#arrow)" : null }));
-      if (e.label) labels.appendChild(s("text", { class: `edge-label ${e.cls || ""}`, x: e.lx, y: e.ly, "text-anchor": "middle", dataset: { case: e.label } }, truncate(e.label, 22)));
-    }
-    const nodes = s("g", { class: "nodes" });
-    state.nodeEls = new Map();
-    for (const n of m.nodes) {
-      const el = drawNode(n, state.selectedId, handlers);
-      state.nodeEls.set(n.id, el);
-      nodes.appendChild(el);
-    }
-    const terms = s("g", { class: "terminals" });
-    for (const t of geo.terminals) {
-      const endStatus = t.kind === "end" && m.workflowStatus && m.workflowStatus !== "RUNNING" ? ` st-${m.workflowStatus}` : "";
-      terms.appendChild(s("g", { class: `terminal ${t.kind}${endStatus}` },
-        s("circle", { cx: t.x, cy: t.y, r: TERM_R }), s("text", { x: t.x, y: t.y + 4 }, t.label)));
-    }
-    view.append(frames, edges, labels, terms, nodes);
+    state.geo = layout(m);
+    for (const el of state.shown.values()) el.remove();
+    state.shown = new Map();
+    const grid = new Grid();
+    for (const f of state.geo.frames) grid.add({ kind: "frame", layer: "frame", frame: f }, [f.x, f.y, f.x + f.w, f.y + f.h]);
+    for (const e of state.geo.edges) grid.add({ kind: "edge", layer: e.label ? "label" : "edge", edge: e }, e.box);
+    for (const t of state.geo.terminals) grid.add({ kind: "term", layer: "term", term: t }, [t.x - TERM_R, t.y - TERM_R, t.x + TERM_R, t.y + TERM_R]);
+    for (const n of m.nodes) grid.add({ kind: "node", layer: "node", node: n }, [n.x, n.y, n.x + NODE_W, n.y + NODE_H]);
+    state.grid = grid;
     svg.dataset.nodes = String(m.nodes.length);
+  }
+
+  function shownNode(id) {
+    for (const [item, el] of state.shown) if (item.kind === "node" && item.node.id === id) return [item, el];
+    return null;
   }
 
   /** Recolour in place when the shape is the same; redraw (keeping zoom and pan) if not. */
   function update(m) {
-    if (m.signature !== state.model.signature) { draw(m); return; }
+    if (m.signature !== state.model.signature) { draw(m); sync(); return; }
     const before = state.model.byId;
-    state.model = m;
     for (const n of m.nodes) {
-      const el = state.nodeEls.get(n.id);
       const old = before.get(n.id);
-      if (!el || !old) continue;
-      n.x = old.x;
-      n.y = old.y;
-      if (el.dataset.status !== n.status || el.dataset.badge !== badgeText(n) || Boolean(el.querySelector(".link")) !== Boolean(n.subWorkflowId)) {
-        const fresh = drawNode(n, state.selectedId, handlers);
+      if (old) { n.x = old.x; n.y = old.y; }
+    }
+    state.model = m;
+    for (const [item, el] of [...state.shown]) {
+      if (item.kind === "node") {
+        const n = m.byId.get(item.node.id);
+        if (!n) continue;
+        const changed = el.dataset.status !== n.status || el.dataset.badge !== badgeText(n) ||
+          Boolean(el.querySelector(".link")) !== Boolean(n.subWorkflowId) || el.classList.contains("not-taken") !== Boolean(n.notTaken);
+        item.node = n;
+        if (changed) {
+          const fresh = build(item);
+          el.replaceWith(fresh);
+          state.shown.set(item, fresh);
+        }
+      } else if (item.kind === "term" && item.term.kind === "end") {
+        const fresh = build(item);
         el.replaceWith(fresh);
-        state.nodeEls.set(n.id, fresh);
-      } else if (n.notTaken !== el.classList.contains("not-taken")) {
-        el.setAttribute("class", nodeClass(n, state.selectedId));
+        state.shown.set(item, fresh);
       }
     }
-    const end = view.querySelector(".terminal.end");
-    if (end) end.setAttribute("class", `terminal end${m.workflowStatus && m.workflowStatus !== "RUNNING" ? ` st-${m.workflowStatus}` : ""}`);
+    // the nodes not in view take the new model's data when they come into view
+    for (const list of state.grid.cells.values()) for (const item of list) if (item.kind === "node") item.node = m.byId.get(item.node.id) || item.node;
   }
 
   function select(id) {
     state.selectedId = id;
-    for (const [nid, el] of state.nodeEls) el.classList.toggle("selected", nid === id);
-  }
-
-  function size() {
-    const r = svg.getBoundingClientRect();
-    return { w: r.width || container.clientWidth || 800, h: r.height || container.clientHeight || 600 };
+    for (const [item, el] of state.shown) if (item.kind === "node") el.classList.toggle("selected", item.node.id === id);
   }
 
   /** Fit the whole diagram if it stays readable, else fit its width and show the top. */
   function fit(force = false) {
-    const { w, h } = size();
+    measureView();
+    const { w, h } = state;
     const gw = state.geo.width, gh = state.geo.height;
     const whole = Math.min(w / gw, h / gh, 1.2);
     if (whole >= 0.55 || force) {
-      state.k = Math.max(0.05, whole);
+      state.k = Math.max(0.02, whole);
       state.x = (w - gw * state.k) / 2;
       state.y = (h - gh * state.k) / 2;
     } else {
@@ -466,10 +551,11 @@ export function renderDiagram(container, model, handlers = {}) {
       state.y = 0;
     }
     apply();
+    sync();
   }
 
   function zoomAt(factor, px, py) {
-    const k = Math.min(3, Math.max(0.05, state.k * factor));
+    const k = Math.min(3, Math.max(0.02, state.k * factor));
     const f = k / state.k;
     state.x = px - (px - state.x) * f;
     state.y = py - (py - state.y) * f;
@@ -478,18 +564,19 @@ export function renderDiagram(container, model, handlers = {}) {
   }
 
   function zoomBy(factor) {
-    const { w, h } = size();
-    zoomAt(factor, w / 2, h / 2);
+    measureView();
+    zoomAt(factor, state.w / 2, state.h / 2);
   }
 
   function center(id) {
     const n = state.model.byId.get(id);
     if (!n || n.x === undefined) return;
-    const { w, h } = size();
+    measureView();
     if (state.k < 0.55) state.k = 0.8;
-    state.x = w / 2 - (n.x + NODE_W / 2) * state.k;
-    state.y = h / 2 - (n.y + NODE_H / 2) * state.k;
+    state.x = state.w / 2 - (n.x + NODE_W / 2) * state.k;
+    state.y = state.h / 2 - (n.y + NODE_H / 2) * state.k;
     apply();
+    sync();
   }
 
   // wheel pans (as a page scrolls); ctrl/cmd + wheel (and pinch) zooms around the pointer
@@ -522,17 +609,15 @@ export function renderDiagram(container, model, handlers = {}) {
   svg.addEventListener("pointercancel", endDrag);
 
   // Keep the middle of the view in place when the view is resized (the task panel opens).
-  let lastW = 0;
   const resize = new ResizeObserver(() => {
-    const { w } = size();
-    if (lastW && w && Math.abs(w - lastW) > 1) { state.x += (w - lastW) / 2; apply(); }
-    lastW = w;
+    const before = state.w;
+    measureView();
+    if (before && Math.abs(state.w - before) > 1) { state.x += (state.w - before) / 2; apply(); }
   });
-  resize.observe(svg);
+  resize.observe(container);
 
   draw(model);
   fit();
-  lastW = size().w;
   return {
     svg, update, select, fit, zoomBy, center,
     get model() { return state.model; },
