@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from benchmarks.common import RESULTS, CpuMeter, cpu_text, markdown_table, report_header
 from podium.launch.redis import RedisServer
 from podium.store import Store, StoreConfig, open_store

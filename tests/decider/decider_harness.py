@@ -64,7 +64,8 @@ class Harness:
         return self._keep(d.start_workflow(self.definition, req, self.ctx(at)))
 
     def task(self, ref: str) -> JSON:
-        for t in reversed(self.wf["tasks"]):
+        tasks: list[JSON] = self.wf["tasks"]
+        for t in reversed(tasks):
             if t["referenceTaskName"] == ref:
                 return t
         raise KeyError(f"no task {ref}: {self.refs()}")

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from decider_harness import Harness
 
 import decider as d
 from decider.records import Decision
+from tests.decider.decider_harness import Harness
 
 GOLDEN = Path(__file__).parent / "golden"
 RECORD = os.environ.get("PODIUM_GOLDEN_RECORD") == "1"

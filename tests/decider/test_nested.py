@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from decider_harness import Harness, simple, wf_def
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import decider as d
+from tests.decider.decider_harness import Harness, simple, wf_def
 
 
 def fork_in_loop(loop_ref: str = "loop", iterations: int = 2) -> dict[str, Any]:
@@ -136,6 +136,7 @@ def test_sub_workflows_nest_no_deeper_than_the_limit() -> None:
     assert isinstance(cmd, d.StartSubWorkflow) and cmd.depth == 1
     middle = Harness(wf_def(sub), config=config)
     (cmd,) = middle.start(subWorkflowDepth=cmd.depth).commands
+    assert isinstance(cmd, d.StartSubWorkflow)
     assert middle.wf["subWorkflowDepth"] == 1 and cmd.depth == 2
     deepest = Harness(wf_def(sub), config=config)
     dec = deepest.start(subWorkflowDepth=cmd.depth)

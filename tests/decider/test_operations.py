@@ -6,11 +6,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from decider_harness import Harness, simple, wf_def
 
 import decider as d
 from decider import IllegalState, ValidationError, check_claim_limits
 from podium.errors import Conflict, InvalidArgument, LimitExceeded, NotFound
+from tests.decider.decider_harness import Harness, simple, wf_def
 
 
 def two() -> Harness:
@@ -216,6 +216,7 @@ def test_failure_workflow_started_by_decider_not_by_terminate() -> None:
     h3.start({"onFail": "dyn_cleanup"})
     h3.claim("a")
     dec = h3.fail("a")
+    assert isinstance(dec.commands[0], d.StartWorkflow)
     assert dec.commands[0].name == "dyn_cleanup"
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from decider_harness import Harness, simple, wf_def
 
 from decider.lifecycle import retry_delay_ms
+from tests.decider.decider_harness import Harness, simple, wf_def
 
 
 def td(**kw: Any) -> dict[str, Any]:

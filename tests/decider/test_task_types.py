@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from decider_harness import Harness, simple, wf_def
 
-from decider import QueuePush, StartSubWorkflow, StartWorkflow
+from decider import NotifyParent, QueuePush, StartSubWorkflow, StartWorkflow, TerminateWorkflow
 from decider.records import DeciderConfig
+from tests.decider.decider_harness import Harness, simple, wf_def
 
 
 def sw(
@@ -574,9 +574,12 @@ def test_sub_workflow_unsuccessful_child(child: str, task_status: str, wf_status
 def test_child_workflow_notifies_parent_and_terminating_parent_terminates_child() -> None:
     child = Harness(wf_def(simple("c")))
     dec = child.start(workflowId="child-1", parentWorkflowId="p", parentWorkflowTaskId="pt")
-    assert dec.commands[0].kind == "notify_parent" and dec.commands[0].status == "RUNNING"
+    note = dec.commands[0]
+    assert isinstance(note, NotifyParent)
+    assert note.kind == "notify_parent" and note.status == "RUNNING"
     dec = child.run_worker("c", {"o": 1})
     note = dec.commands[0]
+    assert isinstance(note, NotifyParent)
     assert (note.kind, note.status, note.output, note.parent_workflow_task_id) == (
         "notify_parent",
         "COMPLETED",
@@ -599,6 +602,7 @@ def test_child_workflow_notifies_parent_and_terminating_parent_terminates_child(
     parent.child("sub", "RUNNING")
     dec = parent.apply(terminate, "stop")
     assert [c.kind for c in dec.commands] == ["terminate_workflow"]
+    assert isinstance(dec.commands[0], TerminateWorkflow)
     assert dec.commands[0].reason == "Parent workflow has been terminated with reason: stop"
 
 

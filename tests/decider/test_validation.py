@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from decider_harness import simple, wf_def
 
 from decider import ValidationError, validate_task_def, validate_workflow_def
 from decider.model import default_task_def, normalize_workflow_def, populate_task_defs
+from tests.decider.decider_harness import simple, wf_def
 
 
 def errors_of(definition: Any, **kw: Any) -> list[dict[str, str]]:
@@ -365,7 +365,7 @@ def test_nested_do_while_is_rejected() -> None:
 
 def test_task_def_rules() -> None:
     assert validate_task_def({"name": "t"})["retryCount"] == 3
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({}, "name", "TaskDef name cannot be null or empty"),
         ({"name": "t", "retryCount": -1}, "retryCount", "TaskDef retryCount: -1 must be >= 0"),
         (
