@@ -85,8 +85,8 @@ async def test_workflow_definitions(store: Store, ns: str) -> None:
 async def test_event_handlers(store: Store, ns: str) -> None:
     md = store.metadata
     ev1, ev2 = f"sqs:one_{ns}", f"sqs:two_{ns}"
-    h1 = {"name": f"h1_{ns}", "event": ev1, "active": True, "actions": []}
-    h2 = {"name": f"h2_{ns}", "event": ev1, "active": False, "actions": []}
+    h1: dict[str, Any] = {"name": f"h1_{ns}", "event": ev1, "active": True, "actions": []}
+    h2: dict[str, Any] = {"name": f"h2_{ns}", "event": ev1, "active": False, "actions": []}
     await md.add_event_handler(h1)
     await md.add_event_handler(h2)
     with pytest.raises(Conflict):

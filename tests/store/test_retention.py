@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import pytest
 
@@ -143,7 +144,8 @@ async def leftovers(store: Store, ns: str, wid: str, tid: str) -> list[str]:
     r = store._client
     found = [key.decode() async for key in r.scan_iter(match=f"*{ns}*")]
     async for key in r.scan_iter(match="podium:store:idx:*:all:*"):
-        members = {m.decode() for m in await r.zrange(key, 0, -1)}
+        # the store's client does not decode responses: members are bytes
+        members = {m.decode() for m in cast(list[bytes], await r.zrange(key, 0, -1))}
         found += [key.decode()] if members & {wid, tid} else []
     if await r.zscore("podium:store:expiring", wid) is not None:
         found.append("expiry ledger")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -15,6 +15,13 @@ from .builders import now_ms, task, workflow
 from .conftest import MakeStore
 
 HOUR = 3_600_000
+
+
+class StartWindow(TypedDict):
+    """The start-time bounds of a search, passed as keyword arguments of SearchQuery."""
+
+    start_time_from_ms: int
+    start_time_to_ms: int
 
 
 def ids(result: dict[str, Any], key: str = "workflowId") -> list[str]:
@@ -57,7 +64,7 @@ def base() -> int:
 async def test_filters(store: Store, ns: str, base: int) -> None:
     made = await seed(store, ns, base)
     ex = store.executions
-    rng = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
+    rng: StartWindow = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
     everything = await ex.search_workflows(SearchQuery(size=100, **rng))
     assert everything["totalHits"] == 10
     assert ids(everything) == [w["workflowId"] for w in reversed(made)]  # newest first
@@ -86,7 +93,7 @@ async def test_filters(store: Store, ns: str, base: int) -> None:
 async def test_sort_and_paging(store: Store, ns: str, base: int) -> None:
     await seed(store, ns, base)
     ex = store.executions
-    rng = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
+    rng: StartWindow = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
     pages = [
         await ex.search_workflows(SearchQuery(start=s, size=4, sort="startTime:ASC", **rng))
         for s in (0, 4, 8)
@@ -124,7 +131,7 @@ async def test_summaries_and_full_records(store: Store, ns: str, base: int) -> N
 async def test_task_search(store: Store, ns: str, base: int) -> None:
     await seed(store, ns, base)
     ex = store.executions
-    rng = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
+    rng: StartWindow = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
     t1 = await ex.search_tasks(SearchQuery(task_types=(f"T1_{ns}",), **rng))
     assert [r["workflowId"] for r in t1["results"]] == [f"{ns}-{i:02d}" for i in (9, 7, 5, 3, 1)]
     assert t1["results"][0]["taskType"] == f"T1_{ns}"
@@ -173,7 +180,7 @@ async def test_removed_and_changed_workflows(store: Store, ns: str) -> None:
 async def test_max_scan_caps_the_work(make_store: MakeStore, ns: str, base: int) -> None:
     store = await make_store(search_max_scan=4)
     await seed(store, ns, base)
-    rng = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
+    rng: StartWindow = {"start_time_from_ms": base, "start_time_to_ms": base + 3 * DAY_MS}
     found = await store.executions.search_workflows(SearchQuery(**rng))
     # Only the newest entries were examined; what comes back is still right for them.
     assert 4 <= found["totalHits"] < 10
