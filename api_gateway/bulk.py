@@ -18,9 +18,10 @@ from api_gateway.http import body_json, ok_json, q_bool, q_str
 from api_gateway.routing import Endpoint, q
 from api_gateway.workflows import read_workflow, remove_one, terminate_remove_one
 from podium.errors import PodiumError
+from podium.types import JSON
 
 TAG = "workflow-bulk"
-JSON = dict[str, Any]
+
 Action = Callable[[str], Awaitable[Any]]
 
 

@@ -16,10 +16,11 @@ from typing import Any
 from decider.errors import ValidationError
 from decider.validation import validate_task_def, validate_workflow_def
 from podium.errors import InvalidArgument, PodiumError
+from podium.types import JSON
 
 log = logging.getLogger("podium.gateway")
 
-JSON = dict[str, Any]
+
 MAX_NAME_CHARS = 200
 TASK_RESULT_STATUSES = frozenset(
     {"IN_PROGRESS", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "COMPLETED", "CANCELED"}

@@ -16,13 +16,14 @@ from prometheus_client import CollectorRegistry, Counter
 
 from api_gateway.settings import GatewaySettings
 from podium.errors import InvalidArgument, NotFound, PodiumError
+from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
 from podium.store import Store
-from queue_service.client import QueueClient
+from podium.types import JSON
 
 log = logging.getLogger("podium.gateway")
 
-JSON = dict[str, Any]
+
 #: The longest a popped message stays leased while the decider claims it (see ClaimLeases).
 CLAIM_LEASE_MS = 30_000
 

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from podium.errors import InvalidArgument
+from podium.types import JSON
 
 log = logging.getLogger("podium.gateway")
 
-JSON = dict[str, Any]
 
 #: Keys whose values are user data: nulls inside them are kept.
 OPAQUE_KEYS = frozenset(

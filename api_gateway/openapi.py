@@ -15,8 +15,7 @@ from typing import Any
 from api_gateway.auth import PUBLIC_PATHS
 from api_gateway.routing import Endpoint, Param
 from api_gateway.settings import Limits
-
-JSON = dict[str, Any]
+from podium.types import JSON
 
 WORKFLOW_STATUSES = ["RUNNING", "COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED", "PAUSED"]
 TASK_STATUSES = [

@@ -16,11 +16,10 @@ from api_gateway.checks import queue_name_problem
 from api_gateway.context import Gateway
 from podium import queues
 from podium.errors import InvalidArgument, PodiumError
-from queue_service.model import Received
+from podium.queue_client import Received
+from podium.types import JSON
 
 log = logging.getLogger("podium.gateway")
-
-JSON = dict[str, Any]
 
 
 def task_queue(

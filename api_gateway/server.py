@@ -36,10 +36,10 @@ from podium import aio, logs
 from podium.config import environ, settings_from_argv
 from podium.errors import ConfigError, PodiumError
 from podium.health import HealthServer
+from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
 from podium.store import open_store
 from podium.telemetry import Telemetry, telemetry_from_env
-from queue_service.client import QueueClient
 
 log = logging.getLogger("podium.gateway")
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 from api_gateway.context import Gateway
 from podium.errors import InvalidArgument, NotFound
 from podium.store import TASK_TERMINAL, WORKFLOW_TERMINAL
+from podium.types import JSON
 
-JSON = dict[str, Any]
 POLL_S = 0.05
 MAX_SUB_WORKFLOW_DEPTH = 5
 RETURN_STRATEGIES = ("TARGET_WORKFLOW", "BLOCKING_WORKFLOW", "BLOCKING_TASK", "BLOCKING_TASK_INPUT")

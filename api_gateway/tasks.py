@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,9 +25,10 @@ from api_gateway.query import parse_query
 from api_gateway.routing import Endpoint, path_param, q, q_many
 from podium.errors import InvalidArgument, NotFound
 from podium.store import TASK_TERMINAL
+from podium.types import JSON
 
 TAG = "tasks"
-JSON = dict[str, Any]
+
 SYSTEM_TASK_TYPES = frozenset(
     {"HTTP", "JOIN", "WAIT", "SUB_WORKFLOW", "START_WORKFLOW", "KAFKA_PUBLISH", "HUMAN",
      "EVENT", "FORK", "FORK_JOIN", "FORK_JOIN_DYNAMIC", "DECISION", "SWITCH", "DO_WHILE",

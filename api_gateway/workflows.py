@@ -32,9 +32,9 @@ from api_gateway.query import bound_range, parse_query
 from api_gateway.routing import Endpoint, path_param, q, q_many
 from podium.errors import Conflict, InvalidArgument, NotFound
 from podium.store import WORKFLOW_TERMINAL, SearchQuery
+from podium.types import JSON
 
 TAG = "workflow"
-JSON = dict[str, Any]
 
 
 async def read_workflow(gw: Gateway, workflow_id: str, include_tasks: bool = True) -> JSON:

@@ -36,11 +36,11 @@ from decider import operations as ops
 from decider.records import Context
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
+from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
 from podium.store import StoreConfig, open_store
-from queue_service.client import QueueClient
+from podium.types import JSON
 
-JSON = dict[str, Any]
 TASK = "bench_decide_task"
 
 

@@ -37,9 +37,8 @@ from benchmarks.common import (
 )
 from podium import aio
 from podium.launch.redis import RedisServer, free_port
-from queue_service.client import QueueClient
+from podium.queue_client import Message, QueueClient, RawMessage, encode_payload
 from queue_service.engine import QueueEngine
-from queue_service.model import Message, RawMessage, encode_payload
 from queue_service.shards import ShardSpec
 
 PAYLOAD = {"taskId": "0" * 36, "workflowId": "1" * 36, "input": {"n": 1, "s": "x" * 100}}

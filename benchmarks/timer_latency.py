@@ -17,7 +17,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from benchmarks.common import (
     RESULTS,
@@ -30,12 +29,11 @@ from benchmarks.common import (
 )
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
+from podium.queue_client import Message, QueueClient
 from podium.rpc import RpcClient
 from podium.store import StoreConfig, open_store
-from queue_service.client import QueueClient
-from queue_service.model import Message
+from podium.types import JSON
 
-JSON = dict[str, Any]
 WAIT_S = 2
 
 

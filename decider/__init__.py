@@ -26,7 +26,6 @@ from decider.operations import (
     update_task_by_ref,
 )
 from decider.records import (
-    DECIDER_QUEUE,
     ClaimVerdict,
     Command,
     Context,
@@ -44,6 +43,7 @@ from decider.records import (
 from decider.run import queue_name
 from decider.state import TaskStatus, TaskType, WorkflowStatus
 from decider.validation import validate_task_def, validate_workflow_def
+from podium.queues import DECIDER_QUEUE
 
 __all__ = [
     "DECIDER_QUEUE",

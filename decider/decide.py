@@ -27,7 +27,7 @@ from decider.lifecycle import (
     terminate_workflow,
 )
 from decider.mapping import map_task
-from decider.model import JSON, append_iteration, next_task, strip_iteration
+from decider.model import append_iteration, next_task, strip_iteration
 from decider.records import Context, Decision
 from decider.run import Run, TerminateSignal
 from decider.state import (
@@ -41,6 +41,7 @@ from decider.state import (
     workflow_terminal,
 )
 from decider.systasks import execute
+from podium.types import JSON
 
 
 @dataclass

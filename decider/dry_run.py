@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from decider import operations as ops
 from decider.model import strip_iteration
 from decider.state import WorkflowStatus, task_terminal
+from podium.types import JSON
 
 if TYPE_CHECKING:
     from decider.shell import DeciderShell
 
-JSON = dict[str, Any]
 
 #: Mocked results applied at most per run: each is a decision on the whole record, run on the
 #: decider's event loop.

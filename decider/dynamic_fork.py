@@ -12,9 +12,10 @@ from typing import Any
 
 from decider.binding import java_str, resolve_params
 from decider.mapping import MapCall, dynamic_fork_wt, map_task
-from decider.model import JSON, next_task
+from decider.model import next_task
 from decider.run import TerminateSignal
 from decider.state import SYSTEM_TYPES, TaskStatus, TaskType
+from podium.types import JSON
 
 
 def map_dynamic_fork(call: MapCall) -> list[JSON]:

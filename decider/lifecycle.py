@@ -10,7 +10,7 @@ from typing import Any
 from decider.binding import resolve_params
 from decider.clone import clone
 from decider.mapping import sub_workflow_id
-from decider.model import JSON, find_task
+from decider.model import find_task
 from decider.records import (
     Context,
     NotifyParent,
@@ -29,6 +29,7 @@ from decider.state import (
     task_terminal,
     workflow_terminal,
 )
+from podium.types import JSON
 
 INT_MAX = 2**31 - 1
 

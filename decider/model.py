@@ -12,8 +12,7 @@ from typing import Any
 
 from decider.clone import clone
 from decider.state import TaskType
-
-JSON = dict[str, Any]
+from podium.types import JSON
 
 WORKFLOW_DEF_DEFAULTS: JSON = {
     "version": 1,

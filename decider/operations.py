@@ -17,7 +17,7 @@ from decider.clone import clone
 from decider.decide import decide_run, finish
 from decider.errors import IllegalState, ValidationError
 from decider.lifecycle import notify_parent, terminate_workflow
-from decider.model import JSON, find_task, populate_task_defs
+from decider.model import find_task, populate_task_defs
 from decider.records import Context, Decision
 from decider.reopen import reopen_for_retry, reopen_parent, rerun_from_task
 from decider.run import Run
@@ -31,6 +31,7 @@ from decider.state import (
 )
 from decider.validation import validate_workflow_def
 from podium.errors import Conflict, InvalidArgument, LimitExceeded, NotFound
+from podium.types import JSON
 
 REASON_LIMIT = 500
 

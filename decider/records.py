@@ -11,12 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from decider.scripting import Scripts
+from podium.types import JSON
 
-JSON = dict[str, Any]
 IdGenerator = Callable[[], str]
-
-#: Queue of the decider itself; the shell pushes workflow ids there at ``next_check_ms``.
-DECIDER_QUEUE = "_deciderQueue"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decider.binding import resolve_params
 from decider.lifecycle import task_def_for
 from decider.mapping import map_task, sub_workflow_id
-from decider.model import JSON, append_iteration, has_ref, strip_iteration
+from decider.model import append_iteration, has_ref, strip_iteration
 from decider.records import RetryWorkflow
 from decider.run import Run
 from decider.state import (
@@ -15,6 +15,7 @@ from decider.state import (
     task_successful,
     task_terminal,
 )
+from podium.types import JSON
 
 _IN_PLACE = (TaskType.DO_WHILE, TaskType.JOIN, TaskType.EXCLUSIVE_JOIN)
 _REMAPPED = (TaskType.SWITCH, TaskType.DECISION, TaskType.FORK)

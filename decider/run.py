@@ -12,7 +12,6 @@ from typing import Any
 
 from decider.clone import clone
 from decider.records import (
-    JSON,
     Command,
     Context,
     Decision,
@@ -29,6 +28,7 @@ from decider.state import (
     task_terminal,
 )
 from podium.queues import task_queue
+from podium.types import JSON
 
 
 class TerminateSignal(Exception):

@@ -48,6 +48,7 @@ from podium.config import Environ, env_address_list, env_int, env_str
 from podium.errors import InvalidArgument
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
+from podium.queue_client import QueueClient
 from podium.rpc import CallContext, Handler, RpcClient, RpcServer
 from podium.rpc_server import chain
 from podium.service import run_main, until_stopped
@@ -55,7 +56,6 @@ from podium.store import Store, StoreConfig, open_store
 from podium.telemetry import Telemetry
 from podium.telemetry.rpc import client_tracing, server_tracing
 from podium.telemetry.store import traced
-from queue_service.client import QueueClient
 
 log = logging.getLogger("podium.decider")
 

@@ -31,7 +31,6 @@ from decider import idempotency
 from decider import operations as ops
 from decider.mapping import depth_limit_reason
 from decider.records import (
-    DECIDER_QUEUE,
     Command,
     Context,
     DeciderConfig,
@@ -55,15 +54,16 @@ from podium.errors import (
     PodiumError,
     Unavailable,
 )
+from podium.queue_client import Message, QueueBatch, QueueClient
+from podium.queues import DECIDER_QUEUE
 from podium.statuses import WORKFLOW_TERMINAL
 from podium.store import Store, VersionConflict
 from podium.telemetry.workflow import DecideSpans
-from queue_service.client import QueueBatch, QueueClient
-from queue_service.model import Message
+from podium.types import JSON
 
 log = logging.getLogger("podium.decider")
 
-JSON = dict[str, Any]
+
 Operation = Callable[[JSON, Context], Decision]
 
 _ON_LOOP = OnLoop()

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from decider import scripting
 from decider.clone import clone
 from decider.mapping import JS_EVALUATORS, evaluate
-from decider.model import JSON, append_iteration
+from decider.model import append_iteration
 from decider.run import Run
 from decider.state import TaskStatus, TaskType, task_successful, task_terminal
+from podium.types import JSON
 
 Executor = Callable[[Run, JSON], bool]
 

@@ -19,7 +19,6 @@ from decider.binding import expressions_in, validate_expression_path
 from decider.clone import clone
 from decider.errors import ValidationError
 from decider.model import (
-    JSON,
     children,
     iter_tasks,
     normalize_task_def,
@@ -27,6 +26,7 @@ from decider.model import (
 )
 from decider.state import UNSUPPORTED_TYPES, TaskType
 from decider.waits import parse_duration, parse_until
+from podium.types import JSON
 
 Errors = list[dict[str, str]]
 REQUIRED = "{field} field is required for taskType: {type} taskName: {name}"

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import uvicorn
@@ -20,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from podium.types import JSON
 from podium.worker import TaskRunner, Worker
 
-JSON = dict[str, Any]
 NAME = "podium_demo"
 
 

@@ -12,6 +12,10 @@ from typing import Any
 #: The task type of HTTP tasks, which the sweeper runs.
 HTTP = "HTTP"
 
+#: The workflows' timers: one entry per running workflow, its id the workflow id, due when the
+#: workflow must be decided again. The decider sets them, the sweeper pops them.
+DECIDER_QUEUE = "_deciderQueue"
+
 
 def task_queue(
     task_type: str,

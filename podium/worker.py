@@ -39,10 +39,9 @@ from opentelemetry.trace import Tracer
 
 from podium.telemetry import names as n
 from podium.telemetry.workflow import consume
+from podium.types import JSON
 
 log = logging.getLogger("podium.worker")
-
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,10 @@ from typing import Any
 from redis.asyncio.client import PubSub
 
 from podium.errors import InvalidArgument, PodiumError, Unavailable
+from podium.queue_client import MessageInfo, RawMessage
 from queue_service.coalesce import Coalescer, split_flags, split_pop
-from queue_service.model import (
-    MessageInfo,
+from queue_service.limits import (
     QueueLimits,
-    RawMessage,
     check_id,
     check_ids,
     check_int,

@@ -1,7 +1,7 @@
 """The queue service: :class:`~queue_service.engine.QueueEngine` served over msgpack RPC.
 
 Methods (params are maps; messages travel as ``[id, body, delay_ms, priority]`` with the
-payload already encoded, see :mod:`queue_service.model`):
+payload already encoded, see :mod:`podium.queue_client`):
 
 ===================  =====================================================  ===================
 method               params                                                 result
@@ -42,6 +42,7 @@ from podium.config import Environ, env_int, env_str
 from podium.errors import InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
+from podium.queue_client import RawMessage
 from podium.redis_conn import parse_sentinels
 from podium.rpc import CallContext, Handler, RpcServer
 from podium.rpc_server import chain
@@ -50,7 +51,7 @@ from podium.telemetry import Telemetry
 from podium.telemetry.queue import TracedEngine
 from podium.telemetry.rpc import server_tracing
 from queue_service.engine import QueueEngine
-from queue_service.model import QueueLimits, RawMessage
+from queue_service.limits import QueueLimits, checked_message
 from queue_service.shards import ShardSpec, parse_shards
 
 log = logging.getLogger("podium.queue")
@@ -125,7 +126,7 @@ def handlers(engine: QueueEngine) -> dict[str, Handler]:
         raw = _param(params, "messages")
         if not isinstance(raw, list):
             raise InvalidArgument("messages must be a list", field="messages")
-        return [RawMessage.checked(m, limits) for m in raw]
+        return [checked_message(m, limits) for m in raw]
 
     async def push(p: Any, ctx: CallContext) -> Any:
         return await engine.push(_param(p, "queue"), messages(p))

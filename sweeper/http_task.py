@@ -28,8 +28,8 @@ import httpx
 
 from podium.config import Environ, env_bool, env_int, env_list
 from podium.errors import ConfigError
+from podium.types import JSON
 
-JSON = dict[str, Any]
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

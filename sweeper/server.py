@@ -31,13 +31,14 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from decider.records import DECIDER_QUEUE
 from podium import logs
 from podium import queues as queue_names
 from podium.codec import CodecLimits
 from podium.config import Environ, env_address_list, env_int, env_str
 from podium.errors import NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
+from podium.queue_client import Message, QueueClient, Received
+from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
 from podium.service import run_main, until_stopped
 from podium.store import SearchQuery, Store, StoreConfig, open_store
@@ -45,8 +46,6 @@ from podium.telemetry import Telemetry, names
 from podium.telemetry.rpc import client_tracing
 from podium.telemetry.store import traced
 from podium.telemetry.workflow import consume, untraced
-from queue_service.client import QueueClient
-from queue_service.model import Message, Received
 from sweeper.http_task import HttpPolicy, execute
 
 log = logging.getLogger("podium.sweeper")

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from decider.server import DeciderService, DeciderSettings
 from podium.launch.redis import RedisServer
+from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
 from podium.store import Store, StoreConfig, open_store
-from queue_service.client import QueueClient
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec
 from sweeper.server import SweeperSettings

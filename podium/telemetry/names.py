@@ -45,9 +45,6 @@ SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
 
-#: The decider's own queue: its message ids are workflow ids, not task ids.
-DECIDER_QUEUE: Final = "_deciderQueue"
-
 #: Record fields (on workflows and tasks) that carry trace context; see docs/observability.md.
 TRACE_ID_FIELD: Final = "traceId"
 TRACE_PARENT_FIELD: Final = "traceParent"

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from podium.errors import PodiumError
+from podium.queues import DECIDER_QUEUE
 from podium.rpc_server import CallContext, Interceptor
 from podium.telemetry import names as n
 from podium.telemetry.propagation import extract, follows_parent, inject, unsampled
@@ -107,7 +108,7 @@ def message_ids(queue: str, value: Any, attrs: dict[str, Any]) -> None:
     else:
         return
     attrs[n.MSG_ID] = msg_id
-    attrs[n.WORKFLOW_ID if queue == n.DECIDER_QUEUE else n.TASK_ID] = msg_id
+    attrs[n.WORKFLOW_ID if queue == DECIDER_QUEUE else n.TASK_ID] = msg_id
 
 
 def _error_code(exc: BaseException) -> str:

@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from decider.records import DECIDER_QUEUE
 from podium.errors import LimitExceeded, NotFound
 from podium.launch.redis import RedisServer
+from podium.queues import DECIDER_QUEUE
 from sweeper.server import Sweeper
 from tests.stack import Stack, cassandra_store_config, running_stack
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from decider import idempotency
-from decider.records import DECIDER_QUEUE
 from podium.errors import Conflict, InvalidArgument, NotFound, PodiumError
 from podium.launch.redis import RedisServer
+from podium.queues import DECIDER_QUEUE
 from tests.stack import Stack, cassandra_store_config, running_stack
 
 JSON = dict[str, Any]

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 from decider import idempotency
-from decider.records import DECIDER_QUEUE, DeciderConfig
+from decider.records import DeciderConfig
 from decider.server import DeciderService, DeciderSettings
 from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
+from podium.queue_client import QueueClient
+from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
 from podium.store import Store, StoreConfig, open_store
-from queue_service.client import QueueClient
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec, shard_index
 from sweeper.server import Sweeper, SweeperSettings

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from decider.records import DECIDER_QUEUE
 from podium.launch.redis import RedisServer
+from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
 from tests.stack import Stack, running_stack
 

@@ -24,8 +24,8 @@ from api_gateway.server import create_app, uvicorn_config
 from api_gateway.settings import AuthSettings, GatewaySettings, Limits
 from decider.server import DeciderService, DeciderSettings
 from podium.launch.redis import RedisServer
+from podium.queue_client import QueueClient
 from podium.store import StoreConfig
-from queue_service.client import QueueClient
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec
 
@@ -100,7 +100,6 @@ async def serve_gateway(settings: GatewaySettings) -> AsyncIterator[RunningGatew
     server = uvicorn.Server(
         uvicorn_config(app, settings, loop="none", port=0, timeout_graceful_shutdown=2)
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from podium.launch.redis import RedisServer
-from queue_service.client import QueueClient
+from podium.queue_client import QueueClient
 from queue_service.engine import QueueEngine
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec

@@ -10,9 +10,8 @@ import pytest
 
 from podium.errors import Unavailable
 from podium.launch.redis import RedisServer
-from queue_service.client import QueueClient
+from podium.queue_client import Message, QueueClient, RawMessage, encode_payload
 from queue_service.engine import QueueEngine, _sender
-from queue_service.model import Message, RawMessage, encode_payload
 from queue_service.shards import shard_index
 
 from .conftest import specs

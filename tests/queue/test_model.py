@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from podium.launch.redis import RedisServer
+from podium.queue_client import RawMessage
 from queue_service.engine import QueueEngine
-from queue_service.model import RawMessage
 from queue_service.shards import ShardSpec
 
 Q = "model"

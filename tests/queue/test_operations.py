@@ -8,8 +8,7 @@ import time
 import pytest
 
 from podium.errors import InvalidArgument, LimitExceeded
-from queue_service.client import QueueClient
-from queue_service.model import Message
+from podium.queue_client import Message, QueueClient
 
 Q = "work"
 

@@ -16,8 +16,8 @@ import pytest
 
 from podium.errors import PodiumError, Unavailable
 from podium.launch.redis import ReplicatedRedis
+from podium.queue_client import RawMessage
 from queue_service.engine import QueueEngine
-from queue_service.model import RawMessage
 from queue_service.shards import ShardSpec
 
 QUEUE = "replicated"

@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from podium.launch.redis import RedisServer, free_port
-from queue_service.client import QueueClient
-from queue_service.model import Message
+from podium.queue_client import Message, QueueClient
 from queue_service.server import QueueService, QueueSettings
 
 from .conftest import specs

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from decider.records import DECIDER_QUEUE
+from podium.queues import DECIDER_QUEUE
 from sweeper.server import Sweeper
 from tests.gateway.helpers import poll_until
 from tests.stack import Stack

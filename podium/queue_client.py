@@ -1,13 +1,84 @@
-"""The Python client of the queue service (same operation names as the service)."""
+"""The Python client of the queue service (same operation names as the service), and the
+messages it pushes and pops.
+
+A payload is stored as bytes: a one-byte kind, then the data. ``b`` marks raw bytes, ``m`` a
+msgpack-encoded value. Clients encode and decode; the service and Redis only move bytes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import error_from_wire
+from podium import codec
+from podium.errors import ProtocolError, error_from_wire
 from podium.rpc import RpcClient
-from queue_service.model import Message, MessageInfo, RawMessage, Received, decode_payload
+
+_KIND_BYTES = b"b"
+_KIND_MSGPACK = b"m"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message to push. ``payload`` is bytes or any msgpack-able value."""
+
+    id: str
+    payload: Any = None
+    delay_ms: int = 0
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Received:
+    """A popped (leased) message."""
+
+    id: str
+    payload: Any
+    priority: int
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """Where one message is: ``ready``, ``delayed`` or ``leased``, and when (due or expiry)."""
+
+    id: str
+    state: str
+    priority: int
+    time_ms: int
+    payload: Any
+
+
+def encode_payload(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return _KIND_BYTES + bytes(payload)
+    return _KIND_MSGPACK + codec.pack(payload)
+
+
+def decode_payload(body: bytes) -> Any:
+    kind, data = body[:1], body[1:]
+    if kind == _KIND_BYTES:
+        return data
+    if kind == _KIND_MSGPACK:
+        return codec.unpack(data)
+    raise ProtocolError(f"payload with unknown kind byte {kind!r}")
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as the engine stores it: the payload already encoded."""
+
+    id: str
+    body: bytes
+    delay_ms: int
+    priority: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.id, self.body, self.delay_ms, self.priority]
+
+    @classmethod
+    def from_message(cls, m: Message) -> RawMessage:
+        return cls(m.id, encode_payload(m.payload), m.delay_ms, m.priority)
 
 
 class QueueClient:
