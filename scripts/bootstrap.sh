@@ -3,15 +3,19 @@
 # (Debian's packages), uv (pinned by hash, scripts/uv-requirements.txt) and, in .venv, exactly
 # the versions in uv.lock: Podium and its development tools. Idempotent.
 #
-#   scripts/bootstrap.sh            what the cluster and the demo need
-#   scripts/bootstrap.sh --browser  also Debian's Chromium, for the UI tests
+#   scripts/bootstrap.sh               what the cluster and the demo need
+#   scripts/bootstrap.sh --browser     also Debian's Chromium, for the UI tests
+#   scripts/bootstrap.sh --test-tools  Chromium and kustomize (KUSTOMIZE_VERSION, built from
+#                                      the Go module proxy into .cache/tools) for the test suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 browser=0
+kustomize=0
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=1 ;;
+    --test-tools) browser=1; kustomize=1 ;;
     *) echo "bootstrap: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -49,3 +53,16 @@ fi
 # new release on PyPI changes nothing here until scripts/lock.sh is run and its result committed.
 export UV_PYTHON_DOWNLOADS=never
 "$UV" sync --frozen --extra dev --python "$PY" --quiet
+
+# kustomize builds the Kubernetes overlays in tests/test_deploy.py. `go install` at a fixed
+# version checks every module against the Go checksum database.
+KUSTOMIZE_VERSION=v5.7.1
+if [ "$kustomize" = 1 ] && [ ! -x .cache/tools/kustomize-$KUSTOMIZE_VERSION/kustomize ]; then
+  if command -v go >/dev/null 2>&1; then
+    echo "bootstrap: building kustomize $KUSTOMIZE_VERSION (Go module proxy)" >&2
+    GOBIN="$PWD/.cache/tools/kustomize-$KUSTOMIZE_VERSION" GOFLAGS=-mod=mod \
+      go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  else
+    echo "bootstrap: no Go toolchain; the kustomize builds in tests/test_deploy.py are skipped" >&2
+  fi
+fi

@@ -4,7 +4,7 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -k queue).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh --browser
+scripts/bootstrap.sh --test-tools
 echo "== lock"
 # uv.lock must still be the resolution of pyproject.toml (scripts/lock.sh re-locks).
 UV_PYTHON_DOWNLOADS=never .cache/uv/bin/uv lock --check --python "${PYTHON:-python3}" --quiet
