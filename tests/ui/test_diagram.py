@@ -83,6 +83,9 @@ async def test_the_diagram_draws_every_structure(
     await expect(page.locator("#wf-status")).to_have_attribute("data-status", "COMPLETED")
     # Only what is in view is drawn: the whole diagram, then every node.
     await expect(diagram.locator("svg")).to_have_attribute("data-nodes", "18")
+    await diagram.locator("g.node[data-ref='stock']").click()
+    await expect(page.locator("#task-panel")).to_have_attribute("data-ref", "stock")
+    await shot(page, "execution")
     await page.locator(".diagram-tools button[title=Fit]").click()
     for ref in ("prepare", "stock", "rating", "score", "join", "route", "express_ship",
                 "pack_loop", "pack", "fanout", "fanout_join", "child"):  # fmt: skip
@@ -102,6 +105,14 @@ async def test_the_diagram_draws_every_structure(
     await diagram.locator("g.node[data-ref='pack']").click()
     await expect(page.locator("#attempt option")).to_have_count(2)
     await shot(page, "diagram")
+    count = len((await client.get(f"/api/workflow/{wf_id}")).json()["tasks"])
+    await page.locator(".tabs [data-tab=tasks]").first.click()
+    await expect(page.locator("#task-table tbody tr")).to_have_count(count)
+    await shot(page, "task-list")
+    await page.locator(".tabs [data-tab=timeline]").first.click()
+    await expect(page.locator("#timeline g.row")).to_have_count(count)
+    await shot(page, "timeline")
+    await page.locator(".tabs [data-tab=diagram]").first.click()
 
     # The sub-workflow is a link, and the child links back to its parent.
     await diagram.locator("g.node[data-ref='child'] .link").click()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import httpx
 from playwright.async_api import expect
 
-from tests.gateway.conftest import Names
+from api_gateway.settings import UiSettings
+from podium.store import open_store
+from tests.gateway.conftest import Names, Stack, serve_gateway
 
-from .conftest import shot
+from .conftest import VIEWPORT, shot
 from .helpers import (
     complete_next,
     fail_next,
@@ -66,14 +70,13 @@ async def test_the_diagram_follows_a_running_workflow_live(
     await panel.locator("[data-tab=summary]").click()
     await expect(panel).to_contain_text("ui-test-worker")
     assert "task=" in page.url  # the selected task is part of the deep link
-    await shot(page, "execution")
+    await shot(page, "task-panel")
 
     # The task list and the timeline show the same tasks.
     await page.locator("[data-tab=tasks]").first.click()
     await expect(page.locator("#task-table tbody tr")).to_have_count(3)
     await page.locator("[data-tab=timeline]").first.click()
     await expect(page.locator("#timeline g.row")).to_have_count(3)
-    await shot(page, "timeline")
 
 
 async def test_terminate_and_retry_from_the_ui(
@@ -150,3 +153,80 @@ async def test_rerun_from_a_task_with_edited_input(
 
 async def _is(client: httpx.AsyncClient, wf_id: str, status: str) -> bool:
     return await status_of(client, wf_id) == status
+
+
+async def test_complete_a_wait_task_and_skip_a_task_by_hand(
+    page: Any, client: httpx.AsyncClient, names: Names
+) -> None:
+    a, b = names("ui_a"), names("ui_b")
+    name = names("ui_by_hand")
+    await register(client, {
+        "name": name, "version": 1, "schemaVersion": 2,
+        "tasks": [
+            {"name": "approval", "taskReferenceName": "approval", "type": "WAIT"},
+            {"name": a, "taskReferenceName": "work", "type": "SIMPLE"},
+            {"name": b, "taskReferenceName": "optional", "type": "SIMPLE"},
+        ],
+    })  # fmt: skip
+    wf_id = await start(client, name, {})
+    await page.goto(f"/ui/#/execution/{wf_id}")
+    await expect(node(page, "approval")).to_have_attribute("data-status", "IN_PROGRESS")
+
+    # Skip a task that has not been scheduled yet.
+    await node(page, "optional").click()
+    await page.locator("#skip-task").click()
+    await page.locator("dialog.modal button[data-confirm]").click()
+    await expect(page.locator("#action-result")).to_contain_text("Skip optional: done")
+
+    # Complete the WAIT task by hand, with an output.
+    await node(page, "approval").click()
+    await page.locator("#complete-task").click()
+    dialog = page.locator("dialog.modal")
+    await dialog.locator("textarea[name=output]").fill('{"approved": true, "by": "ops"}')
+    await dialog.locator("button[data-confirm]").click()
+    await expect(node(page, "approval")).to_have_attribute("data-status", "COMPLETED")
+    await expect(node(page, "work")).to_have_attribute("data-status", "SCHEDULED")
+    await complete_next(client, a)
+    await expect(page.locator("#wf-status")).to_have_attribute("data-status", "COMPLETED")
+    await expect(node(page, "optional")).to_have_attribute("data-status", "SKIPPED")
+
+    wf = await workflow(client, wf_id)
+    by_ref = {t["referenceTaskName"]: t for t in wf["tasks"]}
+    assert by_ref["approval"]["outputData"] == {"approved": True, "by": "ops"}
+    assert by_ref["optional"]["status"] == "SKIPPED"
+
+
+async def test_the_trace_id_links_to_the_configured_trace_viewer(
+    browser: Any, ui_stack: Stack, names: Names
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    settings = ui_stack.settings(ui=UiSettings(trace_url="https://traces.example/trace/{traceId}"))
+    store = await open_store(ui_stack.store_config)
+    wf_id = str(uuid.uuid4())
+    now = int(time.time() * 1000)
+    await store.executions.create_workflow({
+        "workflowId": wf_id, "workflowName": names("ui_traced"), "workflowVersion": 1,
+        "createTime": now, "startTime": now, "status": "COMPLETED", "endTime": now,
+        "traceId": trace_id, "input": {}, "output": {},
+        "workflowDefinition": {"name": "x", "version": 1, "tasks": []},
+    })  # fmt: skip
+    await store.close()
+    async with serve_gateway(settings) as gw:
+        context = await browser.new_context(viewport=VIEWPORT, base_url=gw.url)
+        pg = await context.new_page()
+        try:
+            await pg.goto(f"/ui/#/execution/{wf_id}")
+            link = pg.locator("#trace-link")
+            await expect(link).to_have_attribute("href", f"https://traces.example/trace/{trace_id}")
+            await expect(link).to_have_attribute("rel", "noopener noreferrer")
+        finally:
+            await context.close()
+    async with serve_gateway(ui_stack.settings()) as gw:  # no template: the id as text
+        context = await browser.new_context(viewport=VIEWPORT, base_url=gw.url)
+        pg = await context.new_page()
+        try:
+            await pg.goto(f"/ui/#/execution/{wf_id}")
+            await expect(pg.locator("#trace-id")).to_have_text(trace_id)
+            await expect(pg.locator("#trace-link")).to_have_count(0)
+        finally:
+            await context.close()

@@ -125,6 +125,7 @@ async def test_bulk_terminate_acts_on_exactly_the_selected_rows(
         await expect(page.locator(f"#results tr[data-workflow-id='{wid}']")).to_have_attribute(
             "data-status", "RUNNING"
         )
+    await shot(page, "bulk-actions")
     assert [await status_of(client, w) for w in chosen] == ["TERMINATED"] * 2
     assert [await status_of(client, w) for w in kept] == ["RUNNING"] * 2
     wf = (await client.get(f"/api/workflow/{chosen[0]}")).json()

@@ -617,10 +617,19 @@ export function renderDiagram(container, model, handlers = {}) {
   resize.observe(container);
 
   draw(model);
-  fit();
+  if (handlers.view) {
+    // the zoom and pan the user left (the page's tabs redraw the diagram)
+    measureView();
+    Object.assign(state, { k: handlers.view.k, x: handlers.view.x, y: handlers.view.y });
+    apply();
+    sync();
+  } else {
+    fit();
+  }
   return {
     svg, update, select, fit, zoomBy, center,
     get model() { return state.model; },
     get scale() { return state.k; },
+    get view() { return { k: state.k, x: state.x, y: state.y }; },
   };
 }

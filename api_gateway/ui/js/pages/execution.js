@@ -30,7 +30,7 @@ export async function executionPage(root, params, query) {
   const st = {
     wf: null, tab: TABS.some(([t]) => t === query.tab) ? query.tab : "diagram",
     taskId: query.task || null, ref: query.ref || null, ptab: query.ptab || "summary",
-    timer: null, disposed: false, diagram: null, model: null, stamp: "", lastError: null,
+    timer: null, disposed: false, diagram: null, view: null, model: null, stamp: "", lastError: null,
   };
   const t0 = performance.now();
 
@@ -257,12 +257,14 @@ export async function executionPage(root, params, query) {
       const selected = st.taskId ? nodeIdOfTask(selectedTask()) : st.ref;
       st.diagram = renderDiagram(wrap, st.model, {
         selectedId: selected,
+        view: st.view,
         onSelect: selectNode,
         onOpen: (sub) => { location.hash = executionHref(sub); },
       });
-      if (selected) st.diagram.center(selected);
+      if (selected && !st.view) st.diagram.center(selected);
       return;
     }
+    if (st.diagram) st.view = st.diagram.view;
     st.diagram = null;
     if (st.tab === "tasks") {
       const prev = main.querySelector(".tasklist-wrap");
