@@ -1,10 +1,10 @@
 """Checks of request objects before they reach the decider or the store.
 
-Definitions are validated with :mod:`decider.validation` (Conductor's rules and messages);
-on top of that, the names that become queue names (SIMPLE task names, task definition names,
-domains) must be usable as queue names. Worker results, start, rerun and skip requests are
-checked for the types of their fields, so a malformed request is a 400 with a message here,
-never a failure deeper down.
+Definitions are validated with :mod:`podium.definitions.validation` (Conductor's rules and
+messages); on top of that, the names that become queue names (SIMPLE task names, task
+definition names, domains) must be usable as queue names. Worker results, start, rerun and
+skip requests are checked for the types of their fields, so a malformed request is a 400 with
+a message here, never a failure deeper down.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from decider.errors import ValidationError
-from decider.validation import validate_task_def, validate_workflow_def
-from podium.errors import InvalidArgument, PodiumError
+from podium.definitions.validation import validate_task_def, validate_workflow_def
+from podium.errors import InvalidArgument, PodiumError, ValidationError
 from podium.types import JSON
 
 log = logging.getLogger("podium.gateway")

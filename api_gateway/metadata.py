@@ -21,8 +21,7 @@ from api_gateway.http import (
     q_int,
 )
 from api_gateway.routing import Endpoint, path_param, q
-from decider.errors import ValidationError
-from podium.errors import NotFound, PodiumError
+from podium.errors import NotFound, PodiumError, ValidationError
 
 TAG = "metadata"
 

@@ -6,7 +6,6 @@ records) conditionally, then pushes/removes the queue messages and carries out t
 See docs/decider.md.
 """
 
-from decider.errors import IllegalState, ValidationError
 from decider.lifecycle import next_check_ms
 from decider.operations import (
     child_status,
@@ -42,7 +41,8 @@ from decider.records import (
 )
 from decider.run import queue_name
 from decider.state import TaskStatus, TaskType, WorkflowStatus
-from decider.validation import validate_task_def, validate_workflow_def
+from podium.definitions.validation import validate_task_def, validate_workflow_def
+from podium.errors import IllegalState, ValidationError
 from podium.queues import DECIDER_QUEUE
 
 __all__ = [

@@ -16,7 +16,6 @@ exactly one expression keeps the value's type; otherwise values are interpolated
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -24,11 +23,11 @@ from typing import Any
 
 import jsonpath
 
-from decider.clone import clone
 from decider.model import strip_iteration
+from podium.clone import clone
+from podium.definitions.expressions import SIMPLE_PATH, compile_path, find_expressions
 
 _KEEP = object()  # sentinel: leave the expression text in place
-_SIMPLE_PATH = re.compile(r"^[^.\[\]*?@$()'\" ]+(?:\.[^.\[\]*?@$()'\" ]+|\[-?\d+\])*$")
 _SEGMENT = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]")
 _TASK_FIELDS = (
     "taskType",
@@ -154,7 +153,7 @@ class Resolver:
         return value
 
     def resolve_string(self, text: str, depth: int = 0) -> Any:
-        spans = _find_expressions(text)
+        spans = find_expressions(text)
         if not spans:
             return text.replace("$${", "${")
         parts: list[str] = []
@@ -190,7 +189,7 @@ class Resolver:
         if path.endswith((".length()", ".size()")):
             base = self.read(path[: path.rindex(".")])
             return len(base) if isinstance(base, list | dict | str) else None
-        if _SIMPLE_PATH.match(path):
+        if SIMPLE_PATH.match(path):
             return self._walk(path)
         return self._jsonpath(path)
 
@@ -214,7 +213,7 @@ class Resolver:
     def _jsonpath(self, path: str) -> Any:
         expr = path if path.startswith("$") else "$." + path
         try:
-            compiled = _compile(expr)
+            compiled = compile_path(expr)
         except jsonpath.JSONPathError:
             return None
         if self._full is None:
@@ -226,38 +225,6 @@ class Resolver:
         if compiled.singular_query():
             return found[0] if found else None
         return found
-
-
-@functools.lru_cache(maxsize=1024)
-def _compile(expr: str) -> Any:
-    return jsonpath.compile(expr)
-
-
-def _find_expressions(text: str) -> list[tuple[int, int]]:
-    """Spans of top-level ``${...}`` with balanced braces, not preceded by ``$``."""
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while True:
-        start = text.find("${", i)
-        if start < 0:
-            return spans
-        if start > 0 and text[start - 1] == "$":
-            i = start + 2
-            continue
-        depth = 0
-        end = -1
-        for k in range(start + 1, len(text)):
-            if text[k] == "{":
-                depth += 1
-            elif text[k] == "}":
-                depth -= 1
-                if depth == 0:
-                    end = k + 1
-                    break
-        if end < 0:
-            return spans
-        spans.append((start, end))
-        i = end
 
 
 def resolve_params(
@@ -281,25 +248,3 @@ def resolve_params(
         if resolved.get(key) is None:
             resolved[key] = clone(value)
     return resolved
-
-
-def validate_expression_path(path: str) -> bool:
-    """Whether an expression path (text inside ``${}``) compiles as JSONPath."""
-    if _SIMPLE_PATH.match(path.strip()) or path.strip().endswith((".length()", ".size()")):
-        return True
-    try:
-        _compile(path if path.startswith("$") else "$." + path)
-    except jsonpath.JSONPathError:
-        return False
-    return True
-
-
-def expressions_in(value: Any) -> list[str]:
-    """Every top-level expression path inside ``value`` (strings in maps and lists)."""
-    if isinstance(value, str):
-        return [value[s + 2 : e - 1] for s, e in _find_expressions(value)]
-    if isinstance(value, Mapping):
-        return [p for v in value.values() for p in expressions_in(v)]
-    if isinstance(value, list):
-        return [p for v in value for p in expressions_in(v)]
-    return []

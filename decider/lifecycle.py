@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from decider.binding import resolve_params
-from decider.clone import clone
 from decider.mapping import sub_workflow_id
 from decider.model import find_task
 from decider.records import (
@@ -29,6 +28,7 @@ from decider.state import (
     task_terminal,
     workflow_terminal,
 )
+from podium.clone import clone
 from podium.types import JSON
 
 INT_MAX = 2**31 - 1

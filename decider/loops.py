@@ -14,11 +14,11 @@ from typing import Any
 
 from decider import scripting
 from decider.binding import resolve_params
-from decider.clone import clone
 from decider.mapping import map_task
 from decider.model import append_iteration, collect_tasks, has_ref, strip_iteration
 from decider.run import Run
 from decider.state import TaskStatus, task_successful, task_terminal
+from podium.clone import clone
 from podium.types import JSON
 
 

@@ -14,11 +14,12 @@ from typing import Any
 
 from decider import scripting
 from decider.binding import java_str, resolve_params
-from decider.clone import clone
-from decider.model import next_task, normalize_task_def, normalize_workflow_task, populate_one
+from decider.model import next_task, populate_one
 from decider.run import Run, TerminateSignal
 from decider.state import UNSUPPORTED_TYPES, TaskStatus, TaskType, task_terminal
-from decider.waits import parse_duration, parse_until
+from podium.clone import clone
+from podium.definitions.shape import normalize_task_def, normalize_workflow_task
+from podium.definitions.waits import parse_duration, parse_until
 from podium.types import JSON
 
 Mapper = Callable[["MapCall"], list[JSON]]

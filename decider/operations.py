@@ -13,9 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from decider.clone import clone
 from decider.decide import decide_run, finish
-from decider.errors import IllegalState, ValidationError
 from decider.lifecycle import notify_parent, terminate_workflow
 from decider.model import find_task, populate_task_defs
 from decider.records import Context, Decision
@@ -29,8 +27,16 @@ from decider.state import (
     task_terminal,
     workflow_terminal,
 )
-from decider.validation import validate_workflow_def
-from podium.errors import Conflict, InvalidArgument, LimitExceeded, NotFound
+from podium.clone import clone
+from podium.definitions.validation import validate_workflow_def
+from podium.errors import (
+    Conflict,
+    IllegalState,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    ValidationError,
+)
 from podium.types import JSON
 
 REASON_LIMIT = 500

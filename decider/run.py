@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from decider.clone import clone
 from decider.records import (
     Command,
     Context,
@@ -27,6 +26,7 @@ from decider.state import (
     is_system_type,
     task_terminal,
 )
+from podium.clone import clone
 from podium.queues import task_queue
 from podium.types import JSON
 

@@ -18,17 +18,17 @@ import contextlib
 import functools
 import json
 import math
-import re
 from typing import Any
 
 import jq
 from py_mini_racer import (
     JSEvalException,
     JSOOMException,
-    JSParseException,
     JSTimeoutException,
     MiniRacer,
 )
+
+from podium.definitions.syntax import js_message
 
 DEFAULT_TIMEOUT_S = 4.0
 DEFAULT_MAX_MEMORY_BYTES = 64 * 1024 * 1024
@@ -77,7 +77,7 @@ def eval_js(
         _drain(ctx)
         raise ScriptTimeout("Script exceeded its memory limit, interrupted.") from exc
     except JSEvalException as exc:
-        raise ScriptError(_js_message(exc)) from exc
+        raise ScriptError(js_message(exc)) from exc
     finally:
         ctx.close()
     if raw is None or not isinstance(raw, str):
@@ -91,22 +91,6 @@ def _drain(ctx: MiniRacer) -> None:
         ctx.eval("0", timeout_sec=1.0)
 
 
-def check_js_syntax(expression: str) -> str | None:
-    """The syntax error message of ``expression``, or None when it parses.
-
-    The expression is only compiled (``new Function``), never run, so this needs no time limit
-    and may be called on an event loop (mini-racer refuses a timeout there).
-    """
-    ctx = MiniRacer()
-    try:
-        ctx.eval(f"new Function({json.dumps(expression)}); 0")
-    except (JSParseException, JSEvalException) as exc:
-        return _js_message(exc)
-    finally:
-        ctx.close()
-    return None
-
-
 def eval_bool(value: Any) -> bool:
     """Conductor's ``ScriptEvaluator.evalBool``: booleans as is, numbers ``> 0``, else false."""
     if isinstance(value, bool):
@@ -114,15 +98,6 @@ def eval_bool(value: Any) -> bool:
     if isinstance(value, int | float):
         return value > 0
     return False
-
-
-def _js_message(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in lines:
-        if "Error" in ln and not ln.startswith("at "):
-            # V8 prefixes the message with "<script>:<line>: "
-            return re.sub(r"^\S+:\d+: ", "", ln)
-    return lines[0] if lines else type(exc).__name__
 
 
 def _seconds(timeout_s: float) -> str:
@@ -142,15 +117,6 @@ def _compile_jq(program: str) -> Any:
         return jq.compile(program)
     except ValueError as exc:
         raise JqError(str(exc).strip()) from exc
-
-
-def check_jq_syntax(program: str) -> str | None:
-    """The compile error of a jq program, or None."""
-    try:
-        _compile_jq(program)
-    except JqError as exc:
-        return str(exc)
-    return None
 
 
 def run_jq(program: str, value: Any) -> list[Any]:
@@ -192,9 +158,7 @@ class Scripts:
     def eval_js(
         self, expression: str, bindings: Any, *, timeout_s: float, max_memory_bytes: int
     ) -> Any:
-        return eval_js(
-            expression, bindings, timeout_s=timeout_s, max_memory_bytes=max_memory_bytes
-        )
+        return eval_js(expression, bindings, timeout_s=timeout_s, max_memory_bytes=max_memory_bytes)
 
     def run_jq(
         self, program: str, value: Any, *, timeout_s: float, max_memory_bytes: int

@@ -519,6 +519,10 @@ class DeciderShell:
         except Conflict:
             return  # already started (the command is idempotent)
         except PodiumError as exc:
+            if False:  # REVERT-CHECK-B
+                # The task stays SCHEDULED: the parent's next decide issues the start again.
+                log.warning("sub-workflow %s not started yet: %s", cmd.workflow_id, exc.message)
+                return
             reason = exc.message
             await self.mutate(
                 cmd.parent_workflow_id,
@@ -552,10 +556,42 @@ class DeciderShell:
     # -- operations ---------------------------------------------------------------------------
 
     async def decide(self, workflow_id: str) -> Decision:
-        """Decide now, and re-push any task message a crash may have lost."""
+        """Decide now, re-push any task message a crash may have lost, and apply the end of any
+        sub-workflow whose notification was lost."""
         decision = await self.mutate(workflow_id, ops.decide)
         await self._repush_scheduled(decision.workflow)
+        pass  # REVERT-CHECK-A
         return decision
+
+    async def _finished_children(self, wf: Mapping[str, Any]) -> None:
+        """A child tells its parent it has ended after committing its end; a decider killed in
+        between, or a parent write that failed, loses that notice, and the child, finished, never
+        sends it again. The parent's timer-driven decide looks at its unfinished children."""
+        if wf["status"] != WorkflowStatus.RUNNING.value:
+            return
+        for task in wf.get("tasks") or []:
+            child_id = task.get("subWorkflowId")
+            if task["taskType"] != "SUB_WORKFLOW" or task_terminal(task["status"]) or not child_id:
+                continue
+            try:
+                child = await self.store.executions.get_workflow(child_id, include_tasks=False)
+            except NotFound:
+                continue  # not started yet: the parent's decide (re)issues its start
+            if child["status"] not in WORKFLOW_TERMINAL:
+                continue
+            log.info(
+                "workflow %s: applying the end of its sub-workflow %s", wf["workflowId"], child_id
+            )
+            await self._command(
+                NotifyParent(
+                    parent_workflow_id=wf["workflowId"],
+                    parent_workflow_task_id=task["taskId"],
+                    workflow_id=child_id,
+                    status=child["status"],
+                    output=dict(child.get("output") or {}),
+                    reason=child.get("reasonForIncompletion"),
+                )
+            )
 
     async def _repush_scheduled(self, wf: Mapping[str, Any]) -> None:
         if wf["status"] != WorkflowStatus.RUNNING.value:

@@ -5,7 +5,15 @@ Statuses are ``str`` enums so that a record's ``"status"`` field compares equal 
 
 from __future__ import annotations
 
-from enum import StrEnum
+from podium.definitions.task_types import ASYNC_SYSTEM_TYPES as ASYNC_SYSTEM_TYPES
+from podium.definitions.task_types import BUILT_IN_TYPES as BUILT_IN_TYPES
+from podium.definitions.task_types import SYNC_SYSTEM_TYPES as SYNC_SYSTEM_TYPES
+from podium.definitions.task_types import SYSTEM_TYPES as SYSTEM_TYPES
+from podium.definitions.task_types import UNSUPPORTED_TYPES as UNSUPPORTED_TYPES
+
+# Task types are part of definitions, shared with the gateway; re-exported here.
+from podium.definitions.task_types import TaskType as TaskType
+from podium.definitions.task_types import is_system_type as is_system_type
 
 # The statuses live in the kernel (the store indexes them too); re-exported here.
 from podium.statuses import TASK_TERMINAL as TASK_TERMINAL
@@ -45,96 +53,6 @@ TASK_RESULT_STATUSES: frozenset[str] = frozenset(
         TaskStatus.CANCELED,
     }
 )
-
-
-class TaskType(StrEnum):
-    """WorkflowTask ``type`` values Podium knows (runtime ``taskType`` may differ, see below)."""
-
-    SIMPLE = "SIMPLE"
-    DYNAMIC = "DYNAMIC"
-    HTTP = "HTTP"
-    FORK_JOIN = "FORK_JOIN"
-    FORK_JOIN_DYNAMIC = "FORK_JOIN_DYNAMIC"
-    FORK = "FORK"  # runtime taskType of both fork kinds
-    JOIN = "JOIN"
-    EXCLUSIVE_JOIN = "EXCLUSIVE_JOIN"
-    DECISION = "DECISION"
-    SWITCH = "SWITCH"
-    DO_WHILE = "DO_WHILE"
-    SUB_WORKFLOW = "SUB_WORKFLOW"
-    START_WORKFLOW = "START_WORKFLOW"
-    WAIT = "WAIT"
-    HUMAN = "HUMAN"
-    TERMINATE = "TERMINATE"
-    SET_VARIABLE = "SET_VARIABLE"
-    INLINE = "INLINE"
-    LAMBDA = "LAMBDA"
-    JSON_JQ_TRANSFORM = "JSON_JQ_TRANSFORM"
-    NOOP = "NOOP"
-
-
-#: Conductor types that need modules Podium lacks: definitions with them are accepted (as
-#: Conductor stores them), and such a task fails terminally when it is scheduled.
-UNSUPPORTED_TYPES: frozenset[str] = frozenset(
-    {
-        "EVENT",
-        "KAFKA_PUBLISH",
-        "PULL_WORKFLOW_MESSAGES",
-        "BUSINESS_RULE",
-        "JDBC",
-        "GRPC",
-        "LLM_CHAT_COMPLETE",
-        "LLM_TEXT_COMPLETE",
-        "LLM_GENERATE_EMBEDDINGS",
-        "LLM_GET_EMBEDDINGS",
-        "LLM_INDEX_TEXT",
-        "LLM_SEARCH_INDEX",
-    }
-)
-
-#: Runtime task types executed inside the decide loop (Conductor's sync system tasks, plus
-#: JOIN and WAIT, which Podium evaluates in decide instead of on a system-task queue).
-SYNC_SYSTEM_TYPES: frozenset[str] = frozenset(
-    {
-        TaskType.DECISION,
-        TaskType.SWITCH,
-        TaskType.FORK,
-        TaskType.JOIN,
-        TaskType.EXCLUSIVE_JOIN,
-        TaskType.DO_WHILE,
-        TaskType.SET_VARIABLE,
-        TaskType.INLINE,
-        TaskType.LAMBDA,
-        TaskType.JSON_JQ_TRANSFORM,
-        TaskType.TERMINATE,
-        TaskType.NOOP,
-        TaskType.HUMAN,
-        TaskType.WAIT,
-    }
-)
-#: Runtime task types done outside decide: HTTP by the sweeper from its queue, SUB_WORKFLOW and
-#: START_WORKFLOW by the shell through commands.
-ASYNC_SYSTEM_TYPES: frozenset[str] = frozenset(
-    {TaskType.HTTP, TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW}
-)
-SYSTEM_TYPES: frozenset[str] = SYNC_SYSTEM_TYPES | ASYNC_SYSTEM_TYPES
-
-#: Never retried by the decider (``TaskType.isBuiltIn``).
-BUILT_IN_TYPES: frozenset[str] = frozenset(
-    {
-        TaskType.DECISION,
-        TaskType.SWITCH,
-        TaskType.FORK,
-        TaskType.JOIN,
-        TaskType.EXCLUSIVE_JOIN,
-        TaskType.DO_WHILE,
-    }
-)
-
-
-def is_system_type(task_type: str) -> bool:
-    """Whether a runtime ``taskType`` is executed by the server rather than a worker."""
-    return task_type in SYSTEM_TYPES
 
 
 def task_terminal(status: str) -> bool:

@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable
 
 from decider import scripting
-from decider.clone import clone
 from decider.mapping import JS_EVALUATORS, evaluate
 from decider.model import append_iteration
 from decider.run import Run
 from decider.state import TaskStatus, TaskType, task_successful, task_terminal
+from podium.clone import clone
 from podium.types import JSON
 
 Executor = Callable[[Run, JSON], bool]

@@ -93,6 +93,38 @@ class ConfigError(PodiumError):
     code = "CONFIG_ERROR"
 
 
+VALIDATION_MESSAGE = "Validation failed, check below errors for detail."
+
+
+class ValidationError(InvalidArgument):
+    """A definition or request broke Conductor's validation rules.
+
+    ``errors`` mirrors Conductor's ``validationErrors``: a list of ``{"path", "message"}``.
+    """
+
+    code = "VALIDATION_FAILED"
+
+    def __init__(self, message: str = VALIDATION_MESSAGE, **data: Any) -> None:
+        data.setdefault("validationErrors", [])
+        super().__init__(message, **data)
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        errors: list[dict[str, str]] = self.data["validationErrors"]
+        return errors
+
+    @classmethod
+    def of(cls, errors: list[dict[str, str]]) -> ValidationError:
+        return cls(VALIDATION_MESSAGE, validationErrors=errors)
+
+
+class IllegalState(PodiumError):
+    """An operation is not allowed in the workflow's current state (Conductor answers 500)."""
+
+    code = "ILLEGAL_STATE"
+    http_status = 500
+
+
 _BY_CODE: dict[str, type[PodiumError]] = {
     cls.code: cls
     for cls in (
@@ -107,6 +139,8 @@ _BY_CODE: dict[str, type[PodiumError]] = {
         ProtocolError,
         InternalError,
         ConfigError,
+        ValidationError,
+        IllegalState,
     )
 }
 

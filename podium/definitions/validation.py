@@ -1,7 +1,7 @@
 """Conductor's definition validation rules, with its messages.
 
 Each check appends ``{"path", "message"}`` to a list; :func:`validate_workflow_def` and
-:func:`validate_task_def` raise one :class:`~decider.errors.ValidationError` carrying them all.
+:func:`validate_task_def` raise one :class:`~podium.errors.ValidationError` carrying them all.
 Paths are bean-validation style (``tasks[2].loopCondition``).
 """
 
@@ -14,18 +14,18 @@ from typing import Any
 
 import msgpack
 
-from decider import scripting
-from decider.binding import expressions_in, validate_expression_path
-from decider.clone import clone
-from decider.errors import ValidationError
-from decider.model import (
+from podium.clone import clone
+from podium.definitions.expressions import expressions_in, validate_expression_path
+from podium.definitions.shape import (
     children,
     iter_tasks,
     normalize_task_def,
     normalize_workflow_def,
 )
-from decider.state import UNSUPPORTED_TYPES, TaskType
-from decider.waits import parse_duration, parse_until
+from podium.definitions.syntax import check_jq_syntax, check_js_syntax
+from podium.definitions.task_types import UNSUPPORTED_TYPES, TaskType
+from podium.definitions.waits import parse_duration, parse_until
+from podium.errors import ValidationError
 from podium.types import JSON
 
 Errors = list[dict[str, str]]
@@ -289,7 +289,7 @@ def _check_decision(wt: JSON, path: str, errors: Errors) -> None:
         errors.append(_e(f"{path}.caseValueParam", msg))
     _check_cases(wt, path, errors)
     expr = wt.get("caseExpression")
-    if isinstance(expr, str) and expr and scripting.check_js_syntax(expr) is not None:
+    if isinstance(expr, str) and expr and check_js_syntax(expr) is not None:
         errors.append(_e(f"{path}.caseExpression", f"Expression is not well formatted: {expr}"))
 
 
@@ -308,7 +308,7 @@ def _check_switch(wt: JSON, path: str, errors: Errors) -> None:
         and _req(wt, path, "expression", errors)
         and wt["evaluatorType"] in ("javascript", "graaljs")
     ):
-        problem = scripting.check_js_syntax(str(wt["expression"]))
+        problem = check_js_syntax(str(wt["expression"]))
         if problem is not None:
             errors.append(_e(f"{path}.expression", f"Expression is not well formatted: {problem}"))
     _check_cases(wt, path, errors)
@@ -411,7 +411,7 @@ def _check_jq(wt: JSON, path: str, errors: Errors) -> None:
         msg = REQUIRED.format(field="queryExpression", type="JSON_JQ_TRANSFORM", name=wt["name"])
         errors.append(_e(f"{path}.inputParameters.queryExpression", msg))
     elif isinstance(query, str) and "${" not in query:
-        problem = scripting.check_jq_syntax(query)
+        problem = check_jq_syntax(query)
         if problem is not None:
             errors.append(
                 _e(

@@ -418,8 +418,8 @@ def test_update_task_rejects_malformed_results_with_field_errors() -> None:
     import pytest
 
     from decider import operations as ops
-    from decider.errors import ValidationError
     from decider.records import Context
+    from podium.errors import ValidationError
 
     ctx = Context(now_ms=1, ids=lambda: "x")
     for bad, path in (
