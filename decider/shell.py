@@ -519,7 +519,7 @@ class DeciderShell:
         except Conflict:
             return  # already started (the command is idempotent)
         except PodiumError as exc:
-            if False:  # REVERT-CHECK-B
+            if exc.retryable:
                 # The task stays SCHEDULED: the parent's next decide issues the start again.
                 log.warning("sub-workflow %s not started yet: %s", cmd.workflow_id, exc.message)
                 return
@@ -560,7 +560,7 @@ class DeciderShell:
         sub-workflow whose notification was lost."""
         decision = await self.mutate(workflow_id, ops.decide)
         await self._repush_scheduled(decision.workflow)
-        pass  # REVERT-CHECK-A
+        await self._finished_children(decision.workflow)
         return decision
 
     async def _finished_children(self, wf: Mapping[str, Any]) -> None:

@@ -3,12 +3,16 @@
 The decider sets the workflow's timer (on the decider queue) before it writes the workflow,
 then pushes the first task messages. Here the shard that holds the task message is down while
 the timer's shard is up: the workflow is committed, so the start answers its id, and the decide
-its timer triggers (once the shard is back) pushes the missing message.
+its timer triggers (once the shard is back) pushes the missing message. A start that fails
+before writing anything frees its idempotency key; a sub-workflow whose start fails that way is
+started by its parent's next decide; and a parent whose child's end was never told to it (a
+decider killed in between) learns it from its next decide.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -259,3 +263,95 @@ async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
     wf = await o.store.executions.get_workflow(answer["workflowId"])
     assert wf["status"] == "RUNNING"
     assert await o.rpc.call("decider.start_workflow", {"request": request}) == answer
+
+
+async def _register_parent_and_child(o: Outage, name: str) -> None:
+    """``{name}``: a SIMPLE task, then a SUB_WORKFLOW of ``{name}_child`` (one SIMPLE task)."""
+    for wf_name, tasks in (
+        (f"{name}_child", [{"name": f"{name}_c", "taskReferenceName": "c", "type": "SIMPLE"}]),
+        (
+            name,
+            [
+                {"name": f"{name}_t", "taskReferenceName": "t", "type": "SIMPLE"},
+                {"name": "sub", "taskReferenceName": "s", "type": "SUB_WORKFLOW",
+                 "subWorkflowParam": {"name": f"{name}_child", "version": 1}},
+            ],
+        ),
+    ):  # fmt: skip
+        await o.store.metadata.update_workflow_def(
+            {"name": wf_name, "version": 1, "schemaVersion": 2, "tasks": tasks}
+        )
+
+
+async def _complete(o: Outage, task: JSON) -> None:
+    await o.rpc.call(
+        "decider.update_task",
+        {"result": {"workflowInstanceId": task["workflowInstanceId"], "taskId": task["taskId"],
+                    "status": "COMPLETED", "outputData": {}}},
+    )  # fmt: skip
+
+
+async def _sub_task(o: Outage, wf_id: str, *, until: str, timeout_s: float = 10) -> JSON:
+    """The parent's SUB_WORKFLOW task, once its status is ``until``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wf = await o.store.executions.get_workflow(wf_id)
+        sub = next(t for t in wf["tasks"] if t["referenceTaskName"] == "s")
+        if sub["status"] == until:
+            return sub
+        assert time.monotonic() < deadline, f"sub-workflow task {sub['status']}, not {until}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_sub_workflow_whose_start_meets_an_outage_is_started_once_the_queues_are_back(
+    outage: Outage,
+) -> None:
+    """The child's start fails retryably (no queue shard to hold its timer): the parent's
+    SUB_WORKFLOW task stays SCHEDULED, not FAILED, and the parent's next decide starts it."""
+    o = outage
+    name = f"outage_sub_{uuid.uuid4().hex[:8]}"
+    await _register_parent_and_child(o, name)
+    answer = await o.rpc.call("decider.start_workflow", {"request": {"name": name, "input": {}}})
+    wf_id = answer["workflowId"]
+    [task] = await poll_until(o, f"{name}_t", timeout_s=10)
+    for shard in o.shards:
+        shard.kill()
+    with contextlib.suppress(PodiumError):  # the completion's queue effects fail too
+        await _complete(o, task)
+    wf = await o.store.executions.get_workflow(wf_id)
+    assert wf["status"] == "RUNNING"
+    sub = next(t for t in wf["tasks"] if t["referenceTaskName"] == "s")
+    assert sub["status"] == "SCHEDULED", sub.get("reasonForIncompletion")
+
+    for shard in o.shards:
+        shard.start()
+    await o.rpc.call("decider.decide", {"workflowId": wf_id})
+    sub = await _sub_task(o, wf_id, until="IN_PROGRESS")
+    child = await o.store.executions.get_workflow(sub["subWorkflowId"])
+    assert child["status"] == "RUNNING"
+
+
+async def test_a_parent_learns_of_a_sub_workflow_end_whose_notice_was_lost(
+    outage: Outage,
+) -> None:
+    """What a decider killed between committing a child's end and telling its parent leaves: the
+    child COMPLETED, the parent's task IN_PROGRESS. The parent's next decide completes it."""
+    o = outage
+    name = f"lost_notice_{uuid.uuid4().hex[:8]}"
+    await _register_parent_and_child(o, name)
+    answer = await o.rpc.call("decider.start_workflow", {"request": {"name": name, "input": {}}})
+    wf_id = answer["workflowId"]
+    [task] = await poll_until(o, f"{name}_t", timeout_s=10)
+    await _complete(o, task)
+    sub = await _sub_task(o, wf_id, until="IN_PROGRESS")
+    # The child's end committed by hand, with no decider to send the notice.
+    snap = await o.store.executions.read_workflow(sub["subWorkflowId"], include_tasks=True)
+    child = dict(snap.workflow)
+    child_tasks = [{**t, "status": "COMPLETED"} for t in child.pop("tasks")]
+    child.update(status="COMPLETED", output={"done": 1}, endTime=int(time.time() * 1000))
+    await o.store.executions.commit(child, child_tasks, snap.version)
+
+    await o.rpc.call("decider.decide", {"workflowId": wf_id})
+    sub = await _sub_task(o, wf_id, until="COMPLETED")
+    assert sub["outputData"]["done"] == 1
+    assert (await o.store.executions.get_workflow(wf_id))["status"] == "COMPLETED"
