@@ -141,10 +141,28 @@ function worstStatus(statuses) {
   return SEVERITY[best];
 }
 
+/**
+ * The workflow tasks of an execution whose definition is not embedded (an old record): its
+ * tasks in the order they ran, one node per reference.
+ */
+function definitionFromTasks(tasks) {
+  const seen = new Set();
+  const out = [];
+  for (const t of [...(tasks || [])].sort((a, b) => (a.seq || 0) - (b.seq || 0))) {
+    const ref = stripIteration(t);
+    if (seen.has(ref)) continue;
+    seen.add(ref);
+    const wt = t.workflowTask || {};
+    out.push({ name: wt.name || t.taskDefName || ref, taskReferenceName: ref, type: wt.type && !["FORK_JOIN", "SWITCH", "DECISION", "DO_WHILE", "FORK_JOIN_DYNAMIC"].includes(wt.type) ? wt.type : t.taskType });
+  }
+  return out;
+}
+
 /** The diagram model of a definition, coloured by an execution's tasks when given. */
 export function buildModel(def, tasks, workflowStatus) {
   const ctx = { byRef: indexTasks(tasks), nodes: [] };
-  const root = seqBlock(ctx, (def && def.tasks) || []);
+  const defined = def && Array.isArray(def.tasks) && def.tasks.length ? def.tasks : definitionFromTasks(tasks);
+  const root = seqBlock(ctx, defined);
   const byId = new Map(ctx.nodes.map((n) => [n.id, n]));
   const signature = ctx.nodes.map((n) => `${n.id}:${n.taken ?? ""}:${n.more ? n.more.length : ""}`).join("|");
   return { root, nodes: ctx.nodes, byId, byRef: ctx.byRef, signature, workflowStatus: workflowStatus || null };

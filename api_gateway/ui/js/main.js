@@ -1,7 +1,7 @@
 // The single page: boot (configuration, login when authentication is on), the navigation
 // and the hash router. Every page is a deep link: #/<page>/<params>?<state>.
 
-import { ApiError, getToken, login, setToken } from "./api.js";
+import { ApiError, get, getToken, login, setToken } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { config, loadConfig } from "./config.js";
 import { parseHash } from "./router.js";
@@ -73,7 +73,7 @@ function loginForm(message) {
     try {
       if (token.value.trim()) {
         setToken(token.value.trim());
-        await import("./api.js").then((m) => m.get("metadata/workflow/names"));
+        await get("metadata/workflow/names"); // the token works, or this throws
       } else {
         await login(keyId.value.trim(), secret.value);
       }

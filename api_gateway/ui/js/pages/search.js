@@ -209,10 +209,10 @@ export async function executionsPage(root, params, query) {
       },
       rowProps: (r) => ({ dataset: { workflowId: r.workflowId, status: r.status } }),
     });
+    if (total !== undefined) out.dataset.total = String(total);
     replace(out,
-      pager(f, total ?? out.dataset.total ?? 0, rows.length, (p) => { f.page = p; run(); }, (n) => { f.size = n; f.page = 0; run(); }),
+      pager(f, Number(out.dataset.total || 0), rows.length, (p) => { f.page = p; run(); }, (n) => { f.size = n; f.page = 0; run(); }),
       rows.length ? grid : h("p", { class: "empty", id: "no-results" }, "No workflow matches these filters."));
-    if (total !== undefined) out.dataset.total = total;
     paintBulk();
   }
 
