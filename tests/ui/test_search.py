@@ -1,46 +1,16 @@
-"""The executions search page, bulk actions and the gateway's serving of the UI."""
+"""The executions search page and its bulk actions."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.async_api import expect
 
-from api_gateway import webui
-from tests.gateway.conftest import Names, RunningGateway
+from tests.gateway.conftest import Names
 
 from .conftest import shot
 from .helpers import register, simple_workflow, start, status_of
-
-
-async def test_the_ui_is_served_with_a_content_security_policy(ui_gw: RunningGateway) -> None:
-    client = ui_gw.client
-    root = await client.get("/", follow_redirects=False)
-    assert root.status_code == 307 and root.headers["location"] == "/ui/"
-    index = await client.get("/ui/")
-    assert index.status_code == 200
-    assert index.headers["content-type"].startswith("text/html")
-    csp = index.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "default-src 'none'" in csp
-    assert "unsafe-inline" not in csp
-    assert index.headers["x-content-type-options"] == "nosniff"
-    js = await client.get("/ui/js/main.js")
-    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
-    again = await client.get("/ui/js/main.js", headers={"If-None-Match": js.headers["etag"]})
-    assert again.status_code == 304
-    assert (await client.get("/ui/nothing.js")).status_code == 404
-    assert (await client.get("/ui/../api_gateway/server.py")).status_code == 404
-    config = (await client.get("/ui/config.json")).json()
-    assert config == {"authEnabled": False, "traceUrl": ""}
-    assert (await client.post("/ui/")).status_code == 405
-    # index.html preloads every module (no import waterfall): a new module must be listed.
-    ui = Path(webui.__file__).with_name("ui")
-    modules = {p.relative_to(ui).as_posix() for p in ui.rglob("*.js")}
-    preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/([^"]+)">', index.text))
-    assert modules - {"js/main.js"} == preloaded
 
 
 async def test_search_finds_a_workflow_by_name_status_and_correlation_id(
