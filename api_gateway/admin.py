@@ -49,7 +49,7 @@ async def pending_tasks(request: Request, gw: Gateway) -> Response:
 
 async def _decide(gw: Gateway, workflow_id: str) -> None:
     try:
-        await gw.decider("decide", {"workflowId": workflow_id})
+        await gw.decider.decide(workflow_id)
     except NotFound:
         raise NotFound(
             f"No such workflow found by id: {workflow_id}", workflowId=workflow_id

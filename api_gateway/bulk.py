@@ -6,6 +6,7 @@ request (Conductor's BulkResponse).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,33 +46,36 @@ async def _each(request: Request, gw: Gateway, action: Action) -> Response:
     )
 
 
-def _decider(gw: Gateway, method: str, **params: Any) -> Action:
+def _by_id(call: Callable[[str], Awaitable[Any]]) -> Action:
+    """A decider call as a bulk action: the result lists the id, not the decider's answer."""
+
     async def act(workflow_id: str) -> None:
-        await gw.decider(method, {"workflowId": workflow_id, **params})
+        await call(workflow_id)
 
     return act
 
 
 async def pause(request: Request, gw: Gateway) -> Response:
-    return await _each(request, gw, _decider(gw, "pause"))
+    return await _each(request, gw, _by_id(gw.decider.pause))
 
 
 async def resume(request: Request, gw: Gateway) -> Response:
-    return await _each(request, gw, _decider(gw, "resume"))
+    return await _each(request, gw, _by_id(gw.decider.resume))
 
 
 async def restart(request: Request, gw: Gateway) -> Response:
     latest = q_bool(request, "useLatestDefinitions", False)
-    return await _each(request, gw, _decider(gw, "restart", useLatestDefinitions=latest))
+    action = functools.partial(gw.decider.restart, use_latest_definitions=latest)
+    return await _each(request, gw, _by_id(action))
 
 
 async def retry(request: Request, gw: Gateway) -> Response:
-    return await _each(request, gw, _decider(gw, "retry"))
+    return await _each(request, gw, _by_id(gw.decider.retry))
 
 
 async def terminate(request: Request, gw: Gateway) -> Response:
     reason = q_str(request, "reason")
-    return await _each(request, gw, _decider(gw, "terminate", reason=reason))
+    return await _each(request, gw, _by_id(functools.partial(gw.decider.terminate, reason=reason)))
 
 
 async def remove(request: Request, gw: Gateway) -> Response:

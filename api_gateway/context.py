@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from api_gateway.settings import GatewaySettings
+from podium.decider_client import DeciderClient
 from podium.errors import InvalidArgument, NotFound, PodiumError
 from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
@@ -143,6 +144,29 @@ class ClaimLeases:
         return lease
 
 
+class CountedDeciderClient(DeciderClient):
+    """The decider client, each call counted; a request value the RPC cannot encode is the
+    client's error (400), not the gateway's."""
+
+    def __init__(self, rpc: RpcClient, stats: GatewayStats, metrics: Metrics) -> None:
+        super().__init__(rpc)
+        self.stats = stats
+        self.metrics = metrics
+
+    async def call(self, method: str, params: JSON, *, timeout_s: float | None = None) -> Any:
+        self.stats.decider_calls[method] = self.stats.decider_calls.get(method, 0) + 1
+        self.metrics.decider_calls.labels(method).inc()
+        try:
+            return await super().call(method, params, timeout_s=timeout_s)
+        except (OverflowError, UnicodeEncodeError, TypeError, ValueError) as exc:
+            # The value could not be encoded for the RPC (checked bodies should never get here).
+            log.info("decider.%s: a request value could not be encoded: %r", method, exc)
+            raise InvalidArgument(
+                "Request holds a value that cannot be sent (a number out of range or a string "
+                "that is not valid Unicode)"
+            ) from None
+
+
 class Gateway:
     """Everything an endpoint needs; built and closed by the app's lifespan."""
 
@@ -155,32 +179,18 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.limits = settings.limits
-        self.decider_rpc = decider
         self.queues = queues
         self.store = store
         self.stats = GatewayStats()
         self.metrics = Metrics()
+        self.decider = CountedDeciderClient(decider, self.stats, self.metrics)
         self.poll_data = PollDataThrottle()
         self.claim_leases = ClaimLeases(store.metadata.get_task_def, CLAIM_LEASE_MS)
         self.started_at = time.time()
         #: The port of /health, /ready and /metrics, once the side server runs.
         self.health_port: int | None = None
 
-    async def decider(self, method: str, params: JSON, *, timeout_s: float | None = None) -> Any:
-        """Call ``decider.<method>``; its errors come back as the same PodiumError classes."""
-        self.stats.decider_calls[method] = self.stats.decider_calls.get(method, 0) + 1
-        self.metrics.decider_calls.labels(method).inc()
-        try:
-            return await self.decider_rpc.call(f"decider.{method}", params, timeout_s=timeout_s)
-        except (OverflowError, UnicodeEncodeError, TypeError, ValueError) as exc:
-            # The value could not be encoded for the RPC (checked bodies should never get here).
-            log.info("decider.%s: a request value could not be encoded: %r", method, exc)
-            raise InvalidArgument(
-                "Request holds a value that cannot be sent (a number out of range or a string "
-                "that is not valid Unicode)"
-            ) from None
-
     async def close(self) -> None:
-        await self.decider_rpc.close()
+        await self.decider.close()
         await self.queues.close()
         await self.store.close()

@@ -62,17 +62,14 @@ async def poll(
     received = await pop_for_claim(gw, queue, task_type, count, timeout_ms)
     tasks: list[JSON] = []
     if received:
-        items = [[r.id, _workflow_id(r.payload)] for r in received]
+        items = [(r.id, _workflow_id(r.payload)) for r in received]
         try:
-            answer = await gw.decider(
-                "claim", {"queue": queue, "items": items, "workerId": worker_id, "ack": True}
-            )
+            tasks = await gw.decider.claim(queue, items, worker_id, ack=True)
         except BaseException:
             # Nothing was handed out: make the messages visible again now rather than when
             # their lease runs out (a message the decider already acked is simply gone).
             await _release(gw, queue, [r.id for r in received])
             raise
-        tasks = list(answer.get("tasks") or [])
     if tasks:
         gw.stats.tasks_handed_out += len(tasks)
         gw.metrics.polls.labels("tasks").inc()

@@ -67,7 +67,7 @@ async def single_poll(request: Request, gw: Gateway) -> Response:
 
 
 async def _update(gw: Gateway, result: JSON) -> None:
-    await gw.decider("update_task", {"result": result})
+    await gw.decider.update_task(result)
 
 
 async def update_task(request: Request, gw: Gateway) -> Response:
@@ -114,16 +114,8 @@ async def _update_by_ref(request: Request, gw: Gateway) -> tuple[JSON, str]:
     workflow_id, ref = path(request, "workflowId"), path(request, "taskRefName")
     status = _status(request)
     output = await body_object(request, "output", required=False)
-    answer = await gw.decider(
-        "update_task_by_ref",
-        {
-            "workflowId": workflow_id,
-            "ref": ref,
-            "status": status,
-            "output": output,
-            "workerId": q_str(request, "workerid"),
-            "returnWorkflow": True,
-        },
+    answer = await gw.decider.update_task_by_ref(
+        workflow_id, ref, status, output, q_str(request, "workerid"), return_workflow=True
     )
     return answer, ref
 
@@ -145,9 +137,9 @@ async def update_by_ref_sync(request: Request, gw: Gateway) -> Response:
 
 async def _signal(request: Request, gw: Gateway) -> JSON:
     output = await body_object(request, "output", required=False)
-    params = {"workflowId": path(request, "workflowId"), "status": _status(request)}
-    answer: JSON = await gw.decider("signal", {**params, "output": output, "returnWorkflow": True})
-    return answer
+    return await gw.decider.signal(
+        path(request, "workflowId"), _status(request), output, return_workflow=True
+    )
 
 
 async def signal(request: Request, gw: Gateway) -> Response:
@@ -267,7 +259,7 @@ async def requeue(request: Request, gw: Gateway) -> Response:
     for workflow_id in sorted(workflows):
         # A decide re-pushes every SCHEDULED task message of the workflow that is missing.
         try:
-            await gw.decider("decide", {"workflowId": workflow_id})
+            await gw.decider.decide(workflow_id)
         except NotFound:
             continue
     return ok_text(str(count))

@@ -131,6 +131,6 @@ def instrument(gateway: Gateway, tracer: Tracer | None) -> None:
     """Trace the gateway's RPC clients and store (whatever connector built them)."""
     if tracer is None:
         return
-    gateway.decider_rpc.tracer = client_tracing(tracer)
+    gateway.decider.rpc.tracer = client_tracing(tracer)
     gateway.queues.rpc.tracer = client_tracing(tracer)
     gateway.store = traced(gateway.store, tracer, gateway.settings.store)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,8 +46,7 @@ async def read_workflow(gw: Gateway, workflow_id: str, include_tasks: bool = Tru
 
 
 async def start(gw: Gateway, request: JSON) -> str:
-    answer = await gw.decider("start_workflow", {"request": request})
-    return str(answer["workflowId"])
+    return await gw.decider.start_workflow(request)
 
 
 async def start_workflow(request: Request, gw: Gateway) -> Response:
@@ -76,10 +74,8 @@ async def test_workflow(request: Request, gw: Gateway) -> Response:
     mocks = checks.task_mocks(body.get("taskRefToMockOutput"))
     test_only = ("taskRefToMockOutput", "subWorkflowTestRequest")
     start_request = checks.start_request({k: v for k, v in body.items() if k not in test_only})
-    answer = await gw.decider(
-        "test_workflow", {"request": {**start_request, "taskRefToMockOutput": mocks}}
-    )
-    return ok_json(answer["workflow"])
+    workflow = await gw.decider.test_workflow({**start_request, "taskRefToMockOutput": mocks})
+    return ok_json(workflow)
 
 
 async def execute(request: Request, gw: Gateway) -> Response:
@@ -176,23 +172,18 @@ async def running(request: Request, gw: Gateway) -> Response:
     return ok_json(await gw.store.executions.running_workflow_ids(name, version))
 
 
-async def _control(gw: Gateway, method: str, req: Request, **params: Any) -> JSON:
-    answer: JSON = await gw.decider(method, {"workflowId": path(req, "workflowId"), **params})
-    return answer
-
-
 async def decide(request: Request, gw: Gateway) -> Response:
-    await _control(gw, "decide", request)
+    await gw.decider.decide(path(request, "workflowId"))
     return ok_empty()
 
 
 async def pause(request: Request, gw: Gateway) -> Response:
-    await _control(gw, "pause", request)
+    await gw.decider.pause(path(request, "workflowId"))
     return ok_empty()
 
 
 async def resume(request: Request, gw: Gateway) -> Response:
-    await _control(gw, "resume", request)
+    await gw.decider.resume(path(request, "workflowId"))
     return ok_empty()
 
 
@@ -200,37 +191,32 @@ async def skip_task(request: Request, gw: Gateway) -> Response:
     body = await body_object(request, "SkipTaskRequest", required=False)
     task_input = opt_map(body, "taskInput", "SkipTaskRequest")
     task_output = opt_map(body, "taskOutput", "SkipTaskRequest")
-    await _control(
-        gw,
-        "skip_task",
-        request,
-        ref=path(request, "taskReferenceName"),
-        taskInput=task_input,
-        taskOutput=task_output,
+    await gw.decider.skip_task(
+        path(request, "workflowId"), path(request, "taskReferenceName"), task_input, task_output
     )
     return ok_empty()
 
 
 async def rerun(request: Request, gw: Gateway) -> Response:
     body = checks.rerun_request(await body_json(request, required=False))
-    answer = await _control(gw, "rerun", request, request=body)
+    answer = await gw.decider.rerun(path(request, "workflowId"), body)
     return ok_text(str(answer.get("workflowId") or path(request, "workflowId")))
 
 
 async def restart(request: Request, gw: Gateway) -> Response:
     latest = q_bool(request, "useLatestDefinitions", False)
-    await _control(gw, "restart", request, useLatestDefinitions=latest)
+    await gw.decider.restart(path(request, "workflowId"), use_latest_definitions=latest)
     return ok_empty(204)
 
 
 async def retry(request: Request, gw: Gateway) -> Response:
     resume_subs = q_bool(request, "resumeSubworkflowTasks", False)
-    await _control(gw, "retry", request, resumeSubworkflowTasks=resume_subs)
+    await gw.decider.retry(path(request, "workflowId"), resume_subworkflow_tasks=resume_subs)
     return ok_empty(204)
 
 
 async def terminate(request: Request, gw: Gateway) -> Response:
-    await _control(gw, "terminate", request, reason=q_str(request, "reason"))
+    await gw.decider.terminate(path(request, "workflowId"), q_str(request, "reason"))
     return ok_empty()
 
 
@@ -240,14 +226,14 @@ async def remove_one(gw: Gateway, workflow_id: str, archive: bool) -> None:
         raise InvalidArgument(
             f"Cannot archive workflow: {workflow_id} with status: {wf.get('status')}"
         )
-    await gw.decider("remove", {"workflowId": workflow_id})
+    await gw.decider.remove(workflow_id)
 
 
 async def terminate_remove_one(
     gw: Gateway, workflow_id: str, reason: str | None, archive: bool
 ) -> None:
     with contextlib.suppress(Conflict):  # already finished: remove it all the same
-        await gw.decider("terminate", {"workflowId": workflow_id, "reason": reason})
+        await gw.decider.terminate(workflow_id, reason)
     await remove_one(gw, workflow_id, archive)
 
 

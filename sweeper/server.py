@@ -35,6 +35,7 @@ from podium import logs
 from podium import queues as queue_names
 from podium.codec import CodecLimits
 from podium.config import Environ, env_address_list, env_int, env_str
+from podium.decider_client import DeciderClient
 from podium.errors import NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
 from podium.queue_client import Message, QueueClient, Received
@@ -144,8 +145,8 @@ class Sweeper:
         self.queues = QueueClient(
             RpcClient(settings.queue_addresses, limits=codec, tracer=rpc_tracing)
         )
-        self.decider = RpcClient(
-            settings.decider_addresses, limits=codec, timeout_s=30, tracer=rpc_tracing
+        self.decider = DeciderClient(
+            RpcClient(settings.decider_addresses, limits=codec, timeout_s=30, tracer=rpc_tracing)
         )
         self.store: Store | None = None
         self.http = httpx.AsyncClient()
@@ -229,7 +230,7 @@ class Sweeper:
         ids = {names.WORKFLOW_ID: workflow_id, names.MSG_ID: workflow_id}
         try:
             with consume(self.tracer, DECIDER_QUEUE, ids):
-                await self.decider.call("decider.decide", {"workflowId": workflow_id})
+                await self.decider.decide(workflow_id)
             self.metrics.decided.inc()
         except NotFound:
             await self.queues.remove(DECIDER_QUEUE, [workflow_id])
@@ -277,12 +278,9 @@ class Sweeper:
     async def _claim_http(self, queue: str, got: Sequence[Received]) -> None:
         if not got:
             return
-        items = [[m.id, _workflow_of(m.payload)] for m in got]
-        answer = await self.decider.call(
-            "decider.claim",
-            {"queue": queue, "items": items, "workerId": self.worker_id, "ack": False},
-        )
-        for task in answer["tasks"]:
+        items = [(m.id, _workflow_of(m.payload)) for m in got]
+        tasks = await self.decider.claim(queue, items, self.worker_id, ack=False)
+        for task in tasks:
             await self._http_slots.acquire()
             self._spawn(self._run_http(queue, task))
 
@@ -299,7 +297,7 @@ class Sweeper:
                 )
                 result = await execute(task, self.settings.http, self.http, self.worker_id)
                 self.metrics.http_calls.labels(str(result["status"])).inc()
-                await self.decider.call("decider.update_task", {"result": result})
+                await self.decider.update_task(result)
         except PodiumError as exc:
             log.warning("HTTP task %s could not be reported: %s", task.get("taskId"), exc.message)
         finally:

@@ -1,0 +1,167 @@
+"""The Python client of the decider service: one method per RPC, with typed parameters.
+
+The gateway and the sweeper call the decider only through this class, so the names and
+shapes of the calls are written once. A call that changes a workflow answers
+:data:`DecisionAnswer`: ``workflowId``, ``status``, ``accepted``, ``changedTaskIds``, and
+``workflow`` (the whole record, tasks included) when asked for with ``return_workflow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from podium.rpc import RpcClient
+from podium.types import JSON
+
+#: What a call that decides answers (see the module's docstring).
+DecisionAnswer = JSON
+
+
+class DeciderClient:
+    """Calls the decider service over RPC."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+
+    async def close(self) -> None:
+        await self.rpc.close()
+
+    async def call(self, method: str, params: JSON, *, timeout_s: float | None = None) -> Any:
+        """Send ``decider.<method>``; its errors come back as the same PodiumError classes."""
+        return await self.rpc.call(f"decider.{method}", params, timeout_s=timeout_s)
+
+    async def start_workflow(self, request: JSON) -> str:
+        """Start a workflow from a StartWorkflowRequest; its id once its first tasks exist."""
+        answer = await self.call("start_workflow", {"request": request})
+        return str(answer["workflowId"])
+
+    async def test_workflow(self, request: JSON) -> JSON:
+        """Conductor's test run: the workflow run with mocked task results, nothing stored."""
+        answer = await self.call("test_workflow", {"request": request})
+        workflow: JSON = answer["workflow"]
+        return workflow
+
+    async def decide(self, workflow_id: str) -> DecisionAnswer:
+        answer: DecisionAnswer = await self.call("decide", {"workflowId": workflow_id})
+        return answer
+
+    async def claim(
+        self,
+        queue: str,
+        items: Sequence[tuple[str, str]],
+        worker_id: str | None,
+        *,
+        ack: bool,
+    ) -> list[JSON]:
+        """Claim popped messages (``(message id, workflow id)``) for a worker: the tasks it
+        gets. With ``ack`` their messages are acked with the claims; without, the caller's
+        lease covers the work."""
+        params = {
+            "queue": queue,
+            "items": [[msg_id, wf_id] for msg_id, wf_id in items],
+            "workerId": worker_id,
+            "ack": ack,
+        }
+        answer = await self.call("claim", params)
+        return list(answer.get("tasks") or [])
+
+    async def update_task(self, result: JSON) -> DecisionAnswer:
+        """Report a TaskResult."""
+        answer: DecisionAnswer = await self.call("update_task", {"result": result})
+        return answer
+
+    async def update_task_by_ref(
+        self,
+        workflow_id: str,
+        ref: str,
+        status: str,
+        output: JSON,
+        worker_id: str | None,
+        *,
+        return_workflow: bool = False,
+    ) -> DecisionAnswer:
+        params = {
+            "workflowId": workflow_id,
+            "ref": ref,
+            "status": status,
+            "output": output,
+            "workerId": worker_id,
+            "returnWorkflow": return_workflow,
+        }
+        answer: DecisionAnswer = await self.call("update_task_by_ref", params)
+        return answer
+
+    async def signal(
+        self, workflow_id: str, status: str, output: JSON, *, return_workflow: bool = False
+    ) -> DecisionAnswer:
+        """Complete the workflow's blocking WAIT, HUMAN or YIELD task with ``status``."""
+        params = {
+            "workflowId": workflow_id,
+            "status": status,
+            "output": output,
+            "returnWorkflow": return_workflow,
+        }
+        answer: DecisionAnswer = await self.call("signal", params)
+        return answer
+
+    async def terminate(self, workflow_id: str, reason: str | None) -> DecisionAnswer:
+        params = {"workflowId": workflow_id, "reason": reason}
+        answer: DecisionAnswer = await self.call("terminate", params)
+        return answer
+
+    async def pause(self, workflow_id: str) -> DecisionAnswer:
+        answer: DecisionAnswer = await self.call("pause", {"workflowId": workflow_id})
+        return answer
+
+    async def resume(self, workflow_id: str) -> DecisionAnswer:
+        answer: DecisionAnswer = await self.call("resume", {"workflowId": workflow_id})
+        return answer
+
+    async def retry(
+        self, workflow_id: str, *, resume_subworkflow_tasks: bool = False
+    ) -> DecisionAnswer:
+        params = {"workflowId": workflow_id, "resumeSubworkflowTasks": resume_subworkflow_tasks}
+        answer: DecisionAnswer = await self.call("retry", params)
+        return answer
+
+    async def restart(
+        self, workflow_id: str, *, use_latest_definitions: bool = False
+    ) -> DecisionAnswer:
+        params = {"workflowId": workflow_id, "useLatestDefinitions": use_latest_definitions}
+        answer: DecisionAnswer = await self.call("restart", params)
+        return answer
+
+    async def rerun(self, workflow_id: str, request: JSON) -> DecisionAnswer:
+        """Rerun from a task (a RerunWorkflowRequest)."""
+        params = {"workflowId": workflow_id, "request": request}
+        answer: DecisionAnswer = await self.call("rerun", params)
+        return answer
+
+    async def skip_task(
+        self,
+        workflow_id: str,
+        ref: str,
+        task_input: JSON | None = None,
+        task_output: JSON | None = None,
+    ) -> DecisionAnswer:
+        params = {
+            "workflowId": workflow_id,
+            "ref": ref,
+            "taskInput": task_input,
+            "taskOutput": task_output,
+        }
+        answer: DecisionAnswer = await self.call("skip_task", params)
+        return answer
+
+    async def set_variables(self, workflow_id: str, variables: JSON) -> DecisionAnswer:
+        params = {"workflowId": workflow_id, "variables": variables}
+        answer: DecisionAnswer = await self.call("set_variables", params)
+        return answer
+
+    async def remove(self, workflow_id: str) -> None:
+        """Remove the workflow, its tasks and its timer."""
+        await self.call("remove", {"workflowId": workflow_id})
+
+    async def ping(self) -> str:
+        return str(await self.call("ping", {}))
