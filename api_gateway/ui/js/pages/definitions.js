@@ -4,7 +4,8 @@
 import { api, ApiError, get, seg } from "../api.js";
 import { debounce, fmtTime, h, replace, table, toast } from "../dom.js";
 import { canonicalJson, renderDiff } from "../diff.js";
-import { buildModel, renderDiagram } from "../graph.js";
+import { renderDiagram } from "../diagram.js";
+import { buildModel } from "../graph.js";
 import { buildHash, setHashSilently } from "../router.js";
 import { errorBanner, jsonView } from "../widgets.js";
 

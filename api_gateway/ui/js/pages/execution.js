@@ -6,7 +6,8 @@
 import { api, get, seg } from "../api.js";
 import { traceLink } from "../config.js";
 import { confirmDialog, fmtDuration, fmtTime, h, replace, statusBadge, toast } from "../dom.js";
-import { buildModel, renderDiagram } from "../graph.js";
+import { renderDiagram } from "../diagram.js";
+import { buildModel } from "../graph.js";
 import { buildHash, executionHref, setHashSilently } from "../router.js";
 import { LEGEND, WORKFLOW_TERMINAL } from "../statuses.js";
 import { attemptsOfRef, renderTaskPanel } from "../taskpanel.js";
