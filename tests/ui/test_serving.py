@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,14 @@ def test_the_trace_url_setting_is_checked() -> None:
     for bad in ("http://jaeger:16686/trace/", "javascript:alert('{traceId}')"):
         with pytest.raises(ConfigError, match="PODIUM_UI_TRACE_URL"):
             GatewaySettings.from_env({"PODIUM_UI_TRACE_URL": bad})
+
+
+def test_every_ui_file_is_package_data() -> None:
+    """pyproject's package-data patterns cover every file the gateway serves (a wheel has them)."""
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["api_gateway"]
+    package = root / "api_gateway"
+    covered = {p for pattern in patterns for p in package.glob(pattern)}
+    served = {p for p in (package / "ui").rglob("*") if p.is_file()}
+    assert served and served <= covered, sorted(str(p) for p in served - covered)
