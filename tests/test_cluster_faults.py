@@ -136,7 +136,7 @@ async def test_every_workflow_completes_while_one_replica_of_each_service_is_kil
                 assert len(keys) == len(set(keys)), f"duplicate task in {wf_id}: {keys}"
                 pending.discard(wf_id)
             await asyncio.sleep(0.25)
-        for r in runners:
-            r.stop()
+        for runner in runners:
+            runner.stop()
         await asyncio.gather(*running, return_exceptions=True)
     assert statuses == Counter({"COMPLETED": WORKFLOWS})

@@ -371,7 +371,7 @@ async def _handler(task: JSON) -> JSON:
 async def _run_workflow(cluster: LocalCluster) -> tuple[JSON, str]:
     """Start one workflow over HTTP, let a worker finish it; its record and the start's trace."""
     url = cluster.gateway_urls[0]
-    tasks = [{"name": t, "taskReferenceName": t, "type": "SIMPLE"} for t in TYPES]
+    tasks: list[JSON] = [{"name": t, "taskReferenceName": t, "type": "SIMPLE"} for t in TYPES]
     # A WAIT between the tasks: the sweeper must decide the workflow once it is due.
     tasks.insert(
         1,

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWa
 
 def _start(e2e: E2E, wf: ConductorWorkflow, inp: dict[str, Any] | None = None) -> str:
     wf.register(overwrite=True)
-    return e2e.workflows.start_workflow(
-        StartWorkflowRequest(name=wf.name, version=1, input=inp or {})
+    return str(
+        e2e.workflows.start_workflow(StartWorkflowRequest(name=wf.name, version=1, input=inp or {}))
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import httpx
 
@@ -10,7 +11,7 @@ from .conftest import Names
 from .helpers import assert_envelope, register, simple_workflow
 
 
-async def start(client: httpx.AsyncClient, body: dict[str, object]) -> httpx.Response:
+async def start(client: httpx.AsyncClient, body: Mapping[str, object]) -> httpx.Response:
     return await client.post("/api/workflow", json=body)
 
 

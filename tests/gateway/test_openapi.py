@@ -20,6 +20,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Err
 from starlette.routing import Route
 
 from api_gateway.server import create_app
@@ -69,6 +70,8 @@ def _run_schemathesis(
     schema = schemathesis.openapi.from_dict(doc)
     failures: list[str] = []
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()  # the document itself is invalid
         operation = result.ok()
         if mode == GenerationMode.NEGATIVE and not _negatable(operation.definition.raw):
             continue  # only string path segments: hypothesis would search in vain for seconds

@@ -133,7 +133,7 @@ async def test_update_v2_returns_next_task_of_same_type(
     task = await poll_one(client, t, worker="wv2")
     other = second_wf if task["workflowInstanceId"] == first_wf else first_wf
 
-    async def update() -> httpx.Response | None:
+    async def update() -> httpx.Response:
         r = await client.post(
             "/api/tasks/update-v2",
             json={

@@ -32,7 +32,7 @@ async def complete(client: httpx.AsyncClient, task: JSON, status: str = "COMPLET
     assert r.status_code == 200, r.text
 
 
-async def get(client: httpx.AsyncClient, workflow_id: str, **params: object) -> JSON:
+async def get(client: httpx.AsyncClient, workflow_id: str, **params: str | bool) -> JSON:
     r = await client.get(f"/api/workflow/{workflow_id}", params=params)
     assert r.status_code == 200, r.text
     body: JSON = r.json()

@@ -51,7 +51,6 @@ async def http_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
     )
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="none")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
