@@ -16,6 +16,7 @@ import { errorBanner, jsonView, kv } from "../widgets.js";
 
 const POLL_MS = 1000;
 const PAUSED_POLL_MS = 3000;
+const FULL_EVERY_MS = 10_000;
 const TABS = [
   ["diagram", "Diagram"], ["tasks", "Task list"], ["timeline", "Timeline"], ["summary", "Summary"],
   ["io", "Input / output"], ["variables", "Variables"], ["json", "JSON"],
@@ -31,7 +32,7 @@ export async function executionPage(root, params, query) {
   const st = {
     wf: null, tab: TABS.some(([t]) => t === query.tab) ? query.tab : "diagram",
     taskId: query.task || null, ref: query.ref || null, ptab: query.ptab || "summary",
-    timer: null, disposed: false, diagram: null, view: null, model: null, stamp: "", lastError: null,
+    timer: null, disposed: false, diagram: null, view: null, model: null, stamp: "", lastError: null, fullAt: 0,
   };
   const t0 = performance.now();
 
@@ -55,6 +56,7 @@ export async function executionPage(root, params, query) {
 
   async function load() {
     const wf = await get(`workflow/${seg(id)}`, { includeTasks: true });
+    st.fullAt = Date.now();
     return wf;
   }
 
@@ -76,10 +78,15 @@ export async function executionPage(root, params, query) {
   async function poll() {
     if (st.disposed) return;
     try {
-      const wf = await load();
+      // The workflow's head first (every change of a task changes its updateTime): the tasks,
+      // which may be megabytes, only when something changed (or every FULL_EVERY_MS anyway).
+      const head = await get(`workflow/${seg(id)}`, { includeTasks: false });
+      const stale = head.updateTime !== st.wf.updateTime || head.status !== st.wf.status ||
+        Date.now() - st.fullAt > FULL_EVERY_MS;
+      const wf = stale ? await load() : null;
       if (st.disposed) return;
       st.lastError = null;
-      apply(wf);
+      if (wf) apply(wf);
     } catch (err) {
       st.lastError = err;
       paintLive();
