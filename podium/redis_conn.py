@@ -27,6 +27,10 @@ from redis.commands.core import AsyncScript
 from podium.errors import ConfigError, Unavailable
 
 SCHEMES = ("redis", "rediss", "unix", "sentinel")
+#: Connections a non-blocking pool may open. redis-py's default, 100, refuses the next call
+#: outright ("Too many connections"); calls that hold a connection while they wait (``WAIT``
+#: for a replica) pass it in the burst after a failover or a replica's death.
+MAX_CONNECTIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -79,18 +83,19 @@ def connect(
 
     ``options`` are redis-py connection settings (timeouts, ``max_connections``,
     ``decode_responses``). ``blocking_pool`` makes a burst of calls wait for a free
-    connection instead of failing (direct connections only; Sentinel pools grow as needed).
+    connection instead of failing (direct connections only); other pools open up to
+    :data:`MAX_CONNECTIONS`.
     """
     if urlsplit(url).scheme != "sentinel":
         if blocking_pool:
             pool = aioredis.BlockingConnectionPool.from_url(url, **options)
             return aioredis.Redis.from_pool(pool)
-        return aioredis.Redis.from_url(url, **options)
+        return aioredis.Redis.from_url(url, **{"max_connections": MAX_CONNECTIONS, **options})
     target = parse_sentinel_url(url, variable)
     if not sentinels:
         raise ConfigError(f"{url!r} needs the Sentinels' addresses", variable=variable)
     options.pop("timeout", None)  # a BlockingConnectionPool setting
-    options.pop("max_connections", None)
+    options["max_connections"] = MAX_CONNECTIONS
     sentinel_options = {
         k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")
     }

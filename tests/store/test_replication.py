@@ -14,6 +14,7 @@ import pytest
 
 from podium.errors import ConfigError, PodiumError, Unavailable
 from podium.launch.redis import ReplicatedRedis
+from podium.redis_conn import connect
 from podium.store import Store, StoreConfig, open_store
 
 from .builders import task, workflow
@@ -93,3 +94,24 @@ async def test_a_commit_no_replica_confirms_is_refused(
         replica.kill()
     with pytest.raises(Unavailable, match="0 of 1 replicas confirmed"):
         await store.executions.commit({**wf, "status": "PAUSED"}, [], expected_version=1)
+
+
+@pytest.mark.timeout(60)
+async def test_a_burst_of_calls_that_hold_their_connection_is_served(
+    topology: ReplicatedRedis,
+) -> None:
+    """Calls that keep their connection while they wait (``WAIT`` for a replica) pile up in the
+    burst after a failover; more of them at once than redis-py's default pool (100) allows are
+    all served, none refused with "Too many connections"."""
+    client = connect(
+        "sentinel://store/0",
+        sentinels=topology.sentinel_addresses,
+        variable="PODIUM_STORE_REDIS_URL",
+    )
+    try:
+        replies = await asyncio.gather(
+            *(client.blpop([f"burst:{i}"], timeout=0.5) for i in range(150))
+        )
+    finally:
+        await client.aclose()
+    assert replies == [None] * 150
