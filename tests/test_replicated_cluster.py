@@ -20,7 +20,7 @@ import pytest
 
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.worker import TaskRunner, Worker
-from tests.gateway.helpers import poll_until
+from tests.polling import eventually
 
 TYPES = ("rep_a", "rep_b", "rep_c")
 WORKFLOWS = 90
@@ -94,7 +94,9 @@ async def test_workflows_complete_while_the_redis_primaries_are_killed(
                 pending.discard(wf_id)
             return not pending
 
-        await poll_until(all_finished, timeout_s=120, interval_s=0.25)
+        await eventually(
+            all_finished, timeout_s=120, what="every workflow finished", interval_s=0.25
+        )
         runner.stop()
         await asyncio.gather(running, return_exceptions=True)
     assert statuses == Counter({"COMPLETED": WORKFLOWS})

@@ -19,7 +19,7 @@ import pytest
 
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.supervisor import Backoff, describe_exit
-from tests.gateway.helpers import poll_until
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +81,7 @@ async def test_killed_processes_are_restarted_reported_and_stopped_at_shutdown(
             and not supervisor.record("decider-0").restarting
         )  # fmt: skip
 
-    await poll_until(back, timeout_s=30)
+    await eventually(back, timeout_s=30, what="the decider and the shard restarted")
     # The restarted decider serves: a start through the gateway goes through it.
     api = cluster.gateway_urls[0]
     async with httpx.AsyncClient(timeout=10) as http:

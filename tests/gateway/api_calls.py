@@ -1,14 +1,13 @@
-"""Helpers shared by the gateway tests (no fixtures here)."""
+"""Conductor API calls the gateway tests make over HTTP, and the check of an error envelope."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-JSON = dict[str, Any]
+from podium.types import JSON
+from tests.polling import eventually
 
 
 def simple_workflow(
@@ -21,15 +20,15 @@ def simple_workflow(
     """
     tasks: list[JSON] = []
     for i, t in enumerate(task_types):
-        wt: JSON = {
+        workflow_task: JSON = {
             "name": t,
             "taskReferenceName": f"t{i}",
             "type": "SIMPLE",
             "inputParameters": {"x": "${workflow.input.x}"},
         }
         if task_def is not None:
-            wt["taskDefinition"] = {"name": t, **task_def}
-        tasks.append(wt)
+            workflow_task["taskDefinition"] = {"name": t, **task_def}
+        tasks.append(workflow_task)
     return {
         "name": name,
         "version": 1,
@@ -54,21 +53,6 @@ async def start(
     return r.text
 
 
-async def poll_until(
-    check: Callable[[], Awaitable[Any]], timeout_s: float = 10.0, interval_s: float = 0.02
-) -> Any:
-    """Call ``check`` until it returns something truthy; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s (last: {value!r})")
-        await asyncio.sleep(interval_s)
-
-
 async def poll_one(
     client: httpx.AsyncClient, task_type: str, worker: str = "w1", **params: Any
 ) -> JSON:
@@ -83,8 +67,7 @@ async def poll_one(
         tasks = r.json()
         return tasks[0] if tasks else None
 
-    task: JSON = await poll_until(once)
-    return task
+    return await eventually(once, timeout_s=10, what=f"a {task_type} task")
 
 
 def assert_envelope(r: httpx.Response, status: int, message: str | None = None) -> JSON:

@@ -12,7 +12,7 @@ from api_gateway.auth import Authenticator, TokenError
 from api_gateway.settings import AuthSettings, GatewaySettings, parse_keys
 from podium.errors import ConfigError
 
-from .helpers import assert_envelope
+from .api_calls import assert_envelope
 
 KEYS = {"app1": "s3cret-one", "app2": "s3cret-two"}
 

@@ -15,8 +15,8 @@ import httpx
 from api_gateway.context import CLAIM_LEASE_MS
 from api_gateway.polling import pop_for_claim
 
+from .api_calls import poll_one, register, simple_workflow, start
 from .conftest import Names, RunningGateway
-from .helpers import poll_one, register, simple_workflow, start
 
 RESPONSE_TIMEOUT_S = 1
 

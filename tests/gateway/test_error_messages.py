@@ -18,8 +18,8 @@ from api_gateway.http import parse_json
 from podium.errors import InternalError, InvalidArgument
 from podium.launch.redis import free_port
 
+from .api_calls import assert_envelope
 from .conftest import Names
-from .helpers import assert_envelope
 
 JSON = dict[str, Any]
 

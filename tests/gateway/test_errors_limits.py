@@ -12,8 +12,8 @@ from api_gateway.http import compact, parse_json
 from api_gateway.limits import json_depth
 from api_gateway.settings import Limits
 
+from .api_calls import assert_envelope, register, simple_workflow
 from .conftest import Names, RunningGateway
-from .helpers import assert_envelope, register, simple_workflow
 
 
 async def _stored_names(client: httpx.AsyncClient) -> set[str]:

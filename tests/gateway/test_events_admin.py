@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
+from .api_calls import assert_envelope, poll_one, register, simple_workflow, start
 from .conftest import Names
-from .helpers import assert_envelope, poll_one, register, simple_workflow, start
 
 
 async def test_event_handlers(client: httpx.AsyncClient, names: Names) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import httpx
 
+from .api_calls import assert_envelope, register, simple_workflow
 from .conftest import Names
-from .helpers import assert_envelope, register, simple_workflow
 
 
 async def start(client: httpx.AsyncClient, body: Mapping[str, object]) -> httpx.Response:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from .api_calls import assert_envelope, simple_workflow
 from .conftest import Names
-from .helpers import assert_envelope, simple_workflow
 
 
 async def test_task_defs_crud(client: httpx.AsyncClient, names: Names) -> None:

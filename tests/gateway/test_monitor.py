@@ -7,8 +7,8 @@ import socket
 from api_gateway.monitor import probe
 from api_gateway.settings import AuthSettings
 
+from .api_calls import poll_one, register, simple_workflow, start
 from .conftest import Names, RunningGateway
-from .helpers import poll_one, register, simple_workflow, start
 
 
 async def test_cluster_lists_the_replicas_and_whether_each_is_reachable(

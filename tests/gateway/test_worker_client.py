@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 
 from api_gateway.settings import AuthSettings
+from podium.types import JSON
 from podium.worker import InProgress, TaskRunner, TerminalError, Worker
+from tests.polling import eventually
 
+from .api_calls import register, simple_workflow, start
 from .conftest import Names, RunningGateway
-from .helpers import JSON, poll_until, register, simple_workflow, start
 
 
 async def _statuses(client: httpx.AsyncClient, ids: list[str]) -> list[str]:
@@ -53,7 +55,7 @@ async def test_runner_completes_many_workflows(gw: RunningGateway, names: Names)
     async def all_done() -> bool:
         return all(s == "COMPLETED" for s in await _statuses(client, ids))
 
-    await poll_until(all_done, timeout_s=30)
+    await eventually(all_done, timeout_s=30, what="20 workflows completed")
     runner.stop()
     await asyncio.wait_for(job, 10)
     assert peak <= 4
@@ -86,7 +88,7 @@ async def test_runner_failures_in_progress_and_shutdown(gw: RunningGateway, name
         statuses = await _statuses(client, list(ids.values()))
         return all(s != "RUNNING" for s in statuses)
 
-    await poll_until(settled, timeout_s=30)
+    await eventually(settled, timeout_s=30, what="every workflow settled")
     runner.stop()
     await asyncio.wait_for(job, 10)
     got = dict(zip(ids, await _statuses(client, list(ids.values())), strict=True))
@@ -122,7 +124,7 @@ async def test_runner_with_auth_and_v1_fallback(
             r = await g.client.get(f"/api/workflow/{wid}", headers=headers)
             return bool(r.json()["status"] == "COMPLETED")
 
-        await poll_until(done)
+        await eventually(done, timeout_s=10, what=f"workflow {wid} completed")
         runner.stop()
         await asyncio.wait_for(job, 10)
 

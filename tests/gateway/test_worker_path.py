@@ -6,8 +6,10 @@ import asyncio
 
 import httpx
 
+from tests.polling import eventually
+
+from .api_calls import assert_envelope, poll_one, register, simple_workflow, start
 from .conftest import Names, RunningGateway
-from .helpers import assert_envelope, poll_one, poll_until, register, simple_workflow, start
 
 
 async def test_empty_poll_costs_no_decider_call(gw: RunningGateway, names: Names) -> None:
@@ -102,7 +104,7 @@ async def test_batch_poll_returns_at_most_count(client: httpx.AsyncClient, names
         got.extend(batch)
         return len(got) >= 3
 
-    await poll_until(take)
+    await eventually(take, timeout_s=10, what="three tasks in batches of two")
     assert {task["workflowInstanceId"] for task in got} == ids
     assert len({task["taskId"] for task in got}) == 3
 
@@ -311,7 +313,7 @@ async def test_task_search(client: httpx.AsyncClient, names: Names) -> None:
         results: list[dict[str, object]] = r.json()["results"]
         return results
 
-    [summary] = await poll_until(found)
+    [summary] = await eventually(found, timeout_s=10, what=f"a search hit for {t}")
     assert summary["workflowId"] == workflow_id and isinstance(summary["scheduledTime"], str)
     r = await client.get("/api/tasks/search-v2", params={"query": f"taskType IN ({t},zz)"})
     [full] = r.json()["results"]

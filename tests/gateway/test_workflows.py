@@ -6,16 +6,17 @@ import asyncio
 
 import httpx
 
-from .conftest import Names
-from .helpers import (
-    JSON,
+from podium.types import JSON
+from tests.polling import eventually
+
+from .api_calls import (
     assert_envelope,
     poll_one,
-    poll_until,
     register,
     simple_workflow,
     start,
 )
+from .conftest import Names
 
 
 async def complete(client: httpx.AsyncClient, task: JSON, status: str = "COMPLETED",
@@ -199,7 +200,7 @@ async def test_search_correlated_running(client: httpx.AsyncClient, names: Names
         body: JSON = r.json()
         return body if body["totalHits"] == 3 else None
 
-    body = await poll_until(searched)
+    body = await eventually(searched, timeout_s=10, what="three hits")
     assert {s["workflowId"] for s in body["results"]} == set(ids)
     assert all(isinstance(s["startTime"], str) for s in body["results"])
     r = await client.get("/api/workflow/search", params={
@@ -298,7 +299,9 @@ async def test_a_workflow_that_starts_itself_stops_at_the_nesting_depth(
     }  # fmt: skip
     await register(client, {"name": wf, "version": 1, "schemaVersion": 2, "tasks": [sub]})
     top = await start(client, wf)
-    first = await poll_until(lambda: _ended(client, top), timeout_s=30, interval_s=0.05)
+    first = await eventually(
+        lambda: _ended(client, top), timeout_s=30, what=f"{top} ended", interval_s=0.05
+    )
     assert first["status"] == "FAILED"
     chain, current = [], first
     while True:

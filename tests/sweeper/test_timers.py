@@ -10,7 +10,7 @@ import pytest
 
 from podium.queues import DECIDER_QUEUE
 from sweeper.server import Sweeper
-from tests.gateway.helpers import poll_until
+from tests.polling import eventually
 from tests.stack import Stack
 
 JSON = dict[str, Any]
@@ -82,7 +82,7 @@ async def test_workflow_timeout_applies_its_policy(
     async def timer_gone() -> bool:
         return not await stack.queues.contains(DECIDER_QUEUE, wf_id)
 
-    await poll_until(timer_gone, timeout_s=5)
+    await eventually(timer_gone, timeout_s=5, what=f"the timer of {wf_id} removed")
 
 
 async def test_wait_with_a_duration_completes_on_time(

@@ -6,14 +6,13 @@ from typing import Any
 
 import httpx
 
-from tests.gateway.helpers import poll_one, poll_until, register, simple_workflow, start
+from tests.gateway.api_calls import poll_one, register, simple_workflow, start
 
 JSON = dict[str, Any]
 
 __all__ = [
     "complete_next",
     "fail_next",
-    "poll_until",
     "register",
     "simple_workflow",
     "start",

@@ -11,9 +11,10 @@ from playwright.async_api import expect
 
 from podium.worker import TaskRunner, Worker
 from tests.gateway.conftest import Names, RunningGateway
+from tests.polling import eventually
 
 from .conftest import shot
-from .helpers import JSON, poll_until, register, start, status_of
+from .helpers import JSON, register, start, status_of
 
 
 def showcase(name: str, child: str, work: str) -> JSON:
@@ -73,7 +74,7 @@ async def test_the_diagram_draws_every_structure(
         async def done() -> bool:
             return await status_of(client, wf_id) == "COMPLETED"
 
-        await poll_until(done, timeout_s=30)
+        await eventually(done, timeout_s=30, what=f"{wf_id} completed")
     finally:
         runner.stop()
         await asyncio.wait_for(job, 10)

@@ -12,12 +12,12 @@ from playwright.async_api import expect
 from api_gateway.settings import UiSettings
 from podium.store import open_store
 from tests.gateway.conftest import Names, Stack, serve_gateway
+from tests.polling import eventually
 
 from .conftest import VIEWPORT, shot
 from .helpers import (
     complete_next,
     fail_next,
-    poll_until,
     register,
     simple_workflow,
     start,
@@ -130,7 +130,7 @@ async def test_rerun_from_a_task_with_edited_input(
     wf_id = await start(client, name, {"x": 1})
     await complete_next(client, a)
     await fail_next(client, b, reason="the second step broke")
-    await poll_until(lambda: _is(client, wf_id, "FAILED"))
+    await eventually(lambda: _is(client, wf_id, "FAILED"), timeout_s=10, what=f"{wf_id} failed")
 
     await page.goto(f"/ui/#/execution/{wf_id}")
     await expect(page.locator("#wf-status")).to_have_attribute("data-status", "FAILED")

@@ -10,12 +10,12 @@ import httpx
 from playwright.async_api import expect
 
 from tests.gateway.conftest import Names
+from tests.polling import eventually
 
 from .conftest import shot
 from .helpers import (
     complete_next,
     fail_next,
-    poll_until,
     register,
     simple_workflow,
     start,
@@ -175,7 +175,7 @@ async def test_failures_are_grouped_by_workflow_and_reason(
     async def all_failed() -> bool:
         return all([await status_of(client, w) == "FAILED" for w in ids])
 
-    await poll_until(all_failed)
+    await eventually(all_failed, timeout_s=10, what="every workflow failed")
     await page.goto("/ui/#/failures?window=1h")
     row = page.locator(f"#failure-table tr[data-workflow='{name}']")
     await expect(row).to_have_attribute("data-count", "3")

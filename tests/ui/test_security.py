@@ -9,9 +9,10 @@ from playwright.async_api import expect
 
 from api_gateway.settings import AuthSettings
 from tests.gateway.conftest import Names, Stack, serve_gateway
+from tests.polling import eventually
 
 from .conftest import VIEWPORT, PageErrors, shot, watch
-from .helpers import complete_next, fail_next, poll_until, register, start, status_of
+from .helpers import complete_next, fail_next, register, start, status_of
 
 # Markup that runs script if it ever reaches the DOM as HTML; each sets window.__xss.
 IMG = '<img src=x onerror="window.__xss=1">'
@@ -55,7 +56,7 @@ async def test_workflow_data_never_runs_as_script(
     async def failed() -> bool:
         return await status_of(client, wf_id) == "FAILED"
 
-    await poll_until(failed)
+    await eventually(failed, timeout_s=10, what=f"{wf_id} failed")
     r = await client.post(f"/api/tasks/{(await _task_id(client, wf_id))}/log", content=PAYLOAD)
     assert r.status_code == 200
 
