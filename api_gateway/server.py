@@ -32,14 +32,13 @@ from api_gateway.routing import Endpoint, routes
 from api_gateway.settings import GatewaySettings
 from api_gateway.tracing import HttpTracing, instrument
 from api_gateway.webui import WebUi
-from podium import aio, logs
-from podium.config import environ, settings_from_argv
-from podium.errors import ConfigError, PodiumError
+from podium import logs
 from podium.health import HealthServer
 from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
+from podium.service import run_main
 from podium.store import open_store
-from podium.telemetry import Telemetry, telemetry_from_env
+from podium.telemetry import Telemetry
 
 log = logging.getLogger("podium.gateway")
 
@@ -202,38 +201,18 @@ async def _preflight(settings: GatewaySettings) -> None:
     await store.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        args = sys.argv[1:] if argv is None else argv
-        settings = settings_from_argv(args, environ(), GatewaySettings.from_env, "podium-gateway")
-        telemetry = telemetry_from_env(environ(), "podium-gateway")
-    except ConfigError as exc:
-        print(f"podium-gateway: {exc.message}", file=sys.stderr)
-        return 2
+async def serve(settings: GatewaySettings, telemetry: Telemetry) -> None:
+    """Serve the API with uvicorn until SIGTERM or SIGINT (uvicorn handles both)."""
     log.info("gateway settings: %r", settings)
-    try:
-        with logs.quiet_start():
-            aio.run(_preflight(settings))
-    except PodiumError as exc:
-        print(f"podium-gateway: {exc.message}", file=sys.stderr)
-        return 2
+    with logs.quiet_start():
+        await _preflight(settings)
     server = uvicorn.Server(uvicorn_config(create_app(settings, telemetry=telemetry), settings))
     print(f"podium-gateway listening on {settings.host}:{settings.port}", flush=True)
-    try:
-        server.run()
-    except PodiumError as exc:
-        print(f"podium-gateway: {exc.message}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(
-            f"podium-gateway: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
-    finally:
-        telemetry.shutdown()  # exports the spans still buffered
-    return 0 if server.started else 1
+    await server.serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main("podium-gateway", argv, GatewaySettings.from_env, serve)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from podium.config import (
     env_list,
     env_port,
     env_str,
+    rpc_limits,
 )
 from podium.errors import ConfigError
 from podium.store import StoreConfig
@@ -131,12 +132,7 @@ class GatewaySettings:
             health_port=env_port(env, "PODIUM_GATEWAY_HEALTH_PORT", 0) if health else None,
             limits=limits,
             auth=auth,
-            codec=CodecLimits(
-                max_frame_bytes=env_int(
-                    env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024
-                ),
-                max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
-            ),
+            codec=rpc_limits(env),
             rpc_timeout_s=float(
                 env_int(env, "PODIUM_GATEWAY_RPC_TIMEOUT_S", 10, minimum=1, maximum=600)
             ),

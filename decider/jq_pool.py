@@ -43,7 +43,8 @@ class _Worker:
             stderr=subprocess.DEVNULL,
             env={},
         )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if self.proc.stdin is None or self.proc.stdout is None:  # never with PIPE
+            raise RuntimeError("jq worker started without pipes")
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
 

@@ -44,7 +44,7 @@ from decider.script_host import ScriptHost
 from decider.shell import DeciderShell
 from podium import logs
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str
+from podium.config import Environ, env_address_list, env_int, env_str, rpc_limits
 from podium.errors import InvalidArgument
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
@@ -104,12 +104,7 @@ class DeciderSettings:
             queue_addresses=env_address_list(env, "PODIUM_QUEUE_ADDRESSES", ["127.0.0.1:7301"]),
             host=env_str(env, "PODIUM_DECIDER_HOST", "127.0.0.1"),
             port=env_int(env, "PODIUM_DECIDER_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
-            codec=CodecLimits(
-                max_frame_bytes=env_int(
-                    env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024
-                ),
-                max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
-            ),
+            codec=rpc_limits(env),
             health_host=env_str(env, "PODIUM_DECIDER_HEALTH_HOST", "127.0.0.1"),
             health_port=env_int(
                 env, "PODIUM_DECIDER_HEALTH_PORT", DEFAULT_HEALTH_PORT, minimum=0, maximum=65535

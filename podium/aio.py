@@ -48,6 +48,12 @@ class OwnedTasks:
         if exc is not None:
             self._log.error("%s: task %r failed", self._owner, task.get_name(), exc_info=exc)
 
+    async def drain(self, grace_s: float) -> None:
+        """Let the tasks finish for ``grace_s``, then cancel what is left and wait for it."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
+        await self.cancel_all()
+
     async def cancel_all(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+from podium.codec import CodecLimits
 from podium.errors import ConfigError
 
 Environ = Mapping[str, str]
@@ -142,3 +143,12 @@ def settings_from_argv(
             value = args.pop(0)
         overrides[known[name]] = value
     return build({**env, **overrides})
+
+
+def rpc_limits(env: Environ) -> CodecLimits:
+    """The RPC codec's limits, the same for every service: ``PODIUM_RPC_MAX_FRAME_BYTES`` and
+    ``PODIUM_RPC_MAX_DEPTH``."""
+    return CodecLimits(
+        max_frame_bytes=env_int(env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024),
+        max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
+    )

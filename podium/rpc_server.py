@@ -29,6 +29,10 @@ from podium.errors import (
 
 log = logging.getLogger("podium.rpc")
 
+#: How long a stopping server waits for the handlers it cancelled (their final writes are
+#: shielded from cancellation, so they may still take a moment).
+_CANCEL_WAIT_S = 5.0
+
 
 @dataclass(frozen=True)
 class CallContext:
@@ -216,6 +220,9 @@ class _ServerProtocol(asyncio.Protocol):
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def handler_tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks)
+
 
 def _request_id(body: bytes) -> int:
     """Best-effort request id of a frame whose payload broke a limit."""
@@ -274,7 +281,17 @@ class RpcServer:
             if asyncio.get_running_loop().time() >= deadline:
                 break
             await asyncio.sleep(0.01)
+        # Handlers still running past the grace period are cancelled with their connection;
+        # they are awaited here, so that nothing the service closes next (its store) is
+        # still in use by one of them.
+        handlers = [t for c in self._connections for t in c.handler_tasks()]
         for conn in list(self._connections):
             conn.close()
+        if handlers:
+            for task in handlers:
+                task.cancel()
+            _, pending = await asyncio.wait(handlers, timeout=_CANCEL_WAIT_S)
+            if pending:
+                log.warning("%d RPC handlers still running after their cancellation", len(pending))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 1.0)

@@ -10,14 +10,18 @@ a batch is sent at the end of the tick in which its first call arrived.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from podium.aio import OwnedTasks
 from queue_service.shards import Shard
 
 #: Splits a merged result into per-caller results: (result, sizes) -> one result per caller.
 Splitter = Callable[[Any, list[int]], list[Any]]
+
+log = logging.getLogger("podium.queue")
 
 
 #: The arguments before the merged items: a fixed list, or built from the merged item count.
@@ -42,7 +46,7 @@ class Coalescer:
         self.shard = shard
         self.max_items = max_items
         self._pending: dict[Hashable, _Pending] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("queue-coalesce", log)
         self.calls = 0
         self.merged = 0
 
@@ -82,9 +86,7 @@ class Coalescer:
         pending = self._pending.pop(key, None)
         if pending is None:
             return
-        task = asyncio.ensure_future(self._run(pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._run(pending), "coalesced-script")
 
     async def _run(self, pending: _Pending) -> None:
         head = pending.head(sum(pending.sizes)) if callable(pending.head) else pending.head

@@ -18,11 +18,12 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio.client import PubSub
 
+from podium.aio import OwnedTasks
 from podium.errors import InvalidArgument, PodiumError, Unavailable
 from podium.queue_client import MessageInfo, RawMessage
 from queue_service.coalesce import Coalescer, split_flags, split_pop
@@ -79,7 +80,7 @@ class QueueEngine:
         # Notifications say which replica sent them ("{replica}:{queue}"): a replica has
         # already woken its own pops for what it pushed, and ignores its own notifications.
         self.replica_id = uuid.uuid4().hex[:12]
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("queue", log)
         self._rr = 0
         self._stopping = False
         self.requeued = 0
@@ -135,24 +136,13 @@ class QueueEngine:
     async def stop(self) -> None:
         """Wake every long poll, stop the loops, close connections. Idempotent."""
         self.begin_shutdown()
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         for shard in self.shards:
             with contextlib.suppress(Exception):
                 await shard.close()
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        task.set_name(f"queue-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.spawn(coro, f"queue-{name}")
 
     # -- registry -----------------------------------------------------------------------------
 

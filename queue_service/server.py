@@ -37,8 +37,9 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from podium.aio import OwnedTasks
 from podium.codec import CodecLimits
-from podium.config import Environ, env_int, env_str
+from podium.config import Environ, env_int, env_str, rpc_limits
 from podium.errors import InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
@@ -81,12 +82,7 @@ class QueueSettings:
             ),
             max_wait_ms=env_int(env, "PODIUM_QUEUE_MAX_WAIT_MS", 60_000, minimum=0),
         )
-        codec = CodecLimits(
-            max_frame_bytes=env_int(
-                env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024
-            ),
-            max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
-        )
+        codec = rpc_limits(env)
         return cls(
             shards=parse_shards(
                 env_str(env, "PODIUM_QUEUE_SHARDS", "redis://127.0.0.1:6379/0"),
@@ -278,7 +274,7 @@ class QueueService:
             "Expired leases returned to ready by this replica",
             registry=self.registry,
         )
-        self._sampler: asyncio.Task[None] | None = None
+        self._sampler = OwnedTasks("queue", log)
 
     @property
     def address(self) -> str:
@@ -292,7 +288,7 @@ class QueueService:
         await self.rpc.start()
         if self.settings.health_port >= 0:
             await self.health.start()
-        self._sampler = asyncio.ensure_future(self._sample_depths())
+        self._sampler.spawn(self._sample_depths(), "queue-depths")
         return self
 
     async def _sample_depths(self) -> None:
@@ -318,9 +314,7 @@ class QueueService:
     async def stop(self, grace_s: float = 5.0) -> None:
         # Long polls return empty at once, so draining is quick; nothing is leased by us.
         self.engine.begin_shutdown()
-        if self._sampler is not None:
-            self._sampler.cancel()
-            await asyncio.gather(self._sampler, return_exceptions=True)
+        await self._sampler.cancel_all()
         await self.rpc.stop(grace_s)
         await self.health.stop()
         await self.engine.stop()

@@ -33,8 +33,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from podium import logs
 from podium import queues as queue_names
+from podium.aio import OwnedTasks
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str
+from podium.config import Environ, env_address_list, env_int, env_str, rpc_limits
 from podium.decider_client import DeciderClient
 from podium.errors import NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
@@ -71,6 +72,7 @@ class SweeperSettings:
     repair_window_days: int = 30
     #: how often the HTTP queues (one per isolation group and namespace) are looked up
     http_queues_refresh_s: float = 5.0
+    codec: CodecLimits = field(default_factory=CodecLimits)
 
     @classmethod
     def from_env(cls, env: Environ) -> SweeperSettings:
@@ -89,6 +91,7 @@ class SweeperSettings:
             http_concurrency=env_int(env, "PODIUM_SWEEPER_HTTP_CONCURRENCY", 32, minimum=1),
             repair_interval_s=env_int(env, "PODIUM_SWEEPER_REPAIR_INTERVAL_S", 60, minimum=1),
             repair_window_days=env_int(env, "PODIUM_SWEEPER_REPAIR_WINDOW_DAYS", 30, minimum=1),
+            codec=rpc_limits(env),
         )
 
 
@@ -141,7 +144,7 @@ class Sweeper:
             "sweeper", self.registry, host=settings.health_host, port=settings.health_port
         )
         self.health.add_check("loops", self.heartbeats.check)
-        codec = CodecLimits()
+        codec = settings.codec
         self.queues = QueueClient(
             RpcClient(settings.queue_addresses, limits=codec, tracer=rpc_tracing)
         )
@@ -149,17 +152,18 @@ class Sweeper:
             RpcClient(settings.decider_addresses, limits=codec, timeout_s=30, tracer=rpc_tracing)
         )
         self.store: Store | None = None
-        self.http = httpx.AsyncClient()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.http: httpx.AsyncClient | None = None
+        self._loops = OwnedTasks("sweeper", log)
         self._stopping = asyncio.Event()
         self._decides = asyncio.Semaphore(settings.concurrency)
         self._http_slots = asyncio.Semaphore(settings.http_concurrency)
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight = OwnedTasks("sweeper", log)
         self._http_queues = [HTTP_QUEUE]
         self._http_queues_at = -1e9
 
     async def start(self) -> Sweeper:
         self.store = traced(await open_store(self.settings.store), self.tracer, self.settings.store)
+        self.http = httpx.AsyncClient()
         await self.health.start()
         self._supervise("sweep", self._sweep_once, allowance_s=15)
         self._supervise("http", self._http_once, allowance_s=15)
@@ -196,19 +200,16 @@ class Sweeper:
                 if pause_s:
                     await self._pause(pause_s)
 
-        task = asyncio.ensure_future(loop())
-        task.set_name(f"sweeper-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._loops.spawn(loop(), f"sweeper-{name}")
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+    def _opened(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("the sweeper is not started: its store is not open")
+        return self.store
 
     # -- sweep ----------------------------------------------------------------------------------
 
@@ -223,7 +224,7 @@ class Sweeper:
             )
         for msg in got:
             await self._decides.acquire()
-            self._spawn(self._decide(msg.id))
+            self._inflight.spawn(self._decide(msg.id), f"decide-{msg.id}")
 
     async def _decide(self, workflow_id: str) -> None:
         started = time.perf_counter()
@@ -246,9 +247,9 @@ class Sweeper:
     async def http_queues(self) -> list[str]:
         """The HTTP queues that exist, looked up again every ``http_queues_refresh_s``."""
         if time.monotonic() - self._http_queues_at >= self.settings.http_queues_refresh_s:
-            assert self.store is not None
             with untraced():
-                candidates = queue_names.http_queues(await self.store.metadata.list_task_defs())
+                task_defs = await self._opened().metadata.list_task_defs()
+                candidates = queue_names.http_queues(task_defs)
                 existing = set(await self.queues.list_queues())
             # HTTP itself is always polled: a pop waits for its first message
             self._http_queues = [q for q in candidates if q == HTTP_QUEUE or q in existing]
@@ -282,7 +283,7 @@ class Sweeper:
         tasks = await self.decider.claim(queue, items, self.worker_id, ack=False)
         for task in tasks:
             await self._http_slots.acquire()
-            self._spawn(self._run_http(queue, task))
+            self._inflight.spawn(self._run_http(queue, task), f"http-{task.get('taskId')}")
 
     async def _run_http(self, queue: str, task: dict[str, object]) -> None:
         ids = {
@@ -295,6 +296,8 @@ class Sweeper:
                 await self.queues.set_unack_timeout(
                     queue, str(task["taskId"]), self.settings.lease_ms
                 )
+                if self.http is None:
+                    raise RuntimeError("the sweeper is not started: no HTTP client")
                 result = await execute(task, self.settings.http, self.http, self.worker_id)
                 self.metrics.http_calls.labels(str(result["status"])).inc()
                 await self.decider.update_task(result)
@@ -307,13 +310,13 @@ class Sweeper:
 
     async def repair_once(self) -> int:
         """Give every RUNNING workflow without a decider-queue entry one; returns how many."""
-        assert self.store is not None
+        store = self._opened()
         repaired = 0
         window_ms = self.settings.repair_window_days * 86_400_000
         start = 0
         now = int(time.time() * 1000)
         while True:
-            page = await self.store.executions.search_workflows(
+            page = await store.executions.search_workflows(
                 SearchQuery(
                     statuses=("RUNNING",), start_time_from_ms=now - window_ms, start=start, size=500
                 )
@@ -333,7 +336,6 @@ class Sweeper:
         the entry is added only if absent (so that of two sweepers, one repairs and counts);
         if the workflow finished meanwhile, the entry is taken back and nothing is counted.
         """
-        assert self.store is not None
         repaired = 0
         for wf_id in workflow_ids:
             if await self.queues.contains(DECIDER_QUEUE, wf_id) or not await self._running(wf_id):
@@ -353,9 +355,8 @@ class Sweeper:
         return repaired
 
     async def _running(self, workflow_id: str) -> bool:
-        assert self.store is not None
         try:
-            wf = await self.store.executions.get_workflow(workflow_id, include_tasks=False)
+            wf = await self._opened().executions.get_workflow(workflow_id, include_tasks=False)
         except NotFound:
             return False
         return bool(wf.get("status") == "RUNNING")
@@ -369,17 +370,11 @@ class Sweeper:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop popping, let in-flight work finish within ``grace_s``, then close."""
         self._stopping.set()
-        loops = list(self._tasks)
-        for t in loops:
-            t.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
-        if self._inflight:
-            _, pending = await asyncio.wait(list(self._inflight), timeout=grace_s)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._loops.cancel_all()
+        await self._inflight.drain(grace_s)
         await self.health.stop()
-        await self.http.aclose()
+        if self.http is not None:
+            await self.http.aclose()
         await self.queues.close()
         await self.decider.close()
         if self.store is not None:
