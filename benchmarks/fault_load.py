@@ -389,6 +389,8 @@ class Check:
     latency_s: dict[str, float] = field(default_factory=dict)  # workflow id -> end - start
     children: dict[str, str] = field(default_factory=dict)  # child id -> parent id
     foreign_results: list[tuple[str, str]] = field(default_factory=list)
+    #: workflows that did not complete, as read at the end (for the report and a look into them)
+    unfinished: dict[str, JSON] = field(default_factory=dict)
 
 
 def _check_tasks(wf: JSON, nonces: dict[str, set[str]], check: Check) -> None:
@@ -442,6 +444,8 @@ async def check(url: str, logs: Logs) -> Check:
                 result.lost.append(wf_id)
                 continue
             result.status[wf_id] = wf["status"]
+            if wf["status"] != "COMPLETED":
+                result.unfinished[wf_id] = wf
             if wf.get("endTime") and wf.get("startTime"):
                 result.latency_s[wf_id] = (wf["endTime"] - wf["startTime"]) / 1000
             before = set(result.children)

@@ -337,6 +337,17 @@ def _measure_recovery(run: Run, verdict: Check) -> None:
             kill.recovery_s = None
 
 
+def _why(wf: dict[str, Any]) -> str:
+    """A workflow that did not complete, in one line: its status, reason and last tasks."""
+    tasks = ", ".join(
+        f"{t['referenceTaskName']}#{t.get('retryCount', 0)} {t['status']}"
+        + (f" ({t['reasonForIncompletion'][:120]})" if t.get("reasonForIncompletion") else "")
+        for t in (wf.get("tasks") or [])[-4:]
+    )
+    reason = (wf.get("reasonForIncompletion") or "")[:200]
+    return f"{wf['workflowId']} {wf['workflowName']} {wf['status']}: {reason} [{tasks}]"
+
+
 def summarize(run: Run, verdict: Check) -> dict[str, Any]:
     cfg, logs = run.config, run.logs
     starts = logs.starts
@@ -428,6 +439,7 @@ def summarize(run: Run, verdict: Check) -> dict[str, Any]:
         "repeated_200_answers": sum(n - 1 for n in answers_200.values()),
         "duplicate_accepted": len(verdict.duplicate_accepted),
         "duplicate_accepted_examples": verdict.duplicate_accepted[:10],
+        "unfinished_examples": [_why(wf) for wf in list(verdict.unfinished.values())[:10]],
         "foreign_results": len(verdict.foreign_results),
         "http_calls": sum(run.http_calls.values()),
         "duplicate_http_calls": dup_http,
@@ -590,6 +602,13 @@ def report(summary: dict[str, Any], chart_path: Path, out: Path) -> Path:
             markdown_table(["check", ""], checks) + "\n",
             "## Totals\n",
             markdown_table(["figure", "value"], totals_rows) + "\n",
+            *(
+                ["## Workflows that did not complete\n"]
+                + [f"- {line}" for line in t["unfinished_examples"]]
+                + [""]
+                if t["unfinished_examples"]
+                else []
+            ),
             "## Recovery by kind\n",
             "Recovery = from the kill to the end of the last 1 s window (sliding by 0.25 s over "
             "the 15 s after the kill, cut at the next kill) whose task completions/s are under "
@@ -641,6 +660,7 @@ async def run_suite(cfg: FaultConfig) -> dict[str, Any]:
             ("executions", [asdict(e) for e in run.logs.executions]),
             ("updates", run.logs.updates),
             ("starts", [asdict(s) for s in run.logs.starts]),
+            ("unfinished", list(verdict.unfinished.values())),
         ):
             (cfg.out / f"faults-{name}.jsonl").write_text(
                 "".join(json.dumps(r) + "\n" for r in rows)
