@@ -5,8 +5,8 @@ Redis primary with a replica under three Sentinels, runs a steady load of sequen
 fork/join, sub-workflow, WAIT and HTTP workflows with external workers; each kind of process
 (queue service, decider, gateway, sweeper, the shard's primary, the store's primary) is killed
 with SIGKILL once. Then every workflow is read back: none lost, none stuck, none failed, no
-task completion accepted twice, every acknowledged start present, and throughput back after
-every kill.
+task completion accepted twice, every acknowledged start present. Recovery times are reported
+(benchmarks/faults.py), not asserted: on a shared machine they move with the neighbours' load.
 """
 
 from __future__ import annotations
