@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from podium.definitions.validation import validate_task_def, validate_workflow_def
+from podium.definitions.validation import ValidatedDefinitions, validate_task_def
 from podium.errors import InvalidArgument, PodiumError, ValidationError
 from podium.types import JSON
 
@@ -61,12 +61,12 @@ def _walk(tasks: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
                 yield from _walk(branch, f"{here}.forkTasks[{b}]")
 
 
-def workflow_def(definition: Any, path: str = "") -> JSON:
+def workflow_def(definition: Any, validated: ValidatedDefinitions, path: str = "") -> JSON:
     """A validated, normalized WorkflowDef; ValidationError (400) listing what is wrong."""
     if not isinstance(definition, dict):
         raise ValidationError.of([{"path": path or "workflowDef", "message": "must be an object"}])
     try:
-        checked = validate_workflow_def(definition)
+        checked = validated.workflow_def(definition)
     except PodiumError:
         raise
     except Exception as exc:  # a shape the validator did not expect: still the client's error
@@ -200,7 +200,7 @@ _START_TYPES: dict[str, type | tuple[type, ...]] = {
 _IDEMPOTENCY_STRATEGIES = ("FAIL", "RETURN_EXISTING", "FAIL_ON_RUNNING")
 
 
-def start_request(body: Any) -> JSON:
+def start_request(body: Any, validated: ValidatedDefinitions) -> JSON:
     """A checked StartWorkflowRequest, with an inline definition validated."""
     if not isinstance(body, dict):
         raise InvalidArgument("StartWorkflowRequest must be a JSON object")
@@ -226,7 +226,7 @@ def start_request(body: Any) -> JSON:
     domain_map(body.get("taskToDomain"))
     out = dict(body)
     if body.get("workflowDef") is not None:
-        out["workflowDef"] = workflow_def(body["workflowDef"], "workflowDef")
+        out["workflowDef"] = workflow_def(body["workflowDef"], validated, "workflowDef")
         out.setdefault("name", out["workflowDef"]["name"])
     if out.get("version") == 0:
         out["version"] = None  # 0 means the latest, as in Conductor's execute endpoint

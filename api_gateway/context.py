@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from api_gateway.settings import GatewaySettings
 from podium.decider_client import DeciderClient
+from podium.definitions.validation import ValidatedDefinitions
 from podium.errors import InvalidArgument, NotFound, PodiumError
 from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
@@ -184,6 +185,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.metrics = Metrics()
         self.decider = CountedDeciderClient(decider, self.stats, self.metrics)
+        self.definitions = ValidatedDefinitions()
         self.poll_data = PollDataThrottle()
         self.claim_leases = ClaimLeases(store.metadata.get_task_def, CLAIM_LEASE_MS)
         self.started_at = time.time()

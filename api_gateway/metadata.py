@@ -35,7 +35,7 @@ def now_ms() -> int:
 
 async def register_workflow(request: Request, gw: Gateway) -> Response:
     overwrite = q_bool(request, "overwrite", False)
-    definition = checks.workflow_def(await body_object(request, "WorkflowDef"))
+    definition = checks.workflow_def(await body_object(request, "WorkflowDef"), gw.definitions)
     definition["createTime"] = now_ms()
     if overwrite:
         await gw.store.metadata.update_workflow_def(definition)
@@ -45,7 +45,7 @@ async def register_workflow(request: Request, gw: Gateway) -> Response:
 
 
 async def validate_workflow(request: Request, gw: Gateway) -> Response:
-    checks.workflow_def(await body_object(request, "WorkflowDef"))
+    checks.workflow_def(await body_object(request, "WorkflowDef"), gw.definitions)
     return ok_empty()
 
 
@@ -55,7 +55,9 @@ async def update_workflows(request: Request, gw: Gateway) -> Response:
         raise ValidationError.of([{"path": "workflowDefs", "message": "must be a JSON array"}])
     if not body:
         raise ValidationError.of([{"path": "workflowDefs", "message": "WorkflowDefList is empty"}])
-    defs = [checks.workflow_def(d, f"workflowDefs[{i}]") for i, d in enumerate(body)]
+    defs = [
+        checks.workflow_def(d, gw.definitions, f"workflowDefs[{i}]") for i, d in enumerate(body)
+    ]
     done: list[str] = []
     failed: dict[str, str] = {}
     now = now_ms()

@@ -50,7 +50,7 @@ async def start(gw: Gateway, request: JSON) -> str:
 
 
 async def start_workflow(request: Request, gw: Gateway) -> Response:
-    body = checks.start_request(await body_json(request))
+    body = checks.start_request(await body_json(request), gw.definitions)
     return ok_text(await start(gw, body))
 
 
@@ -65,7 +65,7 @@ async def start_by_name(request: Request, gw: Gateway) -> Response:
         "priority": q_int(request, "priority", 0, minimum=0, maximum=99),
         "input": body or {},
     }
-    return ok_text(await start(gw, checks.start_request(start_request)))
+    return ok_text(await start(gw, checks.start_request(start_request, gw.definitions)))
 
 
 async def test_workflow(request: Request, gw: Gateway) -> Response:
@@ -73,7 +73,9 @@ async def test_workflow(request: Request, gw: Gateway) -> Response:
     body = await body_object(request, "WorkflowTestRequest")
     mocks = checks.task_mocks(body.get("taskRefToMockOutput"))
     test_only = ("taskRefToMockOutput", "subWorkflowTestRequest")
-    start_request = checks.start_request({k: v for k, v in body.items() if k not in test_only})
+    start_request = checks.start_request(
+        {k: v for k, v in body.items() if k not in test_only}, gw.definitions
+    )
     workflow = await gw.decider.test_workflow({**start_request, "taskRefToMockOutput": mocks})
     return ok_json(workflow)
 
@@ -87,7 +89,7 @@ async def execute(request: Request, gw: Gateway) -> Response:
     refs = q_list(request, "waitUntilTaskRef")
     wait_s = q_int(request, "waitForSeconds", 10, minimum=0) or 10
     strategy = signals.return_strategy(q_str(request, "returnStrategy"))
-    workflow_id = await start(gw, checks.start_request(body))
+    workflow_id = await start(gw, checks.start_request(body, gw.definitions))
     outcome = await signals.wait_for(
         gw, workflow_id, min(wait_s, gw.limits.max_execute_wait_s), refs=refs
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from decider.binding import java_str, resolve_params
-from decider.mapping import MapCall, dynamic_fork_wt, map_task
+from decider.map_call import MapCall, dynamic_fork_wt
 from decider.model import next_task
 from decider.run import TerminateSignal
 from decider.state import SYSTEM_TYPES, TaskStatus, TaskType
@@ -40,7 +40,7 @@ def map_dynamic_fork(call: MapCall) -> list[JSON]:
     out = [fork]
     join_on: list[str] = []
     for branch in branches:
-        mapped = map_task(run, branch, call.retry_count)
+        mapped = call.map_task(run, branch, call.retry_count)
         out += mapped
         join_on.append(mapped[-1]["referenceTaskName"] if mapped else branch["taskReferenceName"])
     join_wt = next_task(run.wf_def, wt["taskReferenceName"])
@@ -49,7 +49,7 @@ def map_dynamic_fork(call: MapCall) -> list[JSON]:
             "Dynamic join definition is not followed by a join task.  Check the workflow "
             "definition."
         )
-    join_call = MapCall(run, join_wt, call.retry_count, None)
+    join_call = MapCall(run, join_wt, call.retry_count, None, call.map_task)
     join_input = resolve_params(
         join_wt.get("inputParameters"), run.wf, join_call.task_id, None, run.ctx.env
     )

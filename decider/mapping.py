@@ -9,104 +9,21 @@ IN_PROGRESS or finished task.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from decider import scripting
 from decider.binding import java_str, resolve_params
-from decider.model import next_task, populate_one
+from decider.dynamic_fork import map_dynamic_fork
+from decider.map_call import MapCall, Mapper
+from decider.model import next_task
 from decider.run import Run, TerminateSignal
 from decider.state import UNSUPPORTED_TYPES, TaskStatus, TaskType, task_terminal
 from podium.clone import clone
-from podium.definitions.shape import normalize_task_def, normalize_workflow_task
+from podium.definitions.shape import normalize_task_def
 from podium.definitions.waits import parse_duration, parse_until
 from podium.types import JSON
 
-Mapper = Callable[["MapCall"], list[JSON]]
 JS_EVALUATORS = ("javascript", "graaljs")
-
-
-class MapCall:
-    """One mapping: the run, the WorkflowTask, its retry count and the new task's id."""
-
-    def __init__(self, run: Run, wt: JSON, retry_count: int, retried_task_id: str | None):
-        self.run = run
-        self.wt = wt
-        self.retry_count = retry_count
-        self.retried_task_id = retried_task_id
-        self.task_id = run.ctx.ids()
-        self.task_def = task_def_of(run, wt)
-
-    def input(self) -> JSON:
-        return resolve_params(
-            self.wt.get("inputParameters"),
-            self.run.wf,
-            self.task_id,
-            self.task_def,
-            self.run.ctx.env,
-        )
-
-    def create(
-        self, task_type: str, status: str, input_data: JSON, def_name: str | None = None
-    ) -> JSON:
-        """``TaskMapperContext.createTaskModel`` plus the type and status."""
-        run, wt = self.run, self.wt
-        task: JSON = {
-            "taskId": self.task_id,
-            "taskType": task_type,
-            "taskDefName": def_name if def_name is not None else wt["name"],
-            "referenceTaskName": wt["taskReferenceName"],
-            "status": str(status),
-            "inputData": input_data,
-            "outputData": {},
-            "workflowInstanceId": run.wf["workflowId"],
-            "workflowType": run.wf.get("workflowName"),
-            "seq": 0,
-            "retryCount": self.retry_count,
-            "retried": False,
-            "executed": False,
-            "pollCount": 0,
-            "scheduledTime": run.now,
-            "startTime": 0,
-            "endTime": 0,
-            "updateTime": run.now,
-            "startDelayInSeconds": 0,
-            "callbackAfterSeconds": 0,
-            "callbackFromWorker": True,
-            "responseTimeoutSeconds": 0,
-            "workflowTask": wt,
-            "rateLimitPerFrequency": 0,
-            "rateLimitFrequencyInSeconds": 1,
-            "workflowPriority": int(run.wf.get("priority") or 0),
-            "iteration": 0,
-            "subworkflowChanged": False,
-        }
-        if run.wf.get("correlationId") is not None:
-            task["correlationId"] = run.wf["correlationId"]
-        if self.retried_task_id is not None:
-            task["retriedTaskId"] = self.retried_task_id
-        td = self.task_def
-        if td is not None:
-            task["responseTimeoutSeconds"] = td.get("responseTimeoutSeconds", 0)
-            task["rateLimitPerFrequency"] = td.get("rateLimitPerFrequency") or 0
-            task["rateLimitFrequencyInSeconds"] = td.get("rateLimitFrequencyInSeconds") or 1
-            for key in ("isolationGroupId", "executionNameSpace"):
-                if td.get(key):
-                    task[key] = td[key]
-        if status in (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.FAILED):
-            task["startTime"] = run.now
-        if task_terminal(status):
-            task["endTime"] = run.now
-        return task
-
-
-def task_def_of(run: Run, wt: JSON) -> JSON | None:
-    """The TaskDef of a WorkflowTask: inline/populated, else registered, else None."""
-    td = wt.get("taskDefinition")
-    if isinstance(td, dict):
-        return td
-    registered = run.ctx.task_defs.get(wt.get("name", ""))
-    return normalize_task_def(registered) if registered is not None else None
 
 
 def map_task(
@@ -119,7 +36,7 @@ def map_task(
         if t["status"] == TaskStatus.IN_PROGRESS or task_terminal(t["status"])
     }
     mapper = MAPPERS.get(wt.get("type", TaskType.SIMPLE), _user_defined)
-    mapped = mapper(MapCall(run, wt, retry_count, retried_task_id))
+    mapped = mapper(MapCall(run, wt, retry_count, retried_task_id, map_task))
     return [t for t in mapped if t["referenceTaskName"] not in busy]
 
 
@@ -401,15 +318,6 @@ def _failed(
     return task
 
 
-def dynamic_fork_wt(run: Run, raw: Any, parent: JSON) -> JSON:
-    """A dynamically forked WorkflowTask, normalized and given its TaskDef."""
-    wt = normalize_workflow_task(raw)
-    populate_one(wt, run.ctx.task_defs)
-    if parent.get("optional"):
-        wt["optional"] = True
-    return wt
-
-
 MAPPERS: dict[str, Mapper] = {
     TaskType.SIMPLE: _simple,
     TaskType.DYNAMIC: _dynamic,
@@ -430,16 +338,6 @@ MAPPERS: dict[str, Mapper] = {
     TaskType.LAMBDA: _in_progress(TaskType.LAMBDA),
     TaskType.JSON_JQ_TRANSFORM: _in_progress(TaskType.JSON_JQ_TRANSFORM),
     TaskType.NOOP: _in_progress(TaskType.NOOP),
+    TaskType.FORK_JOIN_DYNAMIC: map_dynamic_fork,
+    **dict.fromkeys(UNSUPPORTED_TYPES, _unsupported),
 }
-
-
-MAPPERS.update(dict.fromkeys(UNSUPPORTED_TYPES, _unsupported))
-
-
-def _register_dynamic_fork() -> None:
-    from decider.dynamic_fork import map_dynamic_fork
-
-    MAPPERS[TaskType.FORK_JOIN_DYNAMIC] = map_dynamic_fork
-
-
-_register_dynamic_fork()

@@ -28,7 +28,6 @@ from decider.state import (
     workflow_terminal,
 )
 from podium.clone import clone
-from podium.definitions.validation import validate_workflow_def
 from podium.errors import (
     Conflict,
     IllegalState,
@@ -53,7 +52,7 @@ def start_workflow(
     ``parentWorkflowTaskId``. The definition is validated and given its TaskDefs from
     ``ctx.task_defs`` (unregistered SIMPLE tasks get the default one).
     """
-    wf_def = validate_workflow_def(
+    wf_def = ctx.definitions.workflow_def(
         definition, owner_email_mandatory=ctx.config.owner_email_mandatory
     )
     if "input" in request and request["input"] is None:
@@ -353,7 +352,7 @@ def restart(
     if not wf_def.get("restartable", True) and run.status == WorkflowStatus.COMPLETED:
         raise NotFound(f"Workflow: {run.wf['workflowId']} is non-restartable")
     if latest_definition is not None:
-        new_def = validate_workflow_def(
+        new_def = ctx.definitions.workflow_def(
             latest_definition, owner_email_mandatory=ctx.config.owner_email_mandatory
         )
         run.wf["workflowDefinition"] = populate_task_defs(new_def, ctx.task_defs)

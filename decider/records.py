@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from decider.scripting import Scripts
+from podium.definitions.validation import ValidatedDefinitions
 from podium.types import JSON
 
 IdGenerator = Callable[[], str]
@@ -48,6 +49,7 @@ class Context:
     ``(taskType, domain)``, to pick the active domain of a ``taskToDomain`` list. ``env``:
     system names usable in expressions (Conductor reads server env vars). ``scripts``: where
     JavaScript and jq are evaluated (in the calling thread unless the shell says otherwise).
+    ``definitions``: where validated workflow definitions are remembered.
     """
 
     now_ms: int
@@ -57,6 +59,7 @@ class Context:
     env: Mapping[str, str] = field(default_factory=dict)
     config: DeciderConfig = field(default_factory=DeciderConfig)
     scripts: Scripts = field(default_factory=Scripts)
+    definitions: ValidatedDefinitions = field(default_factory=ValidatedDefinitions)
 
 
 @dataclass(frozen=True)

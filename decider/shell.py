@@ -46,6 +46,7 @@ from decider.run import queue_name
 from decider.script_host import ScriptHost
 from decider.scripting import NeedsScriptThread, OnLoop, Scripts
 from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
+from podium.definitions.validation import ValidatedDefinitions
 from podium.errors import (
     Conflict,
     DeadlineExceeded,
@@ -116,6 +117,7 @@ class DeciderShell:
         self._task_defs_lock = asyncio.Lock()
         self._absent: dict[str, float] = {}  # names without a TaskDef, and when last looked up
         self._background: set[asyncio.Task[None]] = set()  # commands run apart, see _effects
+        self.definitions = ValidatedDefinitions()
 
     # -- context ------------------------------------------------------------------------------
 
@@ -213,6 +215,7 @@ class DeciderShell:
             poll_times=poll_times,
             config=self.config,
             scripts=_ON_LOOP,
+            definitions=self.definitions,
         )
 
     async def _poll_times(

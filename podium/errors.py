@@ -125,30 +125,19 @@ class IllegalState(PodiumError):
     http_status = 500
 
 
-_BY_CODE: dict[str, type[PodiumError]] = {
-    cls.code: cls
-    for cls in (
-        PodiumError,
-        InvalidArgument,
-        NotFound,
-        Conflict,
-        LimitExceeded,
-        Unavailable,
-        DeadlineExceeded,
-        UnknownMethod,
-        ProtocolError,
-        InternalError,
-        ConfigError,
-        ValidationError,
-        IllegalState,
-    )
-}
+def error_class(code: str) -> type[PodiumError]:
+    """The most specific class that declares ``code``, among every subclass of
+    :class:`PodiumError` defined in this process (one defined elsewhere, as the store's, is
+    found once its module is loaded); :class:`PodiumError` for a code none declares."""
 
+    def find(cls: type[PodiumError]) -> type[PodiumError] | None:
+        for sub in cls.__subclasses__():
+            found = find(sub)
+            if found is not None:
+                return found
+        return cls if cls.__dict__.get("code") == code else None
 
-def register_error(cls: type[PodiumError]) -> type[PodiumError]:
-    """Make a subclass known by its code, so that it is rebuilt as itself after an RPC."""
-    _BY_CODE[cls.code] = cls
-    return cls
+    return find(PodiumError) or PodiumError
 
 
 def error_from_wire(frame: dict[str, Any]) -> PodiumError:
@@ -156,7 +145,7 @@ def error_from_wire(frame: dict[str, Any]) -> PodiumError:
     code = str(frame.get("code", "INTERNAL"))
     message = str(frame.get("message", ""))
     data = frame.get("data") or {}
-    cls = _BY_CODE.get(code, PodiumError)
+    cls = error_class(code)
     err = cls(message, **(data if isinstance(data, dict) else {}))
     if cls is PodiumError and code != PodiumError.code:
         err.data.setdefault("code", code)

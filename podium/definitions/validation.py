@@ -38,10 +38,48 @@ _TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_<>{}#\s-]+$")
 
 
-#: Definitions already validated, by content (a running system starts the same few
-#: definitions over and over; validating one costs more than deciding).
-_VALID: OrderedDict[bytes, JSON] = OrderedDict()
-_VALID_MAX = 256
+class ValidatedDefinitions:
+    """Workflow definitions already validated, remembered by content (the last ``size``).
+
+    A running system starts the same few definitions over and over, and validating one costs
+    more than deciding; each process that validates keeps one of these.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._valid: OrderedDict[bytes, JSON] = OrderedDict()
+
+    def workflow_def(
+        self,
+        definition: Mapping[str, Any],
+        *,
+        owner_email_mandatory: bool = False,
+        name_validation: bool = False,
+        extra_names: Iterable[str] = (),
+    ) -> JSON:
+        """:func:`validate_workflow_def`, answered from memory for a definition seen before.
+        The result is a fresh copy either way."""
+        names = tuple(sorted(extra_names))
+        try:
+            key = msgpack.packb(
+                [definition, owner_email_mandatory, name_validation, names], use_bin_type=True
+            )
+        except (TypeError, ValueError, OverflowError):
+            key = None
+        if key is not None and key in self._valid:
+            self._valid.move_to_end(key)
+            return clone(self._valid[key])
+        result = validate_workflow_def(
+            definition,
+            owner_email_mandatory=owner_email_mandatory,
+            name_validation=name_validation,
+            extra_names=names,
+        )
+        if key is not None:
+            self._valid[key] = clone(result)
+            if len(self._valid) > self._size:
+                self._valid.popitem(last=False)
+        return result
 
 
 def validate_workflow_def(
@@ -51,33 +89,17 @@ def validate_workflow_def(
     name_validation: bool = False,
     extra_names: Iterable[str] = (),
 ) -> JSON:
-    """Validate a WorkflowDef and return it normalized (defaults filled in).
+    """Validate a WorkflowDef and return it normalized (defaults filled in), a fresh copy.
 
     ``extra_names`` are system names (environment values) an input expression may start with.
-    Raises :class:`ValidationError` listing every broken rule. The result is a fresh copy;
-    valid definitions are remembered by content, so validating the same one again is cheap.
+    Raises :class:`ValidationError` listing every broken rule.
     """
-    names = tuple(sorted(extra_names))
-    try:
-        key = msgpack.packb(
-            [definition, owner_email_mandatory, name_validation, names], use_bin_type=True
-        )
-    except (TypeError, ValueError, OverflowError):
-        key = None
-    if key is not None and key in _VALID:
-        _VALID.move_to_end(key)
-        return clone(_VALID[key])
-    result = _validate_workflow_def(
+    return _validate_workflow_def(
         definition,
         owner_email_mandatory=owner_email_mandatory,
         name_validation=name_validation,
-        extra_names=names,
+        extra_names=tuple(sorted(extra_names)),
     )
-    if key is not None:
-        _VALID[key] = clone(result)
-        if len(_VALID) > _VALID_MAX:
-            _VALID.popitem(last=False)
-    return result
 
 
 def _validate_workflow_def(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from podium.errors import Conflict, register_error
+from podium.errors import Conflict
 
 
 class VersionConflict(Conflict):
@@ -24,7 +24,3 @@ class DuplicateTask(Conflict):
     """
 
     code = "DUPLICATE_TASK"
-
-
-register_error(VersionConflict)
-register_error(DuplicateTask)
