@@ -1,13 +1,11 @@
-"""The queue engine: every queue operation over the shards, long polls, and lease recovery.
+"""The queue engine: every queue operation over the shards.
 
 The engine talks to Redis directly; :mod:`queue_service.server` exposes it over RPC and a
 process may also embed it. Any number of engines (replicas) may serve the same shards at once:
 every state change is one atomic script, so they never need to coordinate.
 
-Shard choice: a queue records, the first time it is used, the list of shards it spreads over
-(the registry, kept on every shard). A message id always maps to the same shard of that list
-(CRC-32), so by-id operations are one round trip. Shards added to the configuration later are
-used by queues created later; existing queues keep their shards and their messages.
+Shard choice is :mod:`queue_service.registry`, long polls :mod:`queue_service.long_poll`,
+the return of expired leases :mod:`queue_service.lease_recovery`.
 """
 
 from __future__ import annotations
@@ -16,32 +14,26 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
-
-from redis.asyncio.client import PubSub
 
 from podium.aio import OwnedTasks
 from podium.errors import InvalidArgument, PodiumError, Unavailable
 from podium.queue_client import MessageInfo, RawMessage
-from queue_service.coalesce import Coalescer, split_flags, split_pop
+from queue_service.coalesce import Coalescer, split_flags
+from queue_service.lease_recovery import LeaseRecovery
 from queue_service.limits import (
     QueueLimits,
     check_id,
     check_ids,
     check_int,
-    check_queue_name,
 )
-from queue_service.shards import NOTIFY_CHANNEL, REGISTRY_KEY, Shard, ShardSpec, shard_index
+from queue_service.long_poll import LongPolls
+from queue_service.registry import ShardRegistry
+from queue_service.shards import Shard, ShardSpec, shard_index
 
 log = logging.getLogger("podium.queue")
-
-#: How many expired leases / due delayed messages one script call moves at most.
-SCAN_LIMIT = 1000
-#: How long a shard found empty is skipped by pops, at most (unless a push wakes the queue).
-EMPTY_HINT_MS = 1000
 
 
 def now_ms() -> int:
@@ -66,24 +58,11 @@ class QueueEngine:
         self._clock = clock  # milliseconds; injectable so tests can move time
         self.shards = [Shard(s) for s in shards]
         self._merge = {s.name: Coalescer(s, self.limits.max_batch) for s in self.shards}
-        self._by_name = {s.name: s for s in self.shards}
-        self._queue_shards: dict[str, list[Shard]] = {}
-        # queue -> the events of its waiting pops -> whether that pop is asleep (not popping)
-        self._waiters: dict[str, dict[asyncio.Event, bool]] = defaultdict(dict)
-        # queue -> shard -> (hint valid until ms, shard's next due ms): shards that a pop found
-        # empty. A push to a shard, on any replica, clears that shard's hint (through _wake).
-        self._empty: dict[str, dict[str, tuple[int, int]]] = {}
-        self._generation: dict[str, int] = {}  # bumped by every wake-up of a queue
-        self._requeue_interval_s = requeue_interval_s
+        self.registry = ShardRegistry(self.shards, self.limits)
+        self.polls = LongPolls(self.shards_of, self._merge, self.limits, clock, notify=notify)
+        self.recovery = LeaseRecovery(self.registry, self.polls, clock, requeue_interval_s)
         self._notify = notify
-        self._channel = NOTIFY_CHANNEL if notify else ""
-        # Notifications say which replica sent them ("{replica}:{queue}"): a replica has
-        # already woken its own pops for what it pushed, and ignores its own notifications.
-        self.replica_id = uuid.uuid4().hex[:12]
         self._tasks = OwnedTasks("queue", log)
-        self._rr = 0
-        self._stopping = False
-        self.requeued = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -107,19 +86,19 @@ class QueueEngine:
 
     async def start(self) -> QueueEngine:
         """Start the background loops (lease recovery; notifications from other replicas)."""
-        self._spawn(self._requeue_loop(), "requeue")
+        self._spawn(self.recovery.run(), "requeue")
         if self._notify:
             for shard in self.shards:
-                self._spawn(self._listen(shard), f"notify-{shard.name}")
+                self._spawn(self.polls.listen(shard), f"notify-{shard.name}")
         return self
 
     @property
     def stopping(self) -> bool:
-        return self._stopping
+        return self.polls.stopping
 
     def loops_failing(self) -> str | None:
         """For /ready: None while the background loops run, else which one stopped."""
-        if self._stopping:
+        if self.stopping:
             return "stopping"
         expected = 1 + (len(self.shards) if self._notify else 0)
         if len(self._tasks) < expected:
@@ -128,10 +107,8 @@ class QueueEngine:
 
     def begin_shutdown(self) -> None:
         """Make every long poll return now (empty if nothing is due) and refuse to wait again."""
-        self._stopping = True
-        for events in self._waiters.values():
-            for ev in events:
-                ev.set()
+        self.polls.stop_waiting()
+        self.recovery.stopping = True
 
     async def stop(self) -> None:
         """Wake every long poll, stop the loops, close connections. Idempotent."""
@@ -148,53 +125,10 @@ class QueueEngine:
 
     async def shards_of(self, queue: str) -> list[Shard]:
         """The shards a queue spreads over, recorded on first use and cached."""
-        known = self._queue_shards.get(queue)
-        if known is not None:
-            return known
-        check_queue_name(queue, self.limits)
-        names = await self._registered(queue)
-        if names is None:
-            proposal = ",".join(s.name for s in self.shards)
-            for shard in self.shards:
-                with contextlib.suppress(Unavailable):
-                    await shard.pipeline(lambda p: p.hsetnx(REGISTRY_KEY, queue, proposal))
-            names = await self._registered(queue) or proposal.split(",")
-        missing = [n for n in names if n not in self._by_name]
-        if missing:
-            raise Unavailable(
-                f"queue {queue!r} lives on shards {missing} that this replica is not configured "
-                "with; add them to PODIUM_QUEUE_SHARDS",
-                queue=queue,
-            )
-        shards = [self._by_name[n] for n in names]
-        self._queue_shards[queue] = shards
-        return shards
-
-    async def _registered(self, queue: str) -> list[str] | None:
-        errors = 0
-        for shard in self.shards:
-            try:
-                (raw,) = await shard.pipeline(lambda p: p.hget(REGISTRY_KEY, queue))
-            except Unavailable:
-                errors += 1
-                continue
-            if raw is not None:
-                return str(raw.decode()).split(",")
-        if errors == len(self.shards):
-            raise Unavailable("no queue shard is reachable", queue=queue)
-        return None
+        return await self.registry.shards_of(queue)
 
     async def list_queues(self) -> list[str]:
-        names: set[str] = set()
-        for shard in self.shards:
-            with contextlib.suppress(Unavailable):
-                (found,) = await shard.pipeline(lambda p: p.hkeys(REGISTRY_KEY))
-                names.update(n.decode() for n in found)
-        return sorted(names)
-
-    async def _shard_for(self, queue: str, msg_id: str) -> Shard:
-        shards = await self.shards_of(queue)
-        return shards[shard_index(msg_id, len(shards))]
+        return await self.registry.list_queues()
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -222,7 +156,7 @@ class QueueEngine:
             for pos in positions:
                 m = messages[pos]
                 tail += [m.id, m.delay_ms, m.priority, m.body]
-            head = [now, mode, self._channel, self._note(queue)]
+            head = [now, mode, self.polls.channel, self.polls.note(queue)]
             flags = await self._merge[shard.name].call(
                 ("push", queue, mode),
                 "push",
@@ -238,7 +172,7 @@ class QueueEngine:
         for positions, flags in await _gather(one(i, p) for i, p in groups.items()):
             for pos, flag in zip(positions, flags, strict=True):
                 out[pos] = flag == 1
-        self._wake(queue, [shards[i].name for i in groups], len(messages))
+        self.polls.wake(queue, [shards[i].name for i in groups], len(messages))
         return out
 
     async def ack(self, queue: str, ids: Sequence[str]) -> list[bool]:
@@ -284,13 +218,13 @@ class QueueEngine:
         """Set a leased message's lease to ``lease_ms`` from now; 0 makes it visible at once."""
         check_id(msg_id, self.limits)
         check_int(lease_ms, "lease_ms", 0, self.limits.max_lease_ms)
-        shard = await self._shard_for(queue, msg_id)
+        shard = await self.registry.shard_for(queue, msg_id)
         k = shard.keys(queue)
-        args = [self._clock(), msg_id, lease_ms, self._channel, self._note(queue)]
+        args = [self._clock(), msg_id, lease_ms, self.polls.channel, self.polls.note(queue)]
         found = bool(await shard.run("unack", [k.ready, k.leased], args) == 1)
         if found:
             # Visible now, or the lease may now end before the hint's due time.
-            self._wake(queue, [shard.name])
+            self.polls.wake(queue, [shard.name])
         return found
 
     async def postpone(self, queue: str, msg_id: str, delay_ms: int, priority: int) -> bool:
@@ -298,11 +232,18 @@ class QueueEngine:
         check_id(msg_id, self.limits)
         check_int(delay_ms, "delay_ms", 0, self.limits.max_delay_ms)
         check_int(priority, "priority", 0, 99)
-        shard = await self._shard_for(queue, msg_id)
-        args = [self._clock(), msg_id, delay_ms, priority, self._channel, self._note(queue)]
+        shard = await self.registry.shard_for(queue, msg_id)
+        args = [
+            self._clock(),
+            msg_id,
+            delay_ms,
+            priority,
+            self.polls.channel,
+            self.polls.note(queue),
+        ]
         found = bool(await shard.run("postpone", shard.keys(queue).all, args) == 1)
         if found:
-            self._wake(queue, [shard.name])
+            self.polls.wake(queue, [shard.name])
         return found
 
     async def schedule(
@@ -318,19 +259,19 @@ class QueueEngine:
         check_int(delay_ms, "delay_ms", 0, self.limits.max_delay_ms)
         check_int(priority, "priority", 0, 99)
         check_int(fence, "fence", 0, 2**53)
-        shard = await self._shard_for(queue, msg_id)
+        shard = await self.registry.shard_for(queue, msg_id)
         (flag,) = await self._merge[shard.name].call(
             ("schedule", queue),
             "schedule",
             shard.keys(queue).all,
-            [self._clock(), self._channel, self._note(queue)],
+            [self._clock(), self.polls.channel, self.polls.note(queue)],
             [msg_id, delay_ms, priority, fence],
             1,
             split_flags,
         )
         applied = bool(flag == 1)
         if applied:
-            self._wake(queue, [shard.name])
+            self.polls.wake(queue, [shard.name])
         return applied
 
     async def flush(self, queue: str) -> None:
@@ -342,13 +283,13 @@ class QueueEngine:
     async def contains(self, queue: str, msg_id: str) -> bool:
         """Whether the id is queued (ready or delayed) or leased."""
         check_id(msg_id, self.limits)
-        shard = await self._shard_for(queue, msg_id)
+        shard = await self.registry.shard_for(queue, msg_id)
         (found,) = await shard.pipeline(lambda p: p.hexists(shard.keys(queue).bodies, msg_id))
         return bool(found)
 
     async def get(self, queue: str, msg_id: str) -> MessageInfo | None:
         check_id(msg_id, self.limits)
-        shard = await self._shard_for(queue, msg_id)
+        shard = await self.registry.shard_for(queue, msg_id)
         found = await shard.run("get", shard.keys(queue).all, [msg_id])
         if not found:
             return None
@@ -377,187 +318,28 @@ class QueueEngine:
     async def pop(
         self, queue: str, count: int, lease_ms: int, wait_ms: int = 0
     ) -> list[tuple[str, bytes, int]]:
-        """Lease up to ``count`` due messages as (id, body, priority), waiting up to ``wait_ms``.
-
-        A waiting call is woken by a push (from this or another replica) or when the earliest
-        delayed message or lease falls due, whichever comes first.
-        """
-        check_int(count, "count", 1, self.limits.max_batch)
-        check_int(lease_ms, "lease_ms", 1, self.limits.max_lease_ms)
-        check_int(wait_ms, "wait_ms", 0, self.limits.max_wait_ms)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_ms / 1000.0
-        event = asyncio.Event()
-        waiters = self._waiters[queue]
-        waiters[event] = False
-        try:
-            while True:
-                event.clear()
-                got, next_due = await self._pop_once(queue, count, lease_ms)
-                remaining = deadline - loop.time()
-                if got or remaining <= 0 or self._stopping:
-                    return got
-                sleep_s = remaining
-                if next_due >= 0:
-                    sleep_s = min(sleep_s, max(0.0, (next_due - self._clock()) / 1000.0) + 0.001)
-                # A safety net in case a notification is lost while a shard reconnects.
-                sleep_s = min(sleep_s, 1.0)
-                waiters[event] = True
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), sleep_s)
-                waiters[event] = False
-        finally:
-            waiters.pop(event, None)
-            if not waiters:
-                self._waiters.pop(queue, None)
-
-    async def _pop_once(
-        self, queue: str, count: int, lease_ms: int
-    ) -> tuple[list[tuple[str, bytes, int]], int]:
-        shards = await self.shards_of(queue)
-        n = len(shards)
-        start = self._rr % n
-        self._rr += 1
-        got: list[tuple[str, bytes, int]] = []
-        next_due = -1
-        failures: list[Unavailable] = []
-        hints = self._empty.get(queue) if self._notify else None
-        generation = self._generation.get(queue, 0)
-        now = self._clock()
-        for i in range(n):
-            shard = shards[(start + i) % n]
-            hint = hints.get(shard.name) if hints else None
-            if hint is not None and now < hint[0]:
-                # Known empty since its last pop and nothing pushed since: skip the round trip.
-                if hint[1] >= 0 and (next_due < 0 or hint[1] < next_due):
-                    next_due = hint[1]
-                continue
-            want = count - len(got)
-            try:
-                due, flat = await self._merge[shard.name].call(
-                    ("pop", queue, lease_ms),
-                    "pop",
-                    shard.keys(queue).all,
-                    lambda total: [self._clock(), total, lease_ms, SCAN_LIMIT],
-                    [],
-                    want,
-                    split_pop,
-                )
-            except Unavailable as exc:
-                # Other shards keep serving; the failure surfaces only if every shard failed.
-                failures.append(exc)
-                continue
-            for j in range(0, len(flat), 3):
-                got.append((flat[j].decode(), flat[j + 1], int(flat[j + 2])))
-            if due >= 0 and (next_due < 0 or due < next_due):
-                next_due = int(due)
-            # A hint is only kept if no push woke the queue while this pop was in flight.
-            if (
-                self._notify
-                and len(flat) // 3 < want
-                and self._generation.get(queue, 0) == generation
-            ):
-                until = now + EMPTY_HINT_MS if due < 0 else min(int(due), now + EMPTY_HINT_MS)
-                self._empty.setdefault(queue, {})[shard.name] = (until, int(due))
-            if len(got) >= count:
-                break
-        if failures and len(failures) == n:
-            raise failures[0]
-        return got, next_due
-
-    def _note(self, queue: str) -> str:
-        """The notification a shard publishes for ``queue`` (see ``_listen``)."""
-        return f"{self.replica_id}:{queue}"
-
-    def _wake(self, queue: str, shards: Iterable[str], count: int | None = None) -> None:
-        """Something may be due in ``queue`` on these shards: forget that they were empty, and
-        wake the queue's long polls: at most ``count`` sleeping ones when that many messages
-        arrived (not every poll for each message), and any that is popping right now (it
-        looks again before it sleeps)."""
-        hints = self._empty.get(queue)
-        if hints:
-            for name in shards:
-                hints.pop(name, None)
-        self._generation[queue] = self._generation.get(queue, 0) + 1
-        waiters = self._waiters.get(queue)
-        if not waiters:
-            return
-        budget = len(waiters) if count is None else count
-        for ev, asleep in waiters.items():
-            if not asleep:
-                ev.set()
-            elif budget > 0 and not ev.is_set():
-                ev.set()
-                budget -= 1
-
-    async def _listen(self, shard: Shard) -> None:
-        """Wake local long polls when another replica pushes (Redis pub/sub per shard)."""
-        while not self._stopping:
-            pubsub: PubSub = shard.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(NOTIFY_CHANNEL)
-                self._empty.clear()  # notifications may have been missed while disconnected
-                while not self._stopping:
-                    msg = await pubsub.get_message(timeout=1.0)
-                    if msg is not None and msg.get("type") == "message":
-                        sender, queue = _sender(msg["data"].decode())
-                        if sender != self.replica_id:
-                            self._wake(queue, [shard.name])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.debug("notifications from shard %s interrupted: %s", shard.name, exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        """Lease up to ``count`` due messages as (id, body, priority), waiting up to ``wait_ms``
+        (see :mod:`queue_service.long_poll`)."""
+        return await self.polls.pop(queue, count, lease_ms, wait_ms)
 
     # -- lease recovery ------------------------------------------------------------------------
 
     async def requeue_expired(self) -> int:
         """Return every expired lease of every known queue to ready; returns how many moved."""
-        moved = 0
-        for queue in await self.list_queues():
-            try:
-                shards = await self.shards_of(queue)
-            except PodiumError:
-                continue
-            for shard in shards:
-                k = shard.keys(queue)
-                try:
-                    while True:
-                        n = await shard.run(
-                            "requeue",
-                            [k.ready, k.leased],
-                            [self._clock(), SCAN_LIMIT, self._channel, self._note(queue)],
-                        )
-                        moved += int(n)
-                        if n > 0:
-                            self._wake(queue, [shard.name])
-                        if n < SCAN_LIMIT:
-                            break
-                except Unavailable:
-                    continue
-        self.requeued += moved
-        return moved
+        return await self.recovery.requeue_expired()
 
-    async def _requeue_loop(self) -> None:
-        # A drift-free schedule: ticks at fixed times, a slow pass skips ticks, never piles up.
-        loop = asyncio.get_running_loop()
-        interval = self._requeue_interval_s
-        next_tick = loop.time()
-        while not self._stopping:
-            try:
-                await self.requeue_expired()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("lease recovery pass failed; retrying next tick")
-            next_tick += interval
-            now = loop.time()
-            if next_tick < now:
-                next_tick = now + interval
-            await asyncio.sleep(next_tick - now)
+    @property
+    def requeued(self) -> int:
+        return self.recovery.requeued
+
+    # The waiting pops and the empty-shard hints, by queue (tests look at them).
+    @property
+    def _waiters(self) -> dict[str, dict[asyncio.Event, bool]]:
+        return self.polls.waiters
+
+    @property
+    def _empty(self) -> dict[str, dict[str, tuple[int, int]]]:
+        return self.polls.empty
 
 
 async def _gather(coros: Any) -> list[Any]:
@@ -565,11 +347,3 @@ async def _gather(coros: Any) -> list[Any]:
     if len(items) == 1:  # the common case: no tasks to create
         return [await items[0]]
     return list(await asyncio.gather(*items))
-
-
-def _sender(note: str) -> tuple[str, str]:
-    """(replica id, queue) of a notification; ("", queue) for a bare queue name."""
-    sender, sep, queue = note.partition(":")
-    if sep and len(sender) == 12 and all(c in "0123456789abcdef" for c in sender):
-        return sender, queue
-    return "", note

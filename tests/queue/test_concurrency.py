@@ -11,7 +11,8 @@ import pytest
 from podium.errors import Unavailable
 from podium.launch.redis import RedisServer
 from podium.queue_client import Message, QueueClient, RawMessage, encode_payload
-from queue_service.engine import QueueEngine, _sender
+from queue_service.engine import QueueEngine
+from queue_service.long_poll import _sender
 from queue_service.shards import shard_index
 
 from .conftest import specs
