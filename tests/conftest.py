@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from podium.launch.redis import RedisServer
+from tests.local_cassandra import HAVE_JVM
 
 if TYPE_CHECKING:
     from podium.launch.cassandra import CassandraNode
@@ -57,7 +58,6 @@ def redis_shards(redis_pool: list[RedisServer]) -> list[RedisServer]:
 def cassandra_node() -> Iterator[CassandraNode]:
     """One single-node Cassandra for the session (started on first use)."""
     from podium.launch.cassandra import CassandraNode
-    from tests.stack import HAVE_JVM  # here: the stack's imports are not every session's
 
     if not HAVE_JVM:
         pytest.skip("Cassandra needs java and mvn (scripts/bootstrap.sh installs them)")

@@ -4,9 +4,9 @@ Never sleep for a fixed time instead: a state reached early passes at once, and 
 reached fails at the deadline with what was awaited and the last value read.
 
 ``eventually(read, ...)`` returns the first truthy value of ``read()``;
-``eventually(read, until=check, ...)`` the first value for which ``check`` holds. A ``read``
-or ``check`` that raises ends the wait at once (a test may fail early on a state that can no
-longer change). ``eventually_sync`` is the same for blocking reads.
+``eventually(read, until=check, ...)`` the first value other than None for which ``check``
+holds. A ``read`` or ``check`` that raises ends the wait at once (a test may fail early on a
+state that can no longer change). ``eventually_sync`` is the same for blocking reads.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ async def eventually(
 
 @overload
 async def eventually(
-    read: Callable[[], Awaitable[T]],
+    read: Callable[[], Awaitable[T | None]],
     *,
     until: Callable[[T], bool],
     timeout_s: float,
@@ -76,7 +76,7 @@ def eventually_sync(
 
 @overload
 def eventually_sync(
-    read: Callable[[], T],
+    read: Callable[[], T | None],
     *,
     until: Callable[[T], bool],
     timeout_s: float,

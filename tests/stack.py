@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from decider.server import DeciderService, DeciderSettings
 from podium.launch.redis import RedisServer
@@ -25,25 +24,7 @@ from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec
 from sweeper.server import SweeperSettings
 
-if TYPE_CHECKING:
-    from podium.launch.cassandra import CassandraNode
-
 JSON = dict[str, Any]
-
-#: A local Cassandra node (``podium.launch.cassandra``) needs a JVM and Maven for its jars.
-HAVE_JVM = shutil.which("java") is not None and shutil.which("mvn") is not None
-
-
-def cassandra_store_config(node: CassandraNode, keyspace: str, **overrides: Any) -> StoreConfig:
-    """The StoreConfig of one keyspace on a local Cassandra node."""
-    return StoreConfig(
-        backend="cassandra",
-        cassandra_hosts=tuple(node.contact_points),
-        cassandra_port=node.port,
-        cassandra_keyspace=keyspace,
-        **overrides,
-    )
-
 
 @dataclass
 class Stack:

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from podium.launch.redis import SentinelServer, free_port
+from tests.polling import eventually_sync
 
 SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "redis" / "start-replicated.sh"
 
@@ -58,13 +59,6 @@ class Server:
             self.proc.wait(5)
 
 
-def until(check: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s}s"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def group(tmp_path: Path) -> Iterator[tuple[Server, Server, list[SentinelServer]]]:
     p1, p2 = free_port(), free_port()
@@ -91,9 +85,15 @@ def test_a_restarted_primary_comes_back_as_the_replica_of_the_promoted_one(
 ) -> None:
     one, two, sentinels = group
     one.start()
-    until(lambda: (one.replication() or {}).get("role") == "master", 10, "first primary")
+    eventually_sync(
+        lambda: (one.replication() or {}).get("role") == "master",
+        timeout_s=10, what="first primary", interval_s=0.1,
+    )  # fmt: skip
     two.start()
-    until(lambda: (two.replication() or {}).get("master_link_status") == "up", 10, "replica")
+    eventually_sync(
+        lambda: (two.replication() or {}).get("master_link_status") == "up",
+        timeout_s=10, what="replica", interval_s=0.1,
+    )  # fmt: skip
 
     def sentinels_know_the_replica() -> bool:
         for s in sentinels:
@@ -106,7 +106,10 @@ def test_a_restarted_primary_comes_back_as_the_replica_of_the_promoted_one(
                 return False
         return True
 
-    until(sentinels_know_the_replica, 20, "the Sentinels see the replica")
+    eventually_sync(
+        sentinels_know_the_replica, timeout_s=20, what="the Sentinels see the replica",
+        interval_s=0.1,
+    )  # fmt: skip
     with redis.Redis("127.0.0.1", one.port) as r:
         for i in range(100):
             r.set(f"k{i}", i)
@@ -121,11 +124,14 @@ def test_a_restarted_primary_comes_back_as_the_replica_of_the_promoted_one(
         assert info is None or info.get("role") != "master", "came back as a second primary"
         time.sleep(0.05)
 
-    until(lambda: (two.replication() or {}).get("role") == "master", 30, "failover to two")
-    until(
+    eventually_sync(
+        lambda: (two.replication() or {}).get("role") == "master",
+        timeout_s=30, what="failover to two", interval_s=0.1,
+    )  # fmt: skip
+    eventually_sync(
         lambda: (one.replication() or {}).get("master_port") == two.port
         and (one.replication() or {}).get("master_link_status") == "up",
-        30, "one back as two's replica",
+        timeout_s=30, what="one back as two's replica", interval_s=0.1,
     )  # fmt: skip
     with redis.Redis("127.0.0.1", one.port) as r:
         assert r.dbsize() == 100

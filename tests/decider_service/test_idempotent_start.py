@@ -13,7 +13,8 @@ from decider import idempotency
 from podium.errors import Conflict, InvalidArgument, NotFound, PodiumError
 from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
-from tests.stack import Stack, cassandra_store_config, running_stack
+from tests.local_cassandra import cassandra_store_config
+from tests.stack import Stack, running_stack
 
 JSON = dict[str, Any]
 BACKENDS = ["redis", "cassandra"]

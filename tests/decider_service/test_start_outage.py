@@ -33,7 +33,8 @@ from podium.store import Store, StoreConfig, open_store
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec, shard_index
 from sweeper.server import Sweeper, SweeperSettings
-from tests.stack import cassandra_store_config
+from tests.local_cassandra import cassandra_store_config
+from tests.polling import eventually
 
 JSON = dict[str, Any]
 BACKENDS = ["redis", "cassandra"]
@@ -97,18 +98,28 @@ def id_on_shard(shard: int) -> str:
             return candidate
 
 
-async def poll_until(o: Outage, task_type: str, timeout_s: float) -> list[JSON]:
-    """Pop and claim, as the gateway does, until a task comes (with a deadline)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+async def claim_next(o: Outage, task_type: str, timeout_s: float) -> list[JSON]:
+    """Pop and claim, as the gateway does, until a message comes (with a deadline); the tasks
+    its claim answers."""
+
+    async def pop_and_claim() -> list[JSON] | None:
         got = await o.queues.pop(task_type, count=1, lease_ms=30_000, wait_ms=200)
-        if got:
-            items = [[m.id, m.payload.decode()] for m in got]
-            answer = await o.rpc.call(
-                "decider.claim", {"queue": task_type, "items": items, "workerId": "w"}
-            )
-            return list(answer["tasks"])
-        assert time.monotonic() < deadline, f"no {task_type} task within {timeout_s}s"
+        if not got:
+            return None
+        items = [[m.id, m.payload.decode()] for m in got]
+        answer = await o.rpc.call(
+            "decider.claim", {"queue": task_type, "items": items, "workerId": "w"}
+        )
+        return list(answer["tasks"])
+
+    # the pop itself waits up to 200 ms: no pause between pops
+    return await eventually(
+        pop_and_claim,
+        until=lambda _tasks: True,  # an empty claim counts: the test then fails on it
+        timeout_s=timeout_s,
+        what=f"a {task_type} message",
+        interval_s=0,
+    )
 
 
 async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_completes(
@@ -153,7 +164,7 @@ async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_com
         )
     ).start()
     try:
-        [claimed] = await poll_until(o, task_type, timeout_s=20)
+        [claimed] = await claim_next(o, task_type, timeout_s=20)
         assert claimed["taskId"] == task["taskId"]
         await o.rpc.call(
             "decider.update_task",
@@ -220,7 +231,7 @@ async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_che
         )
     ).start()
     try:
-        [claimed] = await poll_until(o, task_type, timeout_s=20)
+        [claimed] = await claim_next(o, task_type, timeout_s=20)
         assert claimed["referenceTaskName"] == "t" and claimed["workflowInstanceId"] == wf_id
     finally:
         await sweeper.stop(grace_s=2.0)
@@ -293,14 +304,19 @@ async def _complete(o: Outage, task: JSON) -> None:
 
 async def _sub_task(o: Outage, wf_id: str, *, until: str, timeout_s: float = 10) -> JSON:
     """The parent's SUB_WORKFLOW task, once its status is ``until``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def read() -> JSON:
         wf = await o.store.executions.get_workflow(wf_id)
-        sub = next(t for t in wf["tasks"] if t["referenceTaskName"] == "s")
-        if sub["status"] == until:
-            return sub
-        assert time.monotonic() < deadline, f"sub-workflow task {sub['status']}, not {until}"
-        await asyncio.sleep(0.05)
+        sub: JSON = next(t for t in wf["tasks"] if t["referenceTaskName"] == "s")
+        return sub
+
+    return await eventually(
+        read,
+        until=lambda sub: sub["status"] == until,
+        timeout_s=timeout_s,
+        what=f"the sub-workflow task {until}",
+        interval_s=0.05,
+    )
 
 
 async def test_a_sub_workflow_whose_start_meets_an_outage_is_started_once_the_queues_are_back(
@@ -313,7 +329,7 @@ async def test_a_sub_workflow_whose_start_meets_an_outage_is_started_once_the_qu
     await _register_parent_and_child(o, name)
     answer = await o.rpc.call("decider.start_workflow", {"request": {"name": name, "input": {}}})
     wf_id = answer["workflowId"]
-    [task] = await poll_until(o, f"{name}_t", timeout_s=10)
+    [task] = await claim_next(o, f"{name}_t", timeout_s=10)
     for shard in o.shards:
         shard.kill()
     with contextlib.suppress(PodiumError):  # the completion's queue effects fail too
@@ -341,7 +357,7 @@ async def test_a_parent_learns_of_a_sub_workflow_end_whose_notice_was_lost(
     await _register_parent_and_child(o, name)
     answer = await o.rpc.call("decider.start_workflow", {"request": {"name": name, "input": {}}})
     wf_id = answer["workflowId"]
-    [task] = await poll_until(o, f"{name}_t", timeout_s=10)
+    [task] = await claim_next(o, f"{name}_t", timeout_s=10)
     await _complete(o, task)
     sub = await _sub_task(o, wf_id, until="IN_PROGRESS")
     # The child's end committed by hand, with no decider to send the notice.

@@ -38,6 +38,8 @@ from conductor.client.http.models.workflow import Workflow  # noqa: E402
 from conductor.client.orkes_clients import OrkesClients  # noqa: E402
 
 from podium.cluster import ClusterSpec, LocalCluster  # noqa: E402
+from tests.local_cassandra import HAVE_JVM  # noqa: E402
+from tests.polling import eventually_sync  # noqa: E402
 
 from .sdk_workers import task_names  # noqa: E402
 
@@ -46,9 +48,6 @@ STORES = ["redis", "cassandra"]
 TERMINAL = {"COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"}
 T = TypeVar("T")
 
-_HAVE_JVM = shutil.which("java") is not None and shutil.which("mvn") is not None
-
-
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on a private loop (never touching the session loop of pytest-asyncio)."""
     loop = asyncio.new_event_loop()
@@ -56,18 +55,6 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return loop.run_until_complete(coro)
     finally:
         loop.close()
-
-
-def wait_until(read: Callable[[], T], check: Callable[[T], bool], timeout_s: float, what: str) -> T:
-    """Call ``read`` until ``check`` holds for its value; at the deadline, fail with the last."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s}s; last: {value!r}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -102,32 +89,26 @@ class E2E:
         timeout_s: float = 30.0,
         what: str = "condition",
     ) -> Workflow:
-        return wait_until(
+        return eventually_sync(
             lambda: self.workflow(workflow_id),
-            lambda wf: wf is not None and check(wf),
-            timeout_s,
-            f"workflow {workflow_id} {what}",
+            until=check,
+            timeout_s=timeout_s,
+            what=f"workflow {workflow_id} {what}",
         )
 
     def wait_status(self, workflow_id: str, status: str, timeout_s: float = 30.0) -> Workflow:
         """Poll until the workflow has ``status``; fail early if it ends in another state."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            wf = self.workflow(workflow_id)
-            if wf.status == status:
-                return wf
-            if wf.status in TERMINAL and status in TERMINAL | {"PAUSED"}:
+
+        def reached(wf: Workflow) -> bool:
+            if wf.status in TERMINAL and wf.status != status and status in TERMINAL | {"PAUSED"}:
                 raise AssertionError(
                     f"workflow {workflow_id} ended {wf.status} (wanted {status}): "
                     f"{wf.reason_for_incompletion}; tasks "
                     f"{[(t.reference_task_name, t.status) for t in wf.tasks or []]}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"workflow {workflow_id} is {wf.status}, not {status}, after {timeout_s}s; "
-                    f"tasks {[(t.reference_task_name, t.status) for t in wf.tasks or []]}"
-                )
-            time.sleep(0.05)
+            return bool(wf.status == status)
+
+        return self.wait_for(workflow_id, reached, timeout_s, f"status {status}")
 
     def wait_task(self, workflow_id: str, ref: str, status: str, timeout_s: float = 30.0) -> Any:
         """Poll until the task ``ref`` (latest attempt) of a workflow has ``status``."""
@@ -169,7 +150,7 @@ def _task_defs(names: dict[str, str]) -> list[TaskDef]:
 def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     """One whole cluster per store, as separate processes (Cassandra: a local node)."""
     store = str(request.param)
-    if store == "cassandra" and not _HAVE_JVM:
+    if store == "cassandra" and not HAVE_JVM:
         pytest.skip("Cassandra needs java and mvn (scripts/bootstrap.sh installs them)")
     work_dir = Path(tempfile.mkdtemp(prefix=f"podium-e2e-{store}-"))
     spec = ClusterSpec(

@@ -28,8 +28,9 @@ from conductor.client.http.rest import ApiException
 from conductor.client.workflow.conductor_workflow import ConductorWorkflow
 
 from podium.cluster import ServiceProcess
+from tests.polling import eventually_sync
 
-from .conftest import E2E, _run, wait_until
+from .conftest import E2E, _run
 from .test_workflows import simple
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")
@@ -105,8 +106,8 @@ def test_a_start_the_gateway_gave_up_on_is_committed_once_and_retries_return_it(
     assert '"retryable":true' in str(first.value.body).replace(" ", "")
 
     # Thawed, the decider reads the request and commits the workflow on its own.
-    [committed] = wait_until(
-        lambda: _workflows_with(e2e, name, corr), bool, 30, "the abandoned start commits"
+    [committed] = eventually_sync(
+        lambda: _workflows_with(e2e, name, corr), timeout_s=30, what="the abandoned start commits"
     )
 
     workflow_id = _start_until_accepted(e2e, request, timeout_s=30)

@@ -28,7 +28,9 @@ from conductor.client.workflow.task.sub_workflow_task import (
 from conductor.client.workflow.task.switch_task import SwitchTask
 from conductor.client.workflow.task.wait_task import WaitForDurationTask, WaitTask
 
-from .conftest import E2E, wait_until
+from tests.polling import eventually_sync
+
+from .conftest import E2E
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")
 
@@ -106,11 +108,11 @@ def test_simple_tasks_metadata_start_and_search(e2e: E2E) -> None:
         # Each task type runs in its own worker process, spawned by the SDK's TaskHandler.
         assert len({echo.output_data["pid"], add.output_data["pid"], os.getpid()}) == 3
 
-    everything = wait_until(
+    everything = eventually_sync(
         lambda: e2e.workflows.search(query=f"workflowType IN ({name}) AND status IN (COMPLETED)"),
-        lambda found: len(found.results or []) == len(ids),
-        30,
-        "search by type and status",
+        until=lambda found: len(found.results or []) == len(ids),
+        timeout_s=30,
+        what="search by type and status",
     )
     assert {s.workflow_id for s in everything.results} == set(ids)
     assert all(s.status == "COMPLETED" for s in everything.results)

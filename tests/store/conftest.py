@@ -16,14 +16,11 @@ import pytest
 
 from podium.launch.redis import RedisServer
 from podium.store import Store, StoreConfig, open_store
-from tests.stack import HAVE_JVM, cassandra_store_config
+from tests.local_cassandra import cassandra_store_config
 
 BACKENDS = ["redis", "cassandra"]
 CASSANDRA_TIMEOUT_S = 240
 MakeStore = Callable[..., Awaitable[Store]]
-
-_HAVE_JVM = HAVE_JVM  # the session's Cassandra node (``cassandra_node``) is in tests/conftest.py
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: starts servers of its own (tens of seconds)")
@@ -39,10 +36,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             marker = item.get_closest_marker("timeout")
             if marker is None or float(marker.args[0]) < CASSANDRA_TIMEOUT_S:
                 item.add_marker(pytest.mark.timeout(CASSANDRA_TIMEOUT_S), append=False)
-
-
-def cassandra_config(node: Any, keyspace: str = "podium_test", **overrides: Any) -> StoreConfig:
-    return cassandra_store_config(node, keyspace, **overrides)
 
 
 def redis_config(server: RedisServer, **overrides: Any) -> StoreConfig:
@@ -69,7 +62,7 @@ def base_config(backend: str, request: pytest.FixtureRequest) -> StoreConfig:
     """The configuration of the test's backend (Redis flushed before the test)."""
     if backend == "redis":
         return redis_config(request.getfixturevalue("redis_server"))
-    return cassandra_config(request.getfixturevalue("cassandra_node"))
+    return cassandra_store_config(request.getfixturevalue("cassandra_node"), "podium_test")
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 from podium.errors import Unavailable
 from podium.launch.redis import RedisServer, free_port
 from podium.store import SearchQuery, Store, StoreConfig, open_store
+from tests.local_cassandra import HAVE_JVM, cassandra_store_config
 
 from .builders import task, workflow
-from .conftest import _HAVE_JVM, cassandra_config
 
 
 async def write_everything(store: Store, ns: str) -> dict[str, Any]:
@@ -92,14 +92,14 @@ async def test_redis_restart_keeps_acknowledged_writes(tmp_path: Path, ns: str) 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(not _HAVE_JVM, reason="Cassandra needs java and mvn")
+@pytest.mark.skipif(not HAVE_JVM, reason="Cassandra needs java and mvn")
 async def test_cassandra_restart_keeps_acknowledged_writes(tmp_path: Path, ns: str) -> None:
     from podium.launch.cassandra import CassandraNode
 
     node = CassandraNode(data_dir=tmp_path / "cassandra")
     await asyncio.to_thread(node.start)
     try:
-        config = cassandra_config(node, keyspace="podium_restart")
+        config = cassandra_store_config(node, "podium_restart")
         store = await open_store(config)
         written = await write_everything(store, ns)
         await asyncio.to_thread(node.restart)

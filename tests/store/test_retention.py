@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import cast
 
 import pytest
 
 from podium.errors import NotFound
 from podium.store import SearchQuery, Store
+from tests.polling import eventually
 
 from .builders import task, workflow
 from .conftest import MakeStore
 
 RETENTION_S = 2.0
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> None:
-    """Poll ``check`` until it holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(0.1)
 
 
 async def gone(store: Store, workflow_id: str) -> bool:
@@ -33,6 +23,16 @@ async def gone(store: Store, workflow_id: str) -> bool:
     except NotFound:
         return True
     return False
+
+
+async def expired(store: Store, workflow_id: str) -> None:
+    """Wait until the store no longer has the workflow (its retention ran out)."""
+    await eventually(
+        lambda: gone(store, workflow_id),
+        timeout_s=20,
+        what=f"workflow {workflow_id} expired",
+        interval_s=0.1,
+    )
 
 
 @pytest.mark.timeout(90)
@@ -53,7 +53,7 @@ async def test_finished_workflow_expires_with_everything(make_store: MakeStore, 
     readable = len((await ex.get_workflow(done["workflowId"]))["tasks"]) == 2
     # Finished but not yet expired: still readable (checked only if the machine was quick).
     assert readable or time.monotonic() - began > RETENTION_S / 2
-    await until(lambda: gone(store, done["workflowId"]))
+    await expired(store, done["workflowId"])
     for t in (a, b):
         with pytest.raises(NotFound):
             await ex.get_task(t["taskId"])
@@ -89,7 +89,7 @@ async def test_resumed_workflow_no_longer_expires(make_store: MakeStore, ns: str
     clock = workflow(f"clock_{ns}")
     await ex.create_workflow(clock)
     await ex.commit({**clock, "status": "COMPLETED"}, [], 1)
-    await until(lambda: gone(store, clock["workflowId"]))
+    await expired(store, clock["workflowId"])
     snap = await ex.read_workflow(wf["workflowId"])
     assert snap.version == 3 and len(snap.workflow["tasks"]) == 2
     assert (await ex.get_task(a["taskId"]))["status"] == "FAILED"
@@ -111,7 +111,7 @@ async def test_without_retention_nothing_expires(
     clock = workflow(f"clock_{ns}")
     await short.executions.create_workflow(clock)
     await short.executions.commit({**clock, "status": "COMPLETED"}, [], 1)
-    await until(lambda: gone(short, clock["workflowId"]))
+    await expired(short, clock["workflowId"])
     assert (await ex.get_workflow(keep["workflowId"]))["status"] == "COMPLETED"
 
 
@@ -125,13 +125,13 @@ async def test_purge_clears_shared_index_entries(make_store: MakeStore, ns: str)
     a = task(wf, "a", task_type=ttype)
     await ex.create_workflow(wf, [a])
     await ex.commit({**wf, "status": "TERMINATED"}, [], 1)
-    await until(lambda: gone(store, wf["workflowId"]))
+    await expired(store, wf["workflowId"])
 
     async def purged() -> bool:
         await ex.purge_expired()
         return await leftovers(store, ns, wf["workflowId"], a["taskId"]) == []
 
-    await until(purged)
+    await eventually(purged, timeout_s=20, what="no leftovers", interval_s=0.1)
     assert await ex.purge_expired() == 0
 
 
@@ -176,4 +176,4 @@ async def test_removal_in_a_finishing_commit(make_store: MakeStore, ns: str) -> 
         assert [t["taskId"] for t in tasks] == [last["taskId"]]
     except NotFound:  # expired already: only acceptable on a very slow machine
         assert time.monotonic() - began > RETENTION_S / 2
-    await until(lambda: gone(store, wf["workflowId"]))
+    await expired(store, wf["workflowId"])

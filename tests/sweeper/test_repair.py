@@ -18,7 +18,8 @@ from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
 from podium.store import SearchQuery
 from sweeper.server import Sweeper
-from tests.stack import Stack, cassandra_store_config, running_stack
+from tests.local_cassandra import cassandra_store_config
+from tests.stack import Stack, running_stack
 
 JSON = dict[str, Any]
 BACKENDS = ["redis", "cassandra"]
