@@ -3,28 +3,31 @@
 Redis holds the queue shard and, unless another store is given (Cassandra, say), the store
 too (under its own key prefix); the queue service and the decider service run as real RPC
 servers in the test's event loop. Tests drive workflows through the decider's RPC client, as
-the gateway does.
+the gateway does, or through gateways and sweepers configured by ``gateway_settings`` and
+``sweeper_settings``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from api_gateway.settings import GatewaySettings
 from decider.server import DeciderService, DeciderSettings
+from podium.errors import NotFound
 from podium.launch.redis import RedisServer
 from podium.queue_client import QueueClient
 from podium.rpc import RpcClient
 from podium.store import Store, StoreConfig, open_store
+from podium.types import JSON
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec
 from sweeper.server import SweeperSettings
+from tests.polling import eventually
 
-JSON = dict[str, Any]
 
 @dataclass
 class Stack:
@@ -36,6 +39,16 @@ class Stack:
     queues: QueueClient
     rpc: RpcClient
     deciders: list[DeciderService]
+
+    def gateway_settings(self, **overrides: Any) -> GatewaySettings:
+        """A gateway's settings on a free port (auth off and default limits unless given)."""
+        base = GatewaySettings(
+            store=self.store_config,
+            decider_addresses=[d.address for d in self.deciders],
+            queue_addresses=[self.queue.address],
+            port=0,
+        )
+        return dataclasses.replace(base, **overrides)
 
     def sweeper_settings(self, **kw: Any) -> SweeperSettings:
         return SweeperSettings(
@@ -64,17 +77,27 @@ class Stack:
         return await self.store.executions.get_workflow(wf_id, include_tasks=True)
 
     async def until(
-        self, wf_id: str, check: Callable[[JSON], bool], timeout_s: float = 15.0
+        self,
+        wf_id: str,
+        check: Callable[[JSON], bool],
+        timeout_s: float = 15.0,
+        *,
+        missing_ok: bool = False,
     ) -> JSON:
-        """Poll the workflow until ``check`` holds (with a deadline)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            wf = await self.workflow(wf_id)
-            if check(wf):
-                return wf
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met in {timeout_s}s: {wf}")
-            await asyncio.sleep(0.02)
+        """Read the workflow until ``check`` holds (with a deadline). With ``missing_ok``, a
+        workflow not written yet (a child started apart from its parent) counts as not yet."""
+
+        async def read() -> JSON | None:
+            try:
+                return await self.workflow(wf_id)
+            except NotFound:
+                if missing_ok:
+                    return None
+                raise
+
+        return await eventually(
+            read, until=check, timeout_s=timeout_s, what=f"workflow {wf_id}: the condition"
+        )
 
 
 @contextlib.asynccontextmanager

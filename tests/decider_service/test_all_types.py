@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
 from sweeper.server import Sweeper
 from tests.local_cassandra import cassandra_store_config
+from tests.polling import eventually
 from tests.stack import Stack, running_stack
 
 JSON = dict[str, Any]
@@ -148,13 +149,20 @@ async def poll(stack: Stack, task_type: str, count: int = 1, wait_ms: int = 0) -
 
 async def claim(stack: Stack, task_type: str, n: int = 1, timeout_s: float = 10.0) -> list[JSON]:
     """Poll until ``n`` tasks of ``task_type`` have been claimed."""
-    deadline = time.monotonic() + timeout_s
-    out: list[JSON] = []
-    while len(out) < n:
-        out += await poll(stack, task_type, count=n - len(out), wait_ms=200)
-        if len(out) < n and time.monotonic() > deadline:
-            raise AssertionError(f"only {len(out)} of {n} {task_type} tasks in {timeout_s}s")
-    return out
+    claimed: list[JSON] = []
+
+    async def more() -> list[JSON]:
+        claimed.extend(await poll(stack, task_type, count=n - len(claimed), wait_ms=200))
+        return claimed
+
+    # each poll waits up to 200 ms for a message: no pause between polls
+    return await eventually(
+        more,
+        until=lambda tasks: len(tasks) >= n,
+        timeout_s=timeout_s,
+        what=f"{n} {task_type} tasks claimed",
+        interval_s=0,
+    )
 
 
 async def update(
@@ -176,36 +184,7 @@ async def until(
     stack: Stack, wf_id: str, check: Callable[[JSON], bool], timeout_s: float = 15.0
 ) -> JSON:
     """Read the workflow until ``check`` holds (a workflow not written yet counts as not yet)."""
-    deadline = time.monotonic() + timeout_s
-    last: JSON | str = "never read"
-    while True:
-        try:
-            wf = await stack.workflow(wf_id)
-        except NotFound:
-            wf = None
-        if wf is not None:
-            if check(wf):
-                return wf
-            last = {
-                "status": wf["status"],
-                "reason": wf.get("reasonForIncompletion"),
-                "tasks": summary(wf),
-            }
-        if time.monotonic() > deadline:
-            raise AssertionError(f"workflow {wf_id}: condition not met in {timeout_s}s: {last}")
-        await asyncio.sleep(0.02)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10.0
-) -> None:
-    """Poll ``check`` until it holds: the queue effects of a decision the sweeper made follow
-    its commit, so a reader can see the new workflow state a moment before them."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s}s")
-        await asyncio.sleep(0.02)
+    return await stack.until(wf_id, check, timeout_s, missing_ok=True)
 
 
 async def ended(stack: Stack, wf_id: str, timeout_s: float = 15.0) -> JSON:
@@ -790,8 +769,11 @@ async def test_task_timeout_with_retry_and_time_out_wf_policies(stack: Stack) ->
         and wf["reasonForIncompletion"] == reason
     )
     assert task(wf, "t")["taskId"] == doomed["taskId"]
+    # the queue effects of a decision the sweeper made follow its commit
     await eventually(
-        lambda: absent(stack, DECIDER_QUEUE, fail_wf), "the timed-out workflow's timer removed"
+        lambda: absent(stack, DECIDER_QUEUE, fail_wf),
+        timeout_s=10,
+        what="the timed-out workflow's timer removed",
     )
     failure = await ended(stack, wf["output"]["conductor.failure_workflow"])
     assert failure["workflowName"] == on_fail and failure["status"] == "COMPLETED"
@@ -816,7 +798,12 @@ async def test_poll_timeout_times_out_a_task_nobody_polls(stack: Stack) -> None:
     assert t["reasonForIncompletion"].endswith(
         "Poll timeout configured as 1 seconds. Timeout policy configured to TIME_OUT_WF"
     )
-    await eventually(lambda: absent(stack, task_type, t["taskId"]), "the task's message removed")
+    # the queue effects of a decision the sweeper made follow its commit
+    await eventually(
+        lambda: absent(stack, task_type, t["taskId"]),
+        timeout_s=10,
+        what="the task's message removed",
+    )
     assert await poll(stack, task_type) == []
 
 

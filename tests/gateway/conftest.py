@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -22,31 +21,11 @@ import uvicorn
 from api_gateway.context import Gateway
 from api_gateway.server import create_app, uvicorn_config
 from api_gateway.settings import AuthSettings, GatewaySettings, Limits
-from decider.server import DeciderService, DeciderSettings
 from podium.launch.redis import RedisServer
 from podium.queue_client import QueueClient
-from podium.store import StoreConfig
-from queue_service.server import QueueService, QueueSettings
-from queue_service.shards import ShardSpec
+from tests.stack import Stack, running_stack
 
 JSON = dict[str, Any]
-
-
-@dataclass
-class Stack:
-    redis: RedisServer
-    queue: QueueService
-    decider: DeciderService
-    store_config: StoreConfig
-
-    def settings(self, **overrides: Any) -> GatewaySettings:
-        base = GatewaySettings(
-            store=self.store_config,
-            decider_addresses=[self.decider.address],
-            queue_addresses=[self.queue.address],
-            port=0,
-        )
-        return dataclasses.replace(base, **overrides)
 
 
 @dataclass
@@ -68,20 +47,8 @@ def gateway_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 async def stack(gateway_redis: RedisServer) -> AsyncIterator[Stack]:
-    store_config = StoreConfig(
-        backend="redis", redis_url=gateway_redis.url, key_prefix="podium:gwtest:"
-    )
-    queue = await QueueService(
-        QueueSettings(shards=[ShardSpec("s0", gateway_redis.url)], port=0)
-    ).start()
-    decider = await DeciderService(
-        DeciderSettings(store=store_config, queue_addresses=[queue.address], port=0)
-    ).start()
-    try:
-        yield Stack(gateway_redis, queue, decider, store_config)
-    finally:
-        await decider.stop(grace_s=1.0)
-        await queue.stop(grace_s=1.0)
+    async with running_stack(gateway_redis, "podium:gwtest:") as running:
+        yield running
 
 
 @contextlib.asynccontextmanager
@@ -124,7 +91,7 @@ async def serve_gateway(settings: GatewaySettings) -> AsyncIterator[RunningGatew
 @pytest.fixture(scope="session")
 async def gw(stack: Stack) -> AsyncIterator[RunningGateway]:
     """The default gateway (auth off, default limits)."""
-    async with serve_gateway(stack.settings()) as running:
+    async with serve_gateway(stack.gateway_settings()) as running:
         yield running
 
 
@@ -138,7 +105,7 @@ def make_gateway(stack: Stack) -> Callable[..., contextlib.AbstractAsyncContextM
     """``async with make_gateway(limits=Limits(...), auth=AuthSettings(...)) as g: ...``"""
 
     def make(**overrides: Any) -> contextlib.AbstractAsyncContextManager[RunningGateway]:
-        return serve_gateway(stack.settings(**overrides))
+        return serve_gateway(stack.gateway_settings(**overrides))
 
     return make
 
@@ -165,4 +132,4 @@ def names() -> Names:
     return Names()
 
 
-__all__ = ["AuthSettings", "Limits", "Names", "RunningGateway", "Stack"]
+__all__ = ["AuthSettings", "Limits", "Names", "RunningGateway"]

@@ -20,12 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from decider.server import DeciderService, DeciderSettings
 from podium.launch.redis import RedisServer
-from podium.store import StoreConfig
-from queue_service.server import QueueService, QueueSettings
-from queue_service.shards import ShardSpec
-from tests.gateway.conftest import Names, RunningGateway, Stack, serve_gateway
+from tests.gateway.conftest import Names, RunningGateway, serve_gateway
+from tests.stack import Stack, running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,24 +54,14 @@ def ui_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 async def ui_stack(ui_redis: RedisServer) -> AsyncIterator[Stack]:
-    store_config = StoreConfig(backend="redis", redis_url=ui_redis.url, key_prefix="podium:ui:")
-    queue = await QueueService(
-        QueueSettings(shards=[ShardSpec("s0", ui_redis.url)], port=0)
-    ).start()
-    decider = await DeciderService(
-        DeciderSettings(store=store_config, queue_addresses=[queue.address], port=0)
-    ).start()
-    try:
-        yield Stack(ui_redis, queue, decider, store_config)
-    finally:
-        await decider.stop(grace_s=1.0)
-        await queue.stop(grace_s=1.0)
+    async with running_stack(ui_redis, "podium:ui:") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
 async def ui_gw(ui_stack: Stack) -> AsyncIterator[RunningGateway]:
     """A gateway (auth off) serving the UI and the API."""
-    async with serve_gateway(ui_stack.settings()) as running:
+    async with serve_gateway(ui_stack.gateway_settings()) as running:
         yield running
 
 

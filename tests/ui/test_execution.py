@@ -11,8 +11,9 @@ from playwright.async_api import expect
 
 from api_gateway.settings import UiSettings
 from podium.store import open_store
-from tests.gateway.conftest import Names, Stack, serve_gateway
+from tests.gateway.conftest import Names, serve_gateway
 from tests.polling import eventually
+from tests.stack import Stack
 
 from .conftest import VIEWPORT, shot
 from .helpers import (
@@ -200,7 +201,7 @@ async def test_the_trace_id_links_to_the_configured_trace_viewer(
     browser: Any, ui_stack: Stack, names: Names
 ) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    settings = ui_stack.settings(ui=UiSettings(trace_url="https://traces.example/trace/{traceId}"))
+    settings = ui_stack.gateway_settings(ui=UiSettings(trace_url="https://traces.example/trace/{traceId}"))
     store = await open_store(ui_stack.store_config)
     wf_id = str(uuid.uuid4())
     now = int(time.time() * 1000)
@@ -221,7 +222,7 @@ async def test_the_trace_id_links_to_the_configured_trace_viewer(
             await expect(link).to_have_attribute("rel", "noopener noreferrer")
         finally:
             await context.close()
-    async with serve_gateway(ui_stack.settings()) as gw:  # no template: the id as text
+    async with serve_gateway(ui_stack.gateway_settings()) as gw:  # no template: the id as text
         context = await browser.new_context(viewport=VIEWPORT, base_url=gw.url)
         pg = await context.new_page()
         try:

@@ -8,8 +8,9 @@ import httpx
 from playwright.async_api import expect
 
 from api_gateway.settings import AuthSettings
-from tests.gateway.conftest import Names, Stack, serve_gateway
+from tests.gateway.conftest import Names, serve_gateway
 from tests.polling import eventually
+from tests.stack import Stack
 
 from .conftest import VIEWPORT, PageErrors, shot, watch
 from .helpers import complete_next, fail_next, register, start, status_of
@@ -114,7 +115,7 @@ async def test_with_authentication_the_pages_ask_for_credentials(
     browser: Any, ui_stack: Stack, names: Names
 ) -> None:
     keys = {"ops": "the-secret-key-1"}
-    settings = ui_stack.settings(auth=AuthSettings(enabled=True, keys=keys))
+    settings = ui_stack.gateway_settings(auth=AuthSettings(enabled=True, keys=keys))
     async with serve_gateway(settings) as gw:
         token = (
             await gw.client.post("/api/token", json={"keyId": "ops", "keySecret": keys["ops"]})

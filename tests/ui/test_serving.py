@@ -11,7 +11,8 @@ import pytest
 from api_gateway import webui
 from api_gateway.settings import GatewaySettings, UiSettings
 from podium.errors import ConfigError
-from tests.gateway.conftest import RunningGateway, Stack, serve_gateway
+from tests.gateway.conftest import RunningGateway, serve_gateway
+from tests.stack import Stack
 
 
 async def test_the_ui_is_served_with_a_content_security_policy(ui_gw: RunningGateway) -> None:
@@ -42,7 +43,7 @@ async def test_the_ui_is_served_with_a_content_security_policy(ui_gw: RunningGat
 
 
 async def test_the_ui_can_be_turned_off(ui_stack: Stack) -> None:
-    async with serve_gateway(ui_stack.settings(ui=UiSettings(enabled=False))) as gw:
+    async with serve_gateway(ui_stack.gateway_settings(ui=UiSettings(enabled=False))) as gw:
         assert (await gw.client.get("/ui/")).status_code == 404
         assert (await gw.client.get("/ui/js/main.js")).status_code == 404
         assert (await gw.client.get("/api/health")).status_code == 200
