@@ -140,7 +140,7 @@ def versions() -> dict[str, str]:
     except (OSError, IndexError, subprocess.SubprocessError):
         java = "-"
     from benchmarks.peers.conductor_server import DEFAULT_VERSION as CONDUCTOR
-    from podium.launch.cassandra import DEFAULT_VERSION as CASSANDRA
+    from podium.launch.cassandra_jars import DEFAULT_VERSION as CASSANDRA
 
     return {
         "podium": own("podium"),

@@ -6,9 +6,9 @@ records) conditionally, then pushes/removes the queue messages and carries out t
 See docs/decider.md.
 """
 
+from decider.child_status import child_status
 from decider.lifecycle import next_check_ms
 from decider.operations import (
-    child_status,
     claim,
     decide,
     pause,

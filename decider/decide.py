@@ -19,7 +19,6 @@ from decider.lifecycle import (
     check_task_timeouts,
     check_workflow_timeout,
     complete_workflow,
-    emit_start_commands,
     end_by_signal,
     next_check_ms,
     retry,
@@ -30,6 +29,7 @@ from decider.mapping import map_task
 from decider.model import append_iteration, next_task, strip_iteration
 from decider.records import Context, Decision
 from decider.run import Run, TerminateSignal
+from decider.start_commands import emit_start_commands
 from decider.state import (
     SYNC_SYSTEM_TYPES,
     TaskStatus,

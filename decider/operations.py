@@ -17,7 +17,7 @@ from decider.decide import decide_run, finish
 from decider.lifecycle import notify_parent, terminate_workflow
 from decider.model import find_task, populate_task_defs
 from decider.records import Context, Decision
-from decider.reopen import reopen_for_retry, reopen_parent, rerun_from_task
+from decider.reopen import reopen_for_retry, rerun_from_task
 from decider.run import Run
 from decider.state import (
     TASK_RESULT_STATUSES,
@@ -113,7 +113,7 @@ def decide(workflow: Mapping[str, Any], ctx: Context) -> Decision:
     return finish(run)
 
 
-def _task(run: Run, task_id: str) -> JSON:
+def task_in(run: Run, task_id: str) -> JSON:
     task = run.task_by_id(task_id)
     if task is None:
         raise NotFound(f"No such task found by id: {task_id}", taskId=task_id)
@@ -129,7 +129,7 @@ def claim(
     Limits are checked before, with :func:`decider.records.check_claim_limits`.
     """
     run = Run(workflow, ctx)
-    task = _task(run, task_id)
+    task = task_in(run, task_id)
     if task_terminal(task["status"]) or workflow_terminal(run.status):
         run.remove_message(task)
         return finish(run, accepted=False, note="task or workflow already finished")
@@ -195,7 +195,7 @@ def update_task(
     """
     _validate_result(result)
     run = Run(workflow, ctx)
-    task = _task(run, str(result["taskId"]))
+    task = task_in(run, str(result["taskId"]))
     if task_terminal(task["status"]) or workflow_terminal(run.status):
         run.remove_message(task)
         return finish(run, accepted=False, note="task or workflow already finished")
@@ -325,12 +325,12 @@ def retry(
             "There are no retryable tasks! Use restart if you want to attempt entire workflow "
             "execution again."
         )
-    _reopen_workflow(run)
+    reopen_workflow(run)
     decide_run(run)
     return finish(run)
 
 
-def _reopen_workflow(run: Run) -> None:
+def reopen_workflow(run: Run) -> None:
     run.wf["status"] = WorkflowStatus.RUNNING.value
     run.wf["lastRetriedTime"] = run.now
     run.wf.pop("reasonForIncompletion", None)
@@ -479,64 +479,4 @@ def set_variables(
             f"the permissible limit: {ctx.config.max_variables_bytes // 1024} kilobytes"
         )
     run.wf["variables"] = merged
-    return finish(run)
-
-
-_CHILD_TO_TASK = {
-    WorkflowStatus.RUNNING: TaskStatus.IN_PROGRESS,
-    WorkflowStatus.PAUSED: TaskStatus.IN_PROGRESS,
-    WorkflowStatus.COMPLETED: TaskStatus.COMPLETED,
-    WorkflowStatus.FAILED: TaskStatus.FAILED,
-    WorkflowStatus.TERMINATED: TaskStatus.CANCELED,
-    WorkflowStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
-}
-
-
-def child_status(
-    workflow: Mapping[str, Any],
-    task_id: str,
-    child_workflow_id: str,
-    status: str,
-    ctx: Context,
-    *,
-    output: Mapping[str, Any] | None = None,
-    reason: str | None = None,
-) -> Decision:
-    """A sub-workflow's status reaches its parent's SUB_WORKFLOW task, then the parent decides.
-
-    RUNNING/PAUSED → IN_PROGRESS, COMPLETED → COMPLETED, FAILED → FAILED, TERMINATED →
-    CANCELED, TIMED_OUT → TIMED_OUT; output = child output + ``subWorkflowId``. A child that
-    runs again (retried, restarted) reopens a finished task and, if needed, the parent.
-    """
-    if status not in _CHILD_TO_TASK:
-        raise InvalidArgument(f"Unknown workflow status: {status}")
-    run = Run(workflow, ctx)
-    task = _task(run, task_id)
-    if task.get("subWorkflowId") not in (None, child_workflow_id):
-        return finish(run, accepted=False, note="update from a previous child")
-    new_status = _CHILD_TO_TASK[WorkflowStatus(status)]
-    if task_terminal(task["status"]) or workflow_terminal(run.status):
-        if new_status != TaskStatus.IN_PROGRESS or not task_terminal(task["status"]):
-            return finish(run, accepted=False, note="task or workflow already finished")
-        reopen_parent(run, task)
-        if workflow_terminal(run.status):
-            _reopen_workflow(run)
-        decide_run(run)
-        return finish(run)
-    task["subWorkflowId"] = child_workflow_id
-    if new_status == TaskStatus.IN_PROGRESS:
-        if task["status"] == TaskStatus.IN_PROGRESS:
-            return finish(run, accepted=False, note="already in progress")
-        task["startTime"] = task.get("startTime") or ctx.now_ms
-        task["status"] = TaskStatus.IN_PROGRESS.value
-        return finish(run)
-    task["outputData"] = {**clone(dict(output or {})), "subWorkflowId": child_workflow_id}
-    if new_status != TaskStatus.COMPLETED:
-        name = task["inputData"].get("subWorkflowName")
-        version = task["inputData"].get("subWorkflowVersion")
-        task["reasonForIncompletion"] = (
-            f"Sub workflow {name}.{version}/{child_workflow_id} failure reason: {reason}"
-        )
-    run.set_status(task, new_status)
-    decide_run(run)
     return finish(run)

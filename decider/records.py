@@ -85,7 +85,7 @@ class StartSubWorkflow:
     The child is started with :func:`decider.operations.start_workflow` and
     ``parent_workflow_id``/``parent_workflow_task_id`` set; its decisions then carry
     :class:`NotifyParent` commands. If it cannot start (no such definition), the shell reports
-    ``FAILED`` with the reason through :func:`decider.operations.child_status`.
+    ``FAILED`` with the reason through :func:`decider.child_status.child_status`.
     """
 
     workflow_id: str
@@ -129,7 +129,7 @@ class StartWorkflow:
 class NotifyParent:
     """Tell the parent workflow that this sub-workflow's status is now ``status``.
 
-    The shell applies it to the parent with :func:`decider.operations.child_status`.
+    The shell applies it to the parent with :func:`decider.child_status.child_status`.
     """
 
     parent_workflow_id: str

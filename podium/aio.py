@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from podium.errors import DeadlineExceeded, Unavailable
 
 T = TypeVar("T")
 
@@ -49,9 +51,14 @@ class OwnedTasks:
             self._log.error("%s: task %r failed", self._owner, task.get_name(), exc_info=exc)
 
     async def drain(self, grace_s: float) -> None:
-        """Let the tasks finish for ``grace_s``, then cancel what is left and wait for it."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=grace_s)
+        """Let the tasks finish for ``grace_s`` (those they start meanwhile too), then cancel
+        what is left and wait for it."""
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while self._tasks:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.wait(list(self._tasks), timeout=left)
         await self.cancel_all()
 
     async def cancel_all(self) -> None:
@@ -59,3 +66,15 @@ class OwnedTasks:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def retrying(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any:
+    """Run an idempotent call, again after a short pause if a replica was unavailable."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (Unavailable, DeadlineExceeded):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.05 * 2**attempt)
+    return None

@@ -167,7 +167,7 @@ def _fake_jars(lib: Path, jars: dict[str, bytes]) -> None:
 
 def test_cassandra_jars_must_match_their_lock_exactly(tmp_path: Path) -> None:
     from podium.errors import Unavailable
-    from podium.launch.cassandra import verify_jars, write_jar_lock
+    from podium.launch.cassandra_jars import verify_jars, write_jar_lock
 
     good = tmp_path / "good"
     _fake_jars(good, {"a-1.jar": b"a", "b-2.jar": b"b"})
@@ -188,7 +188,7 @@ def test_cassandra_jars_must_match_their_lock_exactly(tmp_path: Path) -> None:
 def test_the_default_cassandra_version_is_locked_and_its_jars_match() -> None:
     import shutil
 
-    from podium.launch.cassandra import DEFAULT_VERSION, fetch_jars, jar_lock, verify_jars
+    from podium.launch.cassandra_jars import DEFAULT_VERSION, fetch_jars, jar_lock, verify_jars
 
     lock = jar_lock(DEFAULT_VERSION)
     assert lock.is_file(), f"no jar lock for Cassandra {DEFAULT_VERSION}"

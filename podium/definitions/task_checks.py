@@ -1,0 +1,358 @@
+"""Conductor's rules for one WorkflowTask (by its type) and for a TaskDef, with its messages.
+
+Each check appends ``{"path", "message"}`` to a list of errors;
+:mod:`podium.definitions.validation` raises them all at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from podium.definitions.shape import children, iter_tasks
+from podium.definitions.syntax import check_jq_syntax, check_js_syntax
+from podium.definitions.task_types import UNSUPPORTED_TYPES, TaskType
+from podium.definitions.waits import parse_duration, parse_until
+from podium.types import JSON
+
+Errors = list[dict[str, str]]
+REQUIRED = "{field} field is required for taskType: {type} taskName: {name}"
+_TASK_TIMEOUT_POLICIES = ("RETRY", "TIME_OUT_WF", "ALERT_ONLY")
+_RETRY_LOGICS = ("FIXED", "LINEAR_BACKOFF", "EXPONENTIAL_BACKOFF")
+_TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
+
+
+def error(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message}
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def enum_message(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    return f"{field}: {value} is not a valid value; allowed: {', '.join(allowed)}"
+
+
+def check_task_def(d: JSON, path: str, errors: Errors) -> None:
+    p = f"{path}." if path else ""
+    name = d.get("name")
+    if not isinstance(name, str) or not name:
+        errors.append(error(f"{p}name", "TaskDef name cannot be null or empty"))
+    ints = (
+        "retryCount", "retryDelaySeconds", "timeoutSeconds", "responseTimeoutSeconds",
+        "backoffScaleFactor", "maxRetryDelaySeconds", "backoffJitterMs", "totalTimeoutSeconds",
+        "rateLimitPerFrequency", "rateLimitFrequencyInSeconds",
+    )  # fmt: skip
+    bad = [k for k in ints if not is_int(d.get(k))]
+    for k in ("pollTimeoutSeconds", "concurrentExecLimit"):
+        if d.get(k) is not None and not is_int(d.get(k)):
+            bad.append(k)
+    for k in bad:
+        errors.append(error(f"{p}{k}", f"TaskDef {k}: {d.get(k)} must be an integer"))
+    if bad:
+        return
+    if d["retryCount"] < 0:
+        errors.append(
+            error(f"{p}retryCount", f"TaskDef retryCount: {d['retryCount']} must be >= 0")
+        )
+    rt, to, total = d["responseTimeoutSeconds"], d["timeoutSeconds"], d["totalTimeoutSeconds"]
+    if rt < 1:
+        errors.append(
+            error(
+                f"{p}responseTimeoutSeconds",
+                f"TaskDef responseTimeoutSeconds: {rt} should be minimum 1 second",
+            )
+        )
+    if to > 0 and rt > to:
+        errors.append(
+            error(
+                f"{p}responseTimeoutSeconds",
+                f"TaskDef: {name} responseTimeoutSeconds: {rt} must be less than timeoutSeconds: "
+                f"{to}",
+            )
+        )
+    if total < 0:
+        errors.append(
+            error(f"{p}totalTimeoutSeconds", f"TaskDef totalTimeoutSeconds: {total} must be >= 0")
+        )
+    if total > 0 and to > total:
+        errors.append(
+            error(
+                f"{p}timeoutSeconds",
+                f"TaskDef: {name} timeoutSeconds: {to} must be less than or equal to "
+                f"totalTimeoutSeconds: {total}",
+            )
+        )
+    if d["backoffScaleFactor"] < 1:
+        errors.append(
+            error(
+                f"{p}backoffScaleFactor",
+                f"TaskDef backoffScaleFactor: {d['backoffScaleFactor']} must be >= 1",
+            )
+        )
+    for k in ("maxRetryDelaySeconds", "backoffJitterMs", "retryDelaySeconds", "timeoutSeconds"):
+        if d[k] < 0:
+            errors.append(error(f"{p}{k}", f"TaskDef {k}: {d[k]} must be >= 0"))
+    if d.get("pollTimeoutSeconds") is not None and d["pollTimeoutSeconds"] < 0:
+        errors.append(
+            error(
+                f"{p}pollTimeoutSeconds",
+                f"TaskDef pollTimeoutSeconds: {d['pollTimeoutSeconds']} must be >= 0",
+            )
+        )
+    if d["retryLogic"] not in _RETRY_LOGICS:
+        errors.append(
+            error(f"{p}retryLogic", enum_message("retryLogic", d["retryLogic"], _RETRY_LOGICS))
+        )
+    if d["timeoutPolicy"] not in _TASK_TIMEOUT_POLICIES:
+        errors.append(
+            error(
+                f"{p}timeoutPolicy",
+                enum_message("timeoutPolicy", d["timeoutPolicy"], _TASK_TIMEOUT_POLICIES),
+            )
+        )
+
+
+def check_task(wt: JSON, path: str, errors: Errors) -> None:
+    name = wt.get("name")
+    if not isinstance(name, str) or not name:
+        errors.append(error(f"{path}.name", "WorkflowTask name cannot be empty or null"))
+    ref = wt.get("taskReferenceName")
+    if not isinstance(ref, str) or not ref:
+        errors.append(
+            error(
+                f"{path}.taskReferenceName",
+                "WorkflowTask taskReferenceName name cannot be empty or null",
+            )
+        )
+    t = wt.get("type")
+    if not isinstance(t, str) or not t:
+        errors.append(error(f"{path}.type", "WorkflowTask type cannot be empty"))
+        return
+    if not is_int(wt["startDelay"]) or wt["startDelay"] < 0:
+        errors.append(error(f"{path}.startDelay", "startDelay: must be greater than or equal to 0"))
+    if not isinstance(wt["inputParameters"], Mapping):
+        errors.append(error(f"{path}.inputParameters", "inputParameters must be a map"))
+        return
+    retry_count = wt.get("retryCount")
+    if retry_count is not None and (not is_int(retry_count) or retry_count < 0):
+        errors.append(error(f"{path}.retryCount", "retryCount: must be greater than or equal to 0"))
+    if isinstance(wt.get("taskDefinition"), Mapping):
+        check_task_def(wt["taskDefinition"], f"{path}.taskDefinition", errors)
+    if t in UNSUPPORTED_TYPES:
+        return  # stored as Conductor does; the task fails when it is scheduled (mapping.py)
+    checker = _TYPE_CHECKS.get(TaskType(t)) if t in TaskType.__members__ else None
+    if checker is not None:
+        checker(wt, path, errors)
+    for b, branch in enumerate(children(wt)):
+        for i, child in enumerate(branch):
+            check_task(child, f"{path}.{branch_path(wt, b)}[{i}]", errors)
+
+
+def branch_path(wt: JSON, index: int) -> str:
+    t = wt["type"]
+    if t == TaskType.FORK_JOIN:
+        return f"forkTasks[{index}]"
+    if t == TaskType.DO_WHILE:
+        return "loopOver"
+    keys = list(wt["decisionCases"])
+    return f"decisionCases[{keys[index]}]" if index < len(keys) else "defaultCase"
+
+
+def _req(wt: JSON, path: str, field: str, errors: Errors) -> bool:
+    if wt.get(field) is None or wt.get(field) == "":
+        msg = REQUIRED.format(field=field, type=wt["type"], name=wt.get("name"))
+        errors.append(error(f"{path}.{field}", msg))
+        return False
+    return True
+
+
+def _check_decision(wt: JSON, path: str, errors: Errors) -> None:
+    if wt.get("caseValueParam") is None and wt.get("caseExpression") is None:
+        msg = REQUIRED.format(
+            field="caseValueParam or caseExpression", type="DECISION", name=wt["name"]
+        )
+        errors.append(error(f"{path}.caseValueParam", msg))
+    _check_cases(wt, path, errors)
+    expr = wt.get("caseExpression")
+    if isinstance(expr, str) and expr and check_js_syntax(expr) is not None:
+        errors.append(error(f"{path}.caseExpression", f"Expression is not well formatted: {expr}"))
+
+
+def _check_cases(wt: JSON, path: str, errors: Errors) -> None:
+    if not wt["decisionCases"]:
+        msg = (
+            f"decisionCases should have atleast one task for taskType: {wt['type']} taskName: "
+            f"{wt['name']}"
+        )
+        errors.append(error(f"{path}.decisionCases", msg))
+
+
+def _check_switch(wt: JSON, path: str, errors: Errors) -> None:
+    if (
+        _req(wt, path, "evaluatorType", errors)
+        and _req(wt, path, "expression", errors)
+        and wt["evaluatorType"] in ("javascript", "graaljs")
+    ):
+        problem = check_js_syntax(str(wt["expression"]))
+        if problem is not None:
+            errors.append(
+                error(f"{path}.expression", f"Expression is not well formatted: {problem}")
+            )
+    _check_cases(wt, path, errors)
+
+
+def _check_do_while(wt: JSON, path: str, errors: Errors) -> None:
+    if wt.get("items") is None and "_items" not in wt["inputParameters"]:
+        _req(wt, path, "loopCondition", errors)
+    if not wt["loopOver"]:
+        errors.append(
+            error(
+                f"{path}.loopOver",
+                REQUIRED.format(field="loopOver", type="DO_WHILE", name=wt["name"]),
+            )
+        )
+    for inner in iter_tasks(wt["loopOver"]):
+        if inner["type"] == TaskType.DO_WHILE:
+            errors.append(
+                error(
+                    f"{path}.loopOver",
+                    f"Nested DO_WHILE task {inner.get('taskReferenceName')} is not supported "
+                    f"inside DO_WHILE taskName: {wt['name']}",
+                )
+            )
+
+
+def _check_dynamic_fork(wt: JSON, path: str, errors: Errors) -> None:
+    if "forkTaskInputs" in wt["inputParameters"]:
+        return
+    legacy = wt.get("dynamicForkJoinTasksParam")
+    tasks_param, input_param = (
+        wt.get("dynamicForkTasksParam"),
+        wt.get("dynamicForkTasksInputParamName"),
+    )
+    if legacy is not None and (tasks_param is not None or input_param is not None):
+        msg = (
+            f"dynamicForkJoinTasksParam or combination of dynamicForkTasksInputParamName and "
+            f"dynamicForkTasksParam cam be used for taskType: FORK_JOIN_DYNAMIC taskName: "
+            f"{wt['name']}"
+        )
+        errors.append(error(f"{path}.dynamicForkJoinTasksParam", msg))
+    elif legacy is None:
+        _req(wt, path, "dynamicForkTasksParam", errors)
+        _req(wt, path, "dynamicForkTasksInputParamName", errors)
+
+
+def _template(wt: JSON) -> Mapping[str, Any]:
+    td = wt.get("taskDefinition")
+    return (td.get("inputTemplate") or {}) if isinstance(td, Mapping) else {}
+
+
+def _check_http(wt: JSON, path: str, errors: Errors) -> None:
+    ip = wt["inputParameters"]
+    if "http_request" in ip or "uri" in ip or "method" in ip or "http_request" in _template(wt):
+        return
+    msg = REQUIRED.format(field="inputParameters.http_request", type="HTTP", name=wt["name"])
+    errors.append(error(f"{path}.inputParameters", msg))
+
+
+def _check_fork(wt: JSON, path: str, errors: Errors) -> None:
+    if not wt["forkTasks"] or not any(wt["forkTasks"]):
+        msg = (
+            f"forkTasks should have atleast one task for taskType: FORK_JOIN taskName: {wt['name']}"
+        )
+        errors.append(error(f"{path}.forkTasks", msg))
+
+
+def _check_terminate(wt: JSON, path: str, errors: Errors) -> None:
+    if wt["optional"]:
+        errors.append(
+            error(f"{path}.optional", f"terminate task cannot be optional, taskName: {wt['name']}")
+        )
+    status = wt["inputParameters"].get("terminationStatus")
+    if status is None:
+        msg = REQUIRED.format(field="terminationStatus", type="TERMINATE", name=wt["name"])
+        errors.append(error(f"{path}.inputParameters.terminationStatus", msg))
+    elif status not in _TERMINATION_STATUSES:
+        msg = (
+            f"terminationStatus field for TERMINATE task: {wt['name']} should be one of COMPLETED, "
+            f"FAILED, TERMINATED, found: {status}"
+        )
+        errors.append(error(f"{path}.inputParameters.terminationStatus", msg))
+
+
+def _check_sub_workflow(wt: JSON, path: str, errors: Errors) -> None:
+    if not _req(wt, path, "subWorkflowParam", errors):
+        return
+    params = wt["subWorkflowParam"]
+    if not isinstance(params, Mapping):
+        errors.append(error(f"{path}.subWorkflowParam", "subWorkflowParam must be an object"))
+    elif not params.get("name") and params.get("workflowDefinition") is None:
+        errors.append(
+            error(f"{path}.subWorkflowParam.name", "SubWorkflowParams name cannot be null or empty")
+        )
+
+
+def _check_jq(wt: JSON, path: str, errors: Errors) -> None:
+    query = wt["inputParameters"].get("queryExpression", _template(wt).get("queryExpression"))
+    if query is None:
+        msg = REQUIRED.format(field="queryExpression", type="JSON_JQ_TRANSFORM", name=wt["name"])
+        errors.append(error(f"{path}.inputParameters.queryExpression", msg))
+    elif isinstance(query, str) and "${" not in query:
+        problem = check_jq_syntax(query)
+        if problem is not None:
+            errors.append(
+                error(
+                    f"{path}.inputParameters.queryExpression",
+                    f"queryExpression is not valid jq: {problem}",
+                )
+            )
+
+
+def _check_wait(wt: JSON, path: str, errors: Errors) -> None:
+    ip = wt["inputParameters"]
+    duration, until = ip.get("duration"), ip.get("until")
+    if _not_blank(duration) and _not_blank(until):
+        errors.append(
+            error(
+                f"{path}.inputParameters",
+                "Both 'duration' and 'until' specified. Please provide only one input",
+            )
+        )
+        return
+    if (
+        isinstance(duration, str)
+        and _not_blank(duration)
+        and "${" not in duration
+        and parse_duration(duration) is None
+    ):
+        errors.append(
+            error(f"{path}.inputParameters.duration", f"Unable to parse duration {duration}")
+        )
+    if (
+        isinstance(until, str)
+        and _not_blank(until)
+        and "${" not in until
+        and parse_until(until) is None
+    ):
+        errors.append(error(f"{path}.inputParameters.until", f"Unable to parse date {until}"))
+
+
+def _not_blank(v: Any) -> bool:
+    return v is not None and str(v).strip() != ""
+
+
+_TYPE_CHECKS = {
+    TaskType.DECISION: _check_decision,
+    TaskType.SWITCH: _check_switch,
+    TaskType.DO_WHILE: _check_do_while,
+    TaskType.DYNAMIC: lambda wt, p, e: _req(wt, p, "dynamicTaskNameParam", e) and None,
+    TaskType.FORK_JOIN_DYNAMIC: _check_dynamic_fork,
+    TaskType.HTTP: _check_http,
+    TaskType.FORK_JOIN: _check_fork,
+    TaskType.TERMINATE: _check_terminate,
+    TaskType.SUB_WORKFLOW: _check_sub_workflow,
+    TaskType.JSON_JQ_TRANSFORM: _check_jq,
+    TaskType.WAIT: _check_wait,
+}
