@@ -10,7 +10,6 @@ back to it; no span is orphaned or left open.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from podium.telemetry.propagation import parse_traceparent, traceparent
 from podium.telemetry.rpc import batch_operations, client_tracing, server_tracing
 from podium.telemetry.workflow import DecideSpans, untraced
 from podium.worker import TaskRunner, Worker
+from tests.polling import eventually
 
 JSON = dict[str, Any]
 TYPES = ("trace_a", "trace_b", "trace_c")
@@ -393,12 +393,18 @@ async def _run_workflow(cluster: LocalCluster) -> tuple[JSON, str]:
         runner = TaskRunner(url.removesuffix("/api"), [Worker(t, _handler) for t in TYPES])
         running = asyncio.ensure_future(runner.run())
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                wf = (await http.get(f"{url}/workflow/{workflow_id}")).json()
-                if wf["status"] != "RUNNING" or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
+
+            async def read() -> JSON:
+                body: JSON = (await http.get(f"{url}/workflow/{workflow_id}")).json()
+                return body
+
+            wf = await eventually(
+                read,
+                until=lambda w: w["status"] != "RUNNING",
+                timeout_s=90,
+                what=f"workflow {workflow_id} ended",
+                interval_s=0.2,
+            )
         finally:
             runner.stop()
             await running

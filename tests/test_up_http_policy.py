@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +14,7 @@ from podium.cluster import LocalCluster
 from podium.demo import quote_service
 from podium.errors import ConfigError
 from sweeper.http_task import HttpPolicy
+from tests.polling import eventually
 
 JSON = dict[str, Any]
 
@@ -51,13 +50,17 @@ def http_wf(name: str, uri: str) -> JSON:
 
 
 async def finished(http: httpx.AsyncClient, url: str, timeout_s: float = 30) -> JSON:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    async def read() -> JSON:
         wf: JSON = (await http.get(url)).json()
-        if wf["status"] != "RUNNING":
-            return wf
-        assert time.monotonic() < deadline, wf
-        await asyncio.sleep(0.05)
+        return wf
+
+    return await eventually(
+        read,
+        until=lambda wf: wf["status"] != "RUNNING",
+        timeout_s=timeout_s,
+        what=f"{url} finished",
+        interval_s=0.05,
+    )
 
 
 @pytest.mark.timeout(150)

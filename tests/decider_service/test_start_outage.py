@@ -11,7 +11,6 @@ decider killed in between) learns it from its next decide.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from decider import idempotency
-from decider.records import DeciderConfig
+from decider.decision import DeciderConfig
 from decider.server import DeciderService, DeciderSettings
 from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
@@ -177,10 +176,13 @@ async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_com
                 }
             },
         )
-        deadline = time.monotonic() + 10
-        while (await o.store.executions.get_workflow(wf_id))["status"] != "COMPLETED":
-            assert time.monotonic() < deadline, "the workflow did not complete"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: o.store.executions.get_workflow(wf_id),
+            until=lambda wf: wf["status"] == "COMPLETED",
+            timeout_s=10,
+            what="the workflow completed",
+            interval_s=0.05,
+        )
     finally:
         await sweeper.stop(grace_s=2.0)
 

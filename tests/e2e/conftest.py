@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -225,13 +224,22 @@ def e2e(cluster: LocalCluster, sdk_workers: tuple[str, subprocess.Popen[bytes]])
     for td in _task_defs(env.tasks):
         env.metadata.register_task_def(td)
     # The SDK workers are up when each task type has been polled (poll data, per worker).
-    deadline = time.monotonic() + 120
-    for task_type in env.tasks.values():
-        while not env.task_client.get_task_poll_data(task_type):
-            if proc.poll() is not None:
-                log = (cluster.work_dir / "sdk-workers.log").read_text(errors="replace")
-                raise AssertionError(f"sdk workers exited ({proc.returncode}):\n{log[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no SDK worker polled {task_type} within 120s")
-            time.sleep(0.1)
+    unpolled = set(env.tasks.values())
+
+    def not_yet_polled() -> set[str]:
+        if proc.poll() is not None:
+            log = (cluster.work_dir / "sdk-workers.log").read_text(errors="replace")
+            raise AssertionError(f"sdk workers exited ({proc.returncode}):\n{log[-3000:]}")
+        unpolled.difference_update(
+            [t for t in list(unpolled) if env.task_client.get_task_poll_data(t)]
+        )
+        return set(unpolled)
+
+    eventually_sync(
+        not_yet_polled,
+        until=lambda left: not left,
+        timeout_s=120,
+        what="an SDK worker polled every task type",
+        interval_s=0.1,
+    )
     return env
