@@ -7,7 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway import checks, polling, signals
+from api_gateway import checks, polling, workflow_wait
 from api_gateway.context import Gateway
 from api_gateway.http import (
     body_json,
@@ -103,7 +103,10 @@ def _updated_task_id(answer: JSON, ref: str) -> str | None:
         t
         for t in wf.get("tasks") or []
         if t.get("taskId") in changed
-        and (t.get("referenceTaskName") == ref or signals._base_ref(t["referenceTaskName"]) == ref)
+        and (
+            t.get("referenceTaskName") == ref
+            or workflow_wait._base_ref(t["referenceTaskName"]) == ref
+        )
     ]
     if not hits:
         return None
@@ -148,20 +151,20 @@ async def signal(request: Request, gw: Gateway) -> Response:
 
 
 async def signal_sync(request: Request, gw: Gateway) -> Response:
-    strategy = signals.return_strategy(q_str(request, "returnStrategy"))
+    strategy = workflow_wait.return_strategy(q_str(request, "returnStrategy"))
     timeout_ms = q_int(request, "timeoutMillis", 5000, minimum=0, maximum=600_000) or 0
     workflow_id = path(request, "workflowId")
     answer = await _signal(request, gw)
     if not answer.get("accepted"):
         raise NotFound(f"Found no blocked task in workflow {workflow_id} to signal")
     changed = list(answer.get("changedTaskIds") or [])
-    outcome = await signals.wait_for(
+    outcome = await workflow_wait.wait_for(
         gw,
         workflow_id,
         min(timeout_ms / 1000, gw.limits.max_execute_wait_s),
         skip_task_ids=changed,
     )
-    return ok_json(signals.signal_response(outcome, strategy))
+    return ok_json(workflow_wait.signal_response(outcome, strategy))
 
 
 async def add_log(request: Request, gw: Gateway) -> Response:
@@ -334,7 +337,7 @@ ENDPOINTS = [
              ok_schema="#SearchResultTaskSummary"),
     Endpoint("POST", f"{_P}/{{workflowId}}/{{status}}/signal/sync", signal_sync, "Complete the "
              "blocking task of a workflow and wait", TAG,
-             params=(_WF, _STATUS, q("returnStrategy", enum=list(signals.RETURN_STRATEGIES)),
+             params=(_WF, _STATUS, q("returnStrategy", enum=list(workflow_wait.RETURN_STRATEGIES)),
                      q("timeoutMillis", "integer", minimum=0, maximum=600_000)),
              body=_OUTPUT, body_required=False, ok_schema="#SignalResponse",
              errors=(400, 404, 409)),

@@ -11,7 +11,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway import checks, signals
+from api_gateway import checks, workflow_wait
 from api_gateway.context import Gateway
 from api_gateway.http import (
     body_json,
@@ -88,12 +88,12 @@ async def execute(request: Request, gw: Gateway) -> Response:
     request_id = q_str(request, "requestId") or str(uuid.uuid4())
     refs = q_list(request, "waitUntilTaskRef")
     wait_s = q_int(request, "waitForSeconds", 10, minimum=0) or 10
-    strategy = signals.return_strategy(q_str(request, "returnStrategy"))
+    strategy = workflow_wait.return_strategy(q_str(request, "returnStrategy"))
     workflow_id = await start(gw, checks.start_request(body, gw.definitions))
-    outcome = await signals.wait_for(
+    outcome = await workflow_wait.wait_for(
         gw, workflow_id, min(wait_s, gw.limits.max_execute_wait_s), refs=refs
     )
-    return ok_json(signals.signal_response(outcome, strategy, request_id))
+    return ok_json(workflow_wait.signal_response(outcome, strategy, request_id))
 
 
 async def get_workflow(request: Request, gw: Gateway) -> Response:
@@ -322,7 +322,7 @@ ENDPOINTS = [
              params=(_NAME, path_param("version", integer=True), q("requestId"),
                      q("waitUntilTaskRef"), q("waitForSeconds", "integer", minimum=0),
                      q("consistency"),
-                     q("returnStrategy", enum=list(signals.RETURN_STRATEGIES))),
+                     q("returnStrategy", enum=list(workflow_wait.RETURN_STRATEGIES))),
              body="#StartWorkflowRequest", body_required=False, ok_schema="#SignalResponse",
              errors=(400, 404, 409)),
     Endpoint("GET", f"{_P}/search-v2", search_v2, "Search workflows (full records)", TAG,

@@ -33,7 +33,7 @@ from benchmarks.common import (
     report_header,
 )
 from decider import operations as ops
-from decider.records import Context
+from decider.decision import Context
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.queue_client import QueueClient

@@ -7,6 +7,21 @@ See docs/decider.md.
 """
 
 from decider.child_status import child_status
+from decider.decision import (
+    ClaimVerdict,
+    Command,
+    Context,
+    DeciderConfig,
+    Decision,
+    NotifyParent,
+    QueuePush,
+    QueueRemove,
+    RetryWorkflow,
+    StartSubWorkflow,
+    StartWorkflow,
+    TerminateWorkflow,
+    check_claim_limits,
+)
 from decider.lifecycle import next_check_ms
 from decider.operations import (
     claim,
@@ -24,23 +39,8 @@ from decider.operations import (
     update_task,
     update_task_by_ref,
 )
-from decider.records import (
-    ClaimVerdict,
-    Command,
-    Context,
-    DeciderConfig,
-    Decision,
-    NotifyParent,
-    QueuePush,
-    QueueRemove,
-    RetryWorkflow,
-    StartSubWorkflow,
-    StartWorkflow,
-    TerminateWorkflow,
-    check_claim_limits,
-)
-from decider.run import queue_name
-from decider.state import TaskStatus, TaskType, WorkflowStatus
+from decider.statuses import TaskStatus, TaskType, WorkflowStatus
+from decider.workflow_run import queue_name
 from podium.definitions.validation import validate_task_def, validate_workflow_def
 from podium.errors import IllegalState, ValidationError
 from podium.queues import DECIDER_QUEUE

@@ -23,7 +23,7 @@ from typing import Any
 
 import jsonpath
 
-from decider.model import strip_iteration
+from decider.definition_tree import strip_iteration
 from podium.clone import clone
 from podium.definitions.expressions import SIMPLE_PATH, compile_path, find_expressions
 

@@ -7,16 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from decider.decide import decide_run, finish
+from decider.decision import Context, Decision
 from decider.operations import reopen_workflow, task_in
-from decider.records import Context, Decision
 from decider.reopen import reopen_parent
-from decider.run import Run
-from decider.state import (
+from decider.statuses import (
     TaskStatus,
     WorkflowStatus,
     task_terminal,
     workflow_terminal,
 )
+from decider.workflow_run import Run
 from podium.clone import clone
 from podium.errors import (
     InvalidArgument,

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from decider import operations as ops
-from decider.records import check_claim_limits
-from decider.state import TaskStatus
+from decider.decision import check_claim_limits
+from decider.statuses import TaskStatus
 from podium.aio import retrying
 from podium.errors import NotFound
 from podium.queue_client import QueueBatch

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from decider import idempotency
 from decider import operations as ops
 from decider.child_status import child_status
-from decider.mapping import depth_limit_reason
-from decider.records import (
+from decider.decision import (
     Command,
     Context,
     Decision,
@@ -26,7 +25,8 @@ from decider.records import (
     StartWorkflow,
     TerminateWorkflow,
 )
-from decider.state import WorkflowStatus, task_terminal
+from decider.mapping import depth_limit_reason
+from decider.statuses import WorkflowStatus, task_terminal
 from podium.aio import OwnedTasks, retrying
 from podium.errors import (
     Conflict,

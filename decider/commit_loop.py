@@ -27,7 +27,7 @@ from typing import Any
 from opentelemetry.trace import Tracer
 
 from decider.commands import IN_COMMAND, Commands
-from decider.records import (
+from decider.decision import (
     Context,
     DeciderConfig,
     Decision,

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from decider.decision import Context, Decision
+from decider.definition_tree import append_iteration, next_task, strip_iteration
 from decider.lifecycle import (
     cancel_non_terminal,
     check_task_timeouts,
@@ -26,11 +28,8 @@ from decider.lifecycle import (
     terminate_workflow,
 )
 from decider.mapping import map_task
-from decider.model import append_iteration, next_task, strip_iteration
-from decider.records import Context, Decision
-from decider.run import Run, TerminateSignal
 from decider.start_commands import emit_start_commands
-from decider.state import (
+from decider.statuses import (
     SYNC_SYSTEM_TYPES,
     TaskStatus,
     TaskType,
@@ -41,6 +40,7 @@ from decider.state import (
     workflow_terminal,
 )
 from decider.systasks import execute
+from decider.workflow_run import Run, TerminateSignal
 from podium.types import JSON
 
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from decider import operations as ops
-from decider.model import strip_iteration
-from decider.state import WorkflowStatus, task_terminal
+from decider.definition_tree import strip_iteration
+from decider.statuses import WorkflowStatus, task_terminal
 from podium.types import JSON
 
 if TYPE_CHECKING:

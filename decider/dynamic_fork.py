@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from decider.binding import java_str, resolve_params
+from decider.definition_tree import next_task
 from decider.map_call import MapCall, dynamic_fork_wt
-from decider.model import next_task
-from decider.run import TerminateSignal
-from decider.state import SYSTEM_TYPES, TaskStatus, TaskType
+from decider.statuses import SYSTEM_TYPES, TaskStatus, TaskType
+from decider.workflow_run import TerminateSignal
 from podium.types import JSON
 
 

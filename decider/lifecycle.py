@@ -7,16 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from decider.binding import resolve_params
-from decider.mapping import sub_workflow_id
-from decider.model import find_task
-from decider.records import (
+from decider.decision import (
     Context,
     NotifyParent,
     StartWorkflow,
     TerminateWorkflow,
 )
-from decider.run import Run, TerminateSignal
-from decider.state import (
+from decider.definition_tree import find_task
+from decider.mapping import sub_workflow_id
+from decider.statuses import (
     BUILT_IN_TYPES,
     SYNC_SYSTEM_TYPES,
     TASK_RETRIABLE,
@@ -26,6 +25,7 @@ from decider.state import (
     task_terminal,
     workflow_terminal,
 )
+from decider.workflow_run import Run, TerminateSignal
 from podium.clone import clone
 from podium.types import JSON
 

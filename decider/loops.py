@@ -14,10 +14,10 @@ from typing import Any
 
 from decider import scripting
 from decider.binding import resolve_params
+from decider.definition_tree import append_iteration, collect_tasks, has_ref, strip_iteration
 from decider.mapping import map_task
-from decider.model import append_iteration, collect_tasks, has_ref, strip_iteration
-from decider.run import Run
-from decider.state import TaskStatus, task_successful, task_terminal
+from decider.statuses import TaskStatus, task_successful, task_terminal
+from decider.workflow_run import Run
 from podium.clone import clone
 from podium.types import JSON
 

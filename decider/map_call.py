@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from decider.binding import resolve_params
-from decider.model import populate_one
-from decider.run import Run
-from decider.state import TaskStatus, task_terminal
+from decider.definition_tree import populate_one
+from decider.statuses import TaskStatus, task_terminal
+from decider.workflow_run import Run
 from podium.definitions.shape import normalize_task_def, normalize_workflow_task
 from podium.types import JSON
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from decider import scripting
 from decider.binding import java_str, resolve_params
+from decider.definition_tree import next_task
 from decider.dynamic_fork import map_dynamic_fork
 from decider.map_call import MapCall, Mapper
-from decider.model import next_task
-from decider.run import Run, TerminateSignal
-from decider.state import UNSUPPORTED_TYPES, TaskStatus, TaskType, task_terminal
+from decider.statuses import UNSUPPORTED_TYPES, TaskStatus, TaskType, task_terminal
+from decider.workflow_run import Run, TerminateSignal
 from podium.clone import clone
 from podium.definitions.shape import normalize_task_def
 from podium.definitions.waits import parse_duration, parse_until

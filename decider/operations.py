@@ -1,7 +1,7 @@
 """Workflow operations as pure transitions: ``op(workflow, ..., ctx) -> Decision``.
 
 Each operation copies the record, applies Conductor's rules for that call, runs the decide
-loop where Conductor does, and returns a :class:`~decider.records.Decision`. Preconditions
+loop where Conductor does, and returns a :class:`~decider.decision.Decision`. Preconditions
 raise Podium errors with Conductor's messages (Conflict → 409, NotFound → 404, IllegalState →
 500, InvalidArgument/ValidationError → 400). Repeated or late calls that Conductor ignores
 return a Decision with ``accepted=False`` and no changes.
@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from decider.decide import decide_run, finish
+from decider.decision import Context, Decision
+from decider.definition_tree import find_task, populate_task_defs
 from decider.lifecycle import notify_parent, terminate_workflow
-from decider.model import find_task, populate_task_defs
-from decider.records import Context, Decision
 from decider.reopen import reopen_for_retry, rerun_from_task
-from decider.run import Run
-from decider.state import (
+from decider.statuses import (
     TASK_RESULT_STATUSES,
     TaskStatus,
     WorkflowStatus,
@@ -27,6 +26,7 @@ from decider.state import (
     task_terminal,
     workflow_terminal,
 )
+from decider.workflow_run import Run
 from podium.clone import clone
 from podium.errors import (
     Conflict,
@@ -126,7 +126,7 @@ def claim(
     """A task popped from its queue goes to a worker: IN_PROGRESS, pollCount+1, startTime.
 
     A task already finished is not handed out (``accepted=False``, its message removed).
-    Limits are checked before, with :func:`decider.records.check_claim_limits`.
+    Limits are checked before, with :func:`decider.decision.check_claim_limits`.
     """
     run = Run(workflow, ctx)
     task = task_in(run, task_id)

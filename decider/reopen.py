@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from decider.binding import resolve_params
+from decider.decision import RetryWorkflow
+from decider.definition_tree import append_iteration, has_ref, strip_iteration
 from decider.lifecycle import task_def_for
 from decider.mapping import map_task, sub_workflow_id
-from decider.model import append_iteration, has_ref, strip_iteration
-from decider.records import RetryWorkflow
-from decider.run import Run
-from decider.state import (
+from decider.statuses import (
     SYNC_SYSTEM_TYPES,
     TaskStatus,
     TaskType,
     task_successful,
     task_terminal,
 )
+from decider.workflow_run import Run
 from podium.types import JSON
 
 _IN_PLACE = (TaskType.DO_WHILE, TaskType.JOIN, TaskType.EXCLUSIVE_JOIN)

@@ -39,7 +39,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from decider import dry_run
-from decider.records import DeciderConfig, Decision
+from decider.decision import DeciderConfig, Decision
 from decider.script_host import ScriptHost
 from decider.shell import DeciderShell
 from podium import logs

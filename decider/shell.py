@@ -17,12 +17,12 @@ from decider import operations as ops
 from decider.claims import Claims
 from decider.commands import Commands
 from decider.commit_loop import CommitLoop
-from decider.records import (
+from decider.decision import (
     Context,
     Decision,
 )
-from decider.run import queue_name
-from decider.state import TaskStatus, WorkflowStatus, is_system_type, task_terminal
+from decider.statuses import TaskStatus, WorkflowStatus, is_system_type, task_terminal
+from decider.workflow_run import queue_name
 from podium.errors import (
     NotFound,
 )

@@ -7,16 +7,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from decider.records import (
+from decider.decision import (
     StartSubWorkflow,
     StartWorkflow,
 )
-from decider.run import Run
-from decider.state import (
+from decider.statuses import (
     TaskStatus,
     TaskType,
     WorkflowStatus,
 )
+from decider.workflow_run import Run
 from podium.clone import clone
 from podium.types import JSON
 

@@ -10,10 +10,10 @@ import json
 from collections.abc import Callable
 
 from decider import scripting
+from decider.definition_tree import append_iteration
 from decider.mapping import JS_EVALUATORS, evaluate
-from decider.model import append_iteration
-from decider.run import Run
-from decider.state import TaskStatus, TaskType, task_successful, task_terminal
+from decider.statuses import TaskStatus, TaskType, task_successful, task_terminal
+from decider.workflow_run import Run
 from podium.clone import clone
 from podium.types import JSON
 

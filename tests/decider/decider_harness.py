@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import decider as d
-from decider.records import Context, DeciderConfig, Decision
+from decider.decision import Context, DeciderConfig, Decision
 
 JSON = dict[str, Any]
 

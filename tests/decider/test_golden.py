@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import decider as d
-from decider.records import Decision
+from decider.decision import Decision
 from tests.decider.decider_harness import Harness
 
 GOLDEN = Path(__file__).parent / "golden"

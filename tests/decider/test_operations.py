@@ -418,7 +418,7 @@ def test_update_task_rejects_malformed_results_with_field_errors() -> None:
     import pytest
 
     from decider import operations as ops
-    from decider.records import Context
+    from decider.decision import Context
     from podium.errors import ValidationError
 
     ctx = Context(now_ms=1, ids=lambda: "x")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from decider import NotifyParent, QueuePush, StartSubWorkflow, StartWorkflow, TerminateWorkflow
-from decider.records import DeciderConfig
+from decider.decision import DeciderConfig
 from tests.decider.decider_harness import Harness, simple, wf_def
 
 

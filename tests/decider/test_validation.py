@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from decider import ValidationError, validate_task_def, validate_workflow_def
-from decider.model import populate_task_defs
+from decider.definition_tree import populate_task_defs
 from podium.definitions.shape import default_task_def, normalize_workflow_def
 from tests.decider.decider_harness import simple, wf_def
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from decider import idempotency
-from decider.records import DeciderConfig
+from decider.decision import DeciderConfig
 from decider.server import DeciderService, DeciderSettings
 from podium.errors import PodiumError
 from podium.launch.redis import RedisServer

@@ -7,10 +7,10 @@ from redis.asyncio import Redis
 from podium.redis_conn import connect
 from podium.store.api import Store
 from podium.store.config import StoreConfig, redact_url
-from podium.store.redis_backend.common import redis_errors
 from podium.store.redis_backend.executions import RedisExecutions
 from podium.store.redis_backend.keys import Keys
 from podium.store.redis_backend.metadata import RedisMetadata
+from podium.store.redis_backend.replies import redis_errors
 from podium.store.redis_backend.scripts import Scripts
 
 

@@ -14,8 +14,8 @@ from podium.store.codec import decode, encode
 from podium.store.config import StoreConfig
 from podium.store.model import Record, workflow_index_time
 from podium.store.prepare import check_expected_version, prepare_commit, sort_tasks
-from podium.store.redis_backend.common import redis_errors, text
 from podium.store.redis_backend.keys import Keys
+from podium.store.redis_backend.replies import redis_errors, text
 from podium.store.redis_backend.scripts import Scripts
 from podium.store.redis_backend.search_source import RedisSearchSource
 from podium.store.redis_backend.writes import RedisWriter

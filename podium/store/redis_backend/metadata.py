@@ -14,8 +14,8 @@ from podium.store.model import (
     check_task_def,
     check_workflow_def,
 )
-from podium.store.redis_backend.common import redis_errors, text
 from podium.store.redis_backend.keys import Keys
+from podium.store.redis_backend.replies import redis_errors, text
 from podium.store.redis_backend.scripts import Scripts
 
 

@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 
 from podium.store.codec import decode
 from podium.store.model import Record
-from podium.store.redis_backend.common import redis_errors, text
 from podium.store.redis_backend.keys import Keys
+from podium.store.redis_backend.replies import redis_errors, text
 from podium.store.search import NOT_INDEXED, Candidate, Kind
 
 

@@ -28,8 +28,8 @@ from podium.store.model import (
     workflow_index_time,
 )
 from podium.store.prepare import PreparedCommit, missing_removed
-from podium.store.redis_backend.common import redis_errors, text
 from podium.store.redis_backend.keys import Keys
+from podium.store.redis_backend.replies import redis_errors, text
 from podium.store.redis_backend.scripts import Scripts
 
 log = logging.getLogger(__name__)

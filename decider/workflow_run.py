@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from decider.records import (
+from decider.decision import (
     Command,
     Context,
     Decision,
     QueuePush,
     QueueRemove,
 )
-from decider.state import (
+from decider.statuses import (
     SYNC_SYSTEM_TYPES,
     SYSTEM_TYPES,
     TaskStatus,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from decider.state import TaskType
+from decider.statuses import TaskType
 from podium.clone import clone
 from podium.definitions.shape import children, default_task_def, iter_tasks, normalize_task_def
 from podium.types import JSON
