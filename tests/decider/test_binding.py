@@ -153,8 +153,8 @@ def test_resolution_does_not_alias_workflow_state() -> None:
 
 
 def test_task_def_input_template_defaults() -> None:
-    td = {"inputTemplate": {"a": "tmpl-a", "b": {"deep": 1}, "c": "tmpl-c"}}
-    out = resolve_params({"a": "${workflow.input.missing}", "c": "given"}, WF, task_def=td)
+    task_def = {"inputTemplate": {"a": "tmpl-a", "b": {"deep": 1}, "c": "tmpl-c"}}
+    out = resolve_params({"a": "${workflow.input.missing}", "c": "given"}, WF, task_def=task_def)
     assert out == {"a": "tmpl-a", "b": {"deep": 1}, "c": "given"}
 
 

@@ -10,14 +10,14 @@ from decider.lifecycle import retry_delay_ms
 from tests.decider.decider_harness import Harness, simple, wf_def
 
 
-def td(**kw: Any) -> dict[str, Any]:
+def task_def(**kw: Any) -> dict[str, Any]:
     return {"name": "a", **kw}
 
 
 def test_failed_task_is_retried_as_a_new_task() -> None:
     h = Harness(
         wf_def(simple("a", inputParameters={"x": "${workflow.input.x}", "me": "${CPEWF_TASK_ID}"})),
-        task_defs={"a": td(retryCount=2, retryDelaySeconds=5)},
+        task_defs={"a": task_def(retryCount=2, retryDelaySeconds=5)},
     )
     h.start({"x": 1}, at=0)
     first = h.task("a")
@@ -43,7 +43,7 @@ def test_failed_task_is_retried_as_a_new_task() -> None:
 
 
 def test_retries_exhausted_fail_the_workflow_with_conductor_reason() -> None:
-    h = Harness(wf_def(simple("a")), task_defs={"a": td(retryCount=1, retryDelaySeconds=0)})
+    h = Harness(wf_def(simple("a")), task_defs={"a": task_def(retryCount=1, retryDelaySeconds=0)})
     h.start()
     h.claim("a")
     h.fail("a", "first")
@@ -60,12 +60,12 @@ def test_retries_exhausted_fail_the_workflow_with_conductor_reason() -> None:
 
 
 def test_terminal_error_and_workflow_task_retry_count_override() -> None:
-    h = Harness(wf_def(simple("a")), task_defs={"a": td(retryCount=5)})
+    h = Harness(wf_def(simple("a")), task_defs={"a": task_def(retryCount=5)})
     h.start()
     h.claim("a")
     h.fail("a", terminal=True)
     assert h.status == "FAILED" and len(h.wf["tasks"]) == 1
-    h = Harness(wf_def(simple("a", retryCount=0)), task_defs={"a": td(retryCount=5)})
+    h = Harness(wf_def(simple("a", retryCount=0)), task_defs={"a": task_def(retryCount=5)})
     h.start()
     h.claim("a")
     h.fail("a")
@@ -80,7 +80,9 @@ def test_canceled_task_terminates_the_workflow() -> None:
 
 
 def test_optional_task_exhausted_becomes_completed_with_errors() -> None:
-    h = Harness(wf_def(simple("a", optional=True), simple("b")), task_defs={"a": td(retryCount=0)})
+    h = Harness(
+        wf_def(simple("a", optional=True), simple("b")), task_defs={"a": task_def(retryCount=0)}
+    )
     h.start()
     h.claim("a")
     h.fail("a")
@@ -92,17 +94,19 @@ def test_optional_task_exhausted_becomes_completed_with_errors() -> None:
 @pytest.mark.parametrize(
     ("defn", "n", "seconds"),
     [
-        (td(retryLogic="FIXED", retryDelaySeconds=10), 3, 10),
-        (td(retryLogic="LINEAR_BACKOFF", retryDelaySeconds=10, backoffScaleFactor=2), 0, 20),
-        (td(retryLogic="LINEAR_BACKOFF", retryDelaySeconds=10, backoffScaleFactor=2), 2, 60),
-        (td(retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10), 0, 10),
-        (td(retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10), 3, 80),
+        (task_def(retryLogic="FIXED", retryDelaySeconds=10), 3, 10),
+        (task_def(retryLogic="LINEAR_BACKOFF", retryDelaySeconds=10, backoffScaleFactor=2), 0, 20),
+        (task_def(retryLogic="LINEAR_BACKOFF", retryDelaySeconds=10, backoffScaleFactor=2), 2, 60),
+        (task_def(retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10), 0, 10),
+        (task_def(retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10), 3, 80),
         (
-            td(retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10, maxRetryDelaySeconds=25),
+            task_def(
+                retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10, maxRetryDelaySeconds=25
+            ),
             3,
             25,
         ),
-        (td(retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10), 40, 2**31 - 1),
+        (task_def(retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=10), 40, 2**31 - 1),
     ],
 )
 def test_retry_delay(defn: dict[str, Any], n: int, seconds: int) -> None:
@@ -111,19 +115,21 @@ def test_retry_delay(defn: dict[str, Any], n: int, seconds: int) -> None:
 
 def test_retry_jitter_is_bounded_and_deterministic() -> None:
     values = {
-        retry_delay_ms(td(retryDelaySeconds=1, backoffJitterMs=50), 0, f"t{i}")[1]
+        retry_delay_ms(task_def(retryDelaySeconds=1, backoffJitterMs=50), 0, f"t{i}")[1]
         for i in range(200)
     }
     assert min(values) >= 1000 and max(values) <= 1050 and len(values) > 10
-    assert retry_delay_ms(td(backoffJitterMs=50), 0, "x") == retry_delay_ms(
-        td(backoffJitterMs=50), 0, "x"
+    assert retry_delay_ms(task_def(backoffJitterMs=50), 0, "x") == retry_delay_ms(
+        task_def(backoffJitterMs=50), 0, "x"
     )
 
 
 def test_exponential_backoff_through_the_decider() -> None:
     h = Harness(
         wf_def(simple("a")),
-        task_defs={"a": td(retryCount=3, retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=2)},
+        task_defs={
+            "a": task_def(retryCount=3, retryLogic="EXPONENTIAL_BACKOFF", retryDelaySeconds=2)
+        },
     )
     h.start()
     delays = []
@@ -137,7 +143,7 @@ def test_exponential_backoff_through_the_decider() -> None:
 def test_response_timeout_times_out_and_retries() -> None:
     h = Harness(
         wf_def(simple("a")),
-        task_defs={"a": td(responseTimeoutSeconds=10, retryCount=1, retryDelaySeconds=0)},
+        task_defs={"a": task_def(responseTimeoutSeconds=10, retryCount=1, retryDelaySeconds=0)},
     )
     h.start(at=0)
     dec = h.claim("a", at=1000)
@@ -156,7 +162,7 @@ def test_response_timeout_times_out_and_retries() -> None:
 
 
 def test_heartbeat_extends_the_response_window() -> None:
-    h = Harness(wf_def(simple("a")), task_defs={"a": td(responseTimeoutSeconds=10)})
+    h = Harness(wf_def(simple("a")), task_defs={"a": task_def(responseTimeoutSeconds=10)})
     h.start(at=0)
     h.claim("a", at=0)
     dec = h.update("a", "IN_PROGRESS", at=8000, extendLease=True)
@@ -177,7 +183,7 @@ def test_task_timeout_policies(policy: str, wf_status: str, task_status: str) ->
     h = Harness(
         wf_def(simple("a")),
         task_defs={
-            "a": td(
+            "a": task_def(
                 timeoutSeconds=60,
                 responseTimeoutSeconds=60,
                 timeoutPolicy=policy,
@@ -205,7 +211,8 @@ def test_task_timeout_policies(policy: str, wf_status: str, task_status: str) ->
 
 def test_poll_timeout() -> None:
     h = Harness(
-        wf_def(simple("a")), task_defs={"a": td(pollTimeoutSeconds=5, timeoutPolicy="TIME_OUT_WF")}
+        wf_def(simple("a")),
+        task_defs={"a": task_def(pollTimeoutSeconds=5, timeoutPolicy="TIME_OUT_WF")},
     )
     dec = h.start(at=0)
     assert dec.next_check_ms == 5000
@@ -219,7 +226,7 @@ def test_total_timeout_stops_retries() -> None:
     h = Harness(
         wf_def(simple("a")),
         task_defs={
-            "a": td(
+            "a": task_def(
                 totalTimeoutSeconds=100, retryCount=10, retryDelaySeconds=0, timeoutPolicy="RETRY"
             )
         },

@@ -403,11 +403,11 @@ def test_task_def_rules() -> None:
         ),
         ({"name": "t", "retryCount": "3"}, "retryCount", "must be an integer"),
     ]
-    for td, path, fragment in cases:
+    for task_def, path, fragment in cases:
         with pytest.raises(ValidationError) as exc:
-            validate_task_def(td)
+            validate_task_def(task_def)
         assert any(e["path"] == path and fragment in e["message"] for e in exc.value.errors), (
-            td,
+            task_def,
             exc.value.errors,
         )
 

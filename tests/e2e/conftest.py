@@ -123,7 +123,7 @@ class E2E:
 
 
 def _task_defs(names: dict[str, str]) -> list[TaskDef]:
-    def td(suffix: str, retries: int, **kw: Any) -> TaskDef:
+    def task_def(suffix: str, retries: int, **kw: Any) -> TaskDef:
         return TaskDef(
             name=names[suffix],
             description=f"e2e {suffix}",
@@ -137,11 +137,11 @@ def _task_defs(names: dict[str, str]) -> list[TaskDef]:
         )
 
     return [
-        td("echo", 0),
-        td("add", 0),
-        td("flaky", 2),
-        td("always_fail", 1),
-        td("terminal_fail", 2),
+        task_def("echo", 0),
+        task_def("add", 0),
+        task_def("flaky", 2),
+        task_def("always_fail", 1),
+        task_def("terminal_fail", 2),
     ]
 
 
@@ -221,8 +221,8 @@ def e2e(cluster: LocalCluster, sdk_workers: tuple[str, subprocess.Popen[bytes]])
         clients=OrkesClients(configuration=config),
         tasks=task_names(prefix),
     )
-    for td in _task_defs(env.tasks):
-        env.metadata.register_task_def(td)
+    for task_def in _task_defs(env.tasks):
+        env.metadata.register_task_def(task_def)
     # The SDK workers are up when each task type has been polled (poll data, per worker).
     unpolled = set(env.tasks.values())
 

@@ -59,9 +59,9 @@ async def serve_gateway(settings: GatewaySettings) -> AsyncIterator[RunningGatew
     async def connector(s: GatewaySettings) -> Gateway:
         from api_gateway.server import connect
 
-        gw = await connect(s)
-        captured["gateway"] = gw
-        return gw
+        gateway = await connect(s)
+        captured["gateway"] = gateway
+        return gateway
 
     app = create_app(settings, connector)
     server = uvicorn.Server(
@@ -89,19 +89,21 @@ async def serve_gateway(settings: GatewaySettings) -> AsyncIterator[RunningGatew
 
 
 @pytest.fixture(scope="session")
-async def gw(stack: Stack) -> AsyncIterator[RunningGateway]:
+async def running_gateway(stack: Stack) -> AsyncIterator[RunningGateway]:
     """The default gateway (auth off, default limits)."""
     async with serve_gateway(stack.gateway_settings()) as running:
         yield running
 
 
 @pytest.fixture
-def client(gw: RunningGateway) -> httpx.AsyncClient:
-    return gw.client
+def client(running_gateway: RunningGateway) -> httpx.AsyncClient:
+    return running_gateway.client
 
 
 @pytest.fixture
-def make_gateway(stack: Stack) -> Callable[..., contextlib.AbstractAsyncContextManager[Any]]:
+def make_gateway(
+    stack: Stack,
+) -> Callable[..., contextlib.AbstractAsyncContextManager[RunningGateway]]:
     """``async with make_gateway(limits=Limits(...), auth=AuthSettings(...)) as g: ...``"""
 
     def make(**overrides: Any) -> contextlib.AbstractAsyncContextManager[RunningGateway]:

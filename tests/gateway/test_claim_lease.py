@@ -22,9 +22,9 @@ RESPONSE_TIMEOUT_S = 1
 
 
 async def test_a_task_popped_and_never_claimed_is_handed_out_after_its_response_timeout(
-    gw: RunningGateway, names: Names
+    running_gateway: RunningGateway, names: Names
 ) -> None:
-    client: httpx.AsyncClient = gw.client
+    client: httpx.AsyncClient = running_gateway.client
     wf, task_type = names("lease"), names("quick")
     r = await client.post(
         "/api/metadata/taskdefs",
@@ -41,7 +41,7 @@ async def test_a_task_popped_and_never_claimed_is_handed_out_after_its_response_
     await register(client, simple_workflow(wf, task_type))
     workflow_id = await start(client, wf)
 
-    [popped] = await pop_for_claim(gw.gateway, task_type, task_type, 1, 1000)
+    [popped] = await pop_for_claim(running_gateway.gateway, task_type, task_type, 1, 1000)
     popped_at = time.monotonic()
     # The gateway dies here: no claim, no release. Another worker's polls (for up to 10 s,
     # a third of CLAIM_LEASE_MS) get the task once the lease ends.
@@ -54,12 +54,12 @@ async def test_a_task_popped_and_never_claimed_is_handed_out_after_its_response_
 
 
 async def test_without_a_shorter_response_timeout_the_lease_is_the_claim_lease(
-    gw: RunningGateway, names: Names
+    running_gateway: RunningGateway, names: Names
 ) -> None:
-    leases = gw.gateway.claim_leases
+    leases = running_gateway.gateway.claim_leases
     assert await leases.lease_ms(names("no_task_def")) == CLAIM_LEASE_MS
     task_type = names("slow")
-    r = await gw.client.post(
+    r = await running_gateway.client.post(
         "/api/metadata/taskdefs",
         json=[{"name": task_type, "ownerEmail": "a@b.c", "responseTimeoutSeconds": 3600}],
     )

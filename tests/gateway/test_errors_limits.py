@@ -110,8 +110,8 @@ def test_parse_json_rules() -> None:
     assert json.loads(json.dumps(compact({"x": 1}))) == {"x": 1}
 
 
-async def test_many_bad_requests_leave_the_gateway_healthy(gw: RunningGateway) -> None:
-    client = gw.client
+async def test_many_bad_requests_leave_the_gateway_healthy(running_gateway: RunningGateway) -> None:
+    client = running_gateway.client
     bodies = [b"{" * 5000, b"[1,", b"\x00\x01", b'{"a":' * 70 + b"1" + b"}" * 70]
     results = await asyncio.gather(
         *(

@@ -17,14 +17,14 @@ async def test_task_defs_crud(client: httpx.AsyncClient, names: Names) -> None:
     )
     assert r.status_code == 200 and r.content == b""
     r = await client.get(f"/api/metadata/taskdefs/{name}")
-    td = r.json()
-    assert td["name"] == name and td["retryCount"] == 1 and td["createTime"] > 0
-    assert td["timeoutPolicy"] == "TIME_OUT_WF" and td["responseTimeoutSeconds"] == 3600
+    task_def = r.json()
+    assert task_def["name"] == name and task_def["retryCount"] == 1 and task_def["createTime"] > 0
+    assert task_def["timeoutPolicy"] == "TIME_OUT_WF" and task_def["responseTimeoutSeconds"] == 3600
     r = await client.put("/api/metadata/taskdefs", json={"name": name, "retryCount": 4})
     assert r.status_code == 200
     r = await client.get(f"/api/metadata/taskdefs/{name}")
-    assert r.json()["retryCount"] == 4 and r.json()["createTime"] == td["createTime"]
-    assert r.json()["updateTime"] >= td["createTime"]
+    assert r.json()["retryCount"] == 4 and r.json()["createTime"] == task_def["createTime"]
+    assert r.json()["updateTime"] >= task_def["createTime"]
     r = await client.get("/api/metadata/taskdefs")
     assert name in {d["name"] for d in r.json()}
     r = await client.request("DELETE", f"/api/metadata/taskdefs/{name}", json={})

@@ -12,14 +12,14 @@ from .conftest import Names, RunningGateway
 
 
 async def test_cluster_lists_the_replicas_and_whether_each_is_reachable(
-    gw: RunningGateway,
+    running_gateway: RunningGateway,
 ) -> None:
-    r = await gw.client.get("/api/admin/cluster")
+    r = await running_gateway.client.get("/api/admin/cluster")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["gateway"]["store"] == "redis"
     services = {(x["service"], x["address"]): x for x in body["replicas"]}
-    settings = gw.gateway.settings
+    settings = running_gateway.gateway.settings
     assert set(services) == {
         *(("decider", a) for a in settings.decider_addresses),
         *(("queue-service", a) for a in settings.queue_addresses),
@@ -37,9 +37,9 @@ async def test_a_replica_that_does_not_listen_is_reported_unreachable() -> None:
 
 
 async def test_queue_stats_count_ready_and_in_progress_tasks(
-    gw: RunningGateway, names: Names
+    running_gateway: RunningGateway, names: Names
 ) -> None:
-    client = gw.client
+    client = running_gateway.client
     wf, t = names("wf"), names("t")
     await register(client, simple_workflow(wf, t))
     for i in range(3):

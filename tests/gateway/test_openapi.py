@@ -40,8 +40,8 @@ CHECKS = [
 ]
 
 
-async def test_document_lists_every_route(gw: RunningGateway) -> None:
-    doc = (await gw.client.get("/api/openapi.json")).json()
+async def test_document_lists_every_route(running_gateway: RunningGateway) -> None:
+    doc = (await running_gateway.client.get("/api/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     app = create_app(GatewaySettings())

@@ -103,8 +103,8 @@ def _rerun() -> Any:
     return RerunWorkflowRequest(workflow_input={"n": 5})
 
 
-async def test_sdk_clients(gw: RunningGateway, names: Names) -> None:
-    cfg = Configuration(server_api_url=f"{gw.url}/api")
+async def test_sdk_clients(running_gateway: RunningGateway, names: Names) -> None:
+    cfg = Configuration(server_api_url=f"{running_gateway.url}/api")
     out = await asyncio.to_thread(_flow, cfg, names("sdkwf"), names("sdkt"))
     assert out["hits"] >= 1
 

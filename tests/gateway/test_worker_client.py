@@ -25,8 +25,10 @@ async def _statuses(client: httpx.AsyncClient, ids: list[str]) -> list[str]:
     return out
 
 
-async def test_runner_completes_many_workflows(gw: RunningGateway, names: Names) -> None:
-    client = gw.client
+async def test_runner_completes_many_workflows(
+    running_gateway: RunningGateway, names: Names
+) -> None:
+    client = running_gateway.client
     wf, t1, t2 = names("wf"), names("a"), names("b")
     await register(client, simple_workflow(wf, t1, t2))
     running = 0
@@ -44,7 +46,7 @@ async def test_runner_completes_many_workflows(gw: RunningGateway, names: Names)
         return {"result": "ok"}
 
     runner = TaskRunner(
-        gw.url,
+        running_gateway.url,
         [Worker(t1, first, concurrency=4, poll_timeout_ms=200),
          Worker(t2, second, concurrency=2, poll_timeout_ms=200)],
         worker_id="bench",
@@ -63,8 +65,10 @@ async def test_runner_completes_many_workflows(gw: RunningGateway, names: Names)
     assert runner.stats.update_errors == 0 and runner.stats.poll_errors == 0
 
 
-async def test_runner_failures_in_progress_and_shutdown(gw: RunningGateway, names: Names) -> None:
-    client = gw.client
+async def test_runner_failures_in_progress_and_shutdown(
+    running_gateway: RunningGateway, names: Names
+) -> None:
+    client = running_gateway.client
     wf, t = names("wf"), names("t")
     await register(client, simple_workflow(wf, t, task_def={"retryCount": 0}))
     calls: dict[str, int] = {}
@@ -80,7 +84,9 @@ async def test_runner_failures_in_progress_and_shutdown(gw: RunningGateway, name
             return InProgress(0, {"step": 1})
         return {"result": kind}
 
-    runner = TaskRunner(gw.url, [Worker(t, handler, concurrency=3, poll_timeout_ms=100)])
+    runner = TaskRunner(
+        running_gateway.url, [Worker(t, handler, concurrency=3, poll_timeout_ms=100)]
+    )
     job = asyncio.create_task(runner.run())
     ids = {k: await start(client, wf, {"x": k}) for k in ("fail", "terminal", "later", "ok")}
 
@@ -134,9 +140,9 @@ async def _echo(task: JSON) -> JSON:
 
 
 async def test_stop_lets_running_tasks_finish_and_takes_no_new_work(
-    gw: RunningGateway, names: Names
+    running_gateway: RunningGateway, names: Names
 ) -> None:
-    client = gw.client
+    client = running_gateway.client
     wf, t = names("wf"), names("t")
     await register(client, simple_workflow(wf, t))
     started = asyncio.Event()
@@ -147,7 +153,7 @@ async def test_stop_lets_running_tasks_finish_and_takes_no_new_work(
         await release.wait()
         return {"result": "late"}
 
-    runner = TaskRunner(gw.url, [Worker(t, slow, concurrency=1, poll_timeout_ms=50)])
+    runner = TaskRunner(running_gateway.url, [Worker(t, slow, concurrency=1, poll_timeout_ms=50)])
     job = asyncio.create_task(runner.run())
     first = await start(client, wf)
     await asyncio.wait_for(started.wait(), 10)

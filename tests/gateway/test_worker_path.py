@@ -12,8 +12,10 @@ from .api_calls import assert_envelope, poll_one, register, simple_workflow, sta
 from .conftest import Names, RunningGateway
 
 
-async def test_empty_poll_costs_no_decider_call(gw: RunningGateway, names: Names) -> None:
-    client, stats = gw.client, gw.gateway.stats
+async def test_empty_poll_costs_no_decider_call(
+    running_gateway: RunningGateway, names: Names
+) -> None:
+    client, stats = running_gateway.client, running_gateway.gateway.stats
     before_decider = stats.decider_total
     before_polls = stats.polls
     r = await client.get(
@@ -27,17 +29,19 @@ async def test_empty_poll_costs_no_decider_call(gw: RunningGateway, names: Names
 
 
 async def test_empty_polls_write_poll_data_at_most_once_a_second(
-    gw: RunningGateway, names: Names
+    running_gateway: RunningGateway, names: Names
 ) -> None:
     task_type = names("idle")
-    before = gw.gateway.stats.poll_data_writes
+    before = running_gateway.gateway.stats.poll_data_writes
     for _ in range(5):
-        r = await gw.client.get(
+        r = await running_gateway.client.get(
             f"/api/tasks/poll/batch/{task_type}", params={"workerid": "w9", "timeout": 0}
         )
         assert r.status_code == 200
-    assert gw.gateway.stats.poll_data_writes == before + 1
-    r = await gw.client.get("/api/tasks/queue/polldata", params={"taskType": task_type})
+    assert running_gateway.gateway.stats.poll_data_writes == before + 1
+    r = await running_gateway.client.get(
+        "/api/tasks/queue/polldata", params={"taskType": task_type}
+    )
     assert r.status_code == 200
     [pd] = r.json()
     assert pd["queueName"] == task_type and pd["workerId"] == "w9" and pd["lastPollTime"] > 0
@@ -200,8 +204,8 @@ async def test_update_of_unknown_ids_is_404_and_validation_is_400(
     assert_envelope(r, 400)
 
 
-async def test_poll_limits(gw: RunningGateway) -> None:
-    client = gw.client
+async def test_poll_limits(running_gateway: RunningGateway) -> None:
+    client = running_gateway.client
     r = await client.get("/api/tasks/poll/batch/x", params={"timeout": 5001})
     assert_envelope(r, 400, "Long Poll Timeout value cannot be more than 5 seconds")
     r = await client.get("/api/tasks/poll/batch/x", params={"count": 0})
