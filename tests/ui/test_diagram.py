@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 from playwright.async_api import expect
 
+from podium.types import JSON
 from podium.worker import TaskRunner, Worker
 from tests.gateway.conftest import Names, RunningGateway
 from tests.polling import eventually
 
+from .api_calls import register, start, status_of
 from .conftest import shot
-from .helpers import JSON, register, start, status_of
 
 
 def showcase(name: str, child: str, work: str) -> JSON:

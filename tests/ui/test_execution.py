@@ -15,8 +15,7 @@ from tests.gateway.conftest import Names, serve_gateway
 from tests.polling import eventually
 from tests.stack import Stack
 
-from .conftest import VIEWPORT, shot
-from .helpers import (
+from .api_calls import (
     complete_next,
     fail_next,
     register,
@@ -25,6 +24,7 @@ from .helpers import (
     status_of,
     workflow,
 )
+from .conftest import VIEWPORT, shot
 
 
 def node(page: Any, ref: str) -> Any:

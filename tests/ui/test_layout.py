@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import JSON
+from podium.types import JSON
 
 CHECK = """async (definition) => {
   const { buildModel, layout, NODE_W, NODE_H } = await import("/ui/js/graph.js");

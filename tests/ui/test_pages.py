@@ -12,8 +12,7 @@ from playwright.async_api import expect
 from tests.gateway.conftest import Names
 from tests.polling import eventually
 
-from .conftest import shot
-from .helpers import (
+from .api_calls import (
     complete_next,
     fail_next,
     register,
@@ -22,6 +21,7 @@ from .helpers import (
     status_of,
     workflow,
 )
+from .conftest import shot
 
 
 async def test_the_editor_shows_the_servers_validation_and_saves_a_valid_definition(

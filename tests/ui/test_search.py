@@ -9,8 +9,8 @@ from playwright.async_api import expect
 
 from tests.gateway.conftest import Names
 
+from .api_calls import register, simple_workflow, start, status_of
 from .conftest import shot
-from .helpers import register, simple_workflow, start, status_of
 
 
 async def test_search_finds_a_workflow_by_name_status_and_correlation_id(

@@ -12,8 +12,8 @@ from tests.gateway.conftest import Names, serve_gateway
 from tests.polling import eventually
 from tests.stack import Stack
 
+from .api_calls import complete_next, fail_next, register, start, status_of
 from .conftest import VIEWPORT, PageErrors, shot, watch
-from .helpers import complete_next, fail_next, register, start, status_of
 
 # Markup that runs script if it ever reaches the DOM as HTML; each sets window.__xss.
 IMG = '<img src=x onerror="window.__xss=1">'

@@ -1,4 +1,5 @@
-"""Helpers shared by the UI tests (no fixtures here): workflows, a worker, API checks."""
+"""API calls the UI tests make to set up what the pages show: workflows to start and read,
+and a worker that completes or fails one task."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ from typing import Any
 
 import httpx
 
+from podium.types import JSON
 from tests.gateway.api_calls import poll_one, register, simple_workflow, start
-
-JSON = dict[str, Any]
 
 __all__ = [
     "complete_next",
