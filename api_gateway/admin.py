@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from api_gateway.context import Gateway
 from api_gateway.http import ok_json, ok_text, path, q_bool, q_int
-from api_gateway.routing import Endpoint, path_param, q
+from api_gateway.routing import Endpoint, path_param, query
 from podium.errors import NotFound
 
 TAG = "admin"
@@ -79,24 +79,24 @@ async def health(request: Request, gw: Gateway) -> Response:
     return ok_json({"healthy": True, "uptimeMs": int((time.time() - gw.started_at) * 1000)})
 
 
-_P = "/api/admin"
+_BASE = "/api/admin"
 
 ENDPOINTS = [
-    Endpoint("GET", f"{_P}/config", config, "Server configuration", TAG,
+    Endpoint("GET", f"{_BASE}/config", config, "Server configuration", TAG,
              ok_schema={"type": "object"}, errors=()),
-    Endpoint("GET", f"{_P}/task/{{tasktype}}", pending_tasks, "Pending tasks of a type", TAG,
-             params=(path_param("tasktype"), q("start", "integer", minimum=0),
-                     q("count", "integer", minimum=0)),
+    Endpoint("GET", f"{_BASE}/task/{{tasktype}}", pending_tasks, "Pending tasks of a type", TAG,
+             params=(path_param("tasktype"), query("start", "integer", minimum=0),
+                     query("count", "integer", minimum=0)),
              ok_schema={"type": "array", "items": "#Task"}),
-    Endpoint("POST", f"{_P}/sweep/requeue/{{workflowId}}", requeue_sweep, "Put a workflow back "
+    Endpoint("POST", f"{_BASE}/sweep/requeue/{{workflowId}}", requeue_sweep, "Put a workflow back "
              "on the decider queue", TAG, params=(path_param("workflowId"),),
              body_required=False, ok_kind="text", errors=(404,)),
-    Endpoint("POST", f"{_P}/consistency/verifyAndRepair/{{workflowId}}", verify_and_repair,
+    Endpoint("POST", f"{_BASE}/consistency/verifyAndRepair/{{workflowId}}", verify_and_repair,
              "Re-push missing task messages of a workflow", TAG,
              params=(path_param("workflowId"),), body_required=False, ok_kind="text",
              errors=(404,)),
-    Endpoint("GET", f"{_P}/queues", event_queues, "Event queues (none in Podium)", TAG,
-             params=(q("verbose", "boolean"),), ok_schema={"type": "object"}),
+    Endpoint("GET", f"{_BASE}/queues", event_queues, "Event queues (none in Podium)", TAG,
+             params=(query("verbose", "boolean"),), ok_schema={"type": "object"}),
 ]  # fmt: skip
 
 HEALTH = [

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from api_gateway import checks
 from api_gateway.context import Gateway
 from api_gateway.http import body_json, ok_json, q_bool, q_str
-from api_gateway.routing import Endpoint, q
+from api_gateway.routing import Endpoint, query
 from api_gateway.workflows import read_workflow, remove_one, terminate_remove_one
 from podium.errors import PodiumError
 from podium.types import JSON
@@ -106,23 +106,23 @@ async def search(request: Request, gw: Gateway) -> Response:
     return await _each(request, gw, act)
 
 
-_P = "/api/workflow/bulk"
+_BASE = "/api/workflow/bulk"
 _IDS = {"type": "array", "items": {"type": "string"}, "maxItems": 1000}
 _OK = "#BulkResponse"
 
 ENDPOINTS = [
-    Endpoint("PUT", f"{_P}/pause", pause, "Pause workflows", TAG, body=_IDS, ok_schema=_OK),
-    Endpoint("PUT", f"{_P}/resume", resume, "Resume workflows", TAG, body=_IDS, ok_schema=_OK),
-    Endpoint("POST", f"{_P}/restart", restart, "Restart workflows", TAG,
-             params=(q("useLatestDefinitions", "boolean"),), body=_IDS, ok_schema=_OK),
-    Endpoint("POST", f"{_P}/retry", retry, "Retry workflows", TAG, body=_IDS, ok_schema=_OK),
-    Endpoint("POST", f"{_P}/terminate", terminate, "Terminate workflows", TAG,
-             params=(q("reason"),), body=_IDS, ok_schema=_OK),
-    Endpoint("DELETE", f"{_P}/remove", remove, "Remove workflows", TAG,
-             params=(q("archiveWorkflow", "boolean"),), body=_IDS, ok_schema=_OK),
-    Endpoint("DELETE", f"{_P}/terminate-remove", terminate_remove, "Terminate and remove "
-             "workflows", TAG, params=(q("reason"), q("archiveWorkflow", "boolean")), body=_IDS,
-             ok_schema=_OK),
-    Endpoint("POST", f"{_P}/search", search, "Get workflows by id", TAG,
-             params=(q("includeTasks", "boolean"),), body=_IDS, ok_schema=_OK),
+    Endpoint("PUT", f"{_BASE}/pause", pause, "Pause workflows", TAG, body=_IDS, ok_schema=_OK),
+    Endpoint("PUT", f"{_BASE}/resume", resume, "Resume workflows", TAG, body=_IDS, ok_schema=_OK),
+    Endpoint("POST", f"{_BASE}/restart", restart, "Restart workflows", TAG,
+             params=(query("useLatestDefinitions", "boolean"),), body=_IDS, ok_schema=_OK),
+    Endpoint("POST", f"{_BASE}/retry", retry, "Retry workflows", TAG, body=_IDS, ok_schema=_OK),
+    Endpoint("POST", f"{_BASE}/terminate", terminate, "Terminate workflows", TAG,
+             params=(query("reason"),), body=_IDS, ok_schema=_OK),
+    Endpoint("DELETE", f"{_BASE}/remove", remove, "Remove workflows", TAG,
+             params=(query("archiveWorkflow", "boolean"),), body=_IDS, ok_schema=_OK),
+    Endpoint("DELETE", f"{_BASE}/terminate-remove", terminate_remove, "Terminate and remove "
+             "workflows", TAG, params=(query("reason"), query("archiveWorkflow", "boolean")),
+             body=_IDS, ok_schema=_OK),
+    Endpoint("POST", f"{_BASE}/search", search, "Get workflows by id", TAG,
+             params=(query("includeTasks", "boolean"),), body=_IDS, ok_schema=_OK),
 ]  # fmt: skip

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from api_gateway import checks
 from api_gateway.context import Gateway
 from api_gateway.http import body_json, ok_empty, ok_json, path, q_bool
-from api_gateway.routing import Endpoint, path_param, q
+from api_gateway.routing import Endpoint, path_param, query
 
 TAG = "event"
 
@@ -38,18 +38,18 @@ async def for_event(request: Request, gw: Gateway) -> Response:
     return ok_json(found)
 
 
-_P = "/api/event"
+_BASE = "/api/event"
 _LIST = {"type": "array", "items": "#EventHandler"}
 
 ENDPOINTS = [
-    Endpoint("POST", _P, add, "Add an event handler", TAG, body="#EventHandler",
+    Endpoint("POST", _BASE, add, "Add an event handler", TAG, body="#EventHandler",
              ok_kind="empty", errors=(400, 409)),
-    Endpoint("PUT", _P, update, "Update an event handler", TAG, body="#EventHandler",
+    Endpoint("PUT", _BASE, update, "Update an event handler", TAG, body="#EventHandler",
              ok_kind="empty", errors=(400, 404)),
-    Endpoint("GET", _P, list_all, "All event handlers", TAG, ok_schema=_LIST, errors=()),
-    Endpoint("DELETE", f"{_P}/{{name}}", remove, "Remove an event handler", TAG,
+    Endpoint("GET", _BASE, list_all, "All event handlers", TAG, ok_schema=_LIST, errors=()),
+    Endpoint("DELETE", f"{_BASE}/{{name}}", remove, "Remove an event handler", TAG,
              params=(path_param("name"),), body_required=False, ok_kind="empty",
              errors=(404,)),
-    Endpoint("GET", f"{_P}/{{event:path}}", for_event, "Event handlers of an event", TAG,
-             params=(path_param("event"), q("activeOnly", "boolean")), ok_schema=_LIST),
+    Endpoint("GET", f"{_BASE}/{{event:path}}", for_event, "Event handlers of an event", TAG,
+             params=(path_param("event"), query("activeOnly", "boolean")), ok_schema=_LIST),
 ]  # fmt: skip

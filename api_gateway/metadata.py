@@ -20,7 +20,7 @@ from api_gateway.http import (
     q_bool,
     q_int,
 )
-from api_gateway.routing import Endpoint, path_param, q
+from api_gateway.routing import Endpoint, path_param, query
 from podium.errors import NotFound, PodiumError, ValidationError
 
 TAG = "metadata"
@@ -189,50 +189,50 @@ async def delete_task_def(request: Request, gw: Gateway) -> Response:
     return ok_empty()
 
 
-_P = "/api/metadata"
+_BASE = "/api/metadata"
 _NAME = path_param("name", "workflow name")
 _TYPE = path_param("tasktype", "task definition name")
 _LIST_WF = {"type": "array", "items": "#WorkflowDef"}
 
 ENDPOINTS = [
-    Endpoint("POST", f"{_P}/workflow/validate", validate_workflow, "Validate a workflow "
+    Endpoint("POST", f"{_BASE}/workflow/validate", validate_workflow, "Validate a workflow "
              "definition", TAG, body="#WorkflowDef", ok_kind="empty"),
-    Endpoint("POST", f"{_P}/workflow", register_workflow, "Register a workflow definition",
-             TAG, params=(q("overwrite", "boolean", default=False),), body="#WorkflowDef",
+    Endpoint("POST", f"{_BASE}/workflow", register_workflow, "Register a workflow definition",
+             TAG, params=(query("overwrite", "boolean", default=False),), body="#WorkflowDef",
              ok_kind="empty", errors=(400, 409)),
-    Endpoint("PUT", f"{_P}/workflow", update_workflows, "Create or update workflow "
+    Endpoint("PUT", f"{_BASE}/workflow", update_workflows, "Create or update workflow "
              "definitions", TAG, body={"type": "array", "items": "#WorkflowDef"},
              ok_schema="#BulkResponse"),
-    Endpoint("GET", f"{_P}/workflow/names-and-versions", names_and_versions, "Names and "
+    Endpoint("GET", f"{_BASE}/workflow/names-and-versions", names_and_versions, "Names and "
              "versions of all workflow definitions", TAG,
              ok_schema={"type": "object", "additionalProperties": {
                  "type": "array", "items": "#WorkflowDefSummary"}}, errors=()),
-    Endpoint("GET", f"{_P}/workflow/names", workflow_names, "Names of all workflow definitions",
+    Endpoint("GET", f"{_BASE}/workflow/names", workflow_names, "Names of all workflow definitions",
              TAG, ok_schema={"type": "array", "items": {"type": "string"}}, errors=()),
-    Endpoint("GET", f"{_P}/workflow/latest-versions", latest_versions, "Latest version of "
+    Endpoint("GET", f"{_BASE}/workflow/latest-versions", latest_versions, "Latest version of "
              "every workflow definition", TAG, ok_schema=_LIST_WF, errors=()),
-    Endpoint("GET", f"{_P}/workflow/{{name}}/versions", workflow_versions, "Versions of a "
+    Endpoint("GET", f"{_BASE}/workflow/{{name}}/versions", workflow_versions, "Versions of a "
              "workflow definition", TAG, params=(_NAME,),
              ok_schema={"type": "array", "items": "#WorkflowDefSummary"}, errors=()),
-    Endpoint("GET", f"{_P}/workflow/{{name}}", get_workflow_def, "Get a workflow definition "
+    Endpoint("GET", f"{_BASE}/workflow/{{name}}", get_workflow_def, "Get a workflow definition "
              "(the latest version unless one is given)", TAG,
-             params=(_NAME, q("version", "integer")), ok_schema="#WorkflowDef",
+             params=(_NAME, query("version", "integer")), ok_schema="#WorkflowDef",
              errors=(400, 404)),
-    Endpoint("GET", f"{_P}/workflow", list_workflows, "All workflow definitions (every "
-             "version)", TAG, params=(q("classifier"),), ok_schema=_LIST_WF, errors=()),
-    Endpoint("DELETE", f"{_P}/workflow/{{name}}/{{version}}", delete_workflow_def, "Remove "
+    Endpoint("GET", f"{_BASE}/workflow", list_workflows, "All workflow definitions (every "
+             "version)", TAG, params=(query("classifier"),), ok_schema=_LIST_WF, errors=()),
+    Endpoint("DELETE", f"{_BASE}/workflow/{{name}}/{{version}}", delete_workflow_def, "Remove "
              "one version of a workflow definition", TAG,
              params=(_NAME, path_param("version", integer=True)), body_required=False,
              ok_kind="empty", errors=(400, 404)),
-    Endpoint("POST", f"{_P}/taskdefs", register_task_defs, "Create or update task definitions",
+    Endpoint("POST", f"{_BASE}/taskdefs", register_task_defs, "Create or update task definitions",
              TAG, body={"type": "array", "items": "#TaskDef"}, ok_kind="empty"),
-    Endpoint("PUT", f"{_P}/taskdefs", update_task_def, "Update an existing task definition",
+    Endpoint("PUT", f"{_BASE}/taskdefs", update_task_def, "Update an existing task definition",
              TAG, body="#TaskDef", ok_kind="empty", errors=(400, 404)),
-    Endpoint("GET", f"{_P}/taskdefs", list_task_defs, "All task definitions", TAG,
+    Endpoint("GET", f"{_BASE}/taskdefs", list_task_defs, "All task definitions", TAG,
              ok_schema={"type": "array", "items": "#TaskDef"}, errors=()),
-    Endpoint("GET", f"{_P}/taskdefs/{{tasktype}}", get_task_def, "Get a task definition", TAG,
+    Endpoint("GET", f"{_BASE}/taskdefs/{{tasktype}}", get_task_def, "Get a task definition", TAG,
              params=(_TYPE,), ok_schema="#TaskDef", errors=(404,)),
-    Endpoint("DELETE", f"{_P}/taskdefs/{{tasktype}}", delete_task_def, "Remove a task "
+    Endpoint("DELETE", f"{_BASE}/taskdefs/{{tasktype}}", delete_task_def, "Remove a task "
              "definition", TAG, params=(_TYPE,), body_required=False, ok_kind="empty",
              errors=(404,)),
 ]  # fmt: skip

@@ -49,12 +49,12 @@ def path_param(name: str, description: str = "", integer: bool = False) -> Param
     return Param(name, "path", schema, required=True, description=description)
 
 
-def q(name: str, kind: str = "string", description: str = "", **schema: Any) -> Param:
+def query(name: str, kind: str = "string", description: str = "", **schema: Any) -> Param:
     """A query parameter; ``kind`` is string, integer or boolean."""
     return Param(name, "query", {"type": kind, **schema}, description=description)
 
 
-def q_many(name: str, description: str = "") -> Param:
+def query_list(name: str, description: str = "") -> Param:
     return Param(
         name,
         "query",

@@ -22,7 +22,7 @@ from api_gateway.http import (
     q_str,
 )
 from api_gateway.query import parse_query
-from api_gateway.routing import Endpoint, path_param, q, q_many
+from api_gateway.routing import Endpoint, path_param, query, query_list
 from podium.errors import InvalidArgument, NotFound
 from podium.store import TASK_TERMINAL
 from podium.types import JSON
@@ -269,14 +269,14 @@ async def requeue(request: Request, gw: Gateway) -> Response:
 
 
 async def _search(request: Request, gw: Gateway, full: bool) -> Response:
-    query = parse_query(
+    criteria = parse_query(
         q_str(request, "query"),
         free_text=q_str(request, "freeText"),
         sort=q_str(request, "sort"),
         start=q_int(request, "start", 0, minimum=0) or 0,
         size=q_int(request, "size", 100, minimum=0) or 0,
     )
-    return ok_json(await gw.store.executions.search_tasks(query, full=full))
+    return ok_json(await gw.store.executions.search_tasks(criteria, full=full))
 
 
 async def search(request: Request, gw: Gateway) -> Response:
@@ -287,78 +287,79 @@ async def search_v2(request: Request, gw: Gateway) -> Response:
     return await _search(request, gw, True)
 
 
-_P = "/api/tasks"
+_BASE = "/api/tasks"
 _TYPE = path_param("tasktype", "task type")
-_POLL = (_TYPE, q("workerid"), q("domain"))
-_TIMEOUT = q("timeout", "integer", "long poll, ms (at most 5000)", minimum=0, default=100)
+_POLL = (_TYPE, query("workerid"), query("domain"))
+_TIMEOUT = query("timeout", "integer", "long poll, ms (at most 5000)", minimum=0, default=100)
 _WF = path_param("workflowId")
 _REF = path_param("taskRefName")
 _STATUS = path_param("status", "a TaskResult status")
 _TASK_ID = path_param("taskId")
 _OUTPUT = {"type": "object"}
 _SEARCH = (
-    q("start", "integer", minimum=0, default=0),
-    q("size", "integer", minimum=0, default=100),
-    q("sort"),
-    q("freeText"),
-    q("query"),
+    query("start", "integer", minimum=0, default=0),
+    query("size", "integer", minimum=0, default=100),
+    query("sort"),
+    query("freeText"),
+    query("query"),
 )
 
 ENDPOINTS = [
-    Endpoint("GET", f"{_P}/poll/batch/{{tasktype}}", batch_poll, "Batch poll (long poll)", TAG,
-             params=(*_POLL, q("count", "integer", minimum=1, default=1), _TIMEOUT),
+    Endpoint("GET", f"{_BASE}/poll/batch/{{tasktype}}", batch_poll, "Batch poll (long poll)", TAG,
+             params=(*_POLL, query("count", "integer", minimum=1, default=1), _TIMEOUT),
              ok_schema={"type": "array", "items": "#Task"}),
-    Endpoint("GET", f"{_P}/poll/{{tasktype}}", single_poll, "Poll for one task", TAG,
+    Endpoint("GET", f"{_BASE}/poll/{{tasktype}}", single_poll, "Poll for one task", TAG,
              params=(*_POLL, _TIMEOUT), ok_schema="#Task", also={204: ("empty", None)}),
-    Endpoint("POST", f"{_P}/update-v2", update_task_v2, "Update a task; get the next one", TAG,
+    Endpoint("POST", f"{_BASE}/update-v2", update_task_v2, "Update a task; get the next one", TAG,
              body="#TaskResult", ok_schema="#Task", also={204: ("empty", None)},
              errors=(400, 404)),
-    Endpoint("GET", f"{_P}/queue/sizes", queue_sizes, "Queue sizes of task types", TAG,
-             params=(q_many("taskType"),),
+    Endpoint("GET", f"{_BASE}/queue/sizes", queue_sizes, "Queue sizes of task types", TAG,
+             params=(query_list("taskType"),),
              ok_schema={"type": "object", "additionalProperties": {"type": "integer"}}),
-    Endpoint("GET", f"{_P}/queue/size", queue_size, "Size of one task queue", TAG,
-             params=(q("taskType"), q("domain"), q("isolationGroupId"),
-                     q("executionNamespace")), ok_schema={"type": "integer"}),
-    Endpoint("GET", f"{_P}/queue/all/verbose", all_queues_verbose, "Every queue, per shard", TAG,
+    Endpoint("GET", f"{_BASE}/queue/size", queue_size, "Size of one task queue", TAG,
+             params=(query("taskType"), query("domain"), query("isolationGroupId"),
+                     query("executionNamespace")), ok_schema={"type": "integer"}),
+    Endpoint("GET", f"{_BASE}/queue/all/verbose", all_queues_verbose, "Every queue, per shard", TAG,
              ok_schema={"type": "object"}, errors=()),
-    Endpoint("GET", f"{_P}/queue/all", all_queues, "Every queue and its size", TAG,
+    Endpoint("GET", f"{_BASE}/queue/all", all_queues, "Every queue and its size", TAG,
              ok_schema={"type": "object", "additionalProperties": {"type": "integer"}},
              errors=()),
-    Endpoint("GET", f"{_P}/queue/polldata/all", all_poll_data, "Poll data of every task type",
+    Endpoint("GET", f"{_BASE}/queue/polldata/all", all_poll_data, "Poll data of every task type",
              TAG, ok_schema={"type": "array", "items": "#PollData"}, errors=()),
-    Endpoint("GET", f"{_P}/queue/polldata", poll_data, "Poll data of a task type", TAG,
-             params=(q("taskType"),), ok_schema={"type": "array", "items": "#PollData"}),
-    Endpoint("POST", f"{_P}/queue/requeue/{{taskType}}", requeue, "Requeue the pending tasks "
+    Endpoint("GET", f"{_BASE}/queue/polldata", poll_data, "Poll data of a task type", TAG,
+             params=(query("taskType"),), ok_schema={"type": "array", "items": "#PollData"}),
+    Endpoint("POST", f"{_BASE}/queue/requeue/{{taskType}}", requeue, "Requeue the pending tasks "
              "of a type", TAG, params=(path_param("taskType"),), body_required=False,
              ok_kind="text"),
-    Endpoint("GET", f"{_P}/search-v2", search_v2, "Search tasks (full records)", TAG,
+    Endpoint("GET", f"{_BASE}/search-v2", search_v2, "Search tasks (full records)", TAG,
              params=_SEARCH, ok_schema="#SearchResultTask"),
-    Endpoint("GET", f"{_P}/search", search, "Search tasks (summaries)", TAG, params=_SEARCH,
+    Endpoint("GET", f"{_BASE}/search", search, "Search tasks (summaries)", TAG, params=_SEARCH,
              ok_schema="#SearchResultTaskSummary"),
-    Endpoint("POST", f"{_P}/{{workflowId}}/{{status}}/signal/sync", signal_sync, "Complete the "
+    Endpoint("POST", f"{_BASE}/{{workflowId}}/{{status}}/signal/sync", signal_sync, "Complete the "
              "blocking task of a workflow and wait", TAG,
-             params=(_WF, _STATUS, q("returnStrategy", enum=list(workflow_wait.RETURN_STRATEGIES)),
-                     q("timeoutMillis", "integer", minimum=0, maximum=600_000)),
+             params=(_WF, _STATUS,
+                     query("returnStrategy", enum=list(workflow_wait.RETURN_STRATEGIES)),
+                     query("timeoutMillis", "integer", minimum=0, maximum=600_000)),
              body=_OUTPUT, body_required=False, ok_schema="#SignalResponse",
              errors=(400, 404, 409)),
-    Endpoint("POST", f"{_P}/{{workflowId}}/{{status}}/signal", signal, "Complete the blocking "
+    Endpoint("POST", f"{_BASE}/{{workflowId}}/{{status}}/signal", signal, "Complete the blocking "
              "task of a workflow", TAG, params=(_WF, _STATUS), body=_OUTPUT,
              body_required=False, ok_kind="empty", errors=(400, 404, 409)),
-    Endpoint("POST", f"{_P}/{{workflowId}}/{{taskRefName}}/{{status}}/sync", update_by_ref_sync,
+    Endpoint("POST", f"{_BASE}/{{workflowId}}/{{taskRefName}}/{{status}}/sync", update_by_ref_sync,
              "Update a task by reference name; get the workflow", TAG,
-             params=(_WF, _REF, _STATUS, q("workerid")), body=_OUTPUT, body_required=False,
+             params=(_WF, _REF, _STATUS, query("workerid")), body=_OUTPUT, body_required=False,
              ok_schema="#Workflow", errors=(400, 404, 409)),
-    Endpoint("POST", f"{_P}/{{taskId}}/log", add_log, "Append a log line (raw text body)", TAG,
+    Endpoint("POST", f"{_BASE}/{{taskId}}/log", add_log, "Append a log line (raw text body)", TAG,
              params=(_TASK_ID,), body={"type": "string"}, body_kind="text", ok_kind="empty",
              errors=(404,)),
-    Endpoint("GET", f"{_P}/{{taskId}}/log", get_logs, "Logs of a task", TAG, params=(_TASK_ID,),
+    Endpoint("GET", f"{_BASE}/{{taskId}}/log", get_logs, "Logs of a task", TAG, params=(_TASK_ID,),
              ok_schema={"type": "array", "items": "#TaskExecLog"}, also={204: ("empty", None)},
              errors=()),
-    Endpoint("POST", f"{_P}/{{workflowId}}/{{taskRefName}}/{{status}}", update_by_ref, "Update "
-             "a task by reference name", TAG, params=(_WF, _REF, _STATUS, q("workerid")),
+    Endpoint("POST", f"{_BASE}/{{workflowId}}/{{taskRefName}}/{{status}}", update_by_ref, "Update "
+             "a task by reference name", TAG, params=(_WF, _REF, _STATUS, query("workerid")),
              body=_OUTPUT, body_required=False, ok_kind="text", errors=(400, 404, 409)),
-    Endpoint("GET", f"{_P}/{{taskId}}", get_task, "Get a task", TAG, params=(_TASK_ID,),
+    Endpoint("GET", f"{_BASE}/{{taskId}}", get_task, "Get a task", TAG, params=(_TASK_ID,),
              ok_schema="#Task", errors=(404,)),
-    Endpoint("POST", _P, update_task, "Update a task (worker result)", TAG, body="#TaskResult",
+    Endpoint("POST", _BASE, update_task, "Update a task (worker result)", TAG, body="#TaskResult",
              ok_kind="text", errors=(400, 404)),
 ]  # fmt: skip

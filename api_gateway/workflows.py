@@ -28,7 +28,7 @@ from api_gateway.http import (
     q_str,
 )
 from api_gateway.query import bound_range, parse_query
-from api_gateway.routing import Endpoint, path_param, q, q_many
+from api_gateway.routing import Endpoint, path_param, query, query_list
 from podium.errors import Conflict, InvalidArgument, NotFound
 from podium.store import WORKFLOW_TERMINAL, SearchQuery
 from podium.types import JSON
@@ -161,10 +161,10 @@ async def running(request: Request, gw: Gateway) -> Response:
         lo, hi = bound_range(start_time, end_time)
         if lo is not None and hi is not None and lo > hi:
             return ok_json([])
-        query = SearchQuery(
+        criteria = SearchQuery(
             workflow_types=(name,), start_time_from_ms=lo, start_time_to_ms=hi, size=5000
         )
-        found = await gw.store.executions.search_workflows(query, full=True)
+        found = await gw.store.executions.search_workflows(criteria, full=True)
         ids = [
             str(wf["workflowId"])
             for wf in found["results"]
@@ -299,96 +299,97 @@ async def search_by_tasks_v2(request: Request, gw: Gateway) -> Response:
     return ok_json({"totalHits": len(results), "results": results})
 
 
-_P = "/api/workflow"
+_BASE = "/api/workflow"
 _ID = path_param("workflowId")
 _NAME = path_param("name", "workflow name")
-_B = q("includeTasks", "boolean")
+_INCLUDE_TASKS = query("includeTasks", "boolean")
 _SEARCH = (
-    q("start", "integer", minimum=0, default=0),
-    q("size", "integer", minimum=0, maximum=5000, default=100),
-    q("sort"),
-    q("freeText"),
-    q("query"),
+    query("start", "integer", minimum=0, default=0),
+    query("size", "integer", minimum=0, maximum=5000, default=100),
+    query("sort"),
+    query("freeText"),
+    query("query"),
 )
 _ERR_CTRL = (400, 404, 409)
 
 ENDPOINTS = [
     # before /workflow/{name}: "test" is this endpoint, not a workflow of that name
-    Endpoint("POST", f"{_P}/test", test_workflow, "Run a workflow with mocked task results "
+    Endpoint("POST", f"{_BASE}/test", test_workflow, "Run a workflow with mocked task results "
              "(nothing is stored)", TAG, body="#WorkflowTestRequest", ok_schema="#Workflow",
              errors=(400, 404)),
-    Endpoint("POST", f"{_P}/execute/{{name}}/{{version}}", execute, "Start and wait until the "
+    Endpoint("POST", f"{_BASE}/execute/{{name}}/{{version}}", execute, "Start and wait until the "
              "workflow ends or blocks", TAG,
-             params=(_NAME, path_param("version", integer=True), q("requestId"),
-                     q("waitUntilTaskRef"), q("waitForSeconds", "integer", minimum=0),
-                     q("consistency"),
-                     q("returnStrategy", enum=list(workflow_wait.RETURN_STRATEGIES))),
+             params=(_NAME, path_param("version", integer=True), query("requestId"),
+                     query("waitUntilTaskRef"), query("waitForSeconds", "integer", minimum=0),
+                     query("consistency"),
+                     query("returnStrategy", enum=list(workflow_wait.RETURN_STRATEGIES))),
              body="#StartWorkflowRequest", body_required=False, ok_schema="#SignalResponse",
              errors=(400, 404, 409)),
-    Endpoint("GET", f"{_P}/search-v2", search_v2, "Search workflows (full records)", TAG,
+    Endpoint("GET", f"{_BASE}/search-v2", search_v2, "Search workflows (full records)", TAG,
              params=_SEARCH, ok_schema="#SearchResultWorkflow"),
-    Endpoint("GET", f"{_P}/search-by-tasks-v2", search_by_tasks_v2, "Search workflows by their "
+    Endpoint("GET", f"{_BASE}/search-by-tasks-v2", search_by_tasks_v2, "Search workflows by their "
              "tasks (full records)", TAG, params=_SEARCH, ok_schema="#SearchResultWorkflow"),
-    Endpoint("GET", f"{_P}/search-by-tasks", search_by_tasks, "Search workflows by their tasks",
+    Endpoint("GET", f"{_BASE}/search-by-tasks", search_by_tasks, "Search workflows by their tasks",
              TAG, params=_SEARCH, ok_schema="#SearchResultWorkflowSummary"),
-    Endpoint("GET", f"{_P}/search", search, "Search workflows", TAG, params=_SEARCH,
+    Endpoint("GET", f"{_BASE}/search", search, "Search workflows", TAG, params=_SEARCH,
              ok_schema="#SearchResultWorkflowSummary"),
-    Endpoint("GET", f"{_P}/running/{{name}}", running, "Ids of running workflows of a name",
-             TAG, params=(_NAME, q("version", "integer"), q("startTime", "integer"),
-                          q("endTime", "integer")),
+    Endpoint("GET", f"{_BASE}/running/{{name}}", running, "Ids of running workflows of a name",
+             TAG, params=(_NAME, query("version", "integer"), query("startTime", "integer"),
+                          query("endTime", "integer")),
              ok_schema={"type": "array", "items": {"type": "string"}}),
-    Endpoint("PUT", f"{_P}/decide/{{workflowId}}", decide, "Decide a workflow now", TAG,
+    Endpoint("PUT", f"{_BASE}/decide/{{workflowId}}", decide, "Decide a workflow now", TAG,
              params=(_ID,), body_required=False, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("GET", f"{_P}/{{name}}/correlated/{{correlationId}}", correlated, "Workflows with "
+    Endpoint("GET", f"{_BASE}/{{name}}/correlated/{{correlationId}}", correlated, "Workflows with "
              "a correlation id", TAG, params=(_NAME, path_param("correlationId"),
-                                               q("includeClosed", "boolean"), _B),
+                                               query("includeClosed", "boolean"), _INCLUDE_TASKS),
              ok_schema={"type": "array", "items": "#Workflow"}),
-    Endpoint("POST", f"{_P}/{{name}}/correlated", correlated_many, "Workflows for several "
-             "correlation ids", TAG, params=(_NAME, q("includeClosed", "boolean"), _B),
+    Endpoint("POST", f"{_BASE}/{{name}}/correlated", correlated_many, "Workflows for several "
+             "correlation ids", TAG,
+             params=(_NAME, query("includeClosed", "boolean"), _INCLUDE_TASKS),
              body={"type": "array", "items": {"type": "string"}},
              ok_schema={"type": "object", "additionalProperties": {
                  "type": "array", "items": "#Workflow"}}),
-    Endpoint("GET", f"{_P}/{{workflowId}}/status", workflow_status, "Status of a workflow", TAG,
-             params=(_ID, q("includeOutput", "boolean"), q("includeVariables", "boolean")),
+    Endpoint("GET", f"{_BASE}/{{workflowId}}/status", workflow_status, "Status of a workflow", TAG,
+             params=(_ID, query("includeOutput", "boolean"), query("includeVariables", "boolean")),
              ok_schema="#WorkflowStatus", errors=(400, 404)),
-    Endpoint("GET", f"{_P}/{{workflowId}}/tasks", workflow_tasks, "Tasks of a workflow, paged",
-             TAG, params=(_ID, q("start", "integer", minimum=0), q("count", "integer",
+    Endpoint("GET", f"{_BASE}/{{workflowId}}/tasks", workflow_tasks, "Tasks of a workflow, paged",
+             TAG, params=(_ID, query("start", "integer", minimum=0), query("count", "integer",
                                                                    minimum=0),
-                          q_many("status")),
+                          query_list("status")),
              ok_schema="#SearchResultTask", errors=(400, 404)),
-    Endpoint("PUT", f"{_P}/{{workflowId}}/pause", pause, "Pause a workflow", TAG, params=(_ID,),
+    Endpoint("PUT", f"{_BASE}/{{workflowId}}/pause", pause, "Pause a workflow", TAG, params=(_ID,),
              body_required=False, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("PUT", f"{_P}/{{workflowId}}/resume", resume, "Resume a paused workflow", TAG,
+    Endpoint("PUT", f"{_BASE}/{{workflowId}}/resume", resume, "Resume a paused workflow", TAG,
              params=(_ID,), body_required=False, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("PUT", f"{_P}/{{workflowId}}/skiptask/{{taskReferenceName}}", skip_task, "Skip a "
+    Endpoint("PUT", f"{_BASE}/{{workflowId}}/skiptask/{{taskReferenceName}}", skip_task, "Skip a "
              "task that has not been scheduled yet", TAG,
              params=(_ID, path_param("taskReferenceName")), body="#SkipTaskRequest",
              body_required=False, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("POST", f"{_P}/{{workflowId}}/rerun", rerun, "Rerun a finished workflow", TAG,
+    Endpoint("POST", f"{_BASE}/{{workflowId}}/rerun", rerun, "Rerun a finished workflow", TAG,
              params=(_ID,), body="#RerunWorkflowRequest", body_required=False, ok_kind="text",
              errors=_ERR_CTRL),
-    Endpoint("POST", f"{_P}/{{workflowId}}/restart", restart, "Restart a finished workflow",
-             TAG, params=(_ID, q("useLatestDefinitions", "boolean")), body_required=False,
+    Endpoint("POST", f"{_BASE}/{{workflowId}}/restart", restart, "Restart a finished workflow",
+             TAG, params=(_ID, query("useLatestDefinitions", "boolean")), body_required=False,
              ok=204, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("POST", f"{_P}/{{workflowId}}/retry", retry, "Retry the last failed task", TAG,
-             params=(_ID, q("resumeSubworkflowTasks", "boolean")), body_required=False,
+    Endpoint("POST", f"{_BASE}/{{workflowId}}/retry", retry, "Retry the last failed task", TAG,
+             params=(_ID, query("resumeSubworkflowTasks", "boolean")), body_required=False,
              ok=204, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("DELETE", f"{_P}/{{workflowId}}/remove", remove, "Remove a workflow", TAG,
-             params=(_ID, q("archiveWorkflow", "boolean")), body_required=False,
+    Endpoint("DELETE", f"{_BASE}/{{workflowId}}/remove", remove, "Remove a workflow", TAG,
+             params=(_ID, query("archiveWorkflow", "boolean")), body_required=False,
              ok_kind="empty", errors=(400, 404)),
-    Endpoint("DELETE", f"{_P}/{{workflowId}}/terminate-remove", terminate_remove, "Terminate "
+    Endpoint("DELETE", f"{_BASE}/{{workflowId}}/terminate-remove", terminate_remove, "Terminate "
              "and remove a workflow", TAG,
-             params=(_ID, q("reason"), q("archiveWorkflow", "boolean")),
+             params=(_ID, query("reason"), query("archiveWorkflow", "boolean")),
              body_required=False, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("GET", f"{_P}/{{workflowId}}", get_workflow, "Get a workflow", TAG,
-             params=(_ID, _B), ok_schema="#Workflow", errors=(400, 404)),
-    Endpoint("DELETE", f"{_P}/{{workflowId}}", terminate, "Terminate a workflow", TAG,
-             params=(_ID, q("reason"), q("triggerFailureWorkflow", "boolean")),
+    Endpoint("GET", f"{_BASE}/{{workflowId}}", get_workflow, "Get a workflow", TAG,
+             params=(_ID, _INCLUDE_TASKS), ok_schema="#Workflow", errors=(400, 404)),
+    Endpoint("DELETE", f"{_BASE}/{{workflowId}}", terminate, "Terminate a workflow", TAG,
+             params=(_ID, query("reason"), query("triggerFailureWorkflow", "boolean")),
              body_required=False, ok_kind="empty", errors=_ERR_CTRL),
-    Endpoint("POST", f"{_P}/{{name}}", start_by_name, "Start a workflow by name", TAG,
-             params=(_NAME, q("version", "integer"), q("correlationId"),
-                     q("priority", "integer", minimum=0, maximum=99)),
+    Endpoint("POST", f"{_BASE}/{{name}}", start_by_name, "Start a workflow by name", TAG,
+             params=(_NAME, query("version", "integer"), query("correlationId"),
+                     query("priority", "integer", minimum=0, maximum=99)),
              body={"type": "object"}, body_required=False, ok_kind="text", errors=(400, 404)),
-    Endpoint("POST", _P, start_workflow, "Start a workflow", TAG, body="#StartWorkflowRequest",
+    Endpoint("POST", _BASE, start_workflow, "Start a workflow", TAG, body="#StartWorkflowRequest",
              ok_kind="text", errors=(400, 404, 409)),
 ]  # fmt: skip
