@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from podium.cluster import ClusterSpec, LocalCluster
+from podium.types import JSON
 from podium.worker import TaskRunner, Worker
 from tests.polling import eventually
 
-JSON = dict[str, Any]
 WORKFLOWS = 240
 TYPES = ("fault_a", "fault_b", "fault_c")
 

@@ -30,10 +30,10 @@ from podium.telemetry.jsonl import read_spans
 from podium.telemetry.propagation import parse_traceparent, traceparent
 from podium.telemetry.rpc import batch_operations, client_tracing, server_tracing
 from podium.telemetry.workflow import DecideSpans, untraced
+from podium.types import JSON
 from podium.worker import TaskRunner, Worker
 from tests.polling import eventually
 
-JSON = dict[str, Any]
 TYPES = ("trace_a", "trace_b", "trace_c")
 
 

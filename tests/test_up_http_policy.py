@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -13,10 +12,9 @@ from podium.cli import build_parser, up_spec
 from podium.cluster import LocalCluster
 from podium.demo import quote_service
 from podium.errors import ConfigError
+from podium.types import JSON
 from sweeper.http_task import HttpPolicy
 from tests.polling import eventually
-
-JSON = dict[str, Any]
 
 
 async def test_podium_up_allows_only_the_demo_endpoint() -> None:

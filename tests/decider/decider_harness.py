@@ -9,8 +9,7 @@ from typing import Any
 
 import decider as d
 from decider.decision import Context, DeciderConfig, Decision
-
-JSON = dict[str, Any]
+from podium.types import JSON
 
 
 class Ids:

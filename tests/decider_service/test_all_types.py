@@ -32,12 +32,12 @@ import pytest
 from podium.errors import LimitExceeded, NotFound
 from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
+from podium.types import JSON
 from sweeper.server import Sweeper
 from tests.local_cassandra import cassandra_store_config
 from tests.polling import eventually
 from tests.stack import Stack, running_stack
 
-JSON = dict[str, Any]
 BACKENDS = ["redis", "cassandra"]
 TERMINAL = {"COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
@@ -13,10 +12,10 @@ from decider import idempotency
 from podium.errors import Conflict, InvalidArgument, NotFound, PodiumError
 from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
+from podium.types import JSON
 from tests.local_cassandra import cassandra_store_config
 from tests.stack import Stack, running_stack
 
-JSON = dict[str, Any]
 BACKENDS = ["redis", "cassandra"]
 
 pytestmark = pytest.mark.timeout(30, func_only=True)

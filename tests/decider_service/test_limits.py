@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from podium.launch.redis import RedisServer
+from podium.types import JSON
 from tests.stack import Stack, running_stack
-
-JSON = dict[str, Any]
 
 
 @pytest.fixture

@@ -12,16 +12,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from decider.server import DeciderSettings
 from podium.errors import ConfigError
 from podium.launch.redis import RedisServer
+from podium.types import JSON
 from tests.stack import Stack, running_stack
-
-JSON = dict[str, Any]
 
 #: A start that does not wait for the slow script takes milliseconds; one that waits for it
 #: takes seconds. The margin is for a loaded machine.

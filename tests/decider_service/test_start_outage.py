@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -29,13 +28,13 @@ from podium.queue_client import QueueClient
 from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
 from podium.store import Store, StoreConfig, open_store
+from podium.types import JSON
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec, shard_index
 from sweeper.server import Sweeper, SweeperSettings
 from tests.local_cassandra import cassandra_store_config
 from tests.polling import eventually
 
-JSON = dict[str, Any]
 BACKENDS = ["redis", "cassandra"]
 
 pytestmark = pytest.mark.timeout(60, func_only=True)

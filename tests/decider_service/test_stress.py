@@ -6,16 +6,15 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
+from podium.types import JSON
 from tests.stack import Stack, running_stack
 
-JSON = dict[str, Any]
 WORKFLOWS = 200
 
 

@@ -25,8 +25,6 @@ from podium.launch.redis import RedisServer
 from podium.queue_client import QueueClient
 from tests.stack import Stack, running_stack
 
-JSON = dict[str, Any]
-
 
 @dataclass
 class RunningGateway:

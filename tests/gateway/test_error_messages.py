@@ -17,11 +17,10 @@ from api_gateway.errors import INTERNAL_MESSAGE, UNREACHABLE_MESSAGE, from_excep
 from api_gateway.http import parse_json
 from podium.errors import InternalError, InvalidArgument
 from podium.launch.redis import free_port
+from podium.types import JSON
 
 from .api_calls import assert_envelope
 from .conftest import Names
-
-JSON = dict[str, Any]
 
 #: Text that only the server's internals produce.
 INTERNALS = (

@@ -14,13 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from podium.types import JSON
 from sweeper.http_task import HttpPolicy
 from sweeper.server import Sweeper
 from tests.stack import Stack
 
 from .conftest import SweeperFactory
-
-JSON = dict[str, Any]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -21,7 +20,6 @@ from sweeper.server import Sweeper
 from tests.local_cassandra import cassandra_store_config
 from tests.stack import Stack, running_stack
 
-JSON = dict[str, Any]
 BACKENDS = ["redis", "cassandra"]
 
 pytestmark = pytest.mark.timeout(30, func_only=True)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
 from podium.queues import DECIDER_QUEUE
+from podium.types import JSON
 from sweeper.server import Sweeper
 from tests.polling import eventually
 from tests.stack import Stack
-
-JSON = dict[str, Any]
 
 
 def simple(ref: str, name: str) -> JSON:

@@ -21,13 +21,13 @@ import httpx
 import pytest
 
 from podium.launch.redis import RedisServer
+from podium.types import JSON
 from tests.gateway.conftest import Names, RunningGateway, serve_gateway
 from tests.stack import Stack, running_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 VIEWPORT = {"width": 1280, "height": 800}
-JSON = dict[str, Any]
 
 
 def screenshot_dir() -> Path:
