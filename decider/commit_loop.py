@@ -96,6 +96,8 @@ class CommitLoop:
         self.max_attempts = max_attempts
         self.stats = ShellStats()
         self.definitions = ValidatedDefinitions()
+        #: evaluates scripts in an executor thread when there is no ScriptHost
+        self._in_thread = Scripts()
         self.task_def_cache = TaskDefCache(store.metadata, task_def_ttl_s)
 
     @property
@@ -140,7 +142,7 @@ class CommitLoop:
         # the loop may add to the cached TaskDefs while the thread reads them
         detached = defs.detached() if isinstance(defs, Lookups) else dict(defs)
         if self.scripts is None:
-            threaded = replace(ctx, task_defs=detached, scripts=Scripts())
+            threaded = replace(ctx, task_defs=detached, scripts=self._in_thread)
             return await asyncio.get_running_loop().run_in_executor(None, operation, threaded)
         threaded = replace(ctx, task_defs=detached, scripts=self.scripts)
         return await self.scripts.run(operation, threaded)

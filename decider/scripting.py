@@ -15,9 +15,10 @@ the operation reaches a script, runs it again on a script thread (see
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import jq
@@ -111,17 +112,34 @@ class JqError(Exception):
     """A jq program that does not compile or fails on its input."""
 
 
-@functools.lru_cache(maxsize=512)
-def _compile_jq(program: str) -> Any:
-    try:
-        return jq.compile(program)
-    except ValueError as exc:
-        raise JqError(str(exc).strip()) from exc
+class JqPrograms:
+    """Compiled jq programs by their text, the last ``size`` of them (compiling costs more
+    than running); safe to share between threads."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._compiled: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def compile(self, program: str) -> Any:
+        with self._lock:
+            if program in self._compiled:
+                self._compiled.move_to_end(program)
+                return self._compiled[program]
+        try:
+            compiled = jq.compile(program)
+        except ValueError as exc:
+            raise JqError(str(exc).strip()) from exc
+        with self._lock:
+            self._compiled[program] = compiled
+            if len(self._compiled) > self._size:
+                self._compiled.popitem(last=False)
+        return compiled
 
 
-def run_jq(program: str, value: Any) -> list[Any]:
+def run_jq(program: str, value: Any, programs: JqPrograms | None = None) -> list[Any]:
     """All results of ``program`` applied to ``value`` (integral floats become ints)."""
-    compiled = _compile_jq(program)
+    compiled = (programs or JqPrograms(1)).compile(program)
     try:
         results = compiled.input_value(value).all()
     except ValueError as exc:
@@ -155,6 +173,9 @@ class Scripts:
     :class:`decider.script_host.ScriptHost`.
     """
 
+    def __init__(self) -> None:
+        self._jq_programs = JqPrograms()
+
     def eval_js(
         self, expression: str, bindings: Any, *, timeout_s: float, max_memory_bytes: int
     ) -> Any:
@@ -163,7 +184,7 @@ class Scripts:
     def run_jq(
         self, program: str, value: Any, *, timeout_s: float, max_memory_bytes: int
     ) -> list[Any]:
-        return run_jq(program, value)
+        return run_jq(program, value, self._jq_programs)
 
 
 class NeedsScriptThread(BaseException):
@@ -176,6 +197,9 @@ class NeedsScriptThread(BaseException):
 
 class OnLoop(Scripts):
     """Refuses every evaluation, so that none runs on (and blocks) the event loop."""
+
+    def __init__(self) -> None:
+        pass  # evaluates nothing, so keeps no compiled programs
 
     def eval_js(
         self, expression: str, bindings: Any, *, timeout_s: float, max_memory_bytes: int
