@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api_gateway.settings import GatewaySettings
+from decider.decision import DeciderConfig
 from decider.server import DeciderService, DeciderSettings
 from podium.errors import NotFound
 from podium.launch.redis import RedisServer
@@ -39,6 +40,8 @@ class Stack:
     queues: QueueClient
     rpc: RpcClient
     deciders: list[DeciderService]
+    #: the Redis servers of the queue shards s0, s1, ...
+    shards: list[RedisServer]
 
     def gateway_settings(self, **overrides: Any) -> GatewaySettings:
         """A gateway's settings on a free port (auth off and default limits unless given)."""
@@ -106,17 +109,28 @@ async def running_stack(
     prefix: str,
     deciders: int = 1,
     store_config: StoreConfig | None = None,
+    *,
+    shards: list[RedisServer] | None = None,
+    decider_config: DeciderConfig | None = None,
 ) -> AsyncIterator[Stack]:
     """Start the queue service and ``deciders`` decider replicas over one Redis server.
 
     The store is ``store_config`` when given (a Cassandra keyspace, say), else the same Redis
-    server under the key prefix ``prefix``.
+    server under the key prefix ``prefix``; the queue shards are ``shards`` when given, else
+    that server alone.
     """
     config = store_config or StoreConfig(backend="redis", redis_url=redis.url, key_prefix=prefix)
-    queue = await QueueService(QueueSettings(shards=[ShardSpec("s0", redis.url)], port=0)).start()
+    shard_servers = shards or [redis]
+    specs = [ShardSpec(f"s{i}", s.url) for i, s in enumerate(shard_servers)]
+    queue = await QueueService(QueueSettings(shards=specs, port=0)).start()
     replicas = [
         await DeciderService(
-            DeciderSettings(store=config, queue_addresses=[queue.address], port=0)
+            DeciderSettings(
+                store=config,
+                queue_addresses=[queue.address],
+                port=0,
+                config=decider_config or DeciderConfig(),
+            )
         ).start()
         for _ in range(deciders)
     ]
@@ -124,7 +138,7 @@ async def running_stack(
     queues = QueueClient.connect([queue.address])
     rpc = RpcClient([d.address for d in replicas], timeout_s=30)
     try:
-        yield Stack(redis, config, queue, replicas[0], store, queues, rpc, replicas)
+        yield Stack(redis, config, queue, replicas[0], store, queues, rpc, replicas, shard_servers)
     finally:
         await rpc.close()
         await queues.close()

@@ -15,77 +15,49 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
 from decider import idempotency
 from decider.decision import DeciderConfig
-from decider.server import DeciderService, DeciderSettings
 from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
-from podium.queue_client import QueueClient
 from podium.queues import DECIDER_QUEUE
-from podium.rpc import RpcClient
-from podium.store import Store, StoreConfig, open_store
 from podium.types import JSON
-from queue_service.server import QueueService, QueueSettings
-from queue_service.shards import ShardSpec, shard_index
+from queue_service.shards import shard_index
 from sweeper.server import Sweeper, SweeperSettings
 from tests.local_cassandra import cassandra_store_config
 from tests.polling import eventually
+from tests.stack import Stack, running_stack
 
 BACKENDS = ["redis", "cassandra"]
 
 pytestmark = pytest.mark.timeout(60, func_only=True)
 
 
-@dataclass
-class Outage:
-    shards: list[RedisServer]
-    store_config: StoreConfig
-    queue: QueueService
-    decider: DeciderService
-    store: Store
-    queues: QueueClient
-    rpc: RpcClient
-
-
 @pytest.fixture(params=BACKENDS)
 async def outage(
     request: pytest.FixtureRequest, redis_shards: list[RedisServer]
-) -> AsyncIterator[Outage]:
+) -> AsyncIterator[Stack]:
     """Two queue shards (s0, s1) and the store on a third server (or on Cassandra)."""
     shards = redis_shards[:2]
+    config = None
     if request.param == "cassandra":
         keyspace = f"podium_outage_{uuid.uuid4().hex[:10]}"
         config = cassandra_store_config(request.getfixturevalue("cassandra_node"), keyspace)
-    else:
-        config = StoreConfig(backend="redis", redis_url=redis_shards[2].url, key_prefix="outage:")
-    specs = [ShardSpec(f"s{i}", s.url) for i, s in enumerate(shards)]
-    queue = await QueueService(QueueSettings(shards=specs, port=0)).start()
-    # A short offset: the first timer of a new workflow fires a second after its start.
-    decider = await DeciderService(
-        DeciderSettings(
-            store=config,
-            queue_addresses=[queue.address],
-            port=0,
-            config=DeciderConfig(workflow_offset_s=1),
-        )
-    ).start()
-    store = await open_store(config)
-    queues = QueueClient.connect([queue.address])
-    rpc = RpcClient([decider.address], timeout_s=30)
-    try:
-        yield Outage(shards, config, queue, decider, store, queues, rpc)
-    finally:
-        for s in shards:
-            s.start()
-        await rpc.close()
-        await queues.close()
-        await store.close()
-        await decider.stop(grace_s=1.0)
-        await queue.stop(grace_s=1.0)
+    async with running_stack(
+        redis_shards[2],
+        "outage:",
+        store_config=config,
+        shards=shards,
+        # A short offset: the first timer of a new workflow fires a second after its start.
+        decider_config=DeciderConfig(workflow_offset_s=1),
+    ) as stack:
+        try:
+            yield stack
+        finally:
+            for s in shards:
+                s.start()
 
 
 def id_on_shard(shard: int) -> str:
@@ -96,7 +68,7 @@ def id_on_shard(shard: int) -> str:
             return candidate
 
 
-async def claim_next(o: Outage, task_type: str, timeout_s: float) -> list[JSON]:
+async def claim_next(o: Stack, task_type: str, timeout_s: float) -> list[JSON]:
     """Pop and claim, as the gateway does, until a message comes (with a deadline); the tasks
     its claim answers."""
 
@@ -121,7 +93,7 @@ async def claim_next(o: Outage, task_type: str, timeout_s: float) -> list[JSON]:
 
 
 async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_completes(
-    outage: Outage,
+    outage: Stack,
 ) -> None:
     o = outage
     name = f"outage_{uuid.uuid4().hex[:8]}"
@@ -187,7 +159,7 @@ async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_com
 
 
 async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_check_is_far(
-    outage: Outage,
+    outage: Stack,
 ) -> None:
     """A WAIT of an hour beside the task: the first decide's timer is an hour away, yet the
     task message the start could not push is pushed by a decide within the start offset."""
@@ -239,7 +211,7 @@ async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_che
 
 
 async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
-    outage: Outage,
+    outage: Stack,
 ) -> None:
     """The timer's shard is down: the start fails before it writes anything, and frees its key,
     so the client's retry once the shard is back starts the workflow at once instead of being
@@ -277,7 +249,7 @@ async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
     assert await o.rpc.call("decider.start_workflow", {"request": request}) == answer
 
 
-async def _register_parent_and_child(o: Outage, name: str) -> None:
+async def _register_parent_and_child(o: Stack, name: str) -> None:
     """``{name}``: a SIMPLE task, then a SUB_WORKFLOW of ``{name}_child`` (one SIMPLE task)."""
     for wf_name, tasks in (
         (f"{name}_child", [{"name": f"{name}_c", "taskReferenceName": "c", "type": "SIMPLE"}]),
@@ -295,7 +267,7 @@ async def _register_parent_and_child(o: Outage, name: str) -> None:
         )
 
 
-async def _complete(o: Outage, task: JSON) -> None:
+async def _complete(o: Stack, task: JSON) -> None:
     await o.rpc.call(
         "decider.update_task",
         {"result": {"workflowInstanceId": task["workflowInstanceId"], "taskId": task["taskId"],
@@ -303,7 +275,7 @@ async def _complete(o: Outage, task: JSON) -> None:
     )  # fmt: skip
 
 
-async def _sub_task(o: Outage, wf_id: str, *, until: str, timeout_s: float = 10) -> JSON:
+async def _sub_task(o: Stack, wf_id: str, *, until: str, timeout_s: float = 10) -> JSON:
     """The parent's SUB_WORKFLOW task, once its status is ``until``."""
 
     async def read() -> JSON:
@@ -321,7 +293,7 @@ async def _sub_task(o: Outage, wf_id: str, *, until: str, timeout_s: float = 10)
 
 
 async def test_a_sub_workflow_whose_start_meets_an_outage_is_started_once_the_queues_are_back(
-    outage: Outage,
+    outage: Stack,
 ) -> None:
     """The child's start fails retryably (no queue shard to hold its timer): the parent's
     SUB_WORKFLOW task stays SCHEDULED, not FAILED, and the parent's next decide starts it."""
@@ -349,7 +321,7 @@ async def test_a_sub_workflow_whose_start_meets_an_outage_is_started_once_the_qu
 
 
 async def test_a_parent_learns_of_a_sub_workflow_end_whose_notice_was_lost(
-    outage: Outage,
+    outage: Stack,
 ) -> None:
     """What a decider killed between committing a child's end and telling its parent leaves: the
     child COMPLETED, the parent's task IN_PROGRESS. The parent's next decide completes it."""
