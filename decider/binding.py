@@ -25,7 +25,7 @@ import jsonpath
 
 from decider.definition_tree import strip_iteration
 from podium.clone import clone
-from podium.definitions.expressions import SIMPLE_PATH, compile_path, find_expressions
+from podium.definitions.expressions import SIMPLE_PATH, JsonPaths, find_expressions
 
 _KEEP = object()  # sentinel: leave the expression text in place
 _SEGMENT = re.compile(r"\.?([^.\[\]]+)|\[(-?\d+)\]")
@@ -136,10 +136,12 @@ class Resolver:
         workflow: Mapping[str, Any],
         task_id: str | None = None,
         env: Mapping[str, str] | None = None,
+        paths: JsonPaths | None = None,
     ) -> None:
         self.doc = Document(workflow)
         self.task_id = task_id
         self.env = env or {}
+        self._paths = paths or JsonPaths(1)
         self._full: dict[str, Any] | None = None
 
     def resolve(self, value: Any) -> Any:
@@ -213,7 +215,7 @@ class Resolver:
     def _jsonpath(self, path: str) -> Any:
         expr = path if path.startswith("$") else "$." + path
         try:
-            compiled = compile_path(expr)
+            compiled = self._paths.compile(expr)
         except jsonpath.JSONPathError:
             return None
         if self._full is None:
@@ -233,8 +235,11 @@ def resolve_params(
     task_id: str | None = None,
     task_def: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    paths: JsonPaths | None = None,
 ) -> dict[str, Any]:
     """Resolve a task's ``inputParameters`` (``getTaskInputV2``), with the TaskDef template.
+
+    ``paths`` remembers compiled JSONPath expressions (``Context.paths`` while deciding).
 
     Template keys missing from ``params`` are added before resolution; keys that resolve to
     null fall back to the template's raw value afterwards.
@@ -243,7 +248,7 @@ def resolve_params(
     inp: dict[str, Any] = clone(dict(params or {}))
     for key, value in template.items():
         inp.setdefault(key, clone(value))
-    resolved: dict[str, Any] = Resolver(workflow, task_id, env).resolve(inp)
+    resolved: dict[str, Any] = Resolver(workflow, task_id, env, paths).resolve(inp)
     for key, value in template.items():
         if resolved.get(key) is None:
             resolved[key] = clone(value)

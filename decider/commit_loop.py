@@ -36,6 +36,7 @@ from decider.script_host import ScriptHost
 from decider.scripting import NeedsScriptThread, OnLoop, Scripts
 from decider.task_def_cache import Lookups, TaskDefCache, task_names
 from podium.aio import retrying
+from podium.definitions.expressions import JsonPaths
 from podium.definitions.validation import ValidatedDefinitions
 from podium.errors import (
     PodiumError,
@@ -96,6 +97,7 @@ class CommitLoop:
         self.max_attempts = max_attempts
         self.stats = ShellStats()
         self.definitions = ValidatedDefinitions()
+        self.paths = JsonPaths()
         #: evaluates scripts in an executor thread when there is no ScriptHost
         self._in_thread = Scripts()
         self.task_def_cache = TaskDefCache(store.metadata, task_def_ttl_s)
@@ -164,6 +166,7 @@ class CommitLoop:
             config=self.config,
             scripts=_ON_LOOP,
             definitions=self.definitions,
+            paths=self.paths,
         )
 
     async def _poll_times(

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from decider.scripting import Scripts
+from podium.definitions.expressions import JsonPaths
 from podium.definitions.validation import ValidatedDefinitions
 from podium.types import JSON
 
@@ -49,7 +50,8 @@ class Context:
     ``(taskType, domain)``, to pick the active domain of a ``taskToDomain`` list. ``env``:
     system names usable in expressions (Conductor reads server env vars). ``scripts``: where
     JavaScript and jq are evaluated (in the calling thread unless the shell says otherwise).
-    ``definitions``: where validated workflow definitions are remembered.
+    ``definitions``: where validated workflow definitions are remembered; ``paths``: compiled
+    JSONPath expressions.
     """
 
     now_ms: int
@@ -60,6 +62,7 @@ class Context:
     config: DeciderConfig = field(default_factory=DeciderConfig)
     scripts: Scripts = field(default_factory=Scripts)
     definitions: ValidatedDefinitions = field(default_factory=ValidatedDefinitions)
+    paths: JsonPaths = field(default_factory=JsonPaths)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,12 @@ def map_dynamic_fork(call: MapCall) -> list[JSON]:
         )
     join_call = MapCall(run, join_wt, call.retry_count, None, call.map_task)
     join_input = resolve_params(
-        join_wt.get("inputParameters"), run.wf, join_call.task_id, None, run.ctx.env
+        join_wt.get("inputParameters"),
+        run.wf,
+        join_call.task_id,
+        None,
+        run.ctx.env,
+        paths=run.ctx.paths,
     )
     join_input["joinOn"] = join_on
     join = join_call.create(

@@ -217,7 +217,9 @@ def _retry_copy(run: Run, td: JSON, task: JSON) -> JSON:
     for key in ("workerId", "subWorkflowId"):
         new.pop(key, None)
     wt = task.get("workflowTask") or {}
-    fresh = resolve_params(wt.get("inputParameters"), run.wf, new_id, td, run.ctx.env)
+    fresh = resolve_params(
+        wt.get("inputParameters"), run.wf, new_id, td, run.ctx.env, paths=run.ctx.paths
+    )
     new["inputData"] = {**task.get("inputData", {}), **fresh}
     if new["taskType"] == TaskType.SUB_WORKFLOW:
         new["inputData"]["workflowInput"] = fresh
@@ -251,7 +253,9 @@ def update_workflow_output(run: Run, task: JSON | None = None) -> None:
     if terminate is not None:
         output = clone(terminate.get("outputData", {}))
     elif run.wf_def.get("outputParameters"):
-        output = resolve_params(run.wf_def["outputParameters"], run.wf, None, None, run.ctx.env)
+        output = resolve_params(
+            run.wf_def["outputParameters"], run.wf, None, None, run.ctx.env, paths=run.ctx.paths
+        )
     else:
         output = clone((task or tasks[-1]).get("outputData", {}))
     run.wf["output"] = output

@@ -46,7 +46,9 @@ def _items(run: Run, loop: JSON) -> list[Any] | None:
         expr = wt.get("inputParameters", {}).get("_items")
         if expr is None:
             return None
-    value = resolve_params({"items": expr}, run.wf, loop["taskId"], None, run.ctx.env)["items"]
+    value = resolve_params(
+        {"items": expr}, run.wf, loop["taskId"], None, run.ctx.env, paths=run.ctx.paths
+    )["items"]
     return list(value) if isinstance(value, list) else []
 
 
@@ -107,7 +109,12 @@ def _should_continue(run: Run, loop: JSON, iteration: int, items: list[Any] | No
         return items is not None
     task_def = wt.get("taskDefinition") if isinstance(wt.get("taskDefinition"), dict) else None
     bindings = resolve_params(
-        wt.get("inputParameters"), run.wf, loop["taskId"], task_def, run.ctx.env
+        wt.get("inputParameters"),
+        run.wf,
+        loop["taskId"],
+        task_def,
+        run.ctx.env,
+        paths=run.ctx.paths,
     )
     bindings[loop["referenceTaskName"]] = loop["outputData"]
     for t in run.tasks:

@@ -46,6 +46,7 @@ class MapCall:
             self.task_id,
             self.task_def,
             self.run.ctx.env,
+            paths=self.run.ctx.paths,
         )
 
     def create(

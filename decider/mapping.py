@@ -211,7 +211,9 @@ def _sub_workflow(call: MapCall) -> list[JSON]:
     params = clone(wt.get("subWorkflowParam") or {})
     definition = params.get("workflowDefinition")
     if isinstance(definition, str):
-        definition = resolve_params({"d": definition}, run.wf, call.task_id, None, run.ctx.env)["d"]
+        definition = resolve_params(
+            {"d": definition}, run.wf, call.task_id, None, run.ctx.env, paths=run.ctx.paths
+        )["d"]
     if isinstance(definition, dict):
         name, version = definition.get("name"), definition.get("version")
     else:
@@ -227,7 +229,9 @@ def _sub_workflow(call: MapCall) -> list[JSON]:
     }
     priority = params.get("priority")
     if isinstance(priority, str):
-        priority = resolve_params({"p": priority}, run.wf, call.task_id, None, run.ctx.env)["p"]
+        priority = resolve_params(
+            {"p": priority}, run.wf, call.task_id, None, run.ctx.env, paths=run.ctx.paths
+        )["p"]
     if priority is not None:
         inp["priority"] = priority
     task = call.create(TaskType.SUB_WORKFLOW, TaskStatus.SCHEDULED, inp)

@@ -71,7 +71,12 @@ def _copy(run: Run, task: JSON) -> JSON:
     )
     wt = task.get("workflowTask") or {}
     fresh = resolve_params(
-        wt.get("inputParameters"), run.wf, new_id, task_def_for(run, task), run.ctx.env
+        wt.get("inputParameters"),
+        run.wf,
+        new_id,
+        task_def_for(run, task),
+        run.ctx.env,
+        paths=run.ctx.paths,
     )
     new["inputData"] = {**task.get("inputData", {}), **fresh}
     if new["taskType"] == TaskType.SUB_WORKFLOW:

@@ -4,8 +4,9 @@ whether their paths compile as JSONPath.
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,9 +15,27 @@ import jsonpath
 SIMPLE_PATH = re.compile(r"^[^.\[\]*?@$()'\" ]+(?:\.[^.\[\]*?@$()'\" ]+|\[-?\d+\])*$")
 
 
-@functools.lru_cache(maxsize=1024)
-def compile_path(expr: str) -> Any:
-    return jsonpath.compile(expr)
+class JsonPaths:
+    """Compiled JSONPath expressions by their text, the last ``size`` of them (compiling
+    costs more than reading); safe to share between threads."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._compiled: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def compile(self, expr: str) -> Any:
+        """The compiled expression; raises ``jsonpath.JSONPathError`` if it does not compile."""
+        with self._lock:
+            if expr in self._compiled:
+                self._compiled.move_to_end(expr)
+                return self._compiled[expr]
+        compiled = jsonpath.compile(expr)
+        with self._lock:
+            self._compiled[expr] = compiled
+            if len(self._compiled) > self._size:
+                self._compiled.popitem(last=False)
+        return compiled
 
 
 def find_expressions(text: str) -> list[tuple[int, int]]:
@@ -51,7 +70,7 @@ def validate_expression_path(path: str) -> bool:
     if SIMPLE_PATH.match(path.strip()) or path.strip().endswith((".length()", ".size()")):
         return True
     try:
-        compile_path(path if path.startswith("$") else "$." + path)
+        jsonpath.compile(path if path.startswith("$") else "$." + path)
     except jsonpath.JSONPathError:
         return False
     return True
