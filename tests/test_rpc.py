@@ -20,6 +20,7 @@ from podium.errors import (
     UnknownMethod,
 )
 from podium.rpc import CallContext, RpcClient, RpcServer
+from tests.polling import eventually
 
 
 async def echo(params: Any, ctx: CallContext) -> Any:
@@ -213,14 +214,16 @@ async def test_balances_over_addresses_and_survives_a_replica_going_away() -> No
         # The replica comes back on the same port and is used again.
         b2 = await RpcServer({"name": name_b}, port=port_b).start()
         try:
-            deadline = asyncio.get_running_loop().time() + 5
-            seen_b = False
-            while not seen_b and asyncio.get_running_loop().time() < deadline:
+
+            async def answered_by_b() -> bool:
                 try:
-                    seen_b = await client.call("name") == "b"
+                    return bool(await client.call("name") == "b")
                 except Unavailable:
-                    await asyncio.sleep(0.05)
-            assert seen_b
+                    return False
+
+            await eventually(
+                answered_by_b, timeout_s=5, what="a call answered by b again", interval_s=0.05
+            )
         finally:
             await b2.stop()
     finally:

@@ -23,6 +23,7 @@ from api_gateway.server import create_app, uvicorn_config
 from api_gateway.settings import AuthSettings, GatewaySettings, Limits
 from podium.launch.redis import RedisServer
 from podium.queue_client import QueueClient
+from tests.polling import eventually
 from tests.stack import Stack, running_stack
 
 
@@ -66,15 +67,14 @@ async def serve_gateway(settings: GatewaySettings) -> AsyncIterator[RunningGatew
         uvicorn_config(app, settings, loop="none", port=0, timeout_graceful_shutdown=2)
     )
     task = asyncio.create_task(server.serve())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not server.started:
+
+    async def started() -> bool:
         if task.done():
             task.result()
             raise RuntimeError("gateway stopped while starting")
-        if loop.time() > deadline:
-            raise TimeoutError("gateway did not start")
-        await asyncio.sleep(0.01)
+        return server.started
+
+    await eventually(started, timeout_s=10, what="the gateway started", interval_s=0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     client = httpx.AsyncClient(base_url=url, timeout=30)

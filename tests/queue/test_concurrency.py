@@ -14,6 +14,7 @@ from podium.queue_client import Message, QueueClient, RawMessage, encode_payload
 from queue_service.engine import QueueEngine
 from queue_service.long_poll import _sender
 from queue_service.shards import shard_index
+from tests.polling import eventually
 
 from .conftest import specs
 
@@ -170,14 +171,15 @@ async def test_a_dead_shard_fails_its_operations_while_the_others_keep_serving(
 
         victim.start()  # same port, empty (no persistence): service resumes, no restart
         back = on_victim[0]
-        deadline = time.monotonic() + 10
-        while True:
+
+        async def pushed() -> bool:
             try:
                 assert await eng.push(Q, [RawMessage(back, encode_payload(1), 0, 0)]) == [True]
-                break
             except Unavailable:
-                assert time.monotonic() < deadline, "the shard did not come back"
-                await asyncio.sleep(0.05)
+                return False
+            return True
+
+        await eventually(pushed, timeout_s=10, what="the shard back", interval_s=0.05)
         assert await eng.contains(Q, back)
         got = await eng.pop(Q, 10, 60_000, wait_ms=1000)
         assert [m[0] for m in got] == [back]

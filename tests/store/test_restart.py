@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from podium.errors import Unavailable
 from podium.launch.redis import RedisServer, free_port
 from podium.store import SearchQuery, Store, StoreConfig, open_store
 from tests.local_cassandra import HAVE_JVM, cassandra_store_config
+from tests.polling import eventually
 
 from .builders import task, workflow
 
@@ -58,15 +58,15 @@ async def check_everything(store: Store, ns: str, w: dict[str, Any]) -> None:
 
 async def reconnected(store: Store, workflow_id: str, timeout_s: float = 60.0) -> None:
     """Wait until the old connection works again after the server came back."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def read() -> bool | None:
         try:
             await store.executions.get_workflow(workflow_id, include_tasks=False)
-            return
         except Unavailable:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+            return None
+        return True
+
+    await eventually(read, timeout_s=timeout_s, what="the store reconnected", interval_s=0.2)
 
 
 @pytest.mark.timeout(60)

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from podium.types import JSON
 from sweeper.http_task import HttpPolicy
 from sweeper.server import Sweeper
+from tests.polling import eventually
 from tests.stack import Stack
 
 from .conftest import SweeperFactory
@@ -51,8 +52,14 @@ async def http_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="none")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+
+    async def started() -> bool:
+        if task.done():
+            task.result()
+            raise RuntimeError("the HTTP endpoint stopped while starting")
+        return server.started
+
+    await eventually(started, timeout_s=10, what="the HTTP endpoint started", interval_s=0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}", calls
