@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, machine, machine_block, markdown_table, versions
+from benchmarks.measure import RESULTS, machine, machine_block, markdown_table, versions
 
 #: name -> (module, quick args, full args, report file); run in this order (scaling reads the
 #: queue suite's results for its shards chart)

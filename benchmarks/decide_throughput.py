@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
+from benchmarks.measure import (
     RESULTS,
     CpuMeter,
     cluster_pids,

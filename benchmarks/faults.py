@@ -45,7 +45,6 @@ from typing import Any
 import httpx
 import redis
 
-from benchmarks.common import RESULTS, chart_style, markdown_table, percentile, report_header
 from benchmarks.fault_load import (
     SHAPES,
     Check,
@@ -58,6 +57,7 @@ from benchmarks.fault_load import (
     task_defs,
     workflow_defs,
 )
+from benchmarks.measure import RESULTS, chart_style, markdown_table, percentile, report_header
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.errors import Unavailable

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
+from benchmarks.measure import (
     RESULTS,
     CpuMeter,
     cpu_text,

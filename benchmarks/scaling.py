@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
+from benchmarks.measure import (
     RESULTS,
     CommandStats,
     chart_style,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, CpuMeter, cpu_text, markdown_table, report_header
+from benchmarks.measure import RESULTS, CpuMeter, cpu_text, markdown_table, report_header
 from podium.launch.redis import RedisServer
 from podium.store import Store, StoreConfig, open_store
 from podium.store.codec import encode

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import (
+from benchmarks.measure import (
     RESULTS,
     CpuMeter,
     cluster_pids,

@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, machine, machine_block, markdown_table
+from benchmarks.measure import RESULTS, machine, machine_block, markdown_table
 from benchmarks.workflow_driver import run_workflow_benchmark
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import RESULTS, markdown_table, report_header
+from benchmarks.measure import RESULTS, markdown_table, report_header
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.store import Store, StoreConfig, open_store

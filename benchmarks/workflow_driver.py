@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from benchmarks.common import percentile
 from benchmarks.http_lite import Pool
+from benchmarks.measure import percentile
 from benchmarks.peers import venvs
 from benchmarks.peers.procs import TreeCpu, spawn, stop
 from benchmarks.workflow_worker import TASK_NAMES

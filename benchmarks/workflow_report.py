@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, markdown_table, report_header
+from benchmarks.measure import RESULTS, markdown_table, report_header
 from benchmarks.peers.procs import cpu_cell, exit_on_sigterm
 from benchmarks.peers.venvs import installed_version
 from benchmarks.workflow_driver import PAYLOAD, listener_pid, run_workflow_benchmark

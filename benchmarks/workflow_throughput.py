@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import (
+from benchmarks.measure import (
     RESULTS,
     chart_style,
     cluster_pids,

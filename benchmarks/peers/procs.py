@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import cpu_seconds
+from benchmarks.measure import cpu_seconds
 
 
 def _parent_of(pid: int) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from benchmarks.common import RESULTS, markdown_table, report_header
+from benchmarks.measure import RESULTS, markdown_table, report_header
 from benchmarks.peers import venvs
 from benchmarks.peers.procs import TreeCpu, cpu_cell, exit_on_sigterm, spawn, stop
 from benchmarks.peers.progress import PROGRESS_KEY, READY_KEY, read_progress

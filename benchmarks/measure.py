@@ -1,5 +1,5 @@
-"""Shared helpers for the benchmarks: machine facts, versions, per-process CPU, Redis command
-cost, percentiles, reports."""
+"""Measuring a benchmark run (per-process CPU, Redis command cost, percentiles) and reporting it
+(the machine, the versions, markdown tables, charts)."""
 
 from __future__ import annotations
 
