@@ -15,6 +15,7 @@ from podium.aio import OwnedTasks
 from podium.rpc import CallContext, RpcClient, RpcServer
 from queue_service.server import QueueSettings
 from sweeper.server import SweeperSettings
+from tests.polling import eventually
 
 LIMITS_ENV = {"PODIUM_RPC_MAX_FRAME_BYTES": "4096", "PODIUM_RPC_MAX_DEPTH": "9"}
 
@@ -45,8 +46,11 @@ async def test_a_stopping_server_waits_for_the_handlers_it_cancels() -> None:
     client = RpcClient([server.address], timeout_s=30)
     call = asyncio.ensure_future(client.call("stubborn", None))
     try:
-        while not any(c.in_flight() for c in server._connections):
-            await asyncio.sleep(0.01)
+
+        async def in_flight() -> bool:
+            return any(c.in_flight() for c in server._connections)
+
+        await eventually(in_flight, timeout_s=10, what="the call in flight", interval_s=0.01)
         await server.stop(grace_s=0.05)
         # What the service closes next (its store) is no longer in use by the handler.
         assert finished == ["final write"]

@@ -128,11 +128,9 @@ async def test_callback_after_seconds_delays_the_next_poll(
     )
     asked = time.monotonic()
     assert await poll(stack, task_type) == []  # not before its callback time
-    got: list[JSON] = []
-    while not got:
-        got = await poll(stack, task_type)
-        if not got:
-            await asyncio.sleep(0.02)
+    got = await eventually(
+        lambda: poll(stack, task_type), timeout_s=10, what="the task handed out again"
+    )
     assert time.monotonic() - asked >= 0.9
     assert got[0]["taskId"] == task["taskId"] and got[0]["pollCount"] == 2
 
