@@ -52,9 +52,9 @@ async def outage(
         shards=shards,
         # A short offset: the first timer of a new workflow fires a second after its start.
         decider_config=DeciderConfig(workflow_offset_s=1),
-    ) as stack:
+    ) as running:
         try:
-            yield stack
+            yield running
         finally:
             for s in shards:
                 s.start()
@@ -68,16 +68,16 @@ def id_on_shard(shard: int) -> str:
             return candidate
 
 
-async def claim_next(o: Stack, task_type: str, timeout_s: float) -> list[JSON]:
+async def claim_next(outage: Stack, task_type: str, timeout_s: float) -> list[JSON]:
     """Pop and claim, as the gateway does, until a message comes (with a deadline); the tasks
     its claim answers."""
 
     async def pop_and_claim() -> list[JSON] | None:
-        got = await o.queues.pop(task_type, count=1, lease_ms=30_000, wait_ms=200)
+        got = await outage.queues.pop(task_type, count=1, lease_ms=30_000, wait_ms=200)
         if not got:
             return None
         items = [[m.id, m.payload.decode()] for m in got]
-        answer = await o.rpc.call(
+        answer = await outage.rpc.call(
             "decider.claim", {"queue": task_type, "items": items, "workerId": "w"}
         )
         return list(answer["tasks"])
@@ -95,10 +95,9 @@ async def claim_next(o: Stack, task_type: str, timeout_s: float) -> list[JSON]:
 async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_completes(
     outage: Stack,
 ) -> None:
-    o = outage
     name = f"outage_{uuid.uuid4().hex[:8]}"
     task_type = f"{name}_t"
-    await o.store.metadata.update_workflow_def(
+    await outage.store.metadata.update_workflow_def(
         {
             "name": name,
             "version": 1,
@@ -108,35 +107,35 @@ async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_com
     )
     # The workflow's timer lives on s0, its first task's message on s1, and s1 is down.
     wf_id = id_on_shard(0)
-    assert o.decider.shell is not None
-    o.decider.shell.ids = lambda: id_on_shard(1)
-    o.shards[1].kill()
+    assert outage.decider.shell is not None
+    outage.decider.shell.ids = lambda: id_on_shard(1)
+    outage.shards[1].kill()
 
-    answer = await o.rpc.call(
+    answer = await outage.rpc.call(
         "decider.start_workflow",
         {"request": {"name": name, "version": 1, "input": {}, "workflowId": wf_id}},
     )
 
     assert answer == {"workflowId": wf_id}
-    wf = await o.store.executions.get_workflow(wf_id)
+    wf = await outage.store.executions.get_workflow(wf_id)
     assert wf["status"] == "RUNNING"
     [task] = wf["tasks"]
     assert task["status"] == "SCHEDULED"
-    assert await o.queues.contains(DECIDER_QUEUE, wf_id)
+    assert await outage.queues.contains(DECIDER_QUEUE, wf_id)
 
-    o.shards[1].start()  # back, empty: the task's message was never written
+    outage.shards[1].start()  # back, empty: the task's message was never written
     sweeper = await Sweeper(
         SweeperSettings(
-            store=o.store_config,
-            queue_addresses=[o.queue.address],
-            decider_addresses=[o.decider.address],
+            store=outage.store_config,
+            queue_addresses=[outage.queue.address],
+            decider_addresses=[outage.decider.address],
             health_port=0,
         )
     ).start()
     try:
-        [claimed] = await claim_next(o, task_type, timeout_s=20)
+        [claimed] = await claim_next(outage, task_type, timeout_s=20)
         assert claimed["taskId"] == task["taskId"]
-        await o.rpc.call(
+        await outage.rpc.call(
             "decider.update_task",
             {
                 "result": {
@@ -148,7 +147,7 @@ async def test_a_start_whose_task_push_fails_returns_the_id_and_the_workflow_com
             },
         )
         await eventually(
-            lambda: o.store.executions.get_workflow(wf_id),
+            lambda: outage.store.executions.get_workflow(wf_id),
             until=lambda wf: wf["status"] == "COMPLETED",
             timeout_s=10,
             what="the workflow completed",
@@ -163,7 +162,6 @@ async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_che
 ) -> None:
     """A WAIT of an hour beside the task: the first decide's timer is an hour away, yet the
     task message the start could not push is pushed by a decide within the start offset."""
-    o = outage
     name = f"outage_far_{uuid.uuid4().hex[:8]}"
     task_type = f"{name}_t"
     wait = {
@@ -173,7 +171,7 @@ async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_che
         "inputParameters": {"duration": "1 hours"},
     }
     simple = {"name": task_type, "taskReferenceName": "t", "type": "SIMPLE"}
-    await o.store.metadata.update_workflow_def(
+    await outage.store.metadata.update_workflow_def(
         {
             "name": name,
             "version": 1,
@@ -186,25 +184,25 @@ async def test_a_lost_task_message_is_pushed_within_the_offset_when_the_next_che
         }
     )  # fmt: skip
     wf_id = id_on_shard(0)
-    assert o.decider.shell is not None
-    o.decider.shell.ids = lambda: id_on_shard(1)
-    o.shards[1].kill()
-    answer = await o.rpc.call(
+    assert outage.decider.shell is not None
+    outage.decider.shell.ids = lambda: id_on_shard(1)
+    outage.shards[1].kill()
+    answer = await outage.rpc.call(
         "decider.start_workflow",
         {"request": {"name": name, "version": 1, "input": {}, "workflowId": wf_id}},
     )
     assert answer == {"workflowId": wf_id}
-    o.shards[1].start()
+    outage.shards[1].start()
     sweeper = await Sweeper(
         SweeperSettings(
-            store=o.store_config,
-            queue_addresses=[o.queue.address],
-            decider_addresses=[o.decider.address],
+            store=outage.store_config,
+            queue_addresses=[outage.queue.address],
+            decider_addresses=[outage.decider.address],
             health_port=0,
         )
     ).start()
     try:
-        [claimed] = await claim_next(o, task_type, timeout_s=20)
+        [claimed] = await claim_next(outage, task_type, timeout_s=20)
         assert claimed["referenceTaskName"] == "t" and claimed["workflowInstanceId"] == wf_id
     finally:
         await sweeper.stop(grace_s=2.0)
@@ -216,9 +214,8 @@ async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
     """The timer's shard is down: the start fails before it writes anything, and frees its key,
     so the client's retry once the shard is back starts the workflow at once instead of being
     told "in progress" until the binding is stale (30 s)."""
-    o = outage
     name = f"outage_key_{uuid.uuid4().hex[:8]}"
-    await o.store.metadata.update_workflow_def(
+    await outage.store.metadata.update_workflow_def(
         {
             "name": name,
             "version": 1,
@@ -226,8 +223,8 @@ async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
             "tasks": [{"name": f"{name}_t", "taskReferenceName": "t", "type": "SIMPLE"}],
         }
     )
-    assert o.decider.shell is not None
-    o.decider.shell.ids = lambda: id_on_shard(0)  # the workflow's timer goes to s0
+    assert outage.decider.shell is not None
+    outage.decider.shell.ids = lambda: id_on_shard(0)  # the workflow's timer goes to s0
     request = {
         "name": name,
         "version": 1,
@@ -235,21 +232,21 @@ async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
         "idempotencyKey": "k",
         "idempotencyStrategy": "RETURN_EXISTING",
     }
-    o.shards[0].kill()
+    outage.shards[0].kill()
     with pytest.raises(PodiumError) as err:
-        await o.rpc.call("decider.start_workflow", {"request": request})
+        await outage.rpc.call("decider.start_workflow", {"request": request})
     assert err.value.retryable
-    o.shards[0].start()
+    outage.shards[0].start()
 
     began = time.monotonic()
-    answer = await o.rpc.call("decider.start_workflow", {"request": request})
+    answer = await outage.rpc.call("decider.start_workflow", {"request": request})
     assert time.monotonic() - began < idempotency.WAIT_FOR_PENDING_S  # not waited on as pending
-    wf = await o.store.executions.get_workflow(answer["workflowId"])
+    wf = await outage.store.executions.get_workflow(answer["workflowId"])
     assert wf["status"] == "RUNNING"
-    assert await o.rpc.call("decider.start_workflow", {"request": request}) == answer
+    assert await outage.rpc.call("decider.start_workflow", {"request": request}) == answer
 
 
-async def _register_parent_and_child(o: Stack, name: str) -> None:
+async def _register_parent_and_child(outage: Stack, name: str) -> None:
     """``{name}``: a SIMPLE task, then a SUB_WORKFLOW of ``{name}_child`` (one SIMPLE task)."""
     for wf_name, tasks in (
         (f"{name}_child", [{"name": f"{name}_c", "taskReferenceName": "c", "type": "SIMPLE"}]),
@@ -262,24 +259,24 @@ async def _register_parent_and_child(o: Stack, name: str) -> None:
             ],
         ),
     ):  # fmt: skip
-        await o.store.metadata.update_workflow_def(
+        await outage.store.metadata.update_workflow_def(
             {"name": wf_name, "version": 1, "schemaVersion": 2, "tasks": tasks}
         )
 
 
-async def _complete(o: Stack, task: JSON) -> None:
-    await o.rpc.call(
+async def _complete(outage: Stack, task: JSON) -> None:
+    await outage.rpc.call(
         "decider.update_task",
         {"result": {"workflowInstanceId": task["workflowInstanceId"], "taskId": task["taskId"],
                     "status": "COMPLETED", "outputData": {}}},
     )  # fmt: skip
 
 
-async def _sub_task(o: Stack, wf_id: str, *, until: str, timeout_s: float = 10) -> JSON:
+async def _sub_task(outage: Stack, wf_id: str, *, until: str, timeout_s: float = 10) -> JSON:
     """The parent's SUB_WORKFLOW task, once its status is ``until``."""
 
     async def read() -> JSON:
-        wf = await o.store.executions.get_workflow(wf_id)
+        wf = await outage.store.executions.get_workflow(wf_id)
         sub: JSON = next(t for t in wf["tasks"] if t["referenceTaskName"] == "s")
         return sub
 
@@ -297,26 +294,27 @@ async def test_a_sub_workflow_whose_start_meets_an_outage_is_started_once_the_qu
 ) -> None:
     """The child's start fails retryably (no queue shard to hold its timer): the parent's
     SUB_WORKFLOW task stays SCHEDULED, not FAILED, and the parent's next decide starts it."""
-    o = outage
     name = f"outage_sub_{uuid.uuid4().hex[:8]}"
-    await _register_parent_and_child(o, name)
-    answer = await o.rpc.call("decider.start_workflow", {"request": {"name": name, "input": {}}})
+    await _register_parent_and_child(outage, name)
+    answer = await outage.rpc.call(
+        "decider.start_workflow", {"request": {"name": name, "input": {}}}
+    )
     wf_id = answer["workflowId"]
-    [task] = await claim_next(o, f"{name}_t", timeout_s=10)
-    for shard in o.shards:
+    [task] = await claim_next(outage, f"{name}_t", timeout_s=10)
+    for shard in outage.shards:
         shard.kill()
     with contextlib.suppress(PodiumError):  # the completion's queue effects fail too
-        await _complete(o, task)
-    wf = await o.store.executions.get_workflow(wf_id)
+        await _complete(outage, task)
+    wf = await outage.store.executions.get_workflow(wf_id)
     assert wf["status"] == "RUNNING"
     sub = next(t for t in wf["tasks"] if t["referenceTaskName"] == "s")
     assert sub["status"] == "SCHEDULED", sub.get("reasonForIncompletion")
 
-    for shard in o.shards:
+    for shard in outage.shards:
         shard.start()
-    await o.rpc.call("decider.decide", {"workflowId": wf_id})
-    sub = await _sub_task(o, wf_id, until="IN_PROGRESS")
-    child = await o.store.executions.get_workflow(sub["subWorkflowId"])
+    await outage.rpc.call("decider.decide", {"workflowId": wf_id})
+    sub = await _sub_task(outage, wf_id, until="IN_PROGRESS")
+    child = await outage.store.executions.get_workflow(sub["subWorkflowId"])
     assert child["status"] == "RUNNING"
 
 
@@ -325,22 +323,23 @@ async def test_a_parent_learns_of_a_sub_workflow_end_whose_notice_was_lost(
 ) -> None:
     """What a decider killed between committing a child's end and telling its parent leaves: the
     child COMPLETED, the parent's task IN_PROGRESS. The parent's next decide completes it."""
-    o = outage
     name = f"lost_notice_{uuid.uuid4().hex[:8]}"
-    await _register_parent_and_child(o, name)
-    answer = await o.rpc.call("decider.start_workflow", {"request": {"name": name, "input": {}}})
+    await _register_parent_and_child(outage, name)
+    answer = await outage.rpc.call(
+        "decider.start_workflow", {"request": {"name": name, "input": {}}}
+    )
     wf_id = answer["workflowId"]
-    [task] = await claim_next(o, f"{name}_t", timeout_s=10)
-    await _complete(o, task)
-    sub = await _sub_task(o, wf_id, until="IN_PROGRESS")
+    [task] = await claim_next(outage, f"{name}_t", timeout_s=10)
+    await _complete(outage, task)
+    sub = await _sub_task(outage, wf_id, until="IN_PROGRESS")
     # The child's end committed by hand, with no decider to send the notice.
-    snap = await o.store.executions.read_workflow(sub["subWorkflowId"], include_tasks=True)
+    snap = await outage.store.executions.read_workflow(sub["subWorkflowId"], include_tasks=True)
     child = dict(snap.workflow)
     child_tasks = [{**t, "status": "COMPLETED"} for t in child.pop("tasks")]
     child.update(status="COMPLETED", output={"done": 1}, endTime=int(time.time() * 1000))
-    await o.store.executions.commit(child, child_tasks, snap.version)
+    await outage.store.executions.commit(child, child_tasks, snap.version)
 
-    await o.rpc.call("decider.decide", {"workflowId": wf_id})
-    sub = await _sub_task(o, wf_id, until="COMPLETED")
+    await outage.rpc.call("decider.decide", {"workflowId": wf_id})
+    sub = await _sub_task(outage, wf_id, until="COMPLETED")
     assert sub["outputData"]["done"] == 1
-    assert (await o.store.executions.get_workflow(wf_id))["status"] == "COMPLETED"
+    assert (await outage.store.executions.get_workflow(wf_id))["status"] == "COMPLETED"
