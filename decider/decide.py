@@ -132,11 +132,11 @@ def _process_pending(
     if is_system_type(task["taskType"]) and not task_terminal(task["status"]):
         to_schedule.setdefault(ref, task)
         executed_refs.discard(ref)
-    td = task_def_for(run, task)
-    if td is not None:
-        check_task_timeouts(run, td, task)
+    task_def = task_def_for(run, task)
+    if task_def is not None:
+        check_task_timeouts(run, task_def, task)
     if not task_successful(task["status"]):
-        again = retry(run, td, task)
+        again = retry(run, task_def, task)
         if again is not None:
             to_schedule[ref] = again
             executed_refs.discard(ref)

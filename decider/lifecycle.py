@@ -36,12 +36,12 @@ def task_def_for(run: Run, task: JSON) -> JSON | None:
     """The TaskDef governing a runtime task (its WorkflowTask's, else by reference name)."""
     wt = task.get("workflowTask")
     if isinstance(wt, Mapping) and isinstance(wt.get("taskDefinition"), dict):
-        td: JSON = wt["taskDefinition"]
-        return td
+        task_def: JSON = wt["taskDefinition"]
+        return task_def
     found = find_task(run.wf_def, task["referenceTaskName"])
     if found is not None and isinstance(found.get("taskDefinition"), dict):
-        td = found["taskDefinition"]
-        return td
+        task_def = found["taskDefinition"]
+        return task_def
     return None
 
 
@@ -67,8 +67,8 @@ def check_workflow_timeout(run: Run) -> None:
         raise TerminateSignal(reason, WorkflowStatus.TIMED_OUT)
 
 
-def _apply_timeout_policy(run: Run, td: JSON, task: JSON, reason: str) -> None:
-    policy = td.get("timeoutPolicy", "TIME_OUT_WF")
+def _apply_timeout_policy(run: Run, task_def: JSON, task: JSON, reason: str) -> None:
+    policy = task_def.get("timeoutPolicy", "TIME_OUT_WF")
     if policy == "ALERT_ONLY":
         return
     run.set_status(task, TaskStatus.TIMED_OUT, reason)
@@ -84,30 +84,30 @@ def response_timeout_applies(task: JSON) -> bool:
     return not (wt.get("asyncComplete") or task["inputData"].get("asyncComplete") is True)
 
 
-def check_task_timeouts(run: Run, td: JSON, task: JSON) -> None:
+def check_task_timeouts(run: Run, task_def: JSON, task: JSON) -> None:
     """Total, task, poll and response timeouts of one non-terminal task (in that order)."""
     if task_terminal(task["status"]):
         return
     now = run.now
-    total = int(td.get("totalTimeoutSeconds") or 0)
+    total = int(task_def.get("totalTimeoutSeconds") or 0)
     first = int(task.get("firstScheduledTime") or 0)
     if total > 0 and first > 0 and now - first >= total * 1000:
         reason = (
             f"Task total timeout of {total} seconds exceeded (first scheduled "
             f"{(now - first) // 1000} seconds ago)"
         )
-        _apply_timeout_policy(run, td, task, reason)
-    timeout = int(td.get("timeoutSeconds") or 0)
+        _apply_timeout_policy(run, task_def, task, reason)
+    timeout = int(task_def.get("timeoutSeconds") or 0)
     start = int(task.get("startTime") or 0)
     if not task_terminal(task["status"]) and timeout > 0 and start > 0:
         elapsed = now - (start + int(task.get("startDelayInSeconds") or 0) * 1000)
         if elapsed >= timeout * 1000:
             reason = (
                 f"Task timed out after {elapsed // 1000} seconds. Timeout configured as {timeout} "
-                f"seconds. Timeout policy configured to {td.get('timeoutPolicy')}"
+                f"seconds. Timeout policy configured to {task_def.get('timeoutPolicy')}"
             )
-            _apply_timeout_policy(run, td, task, reason)
-    poll = int(td.get("pollTimeoutSeconds") or 0)
+            _apply_timeout_policy(run, task_def, task, reason)
+    poll = int(task_def.get("pollTimeoutSeconds") or 0)
     if task["status"] == TaskStatus.SCHEDULED and poll > 0:
         elapsed = now - (
             int(task["scheduledTime"]) + int(task.get("startDelayInSeconds") or 0) * 1000
@@ -115,10 +115,10 @@ def check_task_timeouts(run: Run, td: JSON, task: JSON) -> None:
         if elapsed >= (poll + int(task.get("callbackAfterSeconds") or 0)) * 1000:
             reason = (
                 f"Task poll timed out after {elapsed // 1000} seconds. Poll timeout configured as "
-                f"{poll} seconds. Timeout policy configured to {td.get('timeoutPolicy')}"
+                f"{poll} seconds. Timeout policy configured to {task_def.get('timeoutPolicy')}"
             )
-            _apply_timeout_policy(run, td, task, reason)
-    rt = int(td.get("responseTimeoutSeconds") or 0)
+            _apply_timeout_policy(run, task_def, task, reason)
+    rt = int(task_def.get("responseTimeoutSeconds") or 0)
     if task["status"] == TaskStatus.IN_PROGRESS and rt > 0 and response_timeout_applies(task):
         quiet = now - int(task.get("updateTime") or 0)
         if quiet >= (rt + int(task.get("callbackAfterSeconds") or 0)) * 1000:
@@ -132,21 +132,21 @@ def check_task_timeouts(run: Run, td: JSON, task: JSON) -> None:
 # --- retries ------------------------------------------------------------------------------
 
 
-def retry_delay_ms(td: JSON, retry_count: int, task_id: str) -> tuple[int, int]:
+def retry_delay_ms(task_def: JSON, retry_count: int, task_id: str) -> tuple[int, int]:
     """(seconds, milliseconds) before attempt ``retry_count + 1``; jitter from the task id."""
-    base = int(td.get("retryDelaySeconds") or 0)
-    logic = td.get("retryLogic", "FIXED")
+    base = int(task_def.get("retryDelaySeconds") or 0)
+    logic = task_def.get("retryLogic", "FIXED")
     if logic == "LINEAR_BACKOFF":
-        delay = base * int(td.get("backoffScaleFactor") or 1) * (retry_count + 1)
+        delay = base * int(task_def.get("backoffScaleFactor") or 1) * (retry_count + 1)
     elif logic == "EXPONENTIAL_BACKOFF":
         delay = base * (2**retry_count)
     else:
         delay = base
-    cap = int(td.get("maxRetryDelaySeconds") or 0)
+    cap = int(task_def.get("maxRetryDelaySeconds") or 0)
     if cap > 0:
         delay = min(delay, cap)
     delay = min(delay, INT_MAX)
-    jitter_max = int(td.get("backoffJitterMs") or 0)
+    jitter_max = int(task_def.get("backoffJitterMs") or 0)
     jitter = 0
     if jitter_max > 0:
         # deterministic "uniform" jitter keeps the decision a pure function of its inputs
@@ -156,17 +156,17 @@ def retry_delay_ms(td: JSON, retry_count: int, task_id: str) -> tuple[int, int]:
     return delay, delay * 1000 + jitter
 
 
-def retry(run: Run, td: JSON | None, task: JSON) -> JSON | None:
+def retry(run: Run, task_def: JSON | None, task: JSON) -> JSON | None:
     """A new attempt of a failed task, None when optional/permissive; raises otherwise."""
     wt = task.get("workflowTask") or {}
     expected = 0
-    if td is not None:
+    if task_def is not None:
         expected = (
             int(wt["retryCount"])
             if wt.get("retryCount") is not None
-            else int(td.get("retryCount") or 0)
+            else int(task_def.get("retryCount") or 0)
         )
-    total = int((td or {}).get("totalTimeoutSeconds") or 0)
+    total = int((task_def or {}).get("totalTimeoutSeconds") or 0)
     budget_gone = (
         total > 0 and run.now - int(task.get("firstScheduledTime") or run.now) >= total * 1000
     )
@@ -188,14 +188,14 @@ def retry(run: Run, td: JSON | None, task: JSON) -> JSON | None:
             f"'{task.get('reasonForIncompletion')}'"
         )
         raise TerminateSignal(reason, wf_status, task)
-    if td is None:  # unreachable: without a TaskDef no retry is expected
+    if task_def is None:  # unreachable: without a TaskDef no retry is expected
         return None
-    return _retry_copy(run, td, task)
+    return _retry_copy(run, task_def, task)
 
 
-def _retry_copy(run: Run, td: JSON, task: JSON) -> JSON:
+def _retry_copy(run: Run, task_def: JSON, task: JSON) -> JSON:
     new_id = run.ctx.ids()
-    seconds, ms = retry_delay_ms(td, int(task.get("retryCount") or 0), new_id)
+    seconds, ms = retry_delay_ms(task_def, int(task.get("retryCount") or 0), new_id)
     task["retried"] = True
     new = clone(task)
     new.update(
@@ -218,7 +218,7 @@ def _retry_copy(run: Run, td: JSON, task: JSON) -> JSON:
         new.pop(key, None)
     wt = task.get("workflowTask") or {}
     fresh = resolve_params(
-        wt.get("inputParameters"), run.wf, new_id, td, run.ctx.env, paths=run.ctx.paths
+        wt.get("inputParameters"), run.wf, new_id, task_def, run.ctx.env, paths=run.ctx.paths
     )
     new["inputData"] = {**task.get("inputData", {}), **fresh}
     if new["taskType"] == TaskType.SUB_WORKFLOW:
@@ -418,27 +418,27 @@ def _task_deadlines(t: Mapping[str, Any], now: int, offset_s: int) -> list[int]:
     ):
         out.append(now + offset_s * 1000)
     wt = t.get("workflowTask") or {}
-    td = wt.get("taskDefinition") if isinstance(wt, Mapping) else None
-    if not isinstance(td, Mapping):
+    task_def = wt.get("taskDefinition") if isinstance(wt, Mapping) else None
+    if not isinstance(task_def, Mapping):
         return out
     delay_ms = int(t.get("startDelayInSeconds") or 0) * 1000
     callback_ms = int(t.get("callbackAfterSeconds") or 0) * 1000
-    if td.get("timeoutPolicy") != "ALERT_ONLY":
-        if int(td.get("timeoutSeconds") or 0) > 0 and int(t.get("startTime") or 0) > 0:
-            out.append(int(t["startTime"]) + delay_ms + int(td["timeoutSeconds"]) * 1000)
+    if task_def.get("timeoutPolicy") != "ALERT_ONLY":
+        if int(task_def.get("timeoutSeconds") or 0) > 0 and int(t.get("startTime") or 0) > 0:
+            out.append(int(t["startTime"]) + delay_ms + int(task_def["timeoutSeconds"]) * 1000)
         if (
-            int(td.get("totalTimeoutSeconds") or 0) > 0
+            int(task_def.get("totalTimeoutSeconds") or 0) > 0
             and int(t.get("firstScheduledTime") or 0) > 0
         ):
-            out.append(int(t["firstScheduledTime"]) + int(td["totalTimeoutSeconds"]) * 1000)
-        if t["status"] == TaskStatus.SCHEDULED and int(td.get("pollTimeoutSeconds") or 0) > 0:
+            out.append(int(t["firstScheduledTime"]) + int(task_def["totalTimeoutSeconds"]) * 1000)
+        if t["status"] == TaskStatus.SCHEDULED and int(task_def.get("pollTimeoutSeconds") or 0) > 0:
             out.append(
                 int(t["scheduledTime"])
                 + delay_ms
-                + int(td["pollTimeoutSeconds"]) * 1000
+                + int(task_def["pollTimeoutSeconds"]) * 1000
                 + callback_ms
             )
-    rt = int(td.get("responseTimeoutSeconds") or 0)
+    rt = int(task_def.get("responseTimeoutSeconds") or 0)
     if t["status"] == TaskStatus.IN_PROGRESS and rt > 0 and response_timeout_applies(dict(t)):
         out.append(int(t.get("updateTime") or now) + rt * 1000 + callback_ms)
     return out

@@ -88,14 +88,14 @@ class MapCall:
             task["correlationId"] = run.wf["correlationId"]
         if self.retried_task_id is not None:
             task["retriedTaskId"] = self.retried_task_id
-        td = self.task_def
-        if td is not None:
-            task["responseTimeoutSeconds"] = td.get("responseTimeoutSeconds", 0)
-            task["rateLimitPerFrequency"] = td.get("rateLimitPerFrequency") or 0
-            task["rateLimitFrequencyInSeconds"] = td.get("rateLimitFrequencyInSeconds") or 1
+        task_def = self.task_def
+        if task_def is not None:
+            task["responseTimeoutSeconds"] = task_def.get("responseTimeoutSeconds", 0)
+            task["rateLimitPerFrequency"] = task_def.get("rateLimitPerFrequency") or 0
+            task["rateLimitFrequencyInSeconds"] = task_def.get("rateLimitFrequencyInSeconds") or 1
             for key in ("isolationGroupId", "executionNameSpace"):
-                if td.get(key):
-                    task[key] = td[key]
+                if task_def.get(key):
+                    task[key] = task_def[key]
         if status in (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.FAILED):
             task["startTime"] = run.now
         if task_terminal(status):
@@ -105,9 +105,9 @@ class MapCall:
 
 def task_def_of(run: Run, wt: JSON) -> JSON | None:
     """The TaskDef of a WorkflowTask: inline/populated, else registered, else None."""
-    td = wt.get("taskDefinition")
-    if isinstance(td, dict):
-        return td
+    task_def = wt.get("taskDefinition")
+    if isinstance(task_def, dict):
+        return task_def
     registered = run.ctx.task_defs.get(wt.get("name", ""))
     return normalize_task_def(registered) if registered is not None else None
 

@@ -40,7 +40,7 @@ def map_task(
     return [t for t in mapped if t["referenceTaskName"] not in busy]
 
 
-def _worker_task(call: MapCall, task_type: str, td: JSON, input_data: JSON) -> list[JSON]:
+def _worker_task(call: MapCall, task_type: str, task_def: JSON, input_data: JSON) -> list[JSON]:
     task = call.create(task_type, TaskStatus.SCHEDULED, input_data)
     delay = int(call.wt.get("startDelay") or 0)
     task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
@@ -48,9 +48,9 @@ def _worker_task(call: MapCall, task_type: str, td: JSON, input_data: JSON) -> l
 
 
 def _simple(call: MapCall) -> list[JSON]:
-    td = call.task_def or normalize_task_def({"name": call.wt["name"]})
-    call.task_def = td
-    return _worker_task(call, call.wt["name"], td, call.input())
+    task_def = call.task_def or normalize_task_def({"name": call.wt["name"]})
+    call.task_def = task_def
+    return _worker_task(call, call.wt["name"], task_def, call.input())
 
 
 def _user_defined(call: MapCall) -> list[JSON]:
@@ -72,18 +72,18 @@ def _dynamic(call: MapCall) -> list[JSON]:
             f"input= {java_str(inp)}"
         )
     name = str(name)
-    td = call.task_def
-    if td is None:
+    task_def = call.task_def
+    if task_def is None:
         registered = call.run.ctx.task_defs.get(name)
         if registered is None:
             raise TerminateSignal(
                 f"Invalid task specified.  Cannot find task by name {name} in the task definitions"
             )
-        td = normalize_task_def(registered)
+        task_def = normalize_task_def(registered)
     wt = clone(call.wt)
-    wt["name"], wt["taskDefinition"] = name, td
-    call.wt, call.task_def = wt, td
-    return _worker_task(call, name, td, call.input())
+    wt["name"], wt["taskDefinition"] = name, task_def
+    call.wt, call.task_def = wt, task_def
+    return _worker_task(call, name, task_def, call.input())
 
 
 def _http(call: MapCall) -> list[JSON]:

@@ -40,9 +40,9 @@ def http_queues(task_defs: Iterable[Mapping[str, Any]]) -> list[str]:
     names never carry one.
     """
     names = {HTTP}
-    for td in task_defs:
-        namespace = td.get("executionNameSpace") or None
-        group = td.get("isolationGroupId") or None
+    for task_def in task_defs:
+        namespace = task_def.get("executionNameSpace") or None
+        group = task_def.get("isolationGroupId") or None
         if namespace or group:
             names.add(task_queue(HTTP, None, _text(namespace), _text(group)))
     return sorted(names)

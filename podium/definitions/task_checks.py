@@ -245,8 +245,8 @@ def _check_dynamic_fork(wt: JSON, path: str, errors: Errors) -> None:
 
 
 def _template(wt: JSON) -> Mapping[str, Any]:
-    td = wt.get("taskDefinition")
-    return (td.get("inputTemplate") or {}) if isinstance(td, Mapping) else {}
+    task_def = wt.get("taskDefinition")
+    return (task_def.get("inputTemplate") or {}) if isinstance(task_def, Mapping) else {}
 
 
 def _check_http(wt: JSON, path: str, errors: Errors) -> None:
