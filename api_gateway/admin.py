@@ -18,14 +18,14 @@ TAG = "admin"
 VERSION = "0.1.0"
 
 
-def config_map(gw: Gateway) -> dict[str, Any]:
+def config_map(gateway: Gateway) -> dict[str, Any]:
     """The gateway's settings (never a secret) and the version."""
-    s = gw.settings
+    s = gateway.settings
     return {
         "version": VERSION,
         "buildDate": "",
         "server": "podium-gateway",
-        "startTime": int(gw.started_at * 1000),
+        "startTime": int(gateway.started_at * 1000),
         "deciderAddresses": ",".join(s.decider_addresses),
         "queueAddresses": ",".join(s.queue_addresses),
         "store": s.store.backend,
@@ -35,48 +35,48 @@ def config_map(gw: Gateway) -> dict[str, Any]:
     }
 
 
-async def config(request: Request, gw: Gateway) -> Response:
-    return ok_json(config_map(gw))
+async def config(request: Request, gateway: Gateway) -> Response:
+    return ok_json(config_map(gateway))
 
 
-async def pending_tasks(request: Request, gw: Gateway) -> Response:
+async def pending_tasks(request: Request, gateway: Gateway) -> Response:
     start = q_int(request, "start", 0, minimum=0) or 0
     count = q_int(request, "count", 100, minimum=0) or 0
-    tasks = await gw.store.executions.pending_tasks_by_type(path(request, "tasktype"))
+    tasks = await gateway.store.executions.pending_tasks_by_type(path(request, "tasktype"))
     tasks.sort(key=lambda t: (int(t.get("scheduledTime") or 0), str(t.get("taskId"))))
     return ok_json(tasks[start : start + count])
 
 
-async def _decide(gw: Gateway, workflow_id: str) -> None:
+async def _decide(gateway: Gateway, workflow_id: str) -> None:
     try:
-        await gw.decider.decide(workflow_id)
+        await gateway.decider.decide(workflow_id)
     except NotFound:
         raise NotFound(
             f"No such workflow found by id: {workflow_id}", workflowId=workflow_id
         ) from None
 
 
-async def requeue_sweep(request: Request, gw: Gateway) -> Response:
+async def requeue_sweep(request: Request, gateway: Gateway) -> Response:
     """Decide the workflow now, which also puts it back on the decider queue."""
     workflow_id = path(request, "workflowId")
-    await _decide(gw, workflow_id)
+    await _decide(gateway, workflow_id)
     return ok_text(f"true.{workflow_id}")
 
 
-async def verify_and_repair(request: Request, gw: Gateway) -> Response:
+async def verify_and_repair(request: Request, gateway: Gateway) -> Response:
     """A decide re-pushes every task message of the workflow that went missing."""
-    await _decide(gw, path(request, "workflowId"))
+    await _decide(gateway, path(request, "workflowId"))
     return ok_text("true")
 
 
-async def event_queues(request: Request, gw: Gateway) -> Response:
+async def event_queues(request: Request, gateway: Gateway) -> Response:
     # Podium has no external event queues: nothing to list (sizes or URIs).
     q_bool(request, "verbose", False)
     return ok_json({})
 
 
-async def health(request: Request, gw: Gateway) -> Response:
-    return ok_json({"healthy": True, "uptimeMs": int((time.time() - gw.started_at) * 1000)})
+async def health(request: Request, gateway: Gateway) -> Response:
+    return ok_json({"healthy": True, "uptimeMs": int((time.time() - gateway.started_at) * 1000)})
 
 
 _BASE = "/api/admin"

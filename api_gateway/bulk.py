@@ -26,8 +26,8 @@ TAG = "workflow-bulk"
 Action = Callable[[str], Awaitable[Any]]
 
 
-async def _each(request: Request, gw: Gateway, action: Action) -> Response:
-    ids = checks.id_list(await body_json(request), gw.limits.max_bulk_ids)
+async def _each(request: Request, gateway: Gateway, action: Action) -> Response:
+    ids = checks.id_list(await body_json(request), gateway.limits.max_bulk_ids)
     done: list[Any] = []
     failed: dict[str, str] = {}
     for workflow_id in ids:
@@ -55,55 +55,57 @@ def _by_id(call: Callable[[str], Awaitable[Any]]) -> Action:
     return act
 
 
-async def pause(request: Request, gw: Gateway) -> Response:
-    return await _each(request, gw, _by_id(gw.decider.pause))
+async def pause(request: Request, gateway: Gateway) -> Response:
+    return await _each(request, gateway, _by_id(gateway.decider.pause))
 
 
-async def resume(request: Request, gw: Gateway) -> Response:
-    return await _each(request, gw, _by_id(gw.decider.resume))
+async def resume(request: Request, gateway: Gateway) -> Response:
+    return await _each(request, gateway, _by_id(gateway.decider.resume))
 
 
-async def restart(request: Request, gw: Gateway) -> Response:
+async def restart(request: Request, gateway: Gateway) -> Response:
     latest = q_bool(request, "useLatestDefinitions", False)
-    action = functools.partial(gw.decider.restart, use_latest_definitions=latest)
-    return await _each(request, gw, _by_id(action))
+    action = functools.partial(gateway.decider.restart, use_latest_definitions=latest)
+    return await _each(request, gateway, _by_id(action))
 
 
-async def retry(request: Request, gw: Gateway) -> Response:
-    return await _each(request, gw, _by_id(gw.decider.retry))
+async def retry(request: Request, gateway: Gateway) -> Response:
+    return await _each(request, gateway, _by_id(gateway.decider.retry))
 
 
-async def terminate(request: Request, gw: Gateway) -> Response:
+async def terminate(request: Request, gateway: Gateway) -> Response:
     reason = q_str(request, "reason")
-    return await _each(request, gw, _by_id(functools.partial(gw.decider.terminate, reason=reason)))
+    return await _each(
+        request, gateway, _by_id(functools.partial(gateway.decider.terminate, reason=reason))
+    )
 
 
-async def remove(request: Request, gw: Gateway) -> Response:
+async def remove(request: Request, gateway: Gateway) -> Response:
     archive = q_bool(request, "archiveWorkflow", True)
 
     async def act(workflow_id: str) -> None:
-        await remove_one(gw, workflow_id, archive)
+        await remove_one(gateway, workflow_id, archive)
 
-    return await _each(request, gw, act)
+    return await _each(request, gateway, act)
 
 
-async def terminate_remove(request: Request, gw: Gateway) -> Response:
+async def terminate_remove(request: Request, gateway: Gateway) -> Response:
     archive = q_bool(request, "archiveWorkflow", True)
     reason = q_str(request, "reason")
 
     async def act(workflow_id: str) -> None:
-        await terminate_remove_one(gw, workflow_id, reason, archive)
+        await terminate_remove_one(gateway, workflow_id, reason, archive)
 
-    return await _each(request, gw, act)
+    return await _each(request, gateway, act)
 
 
-async def search(request: Request, gw: Gateway) -> Response:
+async def search(request: Request, gateway: Gateway) -> Response:
     include_tasks = q_bool(request, "includeTasks", True)
 
     async def act(workflow_id: str) -> JSON:
-        return await read_workflow(gw, workflow_id, include_tasks)
+        return await read_workflow(gateway, workflow_id, include_tasks)
 
-    return await _each(request, gw, act)
+    return await _each(request, gateway, act)
 
 
 _BASE = "/api/workflow/bulk"

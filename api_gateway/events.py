@@ -13,28 +13,32 @@ from api_gateway.routing import Endpoint, path_param, query
 TAG = "event"
 
 
-async def add(request: Request, gw: Gateway) -> Response:
-    await gw.store.metadata.add_event_handler(checks.event_handler(await body_json(request)))
+async def add(request: Request, gateway: Gateway) -> Response:
+    await gateway.store.metadata.add_event_handler(checks.event_handler(await body_json(request)))
     return ok_empty()
 
 
-async def update(request: Request, gw: Gateway) -> Response:
-    await gw.store.metadata.update_event_handler(checks.event_handler(await body_json(request)))
+async def update(request: Request, gateway: Gateway) -> Response:
+    await gateway.store.metadata.update_event_handler(
+        checks.event_handler(await body_json(request))
+    )
     return ok_empty()
 
 
-async def remove(request: Request, gw: Gateway) -> Response:
-    await gw.store.metadata.remove_event_handler(path(request, "name"))
+async def remove(request: Request, gateway: Gateway) -> Response:
+    await gateway.store.metadata.remove_event_handler(path(request, "name"))
     return ok_empty()
 
 
-async def list_all(request: Request, gw: Gateway) -> Response:
-    return ok_json(await gw.store.metadata.list_event_handlers())
+async def list_all(request: Request, gateway: Gateway) -> Response:
+    return ok_json(await gateway.store.metadata.list_event_handlers())
 
 
-async def for_event(request: Request, gw: Gateway) -> Response:
+async def for_event(request: Request, gateway: Gateway) -> Response:
     active_only = q_bool(request, "activeOnly", True)
-    found = await gw.store.metadata.event_handlers_for_event(path(request, "event"), active_only)
+    found = await gateway.store.metadata.event_handlers_for_event(
+        path(request, "event"), active_only
+    )
     return ok_json(found)
 
 

@@ -33,30 +33,31 @@ def now_ms() -> int:
 # -- workflow definitions ---------------------------------------------------------------------
 
 
-async def register_workflow(request: Request, gw: Gateway) -> Response:
+async def register_workflow(request: Request, gateway: Gateway) -> Response:
     overwrite = q_bool(request, "overwrite", False)
-    definition = checks.workflow_def(await body_object(request, "WorkflowDef"), gw.definitions)
+    definition = checks.workflow_def(await body_object(request, "WorkflowDef"), gateway.definitions)
     definition["createTime"] = now_ms()
     if overwrite:
-        await gw.store.metadata.update_workflow_def(definition)
+        await gateway.store.metadata.update_workflow_def(definition)
     else:
-        await gw.store.metadata.create_workflow_def(definition)
+        await gateway.store.metadata.create_workflow_def(definition)
     return ok_empty()
 
 
-async def validate_workflow(request: Request, gw: Gateway) -> Response:
-    checks.workflow_def(await body_object(request, "WorkflowDef"), gw.definitions)
+async def validate_workflow(request: Request, gateway: Gateway) -> Response:
+    checks.workflow_def(await body_object(request, "WorkflowDef"), gateway.definitions)
     return ok_empty()
 
 
-async def update_workflows(request: Request, gw: Gateway) -> Response:
+async def update_workflows(request: Request, gateway: Gateway) -> Response:
     body = await body_json(request)
     if not isinstance(body, list):
         raise ValidationError.of([{"path": "workflowDefs", "message": "must be a JSON array"}])
     if not body:
         raise ValidationError.of([{"path": "workflowDefs", "message": "WorkflowDefList is empty"}])
     defs = [
-        checks.workflow_def(d, gw.definitions, f"workflowDefs[{i}]") for i, d in enumerate(body)
+        checks.workflow_def(d, gateway.definitions, f"workflowDefs[{i}]")
+        for i, d in enumerate(body)
     ]
     done: list[str] = []
     failed: dict[str, str] = {}
@@ -65,26 +66,26 @@ async def update_workflows(request: Request, gw: Gateway) -> Response:
         d["updateTime"] = now
         d.setdefault("createTime", now)
         try:
-            await gw.store.metadata.update_workflow_def(d)
+            await gateway.store.metadata.update_workflow_def(d)
             done.append(str(d["name"]))
         except PodiumError as exc:
             failed[str(d["name"])] = exc.message
     return ok_json({"bulkErrorResults": failed, "bulkSuccessfulResults": done})
 
 
-async def get_workflow_def(request: Request, gw: Gateway) -> Response:
+async def get_workflow_def(request: Request, gateway: Gateway) -> Response:
     name = path(request, "name")
     version = q_int(request, "version", None)
     try:
-        return ok_json(await gw.store.metadata.get_workflow_def(name, version))
+        return ok_json(await gateway.store.metadata.get_workflow_def(name, version))
     except NotFound:
         raise NotFound(
             f"No such workflow found by name: {name}, version: {version}", name=name
         ) from None
 
 
-async def list_workflows(request: Request, gw: Gateway) -> Response:
-    return ok_json(await gw.store.metadata.list_workflow_defs())
+async def list_workflows(request: Request, gateway: Gateway) -> Response:
+    return ok_json(await gateway.store.metadata.list_workflow_defs())
 
 
 def _summary(d: dict[str, Any]) -> dict[str, Any]:
@@ -96,37 +97,37 @@ def _summary(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def names_and_versions(request: Request, gw: Gateway) -> Response:
+async def names_and_versions(request: Request, gateway: Gateway) -> Response:
     out: dict[str, list[dict[str, Any]]] = {}
-    for d in await gw.store.metadata.list_workflow_defs():
+    for d in await gateway.store.metadata.list_workflow_defs():
         out.setdefault(str(d["name"]), []).append(_summary(d))
     return ok_json(out)
 
 
-async def workflow_names(request: Request, gw: Gateway) -> Response:
-    names = {str(d["name"]) for d in await gw.store.metadata.list_latest_workflow_defs()}
+async def workflow_names(request: Request, gateway: Gateway) -> Response:
+    names = {str(d["name"]) for d in await gateway.store.metadata.list_latest_workflow_defs()}
     return ok_json(sorted(names))
 
 
-async def workflow_versions(request: Request, gw: Gateway) -> Response:
+async def workflow_versions(request: Request, gateway: Gateway) -> Response:
     name = path(request, "name")
     out = []
-    for version in await gw.store.metadata.workflow_def_versions(name):
+    for version in await gateway.store.metadata.workflow_def_versions(name):
         try:
-            out.append(_summary(await gw.store.metadata.get_workflow_def(name, version)))
+            out.append(_summary(await gateway.store.metadata.get_workflow_def(name, version)))
         except NotFound:
             continue  # removed meanwhile
     return ok_json(out)
 
 
-async def latest_versions(request: Request, gw: Gateway) -> Response:
-    return ok_json(await gw.store.metadata.list_latest_workflow_defs())
+async def latest_versions(request: Request, gateway: Gateway) -> Response:
+    return ok_json(await gateway.store.metadata.list_latest_workflow_defs())
 
 
-async def delete_workflow_def(request: Request, gw: Gateway) -> Response:
+async def delete_workflow_def(request: Request, gateway: Gateway) -> Response:
     name, version = path(request, "name"), path_int(request, "version")
     try:
-        await gw.store.metadata.remove_workflow_def(name, version)
+        await gateway.store.metadata.remove_workflow_def(name, version)
     except NotFound:
         raise NotFound(
             f"No such workflow definition: {name} version: {version}", name=name
@@ -137,7 +138,7 @@ async def delete_workflow_def(request: Request, gw: Gateway) -> Response:
 # -- task definitions -------------------------------------------------------------------------
 
 
-async def register_task_defs(request: Request, gw: Gateway) -> Response:
+async def register_task_defs(request: Request, gateway: Gateway) -> Response:
     body = await body_json(request)
     if not isinstance(body, list):
         raise ValidationError.of([{"path": "taskDefinitions", "message": "must be a JSON array"}])
@@ -149,41 +150,41 @@ async def register_task_defs(request: Request, gw: Gateway) -> Response:
         d["createTime"] = now
         d.pop("updateTime", None)
         d.pop("updatedBy", None)
-        await gw.store.metadata.create_task_def(d)
+        await gateway.store.metadata.create_task_def(d)
     return ok_empty()
 
 
-async def update_task_def(request: Request, gw: Gateway) -> Response:
+async def update_task_def(request: Request, gateway: Gateway) -> Response:
     d = checks.task_def(await body_object(request, "TaskDef"))
     name = str(d["name"])
     try:
-        current = await gw.store.metadata.get_task_def(name)
+        current = await gateway.store.metadata.get_task_def(name)
     except NotFound:
         raise NotFound(f"No such task by name {name}", name=name) from None
     for key in ("createTime", "createdBy"):
         if current.get(key) is not None:
             d[key] = current[key]
     d["updateTime"] = now_ms()
-    await gw.store.metadata.update_task_def(d)
+    await gateway.store.metadata.update_task_def(d)
     return ok_empty()
 
 
-async def list_task_defs(request: Request, gw: Gateway) -> Response:
-    return ok_json(await gw.store.metadata.list_task_defs())
+async def list_task_defs(request: Request, gateway: Gateway) -> Response:
+    return ok_json(await gateway.store.metadata.list_task_defs())
 
 
-async def get_task_def(request: Request, gw: Gateway) -> Response:
+async def get_task_def(request: Request, gateway: Gateway) -> Response:
     name = path(request, "tasktype")
     try:
-        return ok_json(await gw.store.metadata.get_task_def(name))
+        return ok_json(await gateway.store.metadata.get_task_def(name))
     except NotFound:
         raise NotFound(f"No such taskType found by name: {name}", name=name) from None
 
 
-async def delete_task_def(request: Request, gw: Gateway) -> Response:
+async def delete_task_def(request: Request, gateway: Gateway) -> Response:
     name = path(request, "tasktype")
     try:
-        await gw.store.metadata.remove_task_def(name)
+        await gateway.store.metadata.remove_task_def(name)
     except NotFound:
         raise NotFound(f"No such task definition: {name}", name=name) from None
     return ok_empty()

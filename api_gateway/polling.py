@@ -49,7 +49,7 @@ def task_queue(
 
 
 async def poll(
-    gw: Gateway,
+    gateway: Gateway,
     task_type: str,
     worker_id: str | None,
     domain: str | None,
@@ -58,44 +58,44 @@ async def poll(
 ) -> list[JSON]:
     """Up to ``count`` tasks of ``task_type`` claimed for ``worker_id`` (maybe none)."""
     queue = task_queue(task_type, domain)
-    gw.stats.polls += 1
-    received = await pop_for_claim(gw, queue, task_type, count, timeout_ms)
+    gateway.stats.polls += 1
+    received = await pop_for_claim(gateway, queue, task_type, count, timeout_ms)
     tasks: list[JSON] = []
     if received:
         items = [(r.id, _workflow_id(r.payload)) for r in received]
         try:
-            tasks = await gw.decider.claim(queue, items, worker_id, ack=True)
+            tasks = await gateway.decider.claim(queue, items, worker_id, ack=True)
         except BaseException:
             # Nothing was handed out: make the messages visible again now rather than when
             # their lease runs out (a message the decider already acked is simply gone).
-            await _release(gw, queue, [r.id for r in received])
+            await _release(gateway, queue, [r.id for r in received])
             raise
     if tasks:
-        gw.stats.tasks_handed_out += len(tasks)
-        gw.metrics.polls.labels("tasks").inc()
+        gateway.stats.tasks_handed_out += len(tasks)
+        gateway.metrics.polls.labels("tasks").inc()
     else:
-        gw.stats.empty_polls += 1
-        gw.metrics.polls.labels("empty").inc()
-    await record_poll(gw, task_type, domain, worker_id)
+        gateway.stats.empty_polls += 1
+        gateway.metrics.polls.labels("empty").inc()
+    await record_poll(gateway, task_type, domain, worker_id)
     return tasks
 
 
 async def pop_for_claim(
-    gw: Gateway, queue: str, task_type: str, count: int, timeout_ms: int
+    gateway: Gateway, queue: str, task_type: str, count: int, timeout_ms: int
 ) -> list[Received]:
     """Pop up to ``count`` messages of ``queue`` for the decider to claim.
 
     They stay leased for the task type's claim lease (see :class:`~api_gateway.context.
     ClaimLeases`): if this gateway dies before the claim, they come back after that.
     """
-    lease_ms = await gw.claim_leases.lease_ms(task_type)
-    return await gw.queues.pop(queue, count, lease_ms=lease_ms, wait_ms=timeout_ms)
+    lease_ms = await gateway.claim_leases.lease_ms(task_type)
+    return await gateway.queues.pop(queue, count, lease_ms=lease_ms, wait_ms=timeout_ms)
 
 
-async def _release(gw: Gateway, queue: str, ids: list[str]) -> None:
+async def _release(gateway: Gateway, queue: str, ids: list[str]) -> None:
     for msg_id in ids:
         try:
-            await gw.queues.nack(queue, msg_id)
+            await gateway.queues.nack(queue, msg_id)
         except PodiumError as exc:
             log.warning("could not release %s in %s: %s", msg_id, queue, exc.message)
 
@@ -107,16 +107,16 @@ def _workflow_id(payload: Any) -> str:
 
 
 async def record_poll(
-    gw: Gateway, task_type: str, domain: str | None, worker_id: str | None
+    gateway: Gateway, task_type: str, domain: str | None, worker_id: str | None
 ) -> None:
     """Write poll data (queueName = the task type), at most once a second per worker."""
     worker = worker_id or ""
-    if not gw.poll_data.due(task_type, domain, worker):
+    if not gateway.poll_data.due(task_type, domain, worker):
         return
     try:
-        await gw.store.executions.update_poll_data(
+        await gateway.store.executions.update_poll_data(
             task_type, domain, worker, int(time.time() * 1000)
         )
-        gw.stats.poll_data_writes += 1
+        gateway.stats.poll_data_writes += 1
     except PodiumError as exc:  # poll data is advisory: a failed write never fails a poll
         log.warning("poll data for %s not recorded: %s", task_type, exc.message)

@@ -69,12 +69,12 @@ async def connect(settings: GatewaySettings) -> Gateway:
 def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[Endpoint]:
     """Every endpoint, in matching order (specific paths before parameterised ones)."""
 
-    async def token(request: Request, gw: Gateway) -> Response:
+    async def token(request: Request, gateway: Gateway) -> Response:
         return await token_endpoint(request, authenticator)
 
     doc: dict[str, object] = {}
 
-    async def openapi(request: Request, gw: Gateway) -> Response:
+    async def openapi(request: Request, gateway: Gateway) -> Response:
         return ok_json(doc)
 
     own = [

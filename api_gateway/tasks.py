@@ -37,12 +37,12 @@ SYSTEM_TASK_TYPES = frozenset(
 )  # fmt: skip
 
 
-def _poll_args(request: Request, gw: Gateway) -> tuple[str, str | None, str | None]:
+def _poll_args(request: Request, gateway: Gateway) -> tuple[str, str | None, str | None]:
     return path(request, "tasktype"), q_str(request, "workerid"), q_str(request, "domain")
 
 
-def _timeout(request: Request, gw: Gateway, default: int) -> int:
-    limit = gw.limits.max_poll_timeout_ms
+def _timeout(request: Request, gateway: Gateway, default: int) -> int:
+    limit = gateway.limits.max_poll_timeout_ms
     timeout = q_int(request, "timeout", default, minimum=0) or 0
     if timeout > limit:
         seconds = f"{limit / 1000:g}"
@@ -52,39 +52,39 @@ def _timeout(request: Request, gw: Gateway, default: int) -> int:
     return timeout
 
 
-async def batch_poll(request: Request, gw: Gateway) -> Response:
-    task_type, worker, domain = _poll_args(request, gw)
-    count = q_int(request, "count", 1, minimum=1, maximum=gw.limits.max_poll_count) or 1
-    timeout = _timeout(request, gw, 100)
-    return ok_json(await polling.poll(gw, task_type, worker, domain, count, timeout))
+async def batch_poll(request: Request, gateway: Gateway) -> Response:
+    task_type, worker, domain = _poll_args(request, gateway)
+    count = q_int(request, "count", 1, minimum=1, maximum=gateway.limits.max_poll_count) or 1
+    timeout = _timeout(request, gateway, 100)
+    return ok_json(await polling.poll(gateway, task_type, worker, domain, count, timeout))
 
 
-async def single_poll(request: Request, gw: Gateway) -> Response:
-    task_type, worker, domain = _poll_args(request, gw)
-    timeout = _timeout(request, gw, 100)
-    tasks = await polling.poll(gw, task_type, worker, domain, 1, timeout)
+async def single_poll(request: Request, gateway: Gateway) -> Response:
+    task_type, worker, domain = _poll_args(request, gateway)
+    timeout = _timeout(request, gateway, 100)
+    tasks = await polling.poll(gateway, task_type, worker, domain, 1, timeout)
     return ok_json(tasks[0]) if tasks else ok_empty(204)
 
 
-async def _update(gw: Gateway, result: JSON) -> None:
-    await gw.decider.update_task(result)
+async def _update(gateway: Gateway, result: JSON) -> None:
+    await gateway.decider.update_task(result)
 
 
-async def update_task(request: Request, gw: Gateway) -> Response:
+async def update_task(request: Request, gateway: Gateway) -> Response:
     result = checks.task_result(await body_json(request))
-    await _update(gw, result)
+    await _update(gateway, result)
     return ok_text(str(result["taskId"]))
 
 
-async def update_task_v2(request: Request, gw: Gateway) -> Response:
+async def update_task_v2(request: Request, gateway: Gateway) -> Response:
     """Update, then hand the worker its next task of the same type and domain (or 204)."""
     result = checks.task_result(await body_json(request))
-    await _update(gw, result)
+    await _update(gateway, result)
     if result.get("status") in (None, "IN_PROGRESS") or result.get("extendLease"):
         return ok_empty(204)
-    task = await gw.store.executions.get_task(str(result["taskId"]))
+    task = await gateway.store.executions.get_task(str(result["taskId"]))
     tasks = await polling.poll(
-        gw, str(task["taskType"]), result.get("workerId"), task.get("domain") or None, 1, 0
+        gateway, str(task["taskType"]), result.get("workerId"), task.get("domain") or None, 1, 0
     )
     return ok_json(tasks[0]) if tasks else ok_empty(204)
 
@@ -113,24 +113,24 @@ def _updated_task_id(answer: JSON, ref: str) -> str | None:
     return str(min(hits, key=lambda t: int(t.get("seq") or 0))["taskId"])
 
 
-async def _update_by_ref(request: Request, gw: Gateway) -> tuple[JSON, str]:
+async def _update_by_ref(request: Request, gateway: Gateway) -> tuple[JSON, str]:
     workflow_id, ref = path(request, "workflowId"), path(request, "taskRefName")
     status = _status(request)
     output = await body_object(request, "output", required=False)
-    answer = await gw.decider.update_task_by_ref(
+    answer = await gateway.decider.update_task_by_ref(
         workflow_id, ref, status, output, q_str(request, "workerid"), return_workflow=True
     )
     return answer, ref
 
 
-async def update_by_ref(request: Request, gw: Gateway) -> Response:
-    answer, ref = await _update_by_ref(request, gw)
+async def update_by_ref(request: Request, gateway: Gateway) -> Response:
+    answer, ref = await _update_by_ref(request, gateway)
     task_id = _updated_task_id(answer, ref) if answer.get("accepted") else None
     return ok_text(task_id) if task_id else ok_empty()
 
 
-async def update_by_ref_sync(request: Request, gw: Gateway) -> Response:
-    answer, ref = await _update_by_ref(request, gw)
+async def update_by_ref_sync(request: Request, gateway: Gateway) -> Response:
+    answer, ref = await _update_by_ref(request, gateway)
     if not answer.get("accepted"):
         raise NotFound(
             f"Found no running task {ref} of workflow {answer.get('workflowId')} to update"
@@ -138,67 +138,67 @@ async def update_by_ref_sync(request: Request, gw: Gateway) -> Response:
     return ok_json(answer.get("workflow") or {})
 
 
-async def _signal(request: Request, gw: Gateway) -> JSON:
+async def _signal(request: Request, gateway: Gateway) -> JSON:
     output = await body_object(request, "output", required=False)
-    return await gw.decider.signal(
+    return await gateway.decider.signal(
         path(request, "workflowId"), _status(request), output, return_workflow=True
     )
 
 
-async def signal(request: Request, gw: Gateway) -> Response:
-    await _signal(request, gw)
+async def signal(request: Request, gateway: Gateway) -> Response:
+    await _signal(request, gateway)
     return ok_empty()
 
 
-async def signal_sync(request: Request, gw: Gateway) -> Response:
+async def signal_sync(request: Request, gateway: Gateway) -> Response:
     strategy = workflow_wait.return_strategy(q_str(request, "returnStrategy"))
     timeout_ms = q_int(request, "timeoutMillis", 5000, minimum=0, maximum=600_000) or 0
     workflow_id = path(request, "workflowId")
-    answer = await _signal(request, gw)
+    answer = await _signal(request, gateway)
     if not answer.get("accepted"):
         raise NotFound(f"Found no blocked task in workflow {workflow_id} to signal")
     changed = list(answer.get("changedTaskIds") or [])
     outcome = await workflow_wait.wait_for(
-        gw,
+        gateway,
         workflow_id,
-        min(timeout_ms / 1000, gw.limits.max_execute_wait_s),
+        min(timeout_ms / 1000, gateway.limits.max_execute_wait_s),
         skip_task_ids=changed,
     )
     return ok_json(workflow_wait.signal_response(outcome, strategy))
 
 
-async def add_log(request: Request, gw: Gateway) -> Response:
+async def add_log(request: Request, gateway: Gateway) -> Response:
     task_id = path(request, "taskId")
     line = await body_text(request)
     entry = {"log": line, "taskId": task_id, "createdTime": int(time.time() * 1000)}
     try:
-        await gw.store.executions.add_task_logs(task_id, [entry])
+        await gateway.store.executions.add_task_logs(task_id, [entry])
     except NotFound:
         raise NotFound(f"Task not found for taskId: {task_id}", taskId=task_id) from None
     return ok_empty()
 
 
-async def get_logs(request: Request, gw: Gateway) -> Response:
-    logs = await gw.store.executions.get_task_logs(path(request, "taskId"))
+async def get_logs(request: Request, gateway: Gateway) -> Response:
+    logs = await gateway.store.executions.get_task_logs(path(request, "taskId"))
     return ok_json(logs) if logs else ok_empty(204)
 
 
-async def get_task(request: Request, gw: Gateway) -> Response:
+async def get_task(request: Request, gateway: Gateway) -> Response:
     task_id = path(request, "taskId")
     try:
-        return ok_json(await gw.store.executions.get_task(task_id))
+        return ok_json(await gateway.store.executions.get_task(task_id))
     except NotFound:
         raise NotFound(f"Task not found for taskId: {task_id}", taskId=task_id) from None
 
 
-async def queue_sizes(request: Request, gw: Gateway) -> Response:
+async def queue_sizes(request: Request, gateway: Gateway) -> Response:
     out: dict[str, int] = {}
     for task_type in q_list(request, "taskType"):
-        out[task_type] = await gw.queues.size(polling.task_queue(task_type, None))
+        out[task_type] = await gateway.queues.size(polling.task_queue(task_type, None))
     return ok_json(out)
 
 
-async def queue_size(request: Request, gw: Gateway) -> Response:
+async def queue_size(request: Request, gateway: Gateway) -> Response:
     task_type = q_str(request, "taskType")
     if not task_type:
         raise InvalidArgument("taskType is required", field="taskType")
@@ -208,18 +208,18 @@ async def queue_size(request: Request, gw: Gateway) -> Response:
         q_str(request, "executionNamespace") or None,
         q_str(request, "isolationGroupId") or None,
     )
-    return ok_json(await gw.queues.size(name))
+    return ok_json(await gateway.queues.size(name))
 
 
-async def all_queues(request: Request, gw: Gateway) -> Response:
-    names = sorted(await gw.queues.list_queues())
-    return ok_json({name: await gw.queues.size(name) for name in names})
+async def all_queues(request: Request, gateway: Gateway) -> Response:
+    names = sorted(await gateway.queues.list_queues())
+    return ok_json({name: await gateway.queues.size(name) for name in names})
 
 
-async def all_queues_verbose(request: Request, gw: Gateway) -> Response:
+async def all_queues_verbose(request: Request, gateway: Gateway) -> Response:
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for name in sorted(await gw.queues.list_queues()):
-        shards = await gw.queues.details(name)
+    for name in sorted(await gateway.queues.list_queues()):
+        shards = await gateway.queues.details(name)
         out[name] = {
             shard: {
                 "size": int(d.get("ready", 0)) + int(d.get("delayed", 0)),
@@ -230,29 +230,29 @@ async def all_queues_verbose(request: Request, gw: Gateway) -> Response:
     return ok_json(out)
 
 
-async def poll_data(request: Request, gw: Gateway) -> Response:
+async def poll_data(request: Request, gateway: Gateway) -> Response:
     task_type = q_str(request, "taskType")
     if not task_type:
         raise InvalidArgument("taskType is required", field="taskType")
-    return ok_json(await gw.store.executions.get_poll_data(task_type))
+    return ok_json(await gateway.store.executions.get_poll_data(task_type))
 
 
-async def all_poll_data(request: Request, gw: Gateway) -> Response:
-    types = sorted({n.rpartition(":")[2] for n in await gw.queues.list_queues()})
+async def all_poll_data(request: Request, gateway: Gateway) -> Response:
+    types = sorted({n.rpartition(":")[2] for n in await gateway.queues.list_queues()})
     out: list[JSON] = []
     for task_type in types:
         if not task_type.startswith("_"):
-            out.extend(await gw.store.executions.get_poll_data(task_type))
+            out.extend(await gateway.store.executions.get_poll_data(task_type))
     return ok_json(out)
 
 
-async def requeue(request: Request, gw: Gateway) -> Response:
+async def requeue(request: Request, gateway: Gateway) -> Response:
     """Re-push the SCHEDULED tasks of a type whose queue message went missing."""
     task_type = path(request, "taskType")
     polling.task_queue(task_type, None)
     count = 0
     workflows: set[str] = set()
-    for task in await gw.store.executions.pending_tasks_by_type(task_type):
+    for task in await gateway.store.executions.pending_tasks_by_type(task_type):
         if task.get("taskType") in SYSTEM_TASK_TYPES or task.get("status") in TASK_TERMINAL:
             continue
         if task.get("status") != "SCHEDULED":
@@ -262,13 +262,13 @@ async def requeue(request: Request, gw: Gateway) -> Response:
     for workflow_id in sorted(workflows):
         # A decide re-pushes every SCHEDULED task message of the workflow that is missing.
         try:
-            await gw.decider.decide(workflow_id)
+            await gateway.decider.decide(workflow_id)
         except NotFound:
             continue
     return ok_text(str(count))
 
 
-async def _search(request: Request, gw: Gateway, full: bool) -> Response:
+async def _search(request: Request, gateway: Gateway, full: bool) -> Response:
     criteria = parse_query(
         q_str(request, "query"),
         free_text=q_str(request, "freeText"),
@@ -276,15 +276,15 @@ async def _search(request: Request, gw: Gateway, full: bool) -> Response:
         start=q_int(request, "start", 0, minimum=0) or 0,
         size=q_int(request, "size", 100, minimum=0) or 0,
     )
-    return ok_json(await gw.store.executions.search_tasks(criteria, full=full))
+    return ok_json(await gateway.store.executions.search_tasks(criteria, full=full))
 
 
-async def search(request: Request, gw: Gateway) -> Response:
-    return await _search(request, gw, False)
+async def search(request: Request, gateway: Gateway) -> Response:
+    return await _search(request, gateway, False)
 
 
-async def search_v2(request: Request, gw: Gateway) -> Response:
-    return await _search(request, gw, True)
+async def search_v2(request: Request, gateway: Gateway) -> Response:
+    return await _search(request, gateway, True)
 
 
 _BASE = "/api/tasks"

@@ -46,7 +46,7 @@ def _base_ref(ref: str) -> str:
 
 
 async def _find_blocking(
-    gw: Gateway, wf: JSON, skip: Collection[str], depth: int = 0
+    gateway: Gateway, wf: JSON, skip: Collection[str], depth: int = 0
 ) -> tuple[JSON, JSON] | None:
     for task in wf.get("tasks") or []:
         if task.get("taskId") in skip:
@@ -61,11 +61,11 @@ async def _find_blocking(
             and depth < MAX_SUB_WORKFLOW_DEPTH
         ):
             try:
-                sub = await gw.store.executions.get_workflow(str(sub_id), include_tasks=True)
+                sub = await gateway.store.executions.get_workflow(str(sub_id), include_tasks=True)
             except NotFound:
                 continue
             if sub.get("status") not in WORKFLOW_TERMINAL:
-                found = await _find_blocking(gw, sub, skip, depth + 1)
+                found = await _find_blocking(gateway, sub, skip, depth + 1)
                 if found is not None:
                     return found
     return None
@@ -80,7 +80,7 @@ def _ref_done(wf: JSON, refs: Collection[str]) -> JSON | None:
 
 
 async def wait_for(
-    gw: Gateway,
+    gateway: Gateway,
     workflow_id: str,
     timeout_s: float,
     *,
@@ -90,13 +90,13 @@ async def wait_for(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:
-        wf = await gw.store.executions.get_workflow(workflow_id, include_tasks=True)
+        wf = await gateway.store.executions.get_workflow(workflow_id, include_tasks=True)
         if wf.get("status") in WORKFLOW_TERMINAL:
             return Outcome(wf, None, None, False)
         done = _ref_done(wf, refs) if refs else None
         if done is not None:
             return Outcome(wf, wf, done, False)
-        found = await _find_blocking(gw, wf, skip_task_ids)
+        found = await _find_blocking(gateway, wf, skip_task_ids)
         if found is not None:
             return Outcome(wf, found[0], found[1], False)
         if loop.time() >= deadline:

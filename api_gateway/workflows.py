@@ -36,25 +36,25 @@ from podium.types import JSON
 TAG = "workflow"
 
 
-async def read_workflow(gw: Gateway, workflow_id: str, include_tasks: bool = True) -> JSON:
+async def read_workflow(gateway: Gateway, workflow_id: str, include_tasks: bool = True) -> JSON:
     try:
-        return await gw.store.executions.get_workflow(workflow_id, include_tasks=include_tasks)
+        return await gateway.store.executions.get_workflow(workflow_id, include_tasks=include_tasks)
     except NotFound:
         raise NotFound(
             f"No such workflow found by id: {workflow_id}", workflowId=workflow_id
         ) from None
 
 
-async def start(gw: Gateway, request: JSON) -> str:
-    return await gw.decider.start_workflow(request)
+async def start(gateway: Gateway, request: JSON) -> str:
+    return await gateway.decider.start_workflow(request)
 
 
-async def start_workflow(request: Request, gw: Gateway) -> Response:
-    body = checks.start_request(await body_json(request), gw.definitions)
-    return ok_text(await start(gw, body))
+async def start_workflow(request: Request, gateway: Gateway) -> Response:
+    body = checks.start_request(await body_json(request), gateway.definitions)
+    return ok_text(await start(gateway, body))
 
 
-async def start_by_name(request: Request, gw: Gateway) -> Response:
+async def start_by_name(request: Request, gateway: Gateway) -> Response:
     body = await body_json(request, required=False)
     if body is not None and not isinstance(body, dict):
         raise InvalidArgument("The workflow input must be a JSON object")
@@ -65,22 +65,22 @@ async def start_by_name(request: Request, gw: Gateway) -> Response:
         "priority": q_int(request, "priority", 0, minimum=0, maximum=99),
         "input": body or {},
     }
-    return ok_text(await start(gw, checks.start_request(start_request, gw.definitions)))
+    return ok_text(await start(gateway, checks.start_request(start_request, gateway.definitions)))
 
 
-async def test_workflow(request: Request, gw: Gateway) -> Response:
+async def test_workflow(request: Request, gateway: Gateway) -> Response:
     """Conductor's test run: the workflow run with mocked task results, nothing stored."""
     body = await body_object(request, "WorkflowTestRequest")
     mocks = checks.task_mocks(body.get("taskRefToMockOutput"))
     test_only = ("taskRefToMockOutput", "subWorkflowTestRequest")
     start_request = checks.start_request(
-        {k: v for k, v in body.items() if k not in test_only}, gw.definitions
+        {k: v for k, v in body.items() if k not in test_only}, gateway.definitions
     )
-    workflow = await gw.decider.test_workflow({**start_request, "taskRefToMockOutput": mocks})
+    workflow = await gateway.decider.test_workflow({**start_request, "taskRefToMockOutput": mocks})
     return ok_json(workflow)
 
 
-async def execute(request: Request, gw: Gateway) -> Response:
+async def execute(request: Request, gateway: Gateway) -> Response:
     """Start, then wait until the workflow ends or blocks (Conductor's execute)."""
     body = await body_object(request, "StartWorkflowRequest", required=False)
     body["name"] = path(request, "name")
@@ -89,23 +89,23 @@ async def execute(request: Request, gw: Gateway) -> Response:
     refs = q_list(request, "waitUntilTaskRef")
     wait_s = q_int(request, "waitForSeconds", 10, minimum=0) or 10
     strategy = workflow_wait.return_strategy(q_str(request, "returnStrategy"))
-    workflow_id = await start(gw, checks.start_request(body, gw.definitions))
+    workflow_id = await start(gateway, checks.start_request(body, gateway.definitions))
     outcome = await workflow_wait.wait_for(
-        gw, workflow_id, min(wait_s, gw.limits.max_execute_wait_s), refs=refs
+        gateway, workflow_id, min(wait_s, gateway.limits.max_execute_wait_s), refs=refs
     )
     return ok_json(workflow_wait.signal_response(outcome, strategy, request_id))
 
 
-async def get_workflow(request: Request, gw: Gateway) -> Response:
+async def get_workflow(request: Request, gateway: Gateway) -> Response:
     include = q_bool(request, "includeTasks", True)
-    wf = await read_workflow(gw, path(request, "workflowId"), include)
+    wf = await read_workflow(gateway, path(request, "workflowId"), include)
     if not include:
         wf["tasks"] = []
     return ok_json(wf)
 
 
-async def workflow_status(request: Request, gw: Gateway) -> Response:
-    wf = await read_workflow(gw, path(request, "workflowId"), include_tasks=False)
+async def workflow_status(request: Request, gateway: Gateway) -> Response:
+    wf = await read_workflow(gateway, path(request, "workflowId"), include_tasks=False)
     out = {
         "workflowId": wf.get("workflowId"),
         "correlationId": wf.get("correlationId"),
@@ -118,17 +118,17 @@ async def workflow_status(request: Request, gw: Gateway) -> Response:
     return ok_json(out)
 
 
-async def workflow_tasks(request: Request, gw: Gateway) -> Response:
+async def workflow_tasks(request: Request, gateway: Gateway) -> Response:
     start_at = q_int(request, "start", 0, minimum=0) or 0
     count = q_int(request, "count", 15, minimum=0) or 0
     statuses = {s.upper() for s in q_list(request, "status")}
-    wf = await read_workflow(gw, path(request, "workflowId"))
+    wf = await read_workflow(gateway, path(request, "workflowId"))
     tasks = [t for t in wf.get("tasks") or [] if not statuses or t.get("status") in statuses]
     return ok_json({"totalHits": len(tasks), "results": tasks[start_at : start_at + count]})
 
 
-async def correlated(request: Request, gw: Gateway) -> Response:
-    found = await gw.store.executions.workflows_by_correlation_id(
+async def correlated(request: Request, gateway: Gateway) -> Response:
+    found = await gateway.store.executions.workflows_by_correlation_id(
         path(request, "name"),
         path(request, "correlationId"),
         include_closed=q_bool(request, "includeClosed", False),
@@ -137,20 +137,20 @@ async def correlated(request: Request, gw: Gateway) -> Response:
     return ok_json(found)
 
 
-async def correlated_many(request: Request, gw: Gateway) -> Response:
-    ids = checks.id_list(await body_json(request), gw.limits.max_bulk_ids, "correlationIds")
+async def correlated_many(request: Request, gateway: Gateway) -> Response:
+    ids = checks.id_list(await body_json(request), gateway.limits.max_bulk_ids, "correlationIds")
     name = path(request, "name")
     closed = q_bool(request, "includeClosed", False)
     tasks = q_bool(request, "includeTasks", False)
     out: dict[str, list[JSON]] = {}
     for corr in ids:
-        out[corr] = await gw.store.executions.workflows_by_correlation_id(
+        out[corr] = await gateway.store.executions.workflows_by_correlation_id(
             name, corr, include_closed=closed, include_tasks=tasks
         )
     return ok_json(out)
 
 
-async def running(request: Request, gw: Gateway) -> Response:
+async def running(request: Request, gateway: Gateway) -> Response:
     name = path(request, "name")
     version = q_int(request, "version", 1)
     start_time = q_int(request, "startTime", None)
@@ -164,90 +164,90 @@ async def running(request: Request, gw: Gateway) -> Response:
         criteria = SearchQuery(
             workflow_types=(name,), start_time_from_ms=lo, start_time_to_ms=hi, size=5000
         )
-        found = await gw.store.executions.search_workflows(criteria, full=True)
+        found = await gateway.store.executions.search_workflows(criteria, full=True)
         ids = [
             str(wf["workflowId"])
             for wf in found["results"]
             if version is None or wf.get("workflowVersion") == version
         ]
         return ok_json(ids)
-    return ok_json(await gw.store.executions.running_workflow_ids(name, version))
+    return ok_json(await gateway.store.executions.running_workflow_ids(name, version))
 
 
-async def decide(request: Request, gw: Gateway) -> Response:
-    await gw.decider.decide(path(request, "workflowId"))
+async def decide(request: Request, gateway: Gateway) -> Response:
+    await gateway.decider.decide(path(request, "workflowId"))
     return ok_empty()
 
 
-async def pause(request: Request, gw: Gateway) -> Response:
-    await gw.decider.pause(path(request, "workflowId"))
+async def pause(request: Request, gateway: Gateway) -> Response:
+    await gateway.decider.pause(path(request, "workflowId"))
     return ok_empty()
 
 
-async def resume(request: Request, gw: Gateway) -> Response:
-    await gw.decider.resume(path(request, "workflowId"))
+async def resume(request: Request, gateway: Gateway) -> Response:
+    await gateway.decider.resume(path(request, "workflowId"))
     return ok_empty()
 
 
-async def skip_task(request: Request, gw: Gateway) -> Response:
+async def skip_task(request: Request, gateway: Gateway) -> Response:
     body = await body_object(request, "SkipTaskRequest", required=False)
     task_input = opt_map(body, "taskInput", "SkipTaskRequest")
     task_output = opt_map(body, "taskOutput", "SkipTaskRequest")
-    await gw.decider.skip_task(
+    await gateway.decider.skip_task(
         path(request, "workflowId"), path(request, "taskReferenceName"), task_input, task_output
     )
     return ok_empty()
 
 
-async def rerun(request: Request, gw: Gateway) -> Response:
+async def rerun(request: Request, gateway: Gateway) -> Response:
     body = checks.rerun_request(await body_json(request, required=False))
-    answer = await gw.decider.rerun(path(request, "workflowId"), body)
+    answer = await gateway.decider.rerun(path(request, "workflowId"), body)
     return ok_text(str(answer.get("workflowId") or path(request, "workflowId")))
 
 
-async def restart(request: Request, gw: Gateway) -> Response:
+async def restart(request: Request, gateway: Gateway) -> Response:
     latest = q_bool(request, "useLatestDefinitions", False)
-    await gw.decider.restart(path(request, "workflowId"), use_latest_definitions=latest)
+    await gateway.decider.restart(path(request, "workflowId"), use_latest_definitions=latest)
     return ok_empty(204)
 
 
-async def retry(request: Request, gw: Gateway) -> Response:
+async def retry(request: Request, gateway: Gateway) -> Response:
     resume_subs = q_bool(request, "resumeSubworkflowTasks", False)
-    await gw.decider.retry(path(request, "workflowId"), resume_subworkflow_tasks=resume_subs)
+    await gateway.decider.retry(path(request, "workflowId"), resume_subworkflow_tasks=resume_subs)
     return ok_empty(204)
 
 
-async def terminate(request: Request, gw: Gateway) -> Response:
-    await gw.decider.terminate(path(request, "workflowId"), q_str(request, "reason"))
+async def terminate(request: Request, gateway: Gateway) -> Response:
+    await gateway.decider.terminate(path(request, "workflowId"), q_str(request, "reason"))
     return ok_empty()
 
 
-async def remove_one(gw: Gateway, workflow_id: str, archive: bool) -> None:
-    wf = await read_workflow(gw, workflow_id, include_tasks=False)
+async def remove_one(gateway: Gateway, workflow_id: str, archive: bool) -> None:
+    wf = await read_workflow(gateway, workflow_id, include_tasks=False)
     if archive and wf.get("status") not in WORKFLOW_TERMINAL:
         raise InvalidArgument(
             f"Cannot archive workflow: {workflow_id} with status: {wf.get('status')}"
         )
-    await gw.decider.remove(workflow_id)
+    await gateway.decider.remove(workflow_id)
 
 
 async def terminate_remove_one(
-    gw: Gateway, workflow_id: str, reason: str | None, archive: bool
+    gateway: Gateway, workflow_id: str, reason: str | None, archive: bool
 ) -> None:
     with contextlib.suppress(Conflict):  # already finished: remove it all the same
-        await gw.decider.terminate(workflow_id, reason)
-    await remove_one(gw, workflow_id, archive)
+        await gateway.decider.terminate(workflow_id, reason)
+    await remove_one(gateway, workflow_id, archive)
 
 
-async def remove(request: Request, gw: Gateway) -> Response:
+async def remove(request: Request, gateway: Gateway) -> Response:
     archive = q_bool(request, "archiveWorkflow", True)
-    await remove_one(gw, path(request, "workflowId"), archive)
+    await remove_one(gateway, path(request, "workflowId"), archive)
     return ok_empty()
 
 
-async def terminate_remove(request: Request, gw: Gateway) -> Response:
+async def terminate_remove(request: Request, gateway: Gateway) -> Response:
     await terminate_remove_one(
-        gw,
+        gateway,
         path(request, "workflowId"),
         q_str(request, "reason"),
         q_bool(request, "archiveWorkflow", True),
@@ -265,35 +265,35 @@ def search_query(request: Request) -> SearchQuery:
     )
 
 
-async def search(request: Request, gw: Gateway) -> Response:
-    return ok_json(await gw.store.executions.search_workflows(search_query(request)))
+async def search(request: Request, gateway: Gateway) -> Response:
+    return ok_json(await gateway.store.executions.search_workflows(search_query(request)))
 
 
-async def search_v2(request: Request, gw: Gateway) -> Response:
-    found = await gw.store.executions.search_workflows(search_query(request), full=True)
+async def search_v2(request: Request, gateway: Gateway) -> Response:
+    found = await gateway.store.executions.search_workflows(search_query(request), full=True)
     for wf in found["results"]:
         wf.pop("tasks", None)
     return ok_json(found)
 
 
-async def _by_tasks(request: Request, gw: Gateway) -> list[str]:
-    tasks = await gw.store.executions.search_tasks(search_query(request), full=True)
+async def _by_tasks(request: Request, gateway: Gateway) -> list[str]:
+    tasks = await gateway.store.executions.search_tasks(search_query(request), full=True)
     return list(dict.fromkeys(str(t["workflowInstanceId"]) for t in tasks["results"]))
 
 
-async def search_by_tasks(request: Request, gw: Gateway) -> Response:
+async def search_by_tasks(request: Request, gateway: Gateway) -> Response:
     results = []
-    for wid in await _by_tasks(request, gw):
-        found = await gw.store.executions.search_workflows(SearchQuery(workflow_id=wid))
+    for wid in await _by_tasks(request, gateway):
+        found = await gateway.store.executions.search_workflows(SearchQuery(workflow_id=wid))
         results.extend(found["results"])
     return ok_json({"totalHits": len(results), "results": results})
 
 
-async def search_by_tasks_v2(request: Request, gw: Gateway) -> Response:
+async def search_by_tasks_v2(request: Request, gateway: Gateway) -> Response:
     results = []
-    for wid in await _by_tasks(request, gw):
+    for wid in await _by_tasks(request, gateway):
         try:
-            results.append(await gw.store.executions.get_workflow(wid, include_tasks=False))
+            results.append(await gateway.store.executions.get_workflow(wid, include_tasks=False))
         except NotFound:
             continue
     return ok_json({"totalHits": len(results), "results": results})
