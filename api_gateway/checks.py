@@ -44,18 +44,18 @@ def queue_name_problem(name: str) -> str | None:
 def _walk(tasks: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     if not isinstance(tasks, list):
         return
-    for i, wt in enumerate(tasks):
-        if not isinstance(wt, Mapping):
+    for i, workflow_task in enumerate(tasks):
+        if not isinstance(workflow_task, Mapping):
             continue
         here = f"{path}[{i}]"
-        yield here, wt
+        yield here, workflow_task
         for key in ("defaultCase", "loopOver"):
-            yield from _walk(wt.get(key), f"{here}.{key}")
-        cases = wt.get("decisionCases")
+            yield from _walk(workflow_task.get(key), f"{here}.{key}")
+        cases = workflow_task.get("decisionCases")
         if isinstance(cases, Mapping):
             for case, branch in cases.items():
                 yield from _walk(branch, f"{here}.decisionCases[{case}]")
-        forks = wt.get("forkTasks")
+        forks = workflow_task.get("forkTasks")
         if isinstance(forks, list):
             for b, branch in enumerate(forks):
                 yield from _walk(branch, f"{here}.forkTasks[{b}]")
@@ -76,9 +76,11 @@ def workflow_def(definition: Any, validated: ValidatedDefinitions, path: str = "
         ) from None
     errors = []
     prefix = f"{path}." if path else ""
-    for where, wt in _walk(checked.get("tasks"), f"{prefix}tasks"):
-        if wt.get("type", "SIMPLE") in _QUEUED_TYPES and isinstance(wt.get("name"), str):
-            problem = queue_name_problem(wt["name"])
+    for where, workflow_task in _walk(checked.get("tasks"), f"{prefix}tasks"):
+        if workflow_task.get("type", "SIMPLE") in _QUEUED_TYPES and isinstance(
+            workflow_task.get("name"), str
+        ):
+            problem = queue_name_problem(workflow_task["name"])
             if problem:
                 errors.append({"path": f"{where}.name", "message": f"Task name {problem}"})
     if errors:

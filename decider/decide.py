@@ -141,8 +141,8 @@ def _process_pending(
             to_schedule[ref] = again
             executed_refs.discard(ref)
         else:
-            wt = task.get("workflowTask") or {}
-            if not (wt.get("permissive") and not wt.get("optional")):
+            workflow_task = task.get("workflowTask") or {}
+            if not (workflow_task.get("permissive") and not workflow_task.get("optional")):
                 task["status"] = TaskStatus.COMPLETED_WITH_ERRORS.value
     if not task.get("executed") and not task.get("retried") and task_terminal(task["status"]):
         task["executed"] = True
@@ -150,10 +150,10 @@ def _process_pending(
             to_schedule.setdefault(nxt["referenceTaskName"], nxt)
 
 
-def _is_skipped(run: Run, wt: JSON | None) -> bool:
-    if wt is None:
+def _is_skipped(run: Run, workflow_task: JSON | None) -> bool:
+    if workflow_task is None:
         return False
-    ref = wt["taskReferenceName"]
+    ref = workflow_task["taskReferenceName"]
     return any(
         t["referenceTaskName"] == ref and t["status"] == TaskStatus.SKIPPED for t in run.tasks
     )
@@ -164,12 +164,12 @@ def _first_tasks(run: Run) -> list[JSON]:
     tasks = run.wf_def.get("tasks") or []
     if not tasks:
         raise TerminateSignal("No tasks found to be executed", WorkflowStatus.COMPLETED)
-    wt: JSON | None = tasks[0]
-    while wt is not None and _is_skipped(run, wt):
-        wt = next_task(run.wf_def, wt["taskReferenceName"])
-    if wt is None or run.task_by_ref(wt["taskReferenceName"]) is not None:
+    workflow_task: JSON | None = tasks[0]
+    while workflow_task is not None and _is_skipped(run, workflow_task):
+        workflow_task = next_task(run.wf_def, workflow_task["taskReferenceName"])
+    if workflow_task is None or run.task_by_ref(workflow_task["taskReferenceName"]) is not None:
         return []
-    return map_task(run, wt)
+    return map_task(run, workflow_task)
 
 
 def _next_tasks(run: Run, task: JSON) -> list[JSON]:
@@ -181,14 +181,17 @@ def _next_tasks(run: Run, task: JSON) -> list[JSON]:
         return []
     in_loop = int(task.get("iteration") or 0) > 0
     ref = strip_iteration(task["referenceTaskName"]) if in_loop else task["referenceTaskName"]
-    wt = next_task(run.wf_def, ref)
-    while wt is not None and _is_skipped(run, wt):
-        wt = next_task(run.wf_def, wt["taskReferenceName"])
-    if wt is None:
+    workflow_task = next_task(run.wf_def, ref)
+    while workflow_task is not None and _is_skipped(run, workflow_task):
+        workflow_task = next_task(run.wf_def, workflow_task["taskReferenceName"])
+    if workflow_task is None:
         return []
-    if wt.get("type") == TaskType.DO_WHILE and run.task_by_ref(wt["taskReferenceName"]) is not None:
+    if (
+        workflow_task.get("type") == TaskType.DO_WHILE
+        and run.task_by_ref(workflow_task["taskReferenceName"]) is not None
+    ):
         return []
-    mapped = map_task(run, wt)
+    mapped = map_task(run, workflow_task)
     if in_loop and task["taskType"] != TaskType.DO_WHILE and mapped:
         mapped = _in_iteration(run, mapped, int(task["iteration"]))
     return mapped
@@ -221,11 +224,11 @@ def _check_completion(run: Run) -> bool:
             unprocessed.append(t)
     if not status_by_ref:
         return False
-    for wt in run.wf_def.get("tasks", []):
-        status = status_by_ref.get(wt["taskReferenceName"])
+    for workflow_task in run.wf_def.get("tasks", []):
+        status = status_by_ref.get(workflow_task["taskReferenceName"])
         if status is None or not task_terminal(status):
             return False
-        if not task_successful(status) and not wt.get("permissive"):
+        if not task_successful(status) and not workflow_task.get("permissive"):
             return False
     for t in unprocessed:
         nxt = next_task(run.wf_def, t["referenceTaskName"])

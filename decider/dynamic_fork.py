@@ -20,11 +20,11 @@ from podium.types import JSON
 
 def map_dynamic_fork(call: MapCall) -> list[JSON]:
     """FORK (COMPLETED) + the first task of every dynamic branch + the JOIN after it."""
-    run, wt = call.run, call.wt
+    run, workflow_task = call.run, call.workflow_task
     inp = call.input()
     if "forkTaskInputs" in inp:
         branches = _simple_style(call, inp)
-    elif wt.get("dynamicForkJoinTasksParam"):
+    elif workflow_task.get("dynamicForkJoinTasksParam"):
         branches = _legacy_style(call, inp)
     else:
         branches = _list_style(call, inp)
@@ -43,7 +43,7 @@ def map_dynamic_fork(call: MapCall) -> list[JSON]:
         mapped = call.map_task(run, branch, call.retry_count)
         out += mapped
         join_on.append(mapped[-1]["referenceTaskName"] if mapped else branch["taskReferenceName"])
-    join_wt = next_task(run.wf_def, wt["taskReferenceName"])
+    join_wt = next_task(run.wf_def, workflow_task["taskReferenceName"])
     if join_wt is None or join_wt.get("type") != TaskType.JOIN:
         raise TerminateSignal(
             "Dynamic join definition is not followed by a join task.  Check the workflow "
@@ -79,10 +79,10 @@ def _simple_style(call: MapCall, inp: JSON) -> list[JSON]:
         task_type = TaskType.SUB_WORKFLOW
         name = name or sub_wf
     if not name:
-        name = task_type if task_type in SYSTEM_TYPES else call.wt["taskReferenceName"]
+        name = task_type if task_type in SYSTEM_TYPES else call.workflow_task["taskReferenceName"]
     prefix = f"_{name}"
     if _other_dynamic_fork_exists(call):
-        prefix = f"_{call.wt['taskReferenceName']}_{name}"
+        prefix = f"_{call.workflow_task['taskReferenceName']}_{name}"
     branches = []
     for i, item in enumerate(items):
         params: JSON = dict(item) if isinstance(item, dict) else {"input": item}
@@ -96,12 +96,12 @@ def _simple_style(call: MapCall, inp: JSON) -> list[JSON]:
         if sub_wf:
             version = inp.get("forkTaskWorkflowVersion")
             raw["subWorkflowParam"] = {"name": sub_wf, "version": _as_int(version)}
-        branches.append(dynamic_fork_wt(call.run, raw, call.wt))
+        branches.append(dynamic_fork_wt(call.run, raw, call.workflow_task))
     return branches
 
 
 def _other_dynamic_fork_exists(call: MapCall) -> bool:
-    ref = call.wt["taskReferenceName"]
+    ref = call.workflow_task["taskReferenceName"]
     return any(
         t["taskType"] == TaskType.FORK
         and t["workflowTask"].get("type") == TaskType.FORK_JOIN_DYNAMIC
@@ -111,8 +111,8 @@ def _other_dynamic_fork_exists(call: MapCall) -> bool:
 
 
 def _list_style(call: MapCall, inp: JSON) -> list[JSON]:
-    tasks_param = call.wt.get("dynamicForkTasksParam") or ""
-    input_param = call.wt.get("dynamicForkTasksInputParamName") or ""
+    tasks_param = call.workflow_task.get("dynamicForkTasksParam") or ""
+    input_param = call.workflow_task.get("dynamicForkTasksInputParamName") or ""
     raw_tasks = inp.get(tasks_param)
     if not isinstance(raw_tasks, list) or not all(
         isinstance(t, dict) and t.get("taskReferenceName") for t in raw_tasks
@@ -129,16 +129,16 @@ def _list_style(call: MapCall, inp: JSON) -> list[JSON]:
         )
     branches = []
     for raw in raw_tasks:
-        wt = dynamic_fork_wt(call.run, raw, call.wt)
-        extra = inputs.get(wt["taskReferenceName"])
+        workflow_task = dynamic_fork_wt(call.run, raw, call.workflow_task)
+        extra = inputs.get(workflow_task["taskReferenceName"])
         if isinstance(extra, dict):
-            wt["inputParameters"] = {**wt["inputParameters"], **extra}
-        branches.append(wt)
+            workflow_task["inputParameters"] = {**workflow_task["inputParameters"], **extra}
+        branches.append(workflow_task)
     return branches
 
 
 def _legacy_style(call: MapCall, inp: JSON) -> list[JSON]:
-    param = call.wt["dynamicForkJoinTasksParam"]
+    param = call.workflow_task["dynamicForkJoinTasksParam"]
     value = inp.get(param)
     dynamic = value.get("dynamicTasks") if isinstance(value, dict) else None
     if not isinstance(dynamic, list):
@@ -161,7 +161,7 @@ def _legacy_style(call: MapCall, inp: JSON) -> list[JSON]:
         if item.get("workflowName"):
             raw["type"] = TaskType.SUB_WORKFLOW
             raw["subWorkflowParam"] = {"name": item["workflowName"]}
-        branches.append(dynamic_fork_wt(call.run, raw, call.wt))
+        branches.append(dynamic_fork_wt(call.run, raw, call.workflow_task))
     return branches
 
 

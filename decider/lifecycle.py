@@ -34,9 +34,9 @@ INT_MAX = 2**31 - 1
 
 def task_def_for(run: Run, task: JSON) -> JSON | None:
     """The TaskDef governing a runtime task (its WorkflowTask's, else by reference name)."""
-    wt = task.get("workflowTask")
-    if isinstance(wt, Mapping) and isinstance(wt.get("taskDefinition"), dict):
-        task_def: JSON = wt["taskDefinition"]
+    workflow_task = task.get("workflowTask")
+    if isinstance(workflow_task, Mapping) and isinstance(workflow_task.get("taskDefinition"), dict):
+        task_def: JSON = workflow_task["taskDefinition"]
         return task_def
     found = find_task(run.wf_def, task["referenceTaskName"])
     if found is not None and isinstance(found.get("taskDefinition"), dict):
@@ -80,8 +80,10 @@ def response_timeout_applies(task: JSON) -> bool:
     """Response timeouts watch worker tasks and HTTP, not tasks completed by other means."""
     if task["taskType"] in SYNC_SYSTEM_TYPES or task["taskType"] == TaskType.SUB_WORKFLOW:
         return False
-    wt = task.get("workflowTask") or {}
-    return not (wt.get("asyncComplete") or task["inputData"].get("asyncComplete") is True)
+    workflow_task = task.get("workflowTask") or {}
+    return not (
+        workflow_task.get("asyncComplete") or task["inputData"].get("asyncComplete") is True
+    )
 
 
 def check_task_timeouts(run: Run, task_def: JSON, task: JSON) -> None:
@@ -158,12 +160,12 @@ def retry_delay_ms(task_def: JSON, retry_count: int, task_id: str) -> tuple[int,
 
 def retry(run: Run, task_def: JSON | None, task: JSON) -> JSON | None:
     """A new attempt of a failed task, None when optional/permissive; raises otherwise."""
-    wt = task.get("workflowTask") or {}
+    workflow_task = task.get("workflowTask") or {}
     expected = 0
     if task_def is not None:
         expected = (
-            int(wt["retryCount"])
-            if wt.get("retryCount") is not None
+            int(workflow_task["retryCount"])
+            if workflow_task.get("retryCount") is not None
             else int(task_def.get("retryCount") or 0)
         )
     total = int((task_def or {}).get("totalTimeoutSeconds") or 0)
@@ -177,7 +179,7 @@ def retry(run: Run, task_def: JSON | None, task: JSON) -> JSON | None:
         or expected <= int(task.get("retryCount") or 0)
         or budget_gone
     ):
-        if wt.get("optional") or wt.get("permissive"):
+        if workflow_task.get("optional") or workflow_task.get("permissive"):
             return None
         wf_status = {
             TaskStatus.CANCELED: WorkflowStatus.TERMINATED,
@@ -216,9 +218,14 @@ def _retry_copy(run: Run, task_def: JSON, task: JSON) -> JSON:
     )
     for key in ("workerId", "subWorkflowId"):
         new.pop(key, None)
-    wt = task.get("workflowTask") or {}
+    workflow_task = task.get("workflowTask") or {}
     fresh = resolve_params(
-        wt.get("inputParameters"), run.wf, new_id, task_def, run.ctx.env, paths=run.ctx.paths
+        workflow_task.get("inputParameters"),
+        run.wf,
+        new_id,
+        task_def,
+        run.ctx.env,
+        paths=run.ctx.paths,
     )
     new["inputData"] = {**task.get("inputData", {}), **fresh}
     if new["taskType"] == TaskType.SUB_WORKFLOW:
@@ -417,8 +424,8 @@ def _task_deadlines(t: Mapping[str, Any], now: int, offset_s: int) -> list[int]:
         and t["status"] == TaskStatus.SCHEDULED
     ):
         out.append(now + offset_s * 1000)
-    wt = t.get("workflowTask") or {}
-    task_def = wt.get("taskDefinition") if isinstance(wt, Mapping) else None
+    workflow_task = t.get("workflowTask") or {}
+    task_def = workflow_task.get("taskDefinition") if isinstance(workflow_task, Mapping) else None
     if not isinstance(task_def, Mapping):
         return out
     delay_ms = int(t.get("startDelayInSeconds") or 0) * 1000

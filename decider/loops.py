@@ -24,11 +24,11 @@ from podium.types import JSON
 
 def _body_tasks(run: Run, loop: JSON, iteration: int | None) -> dict[str, JSON]:
     """Body tasks (of one iteration, or all), latest retry per reference name."""
-    wt, loop_ref = loop["workflowTask"], loop["referenceTaskName"]
+    workflow_task, loop_ref = loop["workflowTask"], loop["referenceTaskName"]
     relevant: dict[str, JSON] = {}
     for t in run.tasks:
         ref = t["referenceTaskName"]
-        if ref == loop_ref or not has_ref(wt, strip_iteration(ref)):
+        if ref == loop_ref or not has_ref(workflow_task, strip_iteration(ref)):
             continue
         if iteration is not None and t.get("iteration", 0) != iteration:
             continue
@@ -40,10 +40,10 @@ def _body_tasks(run: Run, loop: JSON, iteration: int | None) -> dict[str, JSON]:
 
 def _items(run: Run, loop: JSON) -> list[Any] | None:
     """The list of a list-iteration loop (``items`` or ``inputParameters._items``), or None."""
-    wt = loop["workflowTask"]
-    expr = wt.get("items")
+    workflow_task = loop["workflowTask"]
+    expr = workflow_task.get("items")
     if expr is None:
-        expr = wt.get("inputParameters", {}).get("_items")
+        expr = workflow_task.get("inputParameters", {}).get("_items")
         if expr is None:
             return None
     value = resolve_params(
@@ -101,15 +101,19 @@ def _iteration_complete(body: dict[str, JSON]) -> bool:
 
 
 def _should_continue(run: Run, loop: JSON, iteration: int, items: list[Any] | None) -> bool:
-    wt = loop["workflowTask"]
-    condition = wt.get("loopCondition")
+    workflow_task = loop["workflowTask"]
+    condition = workflow_task.get("loopCondition")
     if items is not None and iteration - 1 >= len(items) - 1:
         return False
     if condition is None:
         return items is not None
-    task_def = wt.get("taskDefinition") if isinstance(wt.get("taskDefinition"), dict) else None
+    task_def = (
+        workflow_task.get("taskDefinition")
+        if isinstance(workflow_task.get("taskDefinition"), dict)
+        else None
+    )
     bindings = resolve_params(
-        wt.get("inputParameters"),
+        workflow_task.get("inputParameters"),
         run.wf,
         loop["taskId"],
         task_def,
@@ -121,7 +125,7 @@ def _should_continue(run: Run, loop: JSON, iteration: int, items: list[Any] | No
         ref = strip_iteration(t["referenceTaskName"])
         if (
             t is not loop
-            and has_ref(wt, ref)
+            and has_ref(workflow_task, ref)
             and t["referenceTaskName"] != loop["referenceTaskName"]
         ):
             bindings[ref] = t.get("outputData", {})
@@ -158,7 +162,9 @@ def _keep_last_n(run: Run, loop: JSON, iteration: int) -> None:
     cutoff = iteration - keep
     for i in range(1, cutoff + 1):
         loop["outputData"].pop(str(i), None)
-    body_refs = {wt["taskReferenceName"] for wt in collect_tasks(loop["workflowTask"])}
+    body_refs = {
+        workflow_task["taskReferenceName"] for workflow_task in collect_tasks(loop["workflowTask"])
+    }
     run.wf["tasks"] = [
         t
         for t in run.tasks

@@ -14,7 +14,7 @@ from podium.definitions.shape import normalize_task_def, normalize_workflow_task
 from podium.types import JSON
 
 Mapper = Callable[["MapCall"], list[JSON]]
-#: ``map_task(run, wt, retry_count)``: the runtime tasks for a WorkflowTask.
+#: ``map_task(run, workflow_task, retry_count)``: the runtime tasks for a WorkflowTask.
 MapTask = Callable[[Run, JSON, int], list[JSON]]
 
 
@@ -24,7 +24,7 @@ class MapCall:
     def __init__(
         self,
         run: Run,
-        wt: JSON,
+        workflow_task: JSON,
         retry_count: int,
         retried_task_id: str | None,
         map_task: MapTask,
@@ -33,15 +33,15 @@ class MapCall:
         #: Maps further WorkflowTasks (a fork's branches): passed in, so that mappers in other
         #: modules need not import the table of mappers that imports them.
         self.map_task = map_task
-        self.wt = wt
+        self.workflow_task = workflow_task
         self.retry_count = retry_count
         self.retried_task_id = retried_task_id
         self.task_id = run.ctx.ids()
-        self.task_def = task_def_of(run, wt)
+        self.task_def = task_def_of(run, workflow_task)
 
     def input(self) -> JSON:
         return resolve_params(
-            self.wt.get("inputParameters"),
+            self.workflow_task.get("inputParameters"),
             self.run.wf,
             self.task_id,
             self.task_def,
@@ -53,12 +53,12 @@ class MapCall:
         self, task_type: str, status: str, input_data: JSON, def_name: str | None = None
     ) -> JSON:
         """``TaskMapperContext.createTaskModel`` plus the type and status."""
-        run, wt = self.run, self.wt
+        run, workflow_task = self.run, self.workflow_task
         task: JSON = {
             "taskId": self.task_id,
             "taskType": task_type,
-            "taskDefName": def_name if def_name is not None else wt["name"],
-            "referenceTaskName": wt["taskReferenceName"],
+            "taskDefName": def_name if def_name is not None else workflow_task["name"],
+            "referenceTaskName": workflow_task["taskReferenceName"],
             "status": str(status),
             "inputData": input_data,
             "outputData": {},
@@ -77,7 +77,7 @@ class MapCall:
             "callbackAfterSeconds": 0,
             "callbackFromWorker": True,
             "responseTimeoutSeconds": 0,
-            "workflowTask": wt,
+            "workflowTask": workflow_task,
             "rateLimitPerFrequency": 0,
             "rateLimitFrequencyInSeconds": 1,
             "workflowPriority": int(run.wf.get("priority") or 0),
@@ -103,19 +103,19 @@ class MapCall:
         return task
 
 
-def task_def_of(run: Run, wt: JSON) -> JSON | None:
+def task_def_of(run: Run, workflow_task: JSON) -> JSON | None:
     """The TaskDef of a WorkflowTask: inline/populated, else registered, else None."""
-    task_def = wt.get("taskDefinition")
+    task_def = workflow_task.get("taskDefinition")
     if isinstance(task_def, dict):
         return task_def
-    registered = run.ctx.task_defs.get(wt.get("name", ""))
+    registered = run.ctx.task_defs.get(workflow_task.get("name", ""))
     return normalize_task_def(registered) if registered is not None else None
 
 
 def dynamic_fork_wt(run: Run, raw: Any, parent: JSON) -> JSON:
     """A dynamically forked WorkflowTask, normalized and given its TaskDef."""
-    wt = normalize_workflow_task(raw)
-    populate_one(wt, run.ctx.task_defs)
+    workflow_task = normalize_workflow_task(raw)
+    populate_one(workflow_task, run.ctx.task_defs)
     if parent.get("optional"):
-        wt["optional"] = True
-    return wt
+        workflow_task["optional"] = True
+    return workflow_task

@@ -27,43 +27,44 @@ JS_EVALUATORS = ("javascript", "graaljs")
 
 
 def map_task(
-    run: Run, wt: JSON, retry_count: int = 0, retried_task_id: str | None = None
+    run: Run, workflow_task: JSON, retry_count: int = 0, retried_task_id: str | None = None
 ) -> list[JSON]:
-    """Runtime tasks for ``wt`` that are not already in progress or done in the workflow."""
+    """Runtime tasks for ``workflow_task`` that are not already in progress or done in the
+    workflow."""
     busy = {
         t["referenceTaskName"]
         for t in run.tasks
         if t["status"] == TaskStatus.IN_PROGRESS or task_terminal(t["status"])
     }
-    mapper = MAPPERS.get(wt.get("type", TaskType.SIMPLE), _user_defined)
-    mapped = mapper(MapCall(run, wt, retry_count, retried_task_id, map_task))
+    mapper = MAPPERS.get(workflow_task.get("type", TaskType.SIMPLE), _user_defined)
+    mapped = mapper(MapCall(run, workflow_task, retry_count, retried_task_id, map_task))
     return [t for t in mapped if t["referenceTaskName"] not in busy]
 
 
 def _worker_task(call: MapCall, task_type: str, task_def: JSON, input_data: JSON) -> list[JSON]:
     task = call.create(task_type, TaskStatus.SCHEDULED, input_data)
-    delay = int(call.wt.get("startDelay") or 0)
+    delay = int(call.workflow_task.get("startDelay") or 0)
     task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
     return [task]
 
 
 def _simple(call: MapCall) -> list[JSON]:
-    task_def = call.task_def or normalize_task_def({"name": call.wt["name"]})
+    task_def = call.task_def or normalize_task_def({"name": call.workflow_task["name"]})
     call.task_def = task_def
-    return _worker_task(call, call.wt["name"], task_def, call.input())
+    return _worker_task(call, call.workflow_task["name"], task_def, call.input())
 
 
 def _user_defined(call: MapCall) -> list[JSON]:
     if call.task_def is None:
         raise TerminateSignal(
-            f"Invalid task specified.  Cannot find task by name {call.wt['name']} in the task "
-            f"definitions"
+            "Invalid task specified.  Cannot find task by name "
+            f"{call.workflow_task['name']} in the task definitions"
         )
-    return _worker_task(call, call.wt["type"], call.task_def, call.input())
+    return _worker_task(call, call.workflow_task["type"], call.task_def, call.input())
 
 
 def _dynamic(call: MapCall) -> list[JSON]:
-    param = call.wt["dynamicTaskNameParam"]
+    param = call.workflow_task["dynamicTaskNameParam"]
     inp = call.input()
     name = inp.get(param)
     if name is None or name == "":
@@ -80,18 +81,18 @@ def _dynamic(call: MapCall) -> list[JSON]:
                 f"Invalid task specified.  Cannot find task by name {name} in the task definitions"
             )
         task_def = normalize_task_def(registered)
-    wt = clone(call.wt)
-    wt["name"], wt["taskDefinition"] = name, task_def
-    call.wt, call.task_def = wt, task_def
+    workflow_task = clone(call.workflow_task)
+    workflow_task["name"], workflow_task["taskDefinition"] = name, task_def
+    call.workflow_task, call.task_def = workflow_task, task_def
     return _worker_task(call, name, task_def, call.input())
 
 
 def _http(call: MapCall) -> list[JSON]:
     inp = call.input()
     task = call.create(TaskType.HTTP, TaskStatus.SCHEDULED, inp)
-    if call.wt.get("asyncComplete") or inp.get("asyncComplete"):
+    if call.workflow_task.get("asyncComplete") or inp.get("asyncComplete"):
         inp["asyncComplete"] = True
-    delay = int(call.wt.get("startDelay") or 0)
+    delay = int(call.workflow_task.get("startDelay") or 0)
     task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
     return [task]
 
@@ -99,10 +100,10 @@ def _http(call: MapCall) -> list[JSON]:
 def _fork_join(call: MapCall) -> list[JSON]:
     fork = call.create(TaskType.FORK, TaskStatus.COMPLETED, call.input(), def_name=TaskType.FORK)
     out = [fork]
-    for branch in call.wt["forkTasks"]:
+    for branch in call.workflow_task["forkTasks"]:
         if branch:
             out += map_task(call.run, branch[0], call.retry_count)
-    join_wt = next_task(call.run.wf_def, call.wt["taskReferenceName"])
+    join_wt = next_task(call.run.wf_def, call.workflow_task["taskReferenceName"])
     if join_wt is None or join_wt.get("type") != TaskType.JOIN:
         raise TerminateSignal(
             "Fork task definition is not followed by a join task.  Check the blueprint"
@@ -112,14 +113,14 @@ def _fork_join(call: MapCall) -> list[JSON]:
 
 def _join(call: MapCall) -> list[JSON]:
     inp = call.input()
-    inp["joinOn"] = list(call.wt.get("joinOn") or [])
+    inp["joinOn"] = list(call.workflow_task.get("joinOn") or [])
     return [call.create(TaskType.JOIN, TaskStatus.IN_PROGRESS, inp, def_name=TaskType.JOIN)]
 
 
 def _exclusive_join(call: MapCall) -> list[JSON]:
     inp = call.input()
-    inp["joinOn"] = list(call.wt.get("joinOn") or [])
-    inp["defaultExclusiveJoinTask"] = list(call.wt.get("defaultExclusiveJoinTask") or [])
+    inp["joinOn"] = list(call.workflow_task.get("joinOn") or [])
+    inp["defaultExclusiveJoinTask"] = list(call.workflow_task.get("defaultExclusiveJoinTask") or [])
     return [call.create(TaskType.EXCLUSIVE_JOIN, TaskStatus.IN_PROGRESS, inp)]
 
 
@@ -139,12 +140,12 @@ def _select_case(call: MapCall, task: JSON, case: str, selected: list[JSON] | No
 
 
 def _switch(call: MapCall) -> list[JSON]:
-    wt, inp = call.wt, call.input()
-    evaluator = wt.get("evaluatorType")
+    workflow_task, inp = call.workflow_task, call.input()
+    evaluator = workflow_task.get("evaluatorType")
     if evaluator != "value-param" and evaluator not in JS_EVALUATORS:
         raise TerminateSignal(f"No evaluator registered for type: {evaluator}")
     try:
-        result = evaluate(call.run, str(evaluator), str(wt.get("expression")), inp)
+        result = evaluate(call.run, str(evaluator), str(workflow_task.get("expression")), inp)
     except (scripting.ScriptError, scripting.ScriptTimeout) as exc:
         task = call.create(TaskType.SWITCH, TaskStatus.FAILED, inp, def_name=TaskType.SWITCH)
         task["reasonForIncompletion"] = str(exc)
@@ -153,13 +154,15 @@ def _switch(call: MapCall) -> list[JSON]:
     inp["case"] = case
     task = call.create(TaskType.SWITCH, TaskStatus.IN_PROGRESS, inp, def_name=TaskType.SWITCH)
     task["outputData"] = {"evaluationResult": [case], "selectedCase": case}
-    selected = wt["decisionCases"].get(case)
-    return _select_case(call, task, case, wt.get("defaultCase") if selected is None else selected)
+    selected = workflow_task["decisionCases"].get(case)
+    return _select_case(
+        call, task, case, workflow_task.get("defaultCase") if selected is None else selected
+    )
 
 
 def _decision(call: MapCall) -> list[JSON]:
-    wt, inp = call.wt, call.input()
-    expr = wt.get("caseExpression")
+    workflow_task, inp = call.workflow_task, call.input()
+    expr = workflow_task.get("caseExpression")
     if expr:
         try:
             value = evaluate(call.run, "javascript", str(expr), inp)
@@ -167,11 +170,16 @@ def _decision(call: MapCall) -> list[JSON]:
             raise TerminateSignal(f"Error while evaluating script: {expr}") from exc
         case = "null" if value is None else java_str(value)
     else:
-        case = java_str(inp.get(wt.get("caseValueParam") or ""))
+        case = java_str(inp.get(workflow_task.get("caseValueParam") or ""))
     inp["case"] = case
     task = call.create(TaskType.DECISION, TaskStatus.IN_PROGRESS, inp, def_name=TaskType.DECISION)
     task["outputData"] = {"caseOutput": [case]}
-    return _select_case(call, task, case, wt["decisionCases"].get(case) or wt.get("defaultCase"))
+    return _select_case(
+        call,
+        task,
+        case,
+        workflow_task["decisionCases"].get(case) or workflow_task.get("defaultCase"),
+    )
 
 
 def evaluate(run: Run, evaluator: str, expression: str, inp: Any) -> Any:
@@ -188,7 +196,7 @@ def evaluate(run: Run, evaluator: str, expression: str, inp: Any) -> Any:
 
 
 def _do_while(call: MapCall) -> list[JSON]:
-    existing = call.run.task_by_ref(call.wt["taskReferenceName"])
+    existing = call.run.task_by_ref(call.workflow_task["taskReferenceName"])
     if existing is not None and task_terminal(existing["status"]):
         return []
     return [call.create(TaskType.DO_WHILE, TaskStatus.IN_PROGRESS, call.input())]
@@ -207,8 +215,8 @@ def _md5(data: bytes) -> bytes:
 
 
 def _sub_workflow(call: MapCall) -> list[JSON]:
-    run, wt = call.run, call.wt
-    params = clone(wt.get("subWorkflowParam") or {})
+    run, workflow_task = call.run, call.workflow_task
+    params = clone(workflow_task.get("subWorkflowParam") or {})
     definition = params.get("workflowDefinition")
     if isinstance(definition, str):
         definition = resolve_params(
@@ -241,7 +249,7 @@ def _sub_workflow(call: MapCall) -> list[JSON]:
     depth = run.wf.get("subWorkflowDepth")
     if isinstance(depth, int) and not isinstance(depth, bool) and depth >= limit:
         return [_failed(call, task, depth_limit_reason(name, limit))]
-    delay = int(wt.get("startDelay") or 0)
+    delay = int(workflow_task.get("startDelay") or 0)
     task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
     task["subWorkflowId"] = sub_workflow_id(run.wf["workflowId"], call.task_id, call.retry_count)
     task["outputData"] = {"subWorkflowId": task["subWorkflowId"]}
@@ -307,7 +315,7 @@ def _wait(call: MapCall) -> list[JSON]:
 def _unsupported(call: MapCall) -> list[JSON]:
     """A Conductor type Podium does not run: the definition is accepted (as Conductor stores
     it), and the task fails terminally when it is reached, saying why."""
-    task_type = str(call.wt["type"])
+    task_type = str(call.workflow_task["type"])
     task = call.create(task_type, TaskStatus.SCHEDULED, call.input())
     reason = f"task type {task_type} is not supported by Podium"
     return [_failed(call, task, reason)]

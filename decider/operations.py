@@ -424,8 +424,8 @@ def skip_task(
         raise IllegalState(
             f"The workflow {wf_id} is not running so the task referenced by {ref} cannot be skipped"
         )
-    wt = find_task(run.wf_def, ref)
-    if wt is None:
+    workflow_task = find_task(run.wf_def, ref)
+    if workflow_task is None:
         raise IllegalState(
             f"The task referenced by {ref} does not exist in the WorkflowDefinition "
             f"{run.wf.get('workflowName')}"
@@ -436,8 +436,8 @@ def skip_task(
         )
     task: JSON = {
         "taskId": ctx.ids(),
-        "taskType": wt["name"],
-        "taskDefName": wt["name"],
+        "taskType": workflow_task["name"],
+        "taskDefName": workflow_task["name"],
         "referenceTaskName": ref,
         "status": TaskStatus.SKIPPED.value,
         "inputData": clone(dict(task_input or {})),
@@ -453,7 +453,7 @@ def skip_task(
         "scheduledTime": 0,
         "startTime": 0,
         "endTime": ctx.now_ms,
-        "workflowTask": wt,
+        "workflowTask": workflow_task,
         "iteration": 0,
     }
     if run.wf.get("correlationId") is not None:

@@ -34,12 +34,12 @@ def _reopen_in_place(t: JSON, *, bump: bool = False) -> None:
 def _join_on_failed_permissive(run: Run, join: JSON) -> bool:
     for ref in join["inputData"].get("joinOn") or []:
         t = run.task_by_ref(ref)
-        wt = (t or {}).get("workflowTask") or {}
+        workflow_task = (t or {}).get("workflowTask") or {}
         if (
             t is not None
             and t["status"] == TaskStatus.FAILED
-            and wt.get("permissive")
-            and not wt.get("optional")
+            and workflow_task.get("permissive")
+            and not workflow_task.get("optional")
         ):
             return True
     return False
@@ -69,9 +69,9 @@ def _copy(run: Run, task: JSON) -> JSON:
         seq=0,
         outputData={},
     )
-    wt = task.get("workflowTask") or {}
+    workflow_task = task.get("workflowTask") or {}
     fresh = resolve_params(
-        wt.get("inputParameters"),
+        workflow_task.get("inputParameters"),
         run.wf,
         new_id,
         task_def_for(run, task),

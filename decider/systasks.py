@@ -155,8 +155,8 @@ def _join_on(task: JSON, key: str = "joinOn") -> list[str]:
 
 
 def _flags(t: JSON) -> tuple[bool, bool]:
-    wt = t.get("workflowTask") or {}
-    return bool(wt.get("optional")), bool(wt.get("permissive"))
+    workflow_task = t.get("workflowTask") or {}
+    return bool(workflow_task.get("optional")), bool(workflow_task.get("permissive"))
 
 
 def _join(run: Run, task: JSON) -> bool:

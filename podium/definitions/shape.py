@@ -107,21 +107,24 @@ def normalize_workflow_def(d: Mapping[str, Any]) -> JSON:
 # --- tree navigation (WorkflowDef.getNextTask / WorkflowTask.next / has / children) -----------
 
 
-def children(wt: Mapping[str, Any]) -> list[list[JSON]]:
+def children(workflow_task: Mapping[str, Any]) -> list[list[JSON]]:
     """The nested task lists of a container task, in Conductor's order."""
-    t = wt.get("type")
+    t = workflow_task.get("type")
     if t in (TaskType.DECISION, TaskType.SWITCH):
-        return [*list(wt.get("decisionCases", {}).values()), wt.get("defaultCase", [])]
+        return [
+            *list(workflow_task.get("decisionCases", {}).values()),
+            workflow_task.get("defaultCase", []),
+        ]
     if t == TaskType.FORK_JOIN:
-        return list(wt.get("forkTasks", []))
+        return list(workflow_task.get("forkTasks", []))
     if t == TaskType.DO_WHILE:
-        return [wt.get("loopOver", [])]
+        return [workflow_task.get("loopOver", [])]
     return []
 
 
 def iter_tasks(tasks: list[JSON]) -> Iterator[JSON]:
     """Every WorkflowTask in ``tasks``, depth first, containers before their children."""
-    for wt in tasks:
-        yield wt
-        for branch in children(wt):
+    for workflow_task in tasks:
+        yield workflow_task
+        for branch in children(workflow_task):
             yield from iter_tasks(branch)

@@ -114,11 +114,11 @@ def check_task_def(d: JSON, path: str, errors: Errors) -> None:
         )
 
 
-def check_task(wt: JSON, path: str, errors: Errors) -> None:
-    name = wt.get("name")
+def check_task(workflow_task: JSON, path: str, errors: Errors) -> None:
+    name = workflow_task.get("name")
     if not isinstance(name, str) or not name:
         errors.append(error(f"{path}.name", "WorkflowTask name cannot be empty or null"))
-    ref = wt.get("taskReferenceName")
+    ref = workflow_task.get("taskReferenceName")
     if not isinstance(ref, str) or not ref:
         errors.append(
             error(
@@ -126,166 +126,181 @@ def check_task(wt: JSON, path: str, errors: Errors) -> None:
                 "WorkflowTask taskReferenceName name cannot be empty or null",
             )
         )
-    t = wt.get("type")
+    t = workflow_task.get("type")
     if not isinstance(t, str) or not t:
         errors.append(error(f"{path}.type", "WorkflowTask type cannot be empty"))
         return
-    if not is_int(wt["startDelay"]) or wt["startDelay"] < 0:
+    if not is_int(workflow_task["startDelay"]) or workflow_task["startDelay"] < 0:
         errors.append(error(f"{path}.startDelay", "startDelay: must be greater than or equal to 0"))
-    if not isinstance(wt["inputParameters"], Mapping):
+    if not isinstance(workflow_task["inputParameters"], Mapping):
         errors.append(error(f"{path}.inputParameters", "inputParameters must be a map"))
         return
-    retry_count = wt.get("retryCount")
+    retry_count = workflow_task.get("retryCount")
     if retry_count is not None and (not is_int(retry_count) or retry_count < 0):
         errors.append(error(f"{path}.retryCount", "retryCount: must be greater than or equal to 0"))
-    if isinstance(wt.get("taskDefinition"), Mapping):
-        check_task_def(wt["taskDefinition"], f"{path}.taskDefinition", errors)
+    if isinstance(workflow_task.get("taskDefinition"), Mapping):
+        check_task_def(workflow_task["taskDefinition"], f"{path}.taskDefinition", errors)
     if t in UNSUPPORTED_TYPES:
         return  # stored as Conductor does; the task fails when it is scheduled (mapping.py)
     checker = _TYPE_CHECKS.get(TaskType(t)) if t in TaskType.__members__ else None
     if checker is not None:
-        checker(wt, path, errors)
-    for b, branch in enumerate(children(wt)):
+        checker(workflow_task, path, errors)
+    for b, branch in enumerate(children(workflow_task)):
         for i, child in enumerate(branch):
-            check_task(child, f"{path}.{branch_path(wt, b)}[{i}]", errors)
+            check_task(child, f"{path}.{branch_path(workflow_task, b)}[{i}]", errors)
 
 
-def branch_path(wt: JSON, index: int) -> str:
-    t = wt["type"]
+def branch_path(workflow_task: JSON, index: int) -> str:
+    t = workflow_task["type"]
     if t == TaskType.FORK_JOIN:
         return f"forkTasks[{index}]"
     if t == TaskType.DO_WHILE:
         return "loopOver"
-    keys = list(wt["decisionCases"])
+    keys = list(workflow_task["decisionCases"])
     return f"decisionCases[{keys[index]}]" if index < len(keys) else "defaultCase"
 
 
-def _req(wt: JSON, path: str, field: str, errors: Errors) -> bool:
-    if wt.get(field) is None or wt.get(field) == "":
-        msg = REQUIRED.format(field=field, type=wt["type"], name=wt.get("name"))
+def _req(workflow_task: JSON, path: str, field: str, errors: Errors) -> bool:
+    if workflow_task.get(field) is None or workflow_task.get(field) == "":
+        msg = REQUIRED.format(
+            field=field, type=workflow_task["type"], name=workflow_task.get("name")
+        )
         errors.append(error(f"{path}.{field}", msg))
         return False
     return True
 
 
-def _check_decision(wt: JSON, path: str, errors: Errors) -> None:
-    if wt.get("caseValueParam") is None and wt.get("caseExpression") is None:
+def _check_decision(workflow_task: JSON, path: str, errors: Errors) -> None:
+    if workflow_task.get("caseValueParam") is None and workflow_task.get("caseExpression") is None:
         msg = REQUIRED.format(
-            field="caseValueParam or caseExpression", type="DECISION", name=wt["name"]
+            field="caseValueParam or caseExpression", type="DECISION", name=workflow_task["name"]
         )
         errors.append(error(f"{path}.caseValueParam", msg))
-    _check_cases(wt, path, errors)
-    expr = wt.get("caseExpression")
+    _check_cases(workflow_task, path, errors)
+    expr = workflow_task.get("caseExpression")
     if isinstance(expr, str) and expr and check_js_syntax(expr) is not None:
         errors.append(error(f"{path}.caseExpression", f"Expression is not well formatted: {expr}"))
 
 
-def _check_cases(wt: JSON, path: str, errors: Errors) -> None:
-    if not wt["decisionCases"]:
+def _check_cases(workflow_task: JSON, path: str, errors: Errors) -> None:
+    if not workflow_task["decisionCases"]:
         msg = (
-            f"decisionCases should have atleast one task for taskType: {wt['type']} taskName: "
-            f"{wt['name']}"
+            "decisionCases should have atleast one task for taskType: "
+            f"{workflow_task['type']} taskName: {workflow_task['name']}"
         )
         errors.append(error(f"{path}.decisionCases", msg))
 
 
-def _check_switch(wt: JSON, path: str, errors: Errors) -> None:
+def _check_switch(workflow_task: JSON, path: str, errors: Errors) -> None:
     if (
-        _req(wt, path, "evaluatorType", errors)
-        and _req(wt, path, "expression", errors)
-        and wt["evaluatorType"] in ("javascript", "graaljs")
+        _req(workflow_task, path, "evaluatorType", errors)
+        and _req(workflow_task, path, "expression", errors)
+        and workflow_task["evaluatorType"] in ("javascript", "graaljs")
     ):
-        problem = check_js_syntax(str(wt["expression"]))
+        problem = check_js_syntax(str(workflow_task["expression"]))
         if problem is not None:
             errors.append(
                 error(f"{path}.expression", f"Expression is not well formatted: {problem}")
             )
-    _check_cases(wt, path, errors)
+    _check_cases(workflow_task, path, errors)
 
 
-def _check_do_while(wt: JSON, path: str, errors: Errors) -> None:
-    if wt.get("items") is None and "_items" not in wt["inputParameters"]:
-        _req(wt, path, "loopCondition", errors)
-    if not wt["loopOver"]:
+def _check_do_while(workflow_task: JSON, path: str, errors: Errors) -> None:
+    if workflow_task.get("items") is None and "_items" not in workflow_task["inputParameters"]:
+        _req(workflow_task, path, "loopCondition", errors)
+    if not workflow_task["loopOver"]:
         errors.append(
             error(
                 f"{path}.loopOver",
-                REQUIRED.format(field="loopOver", type="DO_WHILE", name=wt["name"]),
+                REQUIRED.format(field="loopOver", type="DO_WHILE", name=workflow_task["name"]),
             )
         )
-    for inner in iter_tasks(wt["loopOver"]):
+    for inner in iter_tasks(workflow_task["loopOver"]):
         if inner["type"] == TaskType.DO_WHILE:
             errors.append(
                 error(
                     f"{path}.loopOver",
                     f"Nested DO_WHILE task {inner.get('taskReferenceName')} is not supported "
-                    f"inside DO_WHILE taskName: {wt['name']}",
+                    f"inside DO_WHILE taskName: {workflow_task['name']}",
                 )
             )
 
 
-def _check_dynamic_fork(wt: JSON, path: str, errors: Errors) -> None:
-    if "forkTaskInputs" in wt["inputParameters"]:
+def _check_dynamic_fork(workflow_task: JSON, path: str, errors: Errors) -> None:
+    if "forkTaskInputs" in workflow_task["inputParameters"]:
         return
-    legacy = wt.get("dynamicForkJoinTasksParam")
+    legacy = workflow_task.get("dynamicForkJoinTasksParam")
     tasks_param, input_param = (
-        wt.get("dynamicForkTasksParam"),
-        wt.get("dynamicForkTasksInputParamName"),
+        workflow_task.get("dynamicForkTasksParam"),
+        workflow_task.get("dynamicForkTasksInputParamName"),
     )
     if legacy is not None and (tasks_param is not None or input_param is not None):
         msg = (
             f"dynamicForkJoinTasksParam or combination of dynamicForkTasksInputParamName and "
             f"dynamicForkTasksParam cam be used for taskType: FORK_JOIN_DYNAMIC taskName: "
-            f"{wt['name']}"
+            f"{workflow_task['name']}"
         )
         errors.append(error(f"{path}.dynamicForkJoinTasksParam", msg))
     elif legacy is None:
-        _req(wt, path, "dynamicForkTasksParam", errors)
-        _req(wt, path, "dynamicForkTasksInputParamName", errors)
+        _req(workflow_task, path, "dynamicForkTasksParam", errors)
+        _req(workflow_task, path, "dynamicForkTasksInputParamName", errors)
 
 
-def _template(wt: JSON) -> Mapping[str, Any]:
-    task_def = wt.get("taskDefinition")
+def _template(workflow_task: JSON) -> Mapping[str, Any]:
+    task_def = workflow_task.get("taskDefinition")
     return (task_def.get("inputTemplate") or {}) if isinstance(task_def, Mapping) else {}
 
 
-def _check_http(wt: JSON, path: str, errors: Errors) -> None:
-    ip = wt["inputParameters"]
-    if "http_request" in ip or "uri" in ip or "method" in ip or "http_request" in _template(wt):
+def _check_http(workflow_task: JSON, path: str, errors: Errors) -> None:
+    ip = workflow_task["inputParameters"]
+    if (
+        "http_request" in ip
+        or "uri" in ip
+        or "method" in ip
+        or "http_request" in _template(workflow_task)
+    ):
         return
-    msg = REQUIRED.format(field="inputParameters.http_request", type="HTTP", name=wt["name"])
+    msg = REQUIRED.format(
+        field="inputParameters.http_request", type="HTTP", name=workflow_task["name"]
+    )
     errors.append(error(f"{path}.inputParameters", msg))
 
 
-def _check_fork(wt: JSON, path: str, errors: Errors) -> None:
-    if not wt["forkTasks"] or not any(wt["forkTasks"]):
+def _check_fork(workflow_task: JSON, path: str, errors: Errors) -> None:
+    if not workflow_task["forkTasks"] or not any(workflow_task["forkTasks"]):
         msg = (
-            f"forkTasks should have atleast one task for taskType: FORK_JOIN taskName: {wt['name']}"
+            "forkTasks should have atleast one task for taskType: FORK_JOIN taskName: "
+            f"{workflow_task['name']}"
         )
         errors.append(error(f"{path}.forkTasks", msg))
 
 
-def _check_terminate(wt: JSON, path: str, errors: Errors) -> None:
-    if wt["optional"]:
+def _check_terminate(workflow_task: JSON, path: str, errors: Errors) -> None:
+    if workflow_task["optional"]:
         errors.append(
-            error(f"{path}.optional", f"terminate task cannot be optional, taskName: {wt['name']}")
+            error(
+                f"{path}.optional",
+                f"terminate task cannot be optional, taskName: {workflow_task['name']}",
+            )
         )
-    status = wt["inputParameters"].get("terminationStatus")
+    status = workflow_task["inputParameters"].get("terminationStatus")
     if status is None:
-        msg = REQUIRED.format(field="terminationStatus", type="TERMINATE", name=wt["name"])
+        msg = REQUIRED.format(
+            field="terminationStatus", type="TERMINATE", name=workflow_task["name"]
+        )
         errors.append(error(f"{path}.inputParameters.terminationStatus", msg))
     elif status not in _TERMINATION_STATUSES:
         msg = (
-            f"terminationStatus field for TERMINATE task: {wt['name']} should be one of COMPLETED, "
-            f"FAILED, TERMINATED, found: {status}"
+            f"terminationStatus field for TERMINATE task: {workflow_task['name']} should be one "
+            f"of COMPLETED, FAILED, TERMINATED, found: {status}"
         )
         errors.append(error(f"{path}.inputParameters.terminationStatus", msg))
 
 
-def _check_sub_workflow(wt: JSON, path: str, errors: Errors) -> None:
-    if not _req(wt, path, "subWorkflowParam", errors):
+def _check_sub_workflow(workflow_task: JSON, path: str, errors: Errors) -> None:
+    if not _req(workflow_task, path, "subWorkflowParam", errors):
         return
-    params = wt["subWorkflowParam"]
+    params = workflow_task["subWorkflowParam"]
     if not isinstance(params, Mapping):
         errors.append(error(f"{path}.subWorkflowParam", "subWorkflowParam must be an object"))
     elif not params.get("name") and params.get("workflowDefinition") is None:
@@ -294,10 +309,14 @@ def _check_sub_workflow(wt: JSON, path: str, errors: Errors) -> None:
         )
 
 
-def _check_jq(wt: JSON, path: str, errors: Errors) -> None:
-    query = wt["inputParameters"].get("queryExpression", _template(wt).get("queryExpression"))
+def _check_jq(workflow_task: JSON, path: str, errors: Errors) -> None:
+    query = workflow_task["inputParameters"].get(
+        "queryExpression", _template(workflow_task).get("queryExpression")
+    )
     if query is None:
-        msg = REQUIRED.format(field="queryExpression", type="JSON_JQ_TRANSFORM", name=wt["name"])
+        msg = REQUIRED.format(
+            field="queryExpression", type="JSON_JQ_TRANSFORM", name=workflow_task["name"]
+        )
         errors.append(error(f"{path}.inputParameters.queryExpression", msg))
     elif isinstance(query, str) and "${" not in query:
         problem = check_jq_syntax(query)
@@ -310,8 +329,8 @@ def _check_jq(wt: JSON, path: str, errors: Errors) -> None:
             )
 
 
-def _check_wait(wt: JSON, path: str, errors: Errors) -> None:
-    ip = wt["inputParameters"]
+def _check_wait(workflow_task: JSON, path: str, errors: Errors) -> None:
+    ip = workflow_task["inputParameters"]
     duration, until = ip.get("duration"), ip.get("until")
     if _not_blank(duration) and _not_blank(until):
         errors.append(
@@ -347,7 +366,9 @@ _TYPE_CHECKS = {
     TaskType.DECISION: _check_decision,
     TaskType.SWITCH: _check_switch,
     TaskType.DO_WHILE: _check_do_while,
-    TaskType.DYNAMIC: lambda wt, p, e: _req(wt, p, "dynamicTaskNameParam", e) and None,
+    TaskType.DYNAMIC: lambda workflow_task, p, e: (
+        _req(workflow_task, p, "dynamicTaskNameParam", e) and None
+    ),
     TaskType.FORK_JOIN_DYNAMIC: _check_dynamic_fork,
     TaskType.HTTP: _check_http,
     TaskType.FORK_JOIN: _check_fork,

@@ -145,8 +145,8 @@ def _validate_workflow_def(
     for key in ("outputParameters", "variables", "inputTemplate"):
         if not isinstance(d[key], Mapping):
             errors.append(error(key, f"{key} must be a map"))
-    for i, wt in enumerate(d["tasks"]):
-        check_task(wt, f"tasks[{i}]", errors)
+    for i, workflow_task in enumerate(d["tasks"]):
+        check_task(workflow_task, f"tasks[{i}]", errors)
     if not errors:
         _check_unique_refs(d, errors)
         _check_join_refs(d, errors)
@@ -168,8 +168,8 @@ def validate_task_def(task_def: Mapping[str, Any], path: str = "") -> JSON:
 
 def _check_unique_refs(d: JSON, errors: Errors) -> None:
     seen: set[str] = set()
-    for wt in iter_tasks(d["tasks"]):
-        ref = wt["taskReferenceName"]
+    for workflow_task in iter_tasks(d["tasks"]):
+        ref = workflow_task["taskReferenceName"]
         if ref in seen:
             msg = (
                 f"taskReferenceName: {ref} should be unique across tasks for a given "
@@ -182,20 +182,20 @@ def _check_unique_refs(d: JSON, errors: Errors) -> None:
 def _with_paths(tasks: list[JSON], prefix: str) -> Iterable[tuple[str, JSON]]:
     """Every WorkflowTask with its path, nested ones included (the paths
     :func:`~podium.definitions.task_checks.check_task` names)."""
-    for i, wt in enumerate(tasks):
+    for i, workflow_task in enumerate(tasks):
         path = f"{prefix}[{i}]"
-        yield path, wt
-        for b, branch in enumerate(children(wt)):
-            yield from _with_paths(branch, f"{path}.{branch_path(wt, b)}")
+        yield path, workflow_task
+        for b, branch in enumerate(children(workflow_task)):
+            yield from _with_paths(branch, f"{path}.{branch_path(workflow_task, b)}")
 
 
 def _check_join_refs(d: JSON, errors: Errors) -> None:
     """A JOIN waiting on a reference name no task has would wait forever."""
-    refs = {wt["taskReferenceName"] for wt in iter_tasks(d["tasks"])}
-    for path, wt in _with_paths(d["tasks"], "tasks"):
-        if wt["type"] not in (TaskType.JOIN, TaskType.EXCLUSIVE_JOIN):
+    refs = {workflow_task["taskReferenceName"] for workflow_task in iter_tasks(d["tasks"])}
+    for path, workflow_task in _with_paths(d["tasks"], "tasks"):
+        if workflow_task["type"] not in (TaskType.JOIN, TaskType.EXCLUSIVE_JOIN):
             continue
-        join_on = wt.get("joinOn") or []
+        join_on = workflow_task.get("joinOn") or []
         if not isinstance(join_on, list):
             errors.append(error(f"{path}.joinOn", "joinOn must be a list of taskReferenceNames"))
             continue
@@ -204,18 +204,19 @@ def _check_join_refs(d: JSON, errors: Errors) -> None:
                 errors.append(
                     error(
                         f"{path}.joinOn",
-                        f"joinOn: {ref} of {wt['type']} task {wt['taskReferenceName']} is not a "
-                        f"taskReferenceName in workflow definition: {d.get('name')}",
+                        f"joinOn: {ref} of {workflow_task['type']} task "
+                        f"{workflow_task['taskReferenceName']} is not a taskReferenceName in "
+                        f"workflow definition: {d.get('name')}",
                     )
                 )
 
 
 def _check_input_refs(d: JSON, extra: set[str], errors: Errors) -> None:
     """Top-level tasks: every ``${...}`` must compile and start with a known name."""
-    refs = {wt["taskReferenceName"] for wt in iter_tasks(d["tasks"])}
+    refs = {workflow_task["taskReferenceName"] for workflow_task in iter_tasks(d["tasks"])}
     known = refs | _SYSTEM_NAMES | extra
-    for i, wt in enumerate(d["tasks"]):
-        for key, value in wt["inputParameters"].items():
+    for i, workflow_task in enumerate(d["tasks"]):
+        for key, value in workflow_task["inputParameters"].items():
             for path in expressions_in(value):
                 if "${" in path:
                     continue  # nested expressions are only known at run time
@@ -230,8 +231,8 @@ def _check_input_refs(d: JSON, extra: set[str], errors: Errors) -> None:
                 head = re.split(r"[.\[]", path.strip().removeprefix("$."), maxsplit=1)[0]
                 if head and head not in known:
                     msg = (
-                        f"taskReferenceName: {wt['taskReferenceName']} "
-                        f"for given task: {wt['name']} "
+                        f"taskReferenceName: {workflow_task['taskReferenceName']} "
+                        f"for given task: {workflow_task['name']} "
                         f"input value: {key} of input parameter: ${{{path}}} is not defined in "
                         f"workflow definition."
                     )
