@@ -73,9 +73,9 @@ def definition(shape: str, size: int) -> JSON:
 
 def _flatten(tasks: list[JSON]) -> list[JSON]:
     out: list[JSON] = []
-    for wt in tasks:
-        out.append(wt)
-        for branch in wt.get("forkTasks") or []:
+    for workflow_task in tasks:
+        out.append(workflow_task)
+        for branch in workflow_task.get("forkTasks") or []:
             out.extend(_flatten(branch))
     return out
 
@@ -85,16 +85,18 @@ def execution(definition: JSON, now_ms: int) -> tuple[JSON, list[JSON]]:
     wf_id = str(uuid.uuid4())
     start = now_ms - 60_000
     tasks = []
-    for seq, wt in enumerate(_flatten(definition["tasks"]), start=1):
+    for seq, workflow_task in enumerate(_flatten(definition["tasks"]), start=1):
         t0 = start + seq * 20
-        task_type = wt["name"] if wt["type"] == "SIMPLE" else wt["type"]
+        simple = workflow_task["type"] == "SIMPLE"
+        task_type = workflow_task["name"] if simple else workflow_task["type"]
         tasks.append({
             "taskId": str(uuid.uuid4()), "taskType": task_type,
-            "taskDefName": wt["name"], "referenceTaskName": wt["taskReferenceName"],
+            "taskDefName": workflow_task["name"],
+            "referenceTaskName": workflow_task["taskReferenceName"],
             "status": "COMPLETED", "seq": seq, "retryCount": 0, "iteration": 0, "pollCount": 1,
             "workflowInstanceId": wf_id, "workflowType": definition["name"],
             "scheduledTime": t0, "startTime": t0 + 5, "endTime": t0 + 15, "updateTime": t0 + 15,
-            "workerId": "bench-worker", "workflowTask": wt,
+            "workerId": "bench-worker", "workflowTask": workflow_task,
             "inputData": {"x": seq, "note": "input of a benchmark task"},
             "outputData": {"result": seq * 2, "note": "output of a benchmark task"},
         })  # fmt: skip
