@@ -242,8 +242,12 @@ async def test_all_replicas_down_is_unavailable() -> None:
 
 async def test_stop_lets_in_flight_calls_finish(server: RpcServer, client: RpcClient) -> None:
     call = asyncio.ensure_future(client.call("slow", 0.1))
-    while server.stats.in_flight == 0:  # the call has reached the handler
-        await asyncio.sleep(0.001)
+
+    async def in_flight() -> int:
+        return server.stats.in_flight
+
+    # the call has reached the handler
+    await eventually(in_flight, timeout_s=10, what="the call in flight", interval_s=0.001)
     await server.stop(grace_s=2.0)
     assert await call == 0.1
 
@@ -300,8 +304,11 @@ async def test_a_replica_leaving_dns_finishes_the_calls_it_already_has() -> None
     try:
         assert await client.call("echo", 1) == 1
         in_flight = asyncio.ensure_future(client.call("slow", 0.3))
-        while a.stats.in_flight == 0:
-            await asyncio.sleep(0.001)
+
+        async def a_busy() -> int:
+            return a.stats.in_flight
+
+        await eventually(a_busy, timeout_s=10, what="the call in flight", interval_s=0.001)
         records[:] = []  # the name now resolves to nothing: keep what we had
         b = await RpcServer({"echo": echo}, host="127.0.0.3", port=port).start()
         records[:] = ["127.0.0.3"]  # the pod is replaced

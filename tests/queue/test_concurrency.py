@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 import pytest
+import redis.asyncio as aioredis
 
 from podium.errors import Unavailable
 from podium.launch.redis import RedisServer
@@ -77,12 +78,31 @@ async def test_two_replicas_over_the_same_shards_never_hand_out_a_message_twice(
         await b.stop()
 
 
+async def _now(value: bool) -> bool:
+    """An in-memory state as an awaitable read, for ``eventually``."""
+    return value
+
+
+async def _subscribed(redis: aioredis.Redis, engines: int) -> None:
+    """Wait until ``engines`` queue engines listen for pushes on this shard."""
+
+    async def count() -> int:
+        return int((await redis.pubsub_numsub("pq:notify"))[0][1])
+
+    await eventually(
+        count, until=lambda n: n >= engines, timeout_s=10, what="the subscriptions live",
+        interval_s=0.01,
+    )  # fmt: skip
+
+
 async def _wake_latency(popper: QueueEngine, pusher: QueueEngine, queue: str) -> float:
     waiting = asyncio.ensure_future(popper.pop(queue, 1, 10_000, wait_ms=10_000))
     # Once registered, the poll cannot miss the push: a wake-up during its first (empty)
     # pop makes it pop again at once.
-    while queue not in popper._waiters:
-        await asyncio.sleep(0.001)
+    await eventually(
+        lambda: _now(queue in popper._waiters),
+        timeout_s=10, what="the poll registered", interval_s=0.001,
+    )  # fmt: skip
     started = time.monotonic()
     await pusher.push(queue, [RawMessage("wake", encode_payload(None), 0, 0)])
     got = await waiting
@@ -105,8 +125,7 @@ async def test_long_poll_is_woken_by_a_push_through_another_replica(
         await a.shards_of("lp2")
         # wait until b's subscriptions are live, so the notification cannot be missed
         for shard in b.shards:
-            while (await shard.redis.pubsub_numsub("pq:notify"))[0][1] < 2:
-                await asyncio.sleep(0.01)
+            await _subscribed(shard.redis, 2)
         latency = await _wake_latency(a, b, "lp2")
         assert latency < 0.9  # well under the 1 s safety re-check
     finally:
@@ -117,8 +136,10 @@ async def test_long_poll_is_woken_by_a_push_through_another_replica(
 async def test_a_push_wakes_one_sleeping_poll_per_message(engine: QueueEngine) -> None:
     queue = "herd"
     polls = [asyncio.ensure_future(engine.pop(queue, 1, 10_000, wait_ms=10_000)) for _ in range(5)]
-    while sum(engine._waiters.get(queue, {}).values()) < 5:  # all five asleep
-        await asyncio.sleep(0.001)
+    await eventually(
+        lambda: _now(sum(engine._waiters.get(queue, {}).values()) >= 5),
+        timeout_s=10, what="all five polls asleep", interval_s=0.001,
+    )  # fmt: skip
     calls = sum(m.calls for m in engine._merge.values())
     await engine.push(queue, [RawMessage("one", encode_payload(1), 0, 0)])
     done, _ = await asyncio.wait(polls, return_when=asyncio.FIRST_COMPLETED)
@@ -196,8 +217,7 @@ async def test_an_empty_queue_costs_no_redis_call_until_something_is_pushed(
     b = await QueueEngine(specs(redis_shards[:2]), requeue_interval_s=60).start()
     try:
         for shard in a.shards:  # a's subscriptions are live
-            while (await shard.redis.pubsub_numsub("pq:notify"))[0][1] < 2:
-                await asyncio.sleep(0.01)
+            await _subscribed(shard.redis, 2)
         assert await a.pop("hint", 1, 1000) == []
         calls = sum(m.calls for m in a._merge.values())
         assert await a.pop("hint", 1, 1000) == []
@@ -205,8 +225,10 @@ async def test_an_empty_queue_costs_no_redis_call_until_something_is_pushed(
 
         await b.push("hint", [RawMessage("x", encode_payload(1), 0, 0)])
         target = (await a.shards_of("hint"))[shard_index("x", 2)].name
-        while target in a._empty.get("hint", {}):  # b's push reaches a through its shard
-            await asyncio.sleep(0.001)
+        await eventually(  # b's push reaches a through its shard
+            lambda: _now(target not in a._empty.get("hint", {})),
+            timeout_s=10, what="the push's hint", interval_s=0.001,
+        )  # fmt: skip
         calls = sum(m.calls for m in a._merge.values())
         assert [m[0] for m in await a.pop("hint", 1, 1000)] == ["x"]
         # Only the shard pushed to was asked: the other one is still known to be empty.

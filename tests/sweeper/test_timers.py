@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -167,8 +166,11 @@ async def test_a_loop_that_throws_is_restarted_and_ready_reflects_dead_loops(
     sweeper._http_once = broken  # type: ignore[method-assign]
     # The supervised loop keeps the old bound method; restart the loop with the broken body.
     sweeper._supervise("http-broken", broken, allowance_s=15)
-    while calls < 3:
-        await asyncio.sleep(0.01)
+
+    async def called_thrice() -> bool:
+        return calls >= 3
+
+    await eventually(called_thrice, timeout_s=10, what="three loop runs", interval_s=0.01)
     assert sweeper.metrics.loop_errors.labels("http-broken")._value.get() == 2
     sweeper.heartbeats.register("never", 0.0)
     assert "never" in (sweeper.health.failing().get("loops") or "")
