@@ -81,9 +81,9 @@ class FaultConfig:
     rate: float = 20.0  # workflows started per second (below what two shared cores sustain)
     min_kills: int = 24
     #: keep killing (cycling the kinds) until the workers' accepted completions reach this;
-    #: with the system tasks of the five shapes (about 0.38 per SIMPLE task) that is over
-    #: 100,000 task completions in all
-    target_completions: int = 73_000
+    #: with the system tasks of the five shapes (0.33 per SIMPLE task in a full run) that is
+    #: over 100,000 task completions in all
+    target_completions: int = 76_500
     interval_s: float = 20.0  # at least this long between kills
     steady_s: float = 6.0  # the cluster whole for this long before a kill
     warmup_s: float = 10.0
