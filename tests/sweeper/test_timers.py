@@ -137,6 +137,14 @@ async def test_callback_after_seconds_delays_the_next_poll(
 async def test_repair_gives_a_running_workflow_its_lost_decider_entry_back(
     stack: Stack, sweeper: Sweeper, name: str
 ) -> None:
+    # The sweeper's own repair loop makes a pass as it starts, then one a minute: let that first
+    # pass end, so that it cannot put the entry back before the pass under test does.
+    registered = sweeper.heartbeats.last["repair"]
+
+    async def first_pass_done() -> bool:
+        return sweeper.heartbeats.last["repair"] > registered
+
+    await eventually(first_pass_done, timeout_s=20, what="the sweeper's first repair pass")
     wf_id = await stack.start(
         {"name": name, "version": 1, "schemaVersion": 2, "tasks": [simple("t", f"{name}_t")]}
     )
