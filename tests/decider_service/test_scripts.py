@@ -106,7 +106,9 @@ async def test_a_jq_program_past_its_time_limit_fails_without_holding_up_other_s
 
 
 async def test_a_jq_program_past_its_memory_limit_fails(stack: Stack) -> None:
-    wf_id = await stack.start(one_task(fresh("big_jq"), jq("[range(20000000)] | length")))
+    # One 200 MB string: past 64 MiB at once, however slow the machine (a growing array
+    # could meet the time limit first on a loaded one).
+    wf_id = await stack.start(one_task(fresh("big_jq"), jq('("x" * 200000000) | length')))
     wf = await stack.workflow(wf_id)
     assert wf["status"] == "FAILED"
     (task,) = wf["tasks"]
