@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis.asyncio as aioredis
 
 from podium.aio import OwnedTasks
 from podium.errors import ConfigError, Unavailable
@@ -136,26 +137,50 @@ class ReplicatedRedisProcess(RedisProcess):
 
     Restarted at once, a primary without persistence would return empty, be taken for the
     primary still, and its replicas would copy the empty data set. So a dead server restarts
-    only as a replica of the primary the Sentinels name, after they have failed over if it was
-    the primary itself (``failover_wait_s``; past it the supervisor tries again later).
+    only as a replica of the primary every Sentinel names, after they have failed over if it
+    was the primary itself (``failover_wait_s``; past it the supervisor tries again later). It
+    comes back with ``replica-priority 0``, which no Sentinel promotes, and is made eligible
+    again only once its first sync with the primary is done: a replica promoted before it has
+    the primary's data would drop every write the primary acknowledged.
     """
 
     topology: ReplicatedRedis
     group: str
     failover_wait_s: float = 30.0
+    sync_wait_s: float = 60.0
 
     async def restart(self) -> None:
         own = (self.server.host, self.server.port)
         deadline = time.monotonic() + self.failover_wait_s
         while True:
-            primary = await asyncio.to_thread(self.topology.primary_address, self.group)
-            if primary != own:
+            primary = await asyncio.to_thread(self.topology.agreed_primary, self.group)
+            if primary is not None and primary != own:
                 break
             if time.monotonic() > deadline:
-                raise Unavailable(f"the Sentinels have not failed {self.group} over yet")
+                raise Unavailable(f"the Sentinels do not agree on a new primary of {self.group}")
             await asyncio.sleep(0.2)
         self.server.replica_of = primary
+        if "--replica-priority" not in self.server.extra_args:
+            self.server.extra_args += ["--replica-priority", "0"]
         await asyncio.to_thread(self.server.start)
+        await self._eligible_once_synced()
+
+    async def _eligible_once_synced(self) -> None:
+        deadline = time.monotonic() + self.sync_wait_s
+        client = aioredis.Redis(host=self.server.host, port=self.server.port, socket_timeout=2)
+        try:
+            while True:
+                info = await client.info("replication")
+                if info.get("master_link_status") == "up" and not info.get(
+                    "master_sync_in_progress"
+                ):
+                    await client.config_set("replica-priority", 100)
+                    return
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"{self.name} did not sync with its primary in time")
+                await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
 
 
 @dataclass

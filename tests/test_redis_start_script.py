@@ -53,6 +53,14 @@ class Server:
         except redis.RedisError:
             return None
 
+    def priority(self) -> str | None:
+        """The server's replica-priority (0 while it may not be promoted)."""
+        try:
+            with redis.Redis("127.0.0.1", self.port, socket_timeout=1) as r:
+                return str(r.config_get("replica-priority")["replica-priority"])
+        except redis.RedisError:
+            return None
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -110,6 +118,11 @@ def test_a_restarted_primary_comes_back_as_the_replica_of_the_promoted_one(
         sentinels_know_the_replica, timeout_s=20, what="the Sentinels see the replica",
         interval_s=0.1,
     )  # fmt: skip
+    # A replica is promotable only once its first sync is done (replica-priority 0 before).
+    eventually_sync(
+        lambda: two.priority() == "100", timeout_s=10, what="the synced replica eligible",
+        interval_s=0.1,
+    )  # fmt: skip
     with redis.Redis("127.0.0.1", one.port) as r:
         for i in range(100):
             r.set(f"k{i}", i)
@@ -135,3 +148,7 @@ def test_a_restarted_primary_comes_back_as_the_replica_of_the_promoted_one(
     )  # fmt: skip
     with redis.Redis("127.0.0.1", one.port) as r:
         assert r.dbsize() == 100
+    eventually_sync(
+        lambda: one.priority() == "100", timeout_s=10, what="the rejoined replica eligible",
+        interval_s=0.1,
+    )  # fmt: skip

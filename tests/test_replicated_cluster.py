@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.worker import TaskRunner, Worker
@@ -106,3 +107,11 @@ async def test_workflows_complete_while_the_redis_primaries_are_killed(
     assert topology.primary_address("s0") != (
         topology.primaries["s0"].host, topology.primaries["s0"].port,
     )  # fmt: skip
+    # The old primaries are replicas now, in sync, and eligible for promotion again (they came
+    # back unpromotable, replica-priority 0, until their first sync was done).
+    for name in ("s0", "store"):
+        old = topology.primaries[name]
+        with redis.Redis(old.host, old.port) as r:
+            info = r.info("replication")
+            assert info["role"] == "slave" and info["master_link_status"] == "up"
+            assert r.config_get("replica-priority")["replica-priority"] == "100"

@@ -47,6 +47,28 @@ replicas_known() {
   echo 0
 }
 
+# Start as a replica that no Sentinel promotes (replica-priority 0) until its first sync with
+# the primary is done: promoted before it has the primary's data, it would drop every write
+# the primary acknowledged. A background shell makes it eligible once the link is up.
+# Arguments: the primary's host and port, then redis-server and its options.
+as_replica() {
+  primary_host=$1 primary_port=$2
+  shift 2
+  port="${REDIS_SELF##*:}"
+  server=$$  # this shell's process, which becomes redis-server with the exec below
+  (
+    while kill -0 "$server" 2>/dev/null; do
+      synced=$(redis-cli -p "$port" --raw INFO replication 2>/dev/null | tr -d '\r' \
+        | grep -c -e '^master_link_status:up$' -e '^master_sync_in_progress:0$' || true)
+      if [ "$synced" = 2 ]; then
+        redis-cli -p "$port" CONFIG SET replica-priority 100 >/dev/null && exit 0
+      fi
+      sleep 1
+    done
+  ) &
+  exec "$@" --replica-priority 0 --replicaof "$primary_host" "$primary_port"
+}
+
 self="${REDIS_SELF%:*} ${REDIS_SELF##*:}"
 waited=0
 while :; do
@@ -59,12 +81,12 @@ while :; do
     first="${REDIS_FIRST_PRIMARY%:*} ${REDIS_FIRST_PRIMARY##*:}"
     echo "start-replicated: no Sentinel knows $REDIS_GROUP: replica of $first" >&2
     # shellcheck disable=SC2086
-    exec "$@" --replicaof $first
+    as_replica $first "$@"
   fi
   if [ "$found" != "$self" ]; then
     echo "start-replicated: $REDIS_GROUP's primary is $found: starting as its replica" >&2
     # shellcheck disable=SC2086
-    exec "$@" --replicaof $found
+    as_replica $found "$@"
   fi
   if [ "$(replicas_known)" = 0 ]; then
     echo "start-replicated: $REDIS_GROUP has no replica yet: starting as its primary" >&2

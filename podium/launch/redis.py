@@ -309,6 +309,22 @@ class ReplicatedRedis:
         host, port = reply
         return (host.decode() if isinstance(host, bytes) else str(host)), int(port)
 
+    def agreed_primary(self, name: str) -> tuple[str, int] | None:
+        """The primary of ``name`` that every Sentinel now names, or None while they differ
+        (one has not yet followed a failover) or one does not answer."""
+        seen = set()
+        for sentinel in self.sentinels:
+            try:
+                with redis.Redis(sentinel.host, sentinel.port, socket_timeout=1) as r:
+                    reply = r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+            except (OSError, redis.RedisError):
+                return None
+            if not isinstance(reply, list | tuple) or len(reply) != 2:
+                return None
+            host, port = reply
+            seen.add(((host.decode() if isinstance(host, bytes) else str(host)), int(port)))
+        return seen.pop() if len(seen) == 1 else None
+
     def ready(self) -> bool:
         """Whether every Sentinel knows the others and every replica is in sync."""
         for name in self.names:
