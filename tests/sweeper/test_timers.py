@@ -54,7 +54,13 @@ async def test_a_silent_worker_times_out_by_response_timeout_and_the_task_is_ret
     assert first["status"] == "TIMED_OUT"
     assert second["status"] == "SCHEDULED" and second["retryCount"] == 1
     assert second["retriedTaskId"] == first["taskId"]
-    assert [t["taskId"] for t in await poll(stack, task_type)] == [second["taskId"]]
+    # The retry's queue message is pushed by the decision's effects, which follow its commit.
+
+    async def polled() -> list[JSON]:
+        return await poll(stack, task_type)
+
+    retried = await eventually(polled, timeout_s=5, what="the retried task to be pollable")
+    assert [t["taskId"] for t in retried] == [second["taskId"]]
 
 
 async def test_workflow_timeout_applies_its_policy(
