@@ -52,11 +52,8 @@ pytestmark = pytest.mark.timeout(30, func_only=True)
 @pytest.fixture(scope="module")
 def queue_redis() -> Iterator[RedisServer]:
     """The module's own Redis: the queue shard, and the store on the Redis backend."""
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:  # started, and removed with its files at the end
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

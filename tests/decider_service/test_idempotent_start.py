@@ -23,11 +23,8 @@ pytestmark = pytest.mark.timeout(30, func_only=True)
 
 @pytest.fixture(scope="module")
 def queue_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:  # started, and removed with its files at the end
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -37,11 +37,8 @@ class RunningGateway:
 
 @pytest.fixture(scope="session")
 def gateway_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:  # started, and removed with its files at the end
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,8 @@ from tests.stack import Stack, running_stack
 
 @pytest.fixture(scope="session")
 def sweeper_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:  # started, and removed with its files at the end
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")

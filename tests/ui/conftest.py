@@ -45,11 +45,8 @@ async def shot(page: Any, name: str) -> None:
 
 @pytest.fixture(scope="session")
 def ui_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
+    with RedisServer() as server:  # started, and removed with its files at the end
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")
