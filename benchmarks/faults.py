@@ -2,7 +2,7 @@
 workflow.
 
 A supervised cluster (two replicas of each service; each queue shard and the store's Redis a
-primary with one replica under three Sentinels, writes acknowledged once a replica has them)
+primary with two replicas under three Sentinels, writes acknowledged once a replica has them)
 runs a steady load of five workflow shapes (``benchmarks/fault_load.py``) with external
 workers that log every execution and every update answer. Every ``--interval`` seconds, once
 the cluster is whole again (every process up, every replica in sync), one process is killed
@@ -93,6 +93,10 @@ class FaultConfig:
     #: append-only file and resyncing takes minutes once the data set is large)
     whole_within_s: float = 300.0
     shards: int = 2
+    #: replicas of each queue shard and of the store's Redis: with two, writes (acknowledged
+    #: once one replica holds them) go on as soon as the Sentinels have promoted one, while
+    #: the killed server resyncs; with one they wait for it to be back
+    redis_replicas: int = 2
     store: str = "redis"
     out: Path = RESULTS
 
@@ -157,7 +161,7 @@ def _replication_whole(topology: ReplicatedRedis) -> bool:
     for name in topology.names:
         primary = topology.primary_address(name)
         with redis.Redis(*primary, socket_timeout=1) as r:
-            if int(r.info("replication").get("connected_slaves", 0)) < topology.replicas:
+            if int(r.info("replication").get("connected_slaves", 0)) < topology.replica_count(name):
                 return False
         for _, server in topology.servers():
             if topology.group_of(server) != name or (server.host, server.port) == primary:
@@ -257,8 +261,9 @@ async def execute(cfg: FaultConfig) -> tuple[Run, Check]:
     endpoint = await Endpoint().start()
     spec = ClusterSpec(
         shards=cfg.shards, queue_services=2, deciders=2, gateways=2, sweepers=2,
-        store=cfg.store, gateway_port=0, supervise=True, shard_replicas=1,
-        store_replicas=1 if cfg.store == "redis" else 0,
+        store=cfg.store, gateway_port=0, supervise=True,
+        shard_replicas=cfg.redis_replicas,
+        store_replicas=cfg.redis_replicas if cfg.store == "redis" else 0,
         allow_http_hosts=f"127.0.0.1:{endpoint.port}",
         extra_env={"PODIUM_DECIDER_WORKFLOW_OFFSET_S": "2", "PODIUM_SWEEPER_LEASE_MS": "2000"},
     )  # fmt: skip
@@ -548,9 +553,10 @@ def report(summary: dict[str, Any], chart_path: Path, out: Path) -> Path:
     header = report_header(
         "Fault suite: kill -9 under load",
         quick,
-        "store Redis append-only (fsync every second) with one replica, queue shards without "
-        "persistence with one replica each; three Sentinels; every acknowledged write is on a "
-        "replica (PODIUM_QUEUE_WAIT_REPLICAS=1, PODIUM_STORE_REDIS_WAIT_REPLICAS=1)",
+        f"store Redis append-only (fsync every second), queue shards without persistence, "
+        f"each a primary with {cfg['redis_replicas']} replica(s); three Sentinels; every "
+        "acknowledged write is on a replica "
+        "(PODIUM_QUEUE_WAIT_REPLICAS=1, PODIUM_STORE_REDIS_WAIT_REPLICAS=1)",
         "workflow input {i}, each SIMPLE task's output {nonce}",
         [
             f"cluster: 2 replicas of each service, {cfg['shards']} queue shard(s), "
@@ -685,13 +691,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, help="at least this many kills")
     parser.add_argument("--completions", type=int, help="until this many task completions")
     parser.add_argument("--interval", type=float, help="at least this many seconds between kills")
+    parser.add_argument("--redis-replicas", type=int,
+                        help="replicas of each queue shard and of the store's Redis")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     cfg = FaultConfig.quick_mode(args.out) if args.quick else FaultConfig(out=args.out)
     cfg.store = args.store
     for name, value in (("rate", args.rate), ("min_kills", args.kills),
                         ("target_completions", args.completions),
-                        ("interval_s", args.interval)):  # fmt: skip
+                        ("interval_s", args.interval),
+                        ("redis_replicas", args.redis_replicas)):  # fmt: skip
         if value is not None:
             setattr(cfg, name, value)
     summary = aio.run(run_suite(cfg))

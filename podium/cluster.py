@@ -292,7 +292,8 @@ class LocalCluster:
         if replicated:
             topology = ReplicatedRedis(
                 replicated,
-                replicas=max(self.spec.shard_replicas, self.spec.store_replicas),
+                replicas=self.spec.shard_replicas,
+                replicas_of={"store": self.spec.store_replicas},
                 persistent=frozenset({"store"}),
                 data_root=self.work_dir / "redis",
             )

@@ -214,7 +214,8 @@ class SentinelServer(RedisServer):
 
 @dataclass
 class ReplicatedRedis:
-    """Primaries, each with ``replicas`` replicas, watched by ``sentinel_count`` Sentinels.
+    """Primaries, each with ``replicas`` replicas (``replicas_of`` overrides it per name),
+    watched by ``sentinel_count`` Sentinels.
 
     Clients reach primary ``name`` as ``sentinel://name`` with :attr:`sentinel_addresses`
     (podium/redis_conn.py). ``data_root`` keeps every server's files (one folder each).
@@ -222,6 +223,7 @@ class ReplicatedRedis:
 
     names: list[str]
     replicas: int = 1
+    replicas_of: dict[str, int] = field(default_factory=dict)
     sentinel_count: int = 3
     appendonly: bool = False
     #: Primaries (and their replicas) that run append-only even if ``appendonly`` is off.
@@ -248,7 +250,7 @@ class ReplicatedRedis:
                         data_dir=self._dir(f"{name}-replica-{i}"),
                         replica_of=(primary.host, primary.port),
                     ).start()
-                    for i in range(self.replicas)
+                    for i in range(self.replica_count(name))
                 ]
             monitors = [(n, p.host, p.port) for n, p in self.primaries.items()]
             quorum = self.sentinel_count // 2 + 1
@@ -265,6 +267,9 @@ class ReplicatedRedis:
             self.cleanup()
             raise
         return self
+
+    def replica_count(self, name: str) -> int:
+        return self.replicas_of.get(name, self.replicas)
 
     @property
     def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
@@ -334,7 +339,7 @@ class ReplicatedRedis:
                 info = _pairs(raw)
                 if int(info.get("num-other-sentinels", 0)) != len(self.sentinels) - 1:
                     return False
-                if int(info.get("num-slaves", 0)) != self.replicas:
+                if int(info.get("num-slaves", 0)) != self.replica_count(name):
                     return False
             for replica in self.replica_servers[name]:
                 with redis.Redis(replica.host, replica.port, socket_timeout=1) as r:
