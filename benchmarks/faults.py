@@ -61,6 +61,7 @@ from benchmarks.measure import RESULTS, chart_style, markdown_table, percentile,
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.errors import Unavailable
+from podium.launch.cassandra import CassandraNode, CassandraRing
 from podium.launch.redis import ReplicatedRedis
 from podium.supervisor import processes_of
 
@@ -98,6 +99,9 @@ class FaultConfig:
     #: the killed server resyncs; with one they wait for it to be back
     redis_replicas: int = 2
     store: str = "redis"
+    #: with --store cassandra: a ring of this many nodes, replication factor min(3, nodes);
+    #: with one, a node's restart stops the store until it is back
+    cassandra_nodes: int = 3
     out: Path = RESULTS
 
     @classmethod
@@ -147,6 +151,8 @@ def _healthy(cluster: LocalCluster) -> bool:
     for proc in processes_of(cluster):
         if not proc.alive() or (supervisor is not None and supervisor.record(proc.name).restarting):
             return False
+    if not all(node.is_running() for node in _cassandra_nodes(cluster)):
+        return False
     if cluster.replicated is not None:
         try:
             return _replication_whole(cluster.replicated)
@@ -176,6 +182,13 @@ def _replication_whole(topology: ReplicatedRedis) -> bool:
     return True
 
 
+def _cassandra_nodes(cluster: LocalCluster) -> list[CassandraNode]:
+    started = cluster.cassandra
+    if isinstance(started, CassandraRing):
+        return started.nodes
+    return [started] if isinstance(started, CassandraNode) else []
+
+
 def _kill(cluster: LocalCluster, kind: str, n: int) -> str:
     """SIGKILL the ``n``-th victim of ``kind``; its name."""
     if kind in SERVICES:
@@ -184,9 +197,9 @@ def _kill(cluster: LocalCluster, kind: str, n: int) -> str:
         victim.kill()
         return victim.name
     if kind == "cassandra-node":
-        node: Any = cluster.cassandra
+        node = _cassandra_nodes(cluster)[n % len(_cassandra_nodes(cluster))]
         node.kill()
-        return "cassandra"
+        return f"cassandra {node.host}"
     topology = cluster.replicated
     if topology is None:
         raise RuntimeError("Redis primary kills need shard_replicas and store_replicas")
@@ -233,8 +246,8 @@ async def _killer(cluster: LocalCluster, run: Run, accepted: Any) -> None:
         run.kills.append(Kill(kind, victim, t))
         _say(f"kill {len(run.kills)}: {kind} {victim}; {accepted():,} completions so far")
         if kind == "cassandra-node":  # not supervised by the cluster: bring it back here
-            node: Any = cluster.cassandra
-            await asyncio.to_thread(node.restart)
+            nodes = _cassandra_nodes(cluster)
+            await asyncio.to_thread(nodes[(counts[kind] - 1) % len(nodes)].start)
     await asyncio.sleep(cfg.tail_s)
 
 
@@ -261,7 +274,7 @@ async def execute(cfg: FaultConfig) -> tuple[Run, Check]:
     endpoint = await Endpoint().start()
     spec = ClusterSpec(
         shards=cfg.shards, queue_services=2, deciders=2, gateways=2, sweepers=2,
-        store=cfg.store, gateway_port=0, supervise=True,
+        store=cfg.store, cassandra_nodes=cfg.cassandra_nodes, gateway_port=0, supervise=True,
         shard_replicas=cfg.redis_replicas,
         store_replicas=cfg.redis_replicas if cfg.store == "redis" else 0,
         allow_http_hosts=f"127.0.0.1:{endpoint.port}",
@@ -693,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, help="at least this many seconds between kills")
     parser.add_argument("--redis-replicas", type=int,
                         help="replicas of each queue shard and of the store's Redis")  # fmt: skip
+    parser.add_argument("--cassandra-nodes", type=int, help="with --store cassandra")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     cfg = FaultConfig.quick_mode(args.out) if args.quick else FaultConfig(out=args.out)
@@ -700,7 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in (("rate", args.rate), ("min_kills", args.kills),
                         ("target_completions", args.completions),
                         ("interval_s", args.interval),
-                        ("redis_replicas", args.redis_replicas)):  # fmt: skip
+                        ("redis_replicas", args.redis_replicas),
+                        ("cassandra_nodes", args.cassandra_nodes)):  # fmt: skip
         if value is not None:
             setattr(cfg, name, value)
     summary = aio.run(run_suite(cfg))

@@ -194,6 +194,9 @@ class ClusterSpec:
     sweepers: int = 1
     store: str = "redis"  # or "cassandra"
     cassandra_hosts: str = ""  # an existing cluster; empty starts a local node
+    #: local Cassandra nodes to start (with cassandra_hosts empty): more than one makes a ring
+    #: on 127.0.0.x with replication factor min(3, nodes)
+    cassandra_nodes: int = 1
     gateway_port: int = 8080
     #: PODIUM_HTTP_ALLOW_HOSTS of the sweepers: private addresses HTTP tasks may call (none by
     #: default: everything here listens on loopback, the API unauthenticated)
@@ -324,7 +327,18 @@ class LocalCluster:
         elif self.spec.store == "cassandra":
             hosts = self.spec.cassandra_hosts
             port = "9042"
-            if not hosts:
+            replication = 1
+            if not hosts and self.spec.cassandra_nodes > 1:
+                from podium.launch.cassandra import CassandraRing
+
+                n = self.spec.cassandra_nodes
+                self.progress(f"starting a local ring of {n} Cassandra nodes")
+                ring = CassandraRing(n, data_root=self.work_dir / "cassandra")
+                self.cassandra = ring
+                await asyncio.to_thread(ring.start)
+                hosts, port, replication = ",".join(ring.hosts), str(ring.port), min(3, n)
+                self.progress(f"cassandra ring on {hosts} port {port}")
+            elif not hosts:
                 from podium.launch.cassandra import CassandraNode
 
                 self.progress("starting a local Cassandra node (first run fetches its jars)")
@@ -338,6 +352,8 @@ class LocalCluster:
                 "PODIUM_CASSANDRA_HOSTS": hosts,
                 "PODIUM_CASSANDRA_PORT": port,
             }
+            if replication > 1:
+                self.store_env["PODIUM_CASSANDRA_REPLICATION_FACTOR"] = str(replication)
         else:
             raise ConfigError(f"unknown store {self.spec.store!r} (use redis or cassandra)")
 

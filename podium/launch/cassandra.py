@@ -1,4 +1,4 @@
-"""Start and stop a local single-node Apache Cassandra (for development and tests).
+"""Start and stop a local Apache Cassandra node, or a ring of them (for development and tests).
 
 The jars come from Maven Central (``org.apache.cassandra:cassandra-all`` and its dependencies),
 resolved once by Maven with ``deploy/cassandra/pom.xml`` into a cache folder
@@ -127,13 +127,13 @@ def _render_yaml(node: CassandraNode, root: Path) -> str:
     return f"""\
 cluster_name: {json.dumps(node.cluster_name)}
 num_tokens: 1
-initial_token: 0
+initial_token: {node.initial_token}
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "{node.host}:{node.storage_port}"
+      - seeds: "{",".join(node.seeds) or f"{node.host}:{node.storage_port}"}"
 listen_address: {node.host}
 rpc_address: {node.host}
 storage_port: {node.storage_port}
@@ -211,6 +211,9 @@ class CassandraNode:
     version: str = DEFAULT_VERSION
     heap_mb: int = 768
     cluster_name: str = "podium-dev"
+    #: ``host:storage_port`` of the ring's seed nodes (empty: the node is its own seed)
+    seeds: list[str] = field(default_factory=list)
+    initial_token: int = 0  # the one token of the node (num_tokens 1) on the Murmur3 ring
     #: "periodic" acknowledges a write before its fsync, and the commit log replays only what
     #: was synced: after :meth:`kill` the last second of writes may be gone. "batch" syncs
     #: before it acknowledges (slower writes, nothing acknowledged is lost).
@@ -388,6 +391,96 @@ class CassandraNode:
         except BaseException:
             self.cleanup()  # __exit__ does not run when __enter__ raises
             raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def _free_on_all(hosts: list[str], avoid: set[int]) -> int:
+    """A port free on every one of ``hosts`` (the nodes of a ring share their ports)."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        if port in avoid:
+            continue
+        try:
+            for host in hosts[1:]:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise Unavailable(f"no port free on all of {hosts}")
+
+
+@dataclass
+class CassandraRing:
+    """``size`` nodes on loopback addresses 127.0.0.1, 127.0.0.2, ... (Linux routes the whole
+    127/8 to the loopback interface), sharing one CQL port and one internode port as a ring
+    of real machines does, each owning an equal slice of the token range. The first node is
+    the seed. A keyspace with replication factor 3 at ``LOCAL_QUORUM`` keeps answering while
+    any one node is down, which is what :meth:`CassandraNode.kill` of one node shows.
+    """
+
+    size: int = 3
+    data_root: Path | None = None
+    version: str = DEFAULT_VERSION
+    heap_mb: int = 512
+    cluster_name: str = "podium-ring"
+    nodes: list[CassandraNode] = field(default_factory=list)
+    _own_dir: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def hosts(self) -> list[str]:
+        return [f"127.0.0.{i + 1}" for i in range(self.size)]
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def start(self, timeout_s: float = 180.0) -> CassandraRing:
+        """Start the nodes one after the other (each joins the ring before the next starts)."""
+        if self.data_root is None:
+            self.data_root = Path(tempfile.mkdtemp(prefix="podium-cassandra-ring-"))
+            self._own_dir = True
+        hosts = self.hosts
+        port = _free_on_all(hosts, set())
+        storage_port = _free_on_all(hosts, {port})
+        step = 2**64 // self.size
+        self.nodes = [
+            CassandraNode(
+                port=port,
+                host=host,
+                storage_port=storage_port,
+                data_dir=self.data_root / f"node{i + 1}",
+                version=self.version,
+                heap_mb=self.heap_mb,
+                cluster_name=self.cluster_name,
+                seeds=[f"{hosts[0]}:{storage_port}"],
+                initial_token=-(2**63) + i * step,
+            )
+            for i, host in enumerate(hosts)
+        ]
+        try:
+            for node in self.nodes:
+                node.start(timeout_s)
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir and self.data_root is not None:
+            shutil.rmtree(self.data_root, ignore_errors=True)
+            self.data_root = None
+            self._own_dir = False
+
+    def __enter__(self) -> CassandraRing:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
