@@ -92,7 +92,10 @@ def test_a_ring_of_three_keeps_quorum_writes_and_transactions_while_a_node_is_do
                 timeout_s=60,
                 what="a conditional write with one node down",
             )
-            assert applied.one().applied
+            # An attempt the driver saw fail may still have been applied (a timed-out Paxos
+            # round has an unknown outcome), so the retry can find its own write.
+            outcome = applied.one()
+            assert outcome.applied or outcome.v == 2
             session.execute("INSERT INTO podium_ring.kv (k, v) VALUES (%s, %s)", ("b", 3))
             lost_race = session.execute(
                 "UPDATE podium_ring.kv SET v = %s WHERE k = %s IF v = %s", (9, "a", 1)
