@@ -183,6 +183,20 @@ class ReplicatedRedisProcess(RedisProcess):
             await client.aclose()
 
 
+def _migrate_cassandra(env: dict[str, str]) -> None:
+    """Create the keyspace and apply the schema migrations (``podium db migrate``)."""
+    from podium.store.cassandra_backend.schema import migrate
+    from podium.store.cassandra_backend.session import build_cluster
+    from podium.store.config import StoreConfig
+
+    config = StoreConfig.from_env(env)
+    cluster = build_cluster(config)
+    try:
+        migrate(cluster.connect(), config)
+    finally:
+        cluster.shutdown()
+
+
 @dataclass
 class ClusterSpec:
     """How many of each part to run."""
@@ -354,6 +368,10 @@ class LocalCluster:
             }
             if replication > 1:
                 self.store_env["PODIUM_CASSANDRA_REPLICATION_FACTOR"] = str(replication)
+            # The schema is made once, here, before the services start: schema changes sent at
+            # the same moment through different nodes of a ring can disagree.
+            await asyncio.to_thread(_migrate_cassandra, self.store_env)
+            self.store_env["PODIUM_CASSANDRA_MIGRATE"] = "0"
         else:
             raise ConfigError(f"unknown store {self.spec.store!r} (use redis or cassandra)")
 

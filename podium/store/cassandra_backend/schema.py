@@ -67,14 +67,21 @@ def keyspace_cql(config: StoreConfig) -> str:
 def migrate(session: Session, config: StoreConfig) -> list[int]:
     """Create the keyspace and apply the missing migrations (blocking); the versions applied.
 
-    Safe to run at every start and from several processes at once.
+    Safe to run at every start and from several processes at once. On a ring of nodes each
+    statement waits for every node to agree on the schema: an ``IF NOT EXISTS`` that finds the
+    keyspace (created by another process through another node) brings no schema-change
+    event for the driver to wait on, and the next statement may reach a node that has not
+    heard of it yet.
     """
+    agreed = session.cluster.control_connection.wait_for_schema_agreement
     session.execute(keyspace_cql(config))
+    agreed()
     session.set_keyspace(config.cassandra_keyspace)
     session.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version int PRIMARY KEY, name text, applied_at timestamp)"
     )
+    agreed()
     applied = {row["version"] for row in session.execute("SELECT version FROM schema_migrations")}
     done = []
     for m in migrations():
@@ -83,14 +90,14 @@ def migrate(session: Session, config: StoreConfig) -> list[int]:
         log.info("applying schema migration %04d_%s", m.version, m.name)
         for stmt in m.statements:
             session.execute(stmt)
+            agreed()
         session.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) "
             "VALUES (%s, %s, toTimestamp(now())) IF NOT EXISTS",
             (m.version, m.name),
         )
         done.append(m.version)
-    # The driver waits for schema agreement after each DDL; check once more at the end.
-    session.cluster.control_connection.wait_for_schema_agreement()
+    agreed()
     return done
 
 
