@@ -153,6 +153,8 @@ def _healthy(cluster: LocalCluster) -> bool:
             return False
     if not all(node.is_running() for node in _cassandra_nodes(cluster)):
         return False
+    if isinstance(cluster.cassandra, CassandraRing) and not cluster.cassandra.whole():
+        return False
     if cluster.replicated is not None:
         try:
             return _replication_whole(cluster.replicated)

@@ -81,9 +81,10 @@ def test_a_ring_of_three_keeps_quorum_writes_and_transactions_while_a_node_is_do
             session.execute("CREATE TABLE podium_ring.kv (k text PRIMARY KEY, v int)")
             session.execute("INSERT INTO podium_ring.kv (k, v) VALUES (%s, %s)", ("a", 1))
 
+            assert ring.whole()  # start() waits until every node sees the others up
             victim = ring.nodes[1]
             victim.kill()
-            assert not victim.is_running()
+            assert not victim.is_running() and not ring.whole()
             # A quorum (two of three) still acknowledges plain and conditional writes.
             applied = eventually_sync(
                 lambda: _attempt(
@@ -104,6 +105,7 @@ def test_a_ring_of_three_keeps_quorum_writes_and_transactions_while_a_node_is_do
 
             victim.start(timeout_s=180)
             assert victim.is_running()
+            assert ring.wait_whole(60).whole()
             rows = {r.k: r.v for r in session.execute("SELECT k, v FROM podium_ring.kv")}
             assert rows == {"a": 2, "b": 3}
         data_root = ring.data_root

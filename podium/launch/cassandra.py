@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from podium.errors import ConfigError, Unavailable
 from podium.launch.cassandra_jars import DEFAULT_VERSION, fetch_jars, jar_lock, write_jar_lock
@@ -428,6 +428,7 @@ class CassandraRing:
     cluster_name: str = "podium-ring"
     nodes: list[CassandraNode] = field(default_factory=list)
     _own_dir: bool = field(default=False, init=False, repr=False)
+    _probes: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def hosts(self) -> list[str]:
@@ -463,12 +464,68 @@ class CassandraRing:
         try:
             for node in self.nodes:
                 node.start(timeout_s)
+            self.wait_whole(timeout_s)
         except BaseException:
             self.cleanup()
             raise
         return self
 
+    def whole(self) -> bool:
+        """Whether every node runs and sees every other one up: a read at consistency ALL
+        of ``system_distributed`` (replicated to three nodes) through each node in turn."""
+        if not all(node.is_running() for node in self.nodes):
+            return False
+        return all(self._sees_all_up(node) for node in self.nodes)
+
+    def wait_whole(self, timeout_s: float = 120.0) -> CassandraRing:
+        deadline = time.monotonic() + timeout_s
+        while not self.whole():
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the Cassandra ring was not whole within {timeout_s}s")
+            time.sleep(0.5)
+        return self
+
+    def _sees_all_up(self, node: CassandraNode) -> bool:
+        from cassandra import ConsistencyLevel, DriverException
+        from cassandra.cluster import (
+            EXEC_PROFILE_DEFAULT,
+            Cluster,
+            ExecutionProfile,
+            NoHostAvailable,
+        )
+        from cassandra.policies import WhiteListRoundRobinPolicy
+
+        session = self._probes.get(node.host)
+        if session is None:
+            profile = ExecutionProfile(
+                load_balancing_policy=WhiteListRoundRobinPolicy([node.host]),
+                consistency_level=ConsistencyLevel.ALL,
+                request_timeout=5,
+            )
+            cluster = Cluster(
+                [node.host],
+                port=node.port,
+                protocol_version=5,
+                execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                schema_metadata_enabled=False,
+                connect_timeout=5,
+            )
+            try:
+                session = cluster.connect()
+            except (DriverException, NoHostAvailable, OSError):
+                cluster.shutdown()
+                return False
+            self._probes[node.host] = session
+        try:
+            session.execute("SELECT * FROM system_distributed.repair_history LIMIT 1")
+            return True
+        except (DriverException, NoHostAvailable, OSError):
+            return False
+
     def stop(self) -> None:
+        for session in self._probes.values():
+            session.cluster.shutdown()
+        self._probes.clear()
         for node in reversed(self.nodes):
             node.stop()
 
