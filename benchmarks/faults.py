@@ -102,8 +102,6 @@ class FaultConfig:
     #: with --store cassandra: a ring of this many nodes, replication factor min(3, nodes);
     #: with one, a node's restart stops the store until it is back
     cassandra_nodes: int = 3
-    #: CPU niceness of a restarted Cassandra node until it has rejoined (0: none)
-    restart_nice: int = 0
     out: Path = RESULTS
 
     @classmethod
@@ -251,24 +249,8 @@ async def _killer(cluster: LocalCluster, run: Run, accepted: Any) -> None:
         _say(f"kill {len(run.kills)}: {kind} {victim}; {accepted():,} completions so far")
         if kind == "cassandra-node":  # not supervised by the cluster: bring it back here
             nodes = _cassandra_nodes(cluster)
-            await _restart_cassandra(cluster, nodes[(counts[kind] - 1) % len(nodes)], cfg)
+            await asyncio.to_thread(nodes[(counts[kind] - 1) % len(nodes)].start)
     await asyncio.sleep(cfg.tail_s)
-
-
-async def _restart_cassandra(cluster: LocalCluster, node: CassandraNode, cfg: FaultConfig) -> None:
-    """Start a killed node again. With ``restart_nice``, its start-up (a JVM compiling at full
-    speed for seconds) runs at that CPU niceness until it has rejoined the ring: on a machine
-    of its own it would not take the cores of the services and the other nodes, as it does
-    when the whole cluster shares two."""
-    node.nice = cfg.restart_nice
-    try:
-        await asyncio.to_thread(node.start)
-        if isinstance(cluster.cassandra, CassandraRing):
-            await asyncio.to_thread(cluster.cassandra.wait_whole, 120.0)
-    finally:
-        if node.nice:
-            node.renice(0)
-        node.nice = 0
 
 
 async def _register(url: str, endpoint: Endpoint) -> None:
@@ -727,9 +709,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-replicas", type=int,
                         help="replicas of each queue shard and of the store's Redis")  # fmt: skip
     parser.add_argument("--cassandra-nodes", type=int, help="with --store cassandra")
-    parser.add_argument(
-        "--restart-nice", type=int, help="niceness of a restarted Cassandra node until it rejoins"
-    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     cfg = FaultConfig.quick_mode(args.out) if args.quick else FaultConfig(out=args.out)
@@ -738,8 +717,7 @@ def main(argv: list[str] | None = None) -> int:
                         ("target_completions", args.completions),
                         ("interval_s", args.interval),
                         ("redis_replicas", args.redis_replicas),
-                        ("cassandra_nodes", args.cassandra_nodes),
-                        ("restart_nice", args.restart_nice)):  # fmt: skip
+                        ("cassandra_nodes", args.cassandra_nodes)):  # fmt: skip
         if value is not None:
             setattr(cfg, name, value)
     summary = aio.run(run_suite(cfg))

@@ -214,8 +214,6 @@ class CassandraNode:
     #: ``host:storage_port`` of the ring's seed nodes (empty: the node is its own seed)
     seeds: list[str] = field(default_factory=list)
     initial_token: int = 0  # the one token of the node (num_tokens 1) on the Murmur3 ring
-    #: CPU niceness the JVM starts with (0: as its parent); see :meth:`renice`
-    nice: int = 0
     #: "periodic" acknowledges a write before its fsync, and the commit log replays only what
     #: was synced: after :meth:`kill` the last second of writes may be gone. "batch" syncs
     #: before it acknowledges (slower writes, nothing acknowledged is lost).
@@ -285,22 +283,10 @@ class CassandraNode:
         ]
         # A JVM orphaned by a crashed test run would hold a gigabyte and its ports; the kernel
         # signals it when the thread that started it dies, hence only from the main thread.
-        if self.nice:
-            args = ["nice", "-n", str(self.nice), *args]
         setpriv = shutil.which("setpriv")
         if setpriv and threading.current_thread() is threading.main_thread():
             args = [setpriv, "--pdeathsig", "TERM", "--", *args]
         return args
-
-    def renice(self, value: int) -> None:
-        """Set the CPU niceness of every thread of the running JVM (lowering it needs root)."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(OSError):
-            for tid in os.listdir(f"/proc/{proc.pid}/task"):
-                with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, int(tid), value)
 
     def _spawn(self, args: list[str], log_path: Path) -> None:
         self._close_log()
@@ -507,7 +493,7 @@ class CassandraRing:
             ExecutionProfile,
             NoHostAvailable,
         )
-        from cassandra.policies import ConstantReconnectionPolicy, WhiteListRoundRobinPolicy
+        from cassandra.policies import WhiteListRoundRobinPolicy
 
         session = self._probes.get(node.host)
         if session is None:
@@ -523,8 +509,6 @@ class CassandraRing:
                 execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                 schema_metadata_enabled=False,
                 connect_timeout=5,
-                # a restarted node is seen again within a second, not after a growing back-off
-                reconnection_policy=ConstantReconnectionPolicy(0.5),
             )
             try:
                 session = cluster.connect()
