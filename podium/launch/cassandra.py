@@ -493,7 +493,7 @@ class CassandraRing:
             ExecutionProfile,
             NoHostAvailable,
         )
-        from cassandra.policies import WhiteListRoundRobinPolicy
+        from cassandra.policies import ConstantReconnectionPolicy, WhiteListRoundRobinPolicy
 
         session = self._probes.get(node.host)
         if session is None:
@@ -509,6 +509,8 @@ class CassandraRing:
                 execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                 schema_metadata_enabled=False,
                 connect_timeout=5,
+                # a restarted node is seen again within a second, not after a growing back-off
+                reconnection_policy=ConstantReconnectionPolicy(0.5),
             )
             try:
                 session = cluster.connect()
