@@ -158,6 +158,10 @@ memtable_offheap_space: 64MiB
 file_cache_size: 64MiB
 materialized_views_enabled: true
 sasi_indexes_enabled: true
+# Paxos v2 (Cassandra 4.1+): fewer round trips per lightweight transaction, and it goes on
+# with a quorum while a replica is dead but not yet marked down; v1 waits for that replica, so
+# every conditional write timed out for the ~15 s after a node's kill (docs/reliability.md).
+paxos_variant: v2
 """
 
 
