@@ -56,6 +56,7 @@ SUITES: dict[str, tuple[str, list[str], list[str], str]] = {
         ["--conductor", "--label", "conductor", "--shape", "seq3,fork10", "--workflows", "3000"],
         "workflow_conductor.md",
     ),
+    "fanout": ("benchmarks.fanout", ["--quick"], [], "fanout.md"),
     "faults": ("benchmarks.faults", ["--quick"], [], "faults.md"),
 }
 
