@@ -74,6 +74,11 @@ def test_a_ring_of_three_keeps_quorum_writes_and_transactions_while_a_node_is_do
                 what="every node in the ring",
             )
             assert ring_view == set(ring.hosts)
+            # Paxos v2 goes on with a quorum while a dead replica is not yet marked down.
+            variant = session.execute(
+                "SELECT value FROM system_views.settings WHERE name = 'paxos_variant'"
+            ).one()
+            assert variant.value == "v2"
             session.execute(
                 "CREATE KEYSPACE podium_ring WITH replication = "
                 "{'class': 'SimpleStrategy', 'replication_factor': 3}"

@@ -416,6 +416,9 @@ def _free_on_all(hosts: list[str], avoid: set[int]) -> int:
     raise Unavailable(f"no port free on all of {hosts}")
 
 
+RING_DELAY_MS = 10_000
+
+
 @dataclass
 class CassandraRing:
     """``size`` nodes on loopback addresses 127.0.0.1, 127.0.0.2, ... (Linux routes the whole
@@ -462,6 +465,10 @@ class CassandraRing:
                 cluster_name=self.cluster_name,
                 seeds=[f"{hosts[0]}:{storage_port}"],
                 initial_token=-(2**63) + i * step,
+                # A node of a ring that restarts first asks its peers for the ring's state
+                # (gossip's shadow round), for up to the ring delay; the lone node's 0 would
+                # fail that start whenever a peer is slow to answer.
+                extra_jvm_args=[f"-Dcassandra.ring_delay_ms={RING_DELAY_MS}"],
             )
             for i, host in enumerate(hosts)
         ]
