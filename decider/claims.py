@@ -57,23 +57,35 @@ class Claims:
                 batch.remove(queue, [task_id])
                 return None
 
-        # Tasks of different workflows are claimed concurrently (the same workflow twice
-        # just loses a race and retries), unless limits apply: their counts must see each
-        # claim before the next.
         # A claim that fails (its workflow's store unreachable) leaves its message unacked, to
         # be handed out again when the lease ends; the others still reach the worker.
-        results: list[JSON | BaseException | None]
+        results: list[JSON | BaseException | None] = []
         if limited:
-            results = []
+            # Limits count what is in progress: each claim must see the one before it.
             for t, w in items:
                 try:
                     results.append(await one(t, w))
                 except Exception as exc:
                     results.append(exc)
         else:
-            results = list(
-                await asyncio.gather(*(one(t, w) for t, w in items), return_exceptions=True)
+            # The tasks of one workflow (a fan-out's branches) are claimed in one decision, the
+            # workflows concurrently: one decision per task would race on the workflow's
+            # version, every loser reading and deciding again.
+            by_workflow: dict[str, list[str]] = {}
+            for t, w in items:
+                by_workflow.setdefault(w, []).append(t)
+            groups = await asyncio.gather(
+                *(
+                    self._claim_group(queue, w, ids, worker_id, batch)
+                    for w, ids in by_workflow.items()
+                ),
+                return_exceptions=True,
             )
+            for group in groups:
+                if isinstance(group, BaseException):
+                    results.append(group)
+                else:
+                    results.extend(group)
         out = [t for t in results if isinstance(t, dict)]
         failed = [e for e in results if isinstance(e, BaseException)]
         acks = [t["taskId"] for t in out]
@@ -87,6 +99,39 @@ class Claims:
                 "%d of %d claims on %s failed: %s", len(failed), len(items), queue, failed[0]
             )
         return out
+
+    async def _claim_group(
+        self,
+        queue: str,
+        workflow_id: str,
+        task_ids: list[str],
+        worker_id: str | None,
+        batch: QueueBatch,
+    ) -> list[JSON]:
+        """Claim popped tasks of one workflow in one decision; the tasks now IN_PROGRESS.
+        Messages of tasks that are not (or no longer) in the workflow are removed."""
+        try:
+            decision = await self._shell.mutate(
+                workflow_id,
+                lambda wf, ctx: ops.claim_all(wf, task_ids, worker_id, ctx),
+                op="claim",
+                task_id=task_ids[0] if len(task_ids) == 1 else None,
+                batch=batch,
+            )
+        except NotFound:
+            batch.remove(queue, task_ids)
+            return []
+        tasks = {t["taskId"]: t for t in decision.workflow.get("tasks") or []}
+        gone = [t for t in task_ids if t not in tasks]
+        if gone:
+            batch.remove(queue, gone)
+        if not decision.accepted:
+            return []
+        return [
+            dict(tasks[t])
+            for t in task_ids
+            if t in tasks and tasks[t]["status"] == TaskStatus.IN_PROGRESS.value
+        ]
 
     async def _claim_one(
         self,

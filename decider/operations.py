@@ -10,7 +10,7 @@ return a Decision with ``accepted=False`` and no changes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from decider.decide import decide_run, finish
@@ -128,19 +128,37 @@ def claim(
     A task already finished is not handed out (``accepted=False``, its message removed).
     Limits are checked before, with :func:`decider.decision.check_claim_limits`.
     """
+    if not any(t.get("taskId") == task_id for t in workflow.get("tasks") or []):
+        raise NotFound(f"No such task found by id: {task_id}", taskId=task_id)
+    return claim_all(workflow, [task_id], worker_id, ctx)
+
+
+def claim_all(
+    workflow: Mapping[str, Any], task_ids: Sequence[str], worker_id: str | None, ctx: Context
+) -> Decision:
+    """:func:`claim` for several popped tasks of one workflow, in one decision (a poll of a
+    fan-out's branches): the ones not finished go to the worker; ``accepted`` if any did.
+    Ids that are not tasks of the workflow are skipped (their messages are the caller's)."""
     run = Run(workflow, ctx)
-    task = task_in(run, task_id)
-    if task_terminal(task["status"]) or workflow_terminal(run.status):
-        run.remove_message(task)
+    handed = 0
+    for task_id in task_ids:
+        task = run.task_by_id(task_id)
+        if task is None:
+            continue
+        if task_terminal(task["status"]) or workflow_terminal(run.status):
+            run.remove_message(task)
+            continue
+        task["status"] = TaskStatus.IN_PROGRESS.value
+        if not task.get("startTime"):
+            task["startTime"] = ctx.now_ms
+        task["callbackAfterSeconds"] = 0
+        task["pollCount"] = int(task.get("pollCount") or 0) + 1
+        task["updateTime"] = ctx.now_ms
+        if worker_id is not None:
+            task["workerId"] = worker_id
+        handed += 1
+    if not handed:
         return finish(run, accepted=False, note="task or workflow already finished")
-    task["status"] = TaskStatus.IN_PROGRESS.value
-    if not task.get("startTime"):
-        task["startTime"] = ctx.now_ms
-    task["callbackAfterSeconds"] = 0
-    task["pollCount"] = int(task.get("pollCount") or 0) + 1
-    task["updateTime"] = ctx.now_ms
-    if worker_id is not None:
-        task["workerId"] = worker_id
     return finish(run)
 
 

@@ -185,6 +185,8 @@ class ReplicatedRedisProcess(RedisProcess):
 
 def _migrate_cassandra(env: dict[str, str]) -> None:
     """Create the keyspace and apply the schema migrations (``podium db migrate``)."""
+    from cassandra.cluster import NoHostAvailable
+
     from podium.store.cassandra_backend.schema import migrate
     from podium.store.cassandra_backend.session import build_cluster
     from podium.store.config import StoreConfig
@@ -193,6 +195,9 @@ def _migrate_cassandra(env: dict[str, str]) -> None:
     cluster = build_cluster(config)
     try:
         migrate(cluster.connect(), config)
+    except NoHostAvailable as exc:
+        hosts = ",".join(config.cassandra_hosts)
+        raise Unavailable(f"cannot reach Cassandra at {hosts}:{config.cassandra_port}") from exc
     finally:
         cluster.shutdown()
 
@@ -370,7 +375,7 @@ class LocalCluster:
                 self.store_env["PODIUM_CASSANDRA_REPLICATION_FACTOR"] = str(replication)
             # The schema is made once, here, before the services start: schema changes sent at
             # the same moment through different nodes of a ring can disagree.
-            await asyncio.to_thread(_migrate_cassandra, self.store_env)
+            await asyncio.to_thread(_migrate_cassandra, {**self.store_env, **self.spec.extra_env})
             self.store_env["PODIUM_CASSANDRA_MIGRATE"] = "0"
         else:
             raise ConfigError(f"unknown store {self.spec.store!r} (use redis or cassandra)")

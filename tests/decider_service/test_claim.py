@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
 from podium.store.redis_backend.keys import Keys
+from tests.polling import eventually
 from tests.stack import Stack, running_stack
 
 PREFIX = "podium:claim:"
@@ -56,3 +57,58 @@ async def test_a_failed_claim_stays_leased_while_the_others_reach_the_worker(sta
     [unclaimed] = [i for i in items if i[1] == broken]
     with pytest.raises(PodiumError, match="cannot be decoded"):
         await stack.rpc.call("decider.claim", {"queue": TYPE, "items": [unclaimed]})
+
+
+FAN_TYPE = "claim_fan"
+FAN = {
+    "name": "wf_claim_fan",
+    "version": 1,
+    "schemaVersion": 2,
+    "tasks": [
+        {
+            "name": "fork",
+            "taskReferenceName": "fork",
+            "type": "FORK_JOIN",
+            "forkTasks": [
+                [{"name": FAN_TYPE, "taskReferenceName": f"b{i}", "type": "SIMPLE"}]
+                for i in range(10)
+            ],
+        },
+        {
+            "name": "join",
+            "taskReferenceName": "join",
+            "type": "JOIN",
+            "joinOn": [f"b{i}" for i in range(10)],
+        },
+    ],
+}
+
+
+async def test_a_poll_of_a_forks_branches_claims_them_in_one_decision(stack: Stack) -> None:
+    wf_id = await stack.start(FAN)
+    popped: list[list[str]] = []
+
+    async def pop_all() -> bool:
+        got = await stack.queues.pop(FAN_TYPE, count=10, lease_ms=30_000)
+        popped.extend([m.id, m.payload.decode()] for m in got)
+        return len(popped) == 10
+
+    await eventually(pop_all, timeout_s=10, what="the ten branches' messages")
+    shell = stack.decider.shell
+    assert shell is not None
+    stats = shell.stats
+    commits, conflicts = stats.commits, stats.conflicts
+
+    answer = await stack.rpc.call(
+        "decider.claim", {"queue": FAN_TYPE, "items": popped, "workerId": "w"}
+    )
+
+    assert sorted(t["taskId"] for t in answer["tasks"]) == sorted(i for i, _ in popped)
+    # One read, one commit for the ten: no claim raced another on the workflow's version.
+    assert (stats.commits - commits, stats.conflicts - conflicts) == (1, 0)
+    branches = [t for t in (await stack.workflow(wf_id))["tasks"] if t["taskType"] == FAN_TYPE]
+    assert len(branches) == 10
+    assert {(t["status"], t["pollCount"], t["workerId"]) for t in branches} == {
+        ("IN_PROGRESS", 1, "w")
+    }
+    assert await leased(stack) == 0  # all ten acked
