@@ -26,12 +26,15 @@ from typing import Any
 
 from opentelemetry.trace import Tracer
 
+from decider import operations as ops
 from decider.commands import IN_COMMAND, Commands
 from decider.decision import (
     Context,
     DeciderConfig,
     Decision,
+    combine,
 )
+from decider.operations import Applied
 from decider.script_host import ScriptHost
 from decider.scripting import NeedsScriptThread, OnLoop, Scripts
 from decider.task_def_cache import Lookups, TaskDefCache, task_names
@@ -39,6 +42,7 @@ from podium.aio import retrying
 from podium.definitions.expressions import JsonPaths
 from podium.definitions.validation import ValidatedDefinitions
 from podium.errors import (
+    IllegalState,
     PodiumError,
     Unavailable,
 )
@@ -46,7 +50,7 @@ from podium.queue_client import Message, QueueBatch, QueueClient
 from podium.queues import DECIDER_QUEUE
 from podium.statuses import WORKFLOW_TERMINAL
 from podium.store import Store, VersionConflict
-from podium.telemetry.workflow import DecideSpans
+from podium.telemetry.workflow import DecideSpan, DecideSpans
 from podium.types import JSON
 
 log = logging.getLogger("podium.decider")
@@ -55,6 +59,43 @@ log = logging.getLogger("podium.decider")
 Operation = Callable[[JSON, Context], Decision]
 
 _ON_LOOP = OnLoop()
+
+#: the turn of a waiting operation has come: it leads the next group
+_LEAD = object()
+
+
+class _Entry:
+    """One operation waiting for, or taking part in, a decision of its workflow."""
+
+    __slots__ = ("batch", "decision", "error", "in_command", "operation", "result", "span",
+                 "task_id", "turn")  # fmt: skip
+
+    def __init__(
+        self,
+        operation: Operation,
+        span: DecideSpan,
+        task_id: str | None,
+        batch: QueueBatch | None,
+        result: Mapping[str, Any] | None,
+        in_command: bool,
+    ) -> None:
+        self.operation = operation
+        self.span = span
+        self.task_id = task_id
+        self.batch = batch
+        self.result = result
+        self.in_command = in_command
+        #: resolved when the entry's group is done (None), or with _LEAD when it is to lead
+        self.turn: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.decision: Decision | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Decision:
+        if self.error is not None:
+            raise self.error
+        if self.decision is None:
+            raise IllegalState("an operation ended without a decision")
+        return self.decision
 
 
 def now_ms() -> int:
@@ -101,6 +142,8 @@ class CommitLoop:
         #: evaluates scripts in an executor thread when there is no ScriptHost
         self._in_thread = Scripts()
         self.task_def_cache = TaskDefCache(store.metadata, task_def_ttl_s)
+        #: workflows being decided, with the operations waiting for the next decision
+        self._waiting: dict[str, list[_Entry]] = {}
 
     @property
     def commands(self) -> Commands:
@@ -192,6 +235,7 @@ class CommitLoop:
         op: str | None = None,
         task_id: str | None = None,
         batch: QueueBatch | None = None,
+        result: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Read, apply ``operation``, commit if the version still holds, then act.
 
@@ -199,40 +243,169 @@ class CommitLoop:
         the task it concerns, whose scheduling span the decide span links to. With ``batch``
         the decision's queue operations are added to it, for the caller to send (with those of
         other decisions) once they are all committed; otherwise they are sent before this
-        returns.
+        returns. ``result``, the TaskResult of an ``update_task``, lets it be applied together
+        with the results for the same workflow waiting beside it (:func:`ops.update_tasks`).
+
+        Operations on one workflow are not decided concurrently in one replica: those that
+        arrive while it is being decided wait, and then go together, each applied to the
+        record the one before it produced, in one read, one commit and one round of effects
+        (:meth:`_decide_group`). A fan-out's branches finishing together so cost one decision
+        of the workflow, where one each would race on its version.
         """
         name = op or str(getattr(operation, "__name__", "decide"))
         with self.spans.decide(name, workflow_id, task_id) as span:
-            for attempt in range(self.max_attempts):
-                snap = await self.store.executions.read_workflow(workflow_id, include_tasks=True)
-                span.read(snap.workflow, task_id)
-                decision, ctx = await self.run_op(
-                    functools.partial(operation, snap.workflow), await self.context(snap.workflow)
-                )
-                self.stats.decisions += 1
-                version = snap.version
-                if decision.changed:
-                    span.stamp(decision.workflow, decision.changed_tasks, decision.created_task_ids)
-                    try:
-                        version = await self.store.executions.commit(
-                            decision.workflow,
-                            decision.changed_tasks,
-                            snap.version,
-                            removed_task_ids=decision.removed_task_ids,
+            entry = _Entry(operation, span, task_id, batch, result, IN_COMMAND.get())
+            waiting = self._waiting.get(workflow_id)
+            if waiting is None:
+                self._waiting[workflow_id] = []
+                return await self._lead(workflow_id, entry)
+            waiting.append(entry)  # being decided: wait to go with the next group
+            try:
+                turn = await entry.turn
+            except asyncio.CancelledError:
+                turn_came = entry.turn.done() and not entry.turn.cancelled()
+                if turn_came and entry.turn.result() is _LEAD:
+                    self._hand_over(workflow_id)  # cancelled as its turn came: pass it on
+                raise
+            if turn is _LEAD:
+                return await self._lead(workflow_id, entry)
+            return entry.outcome()
+
+    async def _lead(self, workflow_id: str, entry: _Entry) -> Decision:
+        """Decide ``entry`` with every operation waiting on the workflow, then hand the
+        workflow to the first of those that arrived meanwhile.
+
+        The group is decided in a task of its own: a caller that gives up (cancelled) does
+        not stop the decision of the others that went with it.
+        """
+        waiting = self._waiting[workflow_id]
+        group = [entry, *waiting]
+        waiting.clear()
+        job = asyncio.ensure_future(self._decide_group(workflow_id, group))
+        job.add_done_callback(functools.partial(self._group_done, workflow_id, group))
+        await asyncio.shield(job)
+        return entry.outcome()
+
+    def _group_done(self, workflow_id: str, group: list[_Entry], job: asyncio.Future[None]) -> None:
+        error = (
+            Unavailable(f"the decision of workflow {workflow_id} was cancelled")
+            if job.cancelled()
+            else job.exception()
+        )
+        for other in group[1:]:
+            if other.turn.done():  # its caller gave up
+                continue
+            if error is None:
+                other.turn.set_result(None)
+            else:
+                other.turn.set_exception(error)
+        self._hand_over(workflow_id)
+
+    def _hand_over(self, workflow_id: str) -> None:
+        waiting = self._waiting[workflow_id]
+        while waiting:
+            nxt = waiting.pop(0)
+            if not nxt.turn.done():  # its caller may have given up
+                nxt.turn.set_result(_LEAD)
+                return
+        del self._waiting[workflow_id]
+
+    async def _decide_group(self, workflow_id: str, group: list[_Entry]) -> None:
+        """Read once, apply the group's operations in turn, commit once, act once; each
+        entry gets its own decision or error. A lost race repeats the whole group."""
+        for attempt in range(self.max_attempts):
+            snap = await self.store.executions.read_workflow(workflow_id, include_tasks=True)
+            ctx = await self.context(snap.workflow)
+            state = snap.workflow
+            made: list[tuple[list[_Entry], Decision]] = []
+            i = 0
+            while i < len(group):
+                j = i + 1
+                if group[i].result is not None:
+                    while j < len(group) and group[j].result is not None:
+                        j += 1
+                part = group[i:j]
+                for e in part:
+                    e.span.read(state, e.task_id)
+                try:
+                    if len(part) == 1:
+                        decision, ctx = await self.run_op(
+                            functools.partial(part[0].operation, state), ctx
                         )
-                        self.stats.commits += 1
-                    except VersionConflict:
-                        self.stats.conflicts += 1
-                        # Another replica wrote first: decide again on what it wrote.
-                        await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
-                        continue
-                await self.effects(decision, version, ctx, batch)
-                span.done(decision.workflow, len(decision.created_task_ids), attempt)
-                return decision
+                        part[0].decision, part[0].error = decision, None
+                    else:
+                        decision, ctx = await self._update_together(state, part, ctx)
+                except Exception as exc:  # this operation's own refusal; the others go on
+                    for e in part:
+                        e.decision, e.error = None, exc
+                    i = j
+                    continue
+                finally:
+                    self.stats.decisions += 1
+                made.append((part, decision))
+                state = decision.workflow
+                i = j
+            if not made:
+                return
+            combined = combine([d for _, d in made])
+            version = snap.version
+            if combined.changed:
+                self._stamp(made, combined)
+                try:
+                    version = await self.store.executions.commit(
+                        combined.workflow,
+                        combined.changed_tasks,
+                        snap.version,
+                        removed_task_ids=combined.removed_task_ids,
+                    )
+                    self.stats.commits += 1
+                except VersionConflict:
+                    self.stats.conflicts += 1
+                    # Another replica wrote first: decide again on what it wrote.
+                    await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+                    continue
+            shared = group[0].batch if len(group) == 1 else None
+            await self.effects(
+                combined, version, ctx, shared, defer_commands=any(e.in_command for e in group)
+            )
+            for part, decision in made:
+                for e in part:
+                    e.span.done(decision.workflow, len(decision.created_task_ids), attempt)
+            return
         raise Unavailable(
             f"workflow {workflow_id} is too contended: {self.max_attempts} conflicting writes",
             workflowId=workflow_id,
         )
+
+    async def _update_together(
+        self, state: JSON, part: list[_Entry], ctx: Context
+    ) -> tuple[Decision, Context]:
+        """Apply several TaskResults in one run (:func:`ops.update_tasks`); each entry gets
+        the decision with its own ``accepted``, or its own error."""
+        results = [e.result or {} for e in part]
+        outcomes: list[Applied | PodiumError] = []
+
+        def together(wf: JSON, c: Context) -> Decision:
+            decision, found = ops.update_tasks(wf, results, c)
+            outcomes[:] = found
+            return decision
+
+        decision, ctx = await self.run_op(functools.partial(together, state), ctx)
+        for e, outcome in zip(part, outcomes, strict=True):
+            if isinstance(outcome, PodiumError):
+                e.decision, e.error = None, outcome
+            else:
+                e.decision = replace(decision, accepted=outcome.accepted, note=outcome.note)
+                e.error = None
+        return decision, ctx
+
+    @staticmethod
+    def _stamp(made: list[tuple[list[_Entry], Decision]], combined: Decision) -> None:
+        """Stamp each new task with the span of the operation that created it."""
+        final = {t["taskId"]: t for t in combined.changed_tasks}
+        for part, decision in made:
+            tasks = [final[i] for i in decision.created_task_ids if i in final]
+            part[0].span.stamp(combined.workflow, tasks, decision.created_task_ids)
 
     async def effects(
         self,

@@ -6,7 +6,7 @@ carries the clock, the id generator and the few registry facts a pure function c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -199,6 +199,44 @@ class Decision:
     def to_dict(self) -> JSON:
         """A msgpack/JSON friendly form (commands carry their ``kind``)."""
         return asdict(self)
+
+
+def combine(decisions: Sequence[Decision]) -> Decision:
+    """One decision for several made one after another on one workflow, each on the record
+    the one before it produced: committed at once, it leaves the store and the queues as
+    committing each in turn would.
+
+    The record is the last one; the changed, created and removed tasks are those of any
+    decision, as they are in the last record; of the queue operations on one message the last
+    one counts; commands and logs are all of them, in order.
+    """
+    if len(decisions) == 1:
+        return decisions[0]
+    last = decisions[-1]
+    final = {t["taskId"]: t for t in last.workflow.get("tasks") or []}
+    changed = dict.fromkeys(t["taskId"] for d in decisions for t in d.changed_tasks)
+    created = dict.fromkeys(i for d in decisions for i in d.created_task_ids)
+    removed = dict.fromkeys(i for d in decisions for i in d.removed_task_ids)
+    queue_ops: dict[tuple[str, str], QueuePush | QueueRemove] = {}
+    commands: list[Command] = []
+    for d in decisions:
+        ops: list[QueuePush | QueueRemove] = [*d.pushes, *d.removals]
+        for op in ops:  # one decision never both pushes and removes one message
+            queue_ops.pop((op.queue, op.message_id), None)  # keep the order of the last
+            queue_ops[(op.queue, op.message_id)] = op
+        commands += [c for c in d.commands if c not in commands]
+    return Decision(
+        workflow=last.workflow,
+        changed_tasks=[final[i] for i in changed if i in final],
+        created_task_ids=[i for i in created if i in final],
+        removed_task_ids=[i for i in removed if i not in final],
+        pushes=[op for op in queue_ops.values() if isinstance(op, QueuePush)],
+        removals=[op for op in queue_ops.values() if isinstance(op, QueueRemove)],
+        commands=commands,
+        logs=[entry for d in decisions for entry in d.logs],
+        next_check_ms=last.next_check_ms,
+        workflow_changed=any(d.workflow_changed for d in decisions),
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from decider.decide import decide_run, finish
@@ -34,6 +35,7 @@ from podium.errors import (
     InvalidArgument,
     LimitExceeded,
     NotFound,
+    PodiumError,
     ValidationError,
 )
 from podium.types import JSON
@@ -213,13 +215,60 @@ def update_task(
     """
     _validate_result(result)
     run = Run(workflow, ctx)
-    task = task_in(run, str(result["taskId"]))
+    applied = _apply_result(run, task_in(run, str(result["taskId"])), result, merge_output)
+    if applied.decide:
+        decide_run(run)
+    return finish(run, accepted=applied.accepted, note=applied.note)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one TaskResult did: whether it was accepted, and whether the workflow
+    must be decided after it (not for a late result or a lease extension)."""
+
+    accepted: bool
+    note: str | None = None
+    decide: bool = False
+
+
+def update_tasks(
+    workflow: Mapping[str, Any], results: Sequence[Mapping[str, Any]], ctx: Context
+) -> tuple[Decision, list[Applied | PodiumError]]:
+    """Several TaskResults of one workflow (a fan-out's branches finishing together) applied
+    in one run, then one decide: what :func:`update_task` does for each, as if they had
+    arrived at the same instant. One copy of the record and one decide for all of them, where
+    one ``update_task`` each would copy and decide the whole workflow once per result.
+
+    Returns the decision and, per result, what it did or the error that refused it alone
+    (an unknown task id, an invalid result); the others still apply.
+    """
+    run = Run(workflow, ctx)
+    by_id = {t["taskId"]: t for t in run.tasks}
+    outcomes: list[Applied | PodiumError] = []
+    for result in results:
+        try:
+            _validate_result(result)
+            task_id = str(result["taskId"])
+            task = by_id.get(task_id)
+            if task is None:
+                raise NotFound(f"No such task found by id: {task_id}", taskId=task_id)
+            outcomes.append(_apply_result(run, task, result, False))
+        except PodiumError as exc:
+            outcomes.append(exc)
+    if any(isinstance(o, Applied) and o.decide for o in outcomes):
+        decide_run(run)
+    return finish(run), outcomes
+
+
+def _apply_result(run: Run, task: JSON, result: Mapping[str, Any], merge_output: bool) -> Applied:
+    """Apply one TaskResult to its task in ``run`` (deciding is the caller's)."""
+    ctx = run.ctx
     if task_terminal(task["status"]) or workflow_terminal(run.status):
         run.remove_message(task)
-        return finish(run, accepted=False, note="task or workflow already finished")
+        return Applied(False, "task or workflow already finished")
     if result.get("extendLease"):
         task["updateTime"] = ctx.now_ms
-        return finish(run)
+        return Applied(True)
     status = str(result.get("status") or TaskStatus.IN_PROGRESS)
     if status == TaskStatus.IN_PROGRESS and not is_system_type(task["taskType"]):
         status = TaskStatus.SCHEDULED
@@ -245,8 +294,7 @@ def update_task(
     task["updateTime"] = ctx.now_ms
     if status == TaskStatus.SCHEDULED:
         run.push(task, 1000 * task["callbackAfterSeconds"])
-    decide_run(run)
-    return finish(run)
+    return Applied(True, decide=True)
 
 
 def update_task_by_ref(

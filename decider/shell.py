@@ -113,6 +113,7 @@ class DeciderShell(CommitLoop):
                 lambda wf, ctx: ops.update_task(wf, result, ctx),
                 op="update_task",
                 task_id=str(result.get("taskId") or "") or None,
+                result=result,
             )
         except NotFound as exc:
             if exc.data.get("taskId") is None:

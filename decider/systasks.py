@@ -161,7 +161,7 @@ def _flags(t: JSON) -> tuple[bool, bool]:
 
 def _join(run: Run, task: JSON) -> bool:
     refs = _join_on(task)
-    forked = {r: run.task_by_ref(r) for r in refs}
+    forked = run.latest_by_ref(refs)
     all_terminal = all(t is not None and task_terminal(t["status"]) for t in forked.values())
     optional_failures = []
     for ref in refs:

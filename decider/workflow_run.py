@@ -106,6 +106,14 @@ class Run:
                 return t
         return None
 
+    def latest_by_ref(self, refs: list[str]) -> dict[str, JSON | None]:
+        """:meth:`task_by_ref` of each of ``refs``, in one pass over the tasks (a join of a
+        thousand branches would otherwise scan them a thousand times)."""
+        latest: dict[str, JSON] = {}
+        for t in self.tasks:
+            latest[t["referenceTaskName"]] = t
+        return {r: latest.get(r) for r in refs}
+
     # --- effects ----------------------------------------------------------------------------
 
     def push(self, task: JSON, delay_ms: int) -> None:
