@@ -102,6 +102,11 @@ class FaultConfig:
     #: with --store cassandra: a ring of this many nodes, replication factor min(3, nodes);
     #: with one, a node's restart stops the store until it is back
     cassandra_nodes: int = 3
+    #: how long a killed Cassandra node stays down before the suite restarts it. The restart
+    #: is an event of its own, with its own dip measured: a JVM starting on the machine that
+    #: also runs the ring's other nodes and the cluster takes their CPU, which a node on a
+    #: machine of its own would not
+    cassandra_down_s: float = 20.0
     out: Path = RESULTS
 
     @classmethod
@@ -138,6 +143,8 @@ class Run:
     ended: float = 0.0
     http_calls: Counter[str] = field(default_factory=Counter)
     restarts: dict[str, int] = field(default_factory=dict)
+    #: Cassandra nodes started again by the suite (kind "cassandra-restart"), after a kill
+    node_restarts: list[Kill] = field(default_factory=list)
     not_whole: str = ""  # set when the cluster did not recover all its processes
 
 
@@ -249,8 +256,16 @@ async def _killer(cluster: LocalCluster, run: Run, accepted: Any) -> None:
         _say(f"kill {len(run.kills)}: {kind} {victim}; {accepted():,} completions so far")
         if kind == "cassandra-node":  # not supervised by the cluster: bring it back here
             nodes = _cassandra_nodes(cluster)
-            await asyncio.to_thread(nodes[(counts[kind] - 1) % len(nodes)].start)
+            await _restart_node(run, nodes[(counts[kind] - 1) % len(nodes)])
     await asyncio.sleep(cfg.tail_s)
+
+
+async def _restart_node(run: Run, node: CassandraNode) -> None:
+    """Start a killed Cassandra node again after ``cassandra_down_s``, as an event of its own."""
+    await asyncio.sleep(run.config.cassandra_down_s)
+    run.node_restarts.append(Kill("cassandra-restart", f"cassandra {node.host}", time.time()))
+    _say(f"restart: cassandra {node.host}")
+    await asyncio.to_thread(node.start)
 
 
 async def _register(url: str, endpoint: Endpoint) -> None:
@@ -333,22 +348,24 @@ async def execute(cfg: FaultConfig) -> tuple[Run, Check]:
 
 
 def _measure_recovery(run: Run, verdict: Check) -> None:
-    """Per kill: how long the completion rate stayed under half of the 5 s before it.
+    """Per kill (and per node restart): how long the completion rate stayed under half of the
+    5 s before it.
 
-    1 s windows slide in 0.25 s steps over the horizon (15 s after the kill, cut at the next
-    kill and at the end of the load); the recovery time is the end of the last window under
+    1 s windows slide in 0.25 s steps over the horizon (15 s after the event, cut at the next
+    event and at the end of the load); the recovery time is the end of the last window under
     half the rate before (0 if none is), None if the last window of the horizon is still under.
     """
     times = sorted(t for t in verdict.completion_times if t > 0)
+    events = sorted([*run.kills, *run.node_restarts], key=lambda k: k.t)
 
     def rate(lo: float, hi: float) -> float:
         return (bisect.bisect_left(times, hi) - bisect.bisect_left(times, lo)) / (hi - lo)
 
-    for i, kill in enumerate(run.kills):
+    for i, kill in enumerate(events):
         before = rate(kill.t - 5.0, kill.t)
         if before <= 0:
             continue
-        until = run.kills[i + 1].t if i + 1 < len(run.kills) else run.load_stopped
+        until = events[i + 1].t if i + 1 < len(events) else run.load_stopped
         horizon = min(RECOVERY_HORIZON_S, until - kill.t)
         steps = max(1, int((horizon - 1.0) / 0.25) + 1)
         rates = [rate(kill.t + 0.25 * j, kill.t + 0.25 * j + 1.0) for j in range(steps)]
@@ -426,6 +443,15 @@ def summarize(run: Run, verdict: Check) -> dict[str, Any]:
         rec = [k.recovery_s for k in run.kills if k.kind == kind]
         done = [r for r in rec if r is not None]
         by_kind[kind] = {
+            "kills": len(rec),
+            "recovered": len(done),
+            "recovery_median_s": statistics.median(done) if done else None,
+            "recovery_max_s": max(done) if done else None,
+        }
+    if run.node_restarts:
+        rec = [k.recovery_s for k in run.node_restarts]
+        done = [r for r in rec if r is not None]
+        by_kind["cassandra-restart"] = {
             "kills": len(rec),
             "recovered": len(done),
             "recovery_median_s": statistics.median(done) if done else None,
@@ -519,6 +545,7 @@ def summarize(run: Run, verdict: Check) -> dict[str, Any]:
         "invariants": invariants,
         "goals": goals,
         "kills": [asdict(k) for k in run.kills],
+        "node_restarts": [asdict(k) for k in run.node_restarts],
         "began": run.began,
     }
 
@@ -545,6 +572,10 @@ def chart(run: Run, verdict: Check, path: Path) -> Path:
     for k in run.kills:
         ax.axvline(k.t - run.began, color=colors[k.kind], linestyle="--", linewidth=0.9,
                    label=None if k.kind in labelled else f"kill -9 {k.kind}")  # fmt: skip
+        labelled.add(k.kind)
+    for k in run.node_restarts:
+        label = None if k.kind in labelled else "Cassandra node started again"
+        ax.axvline(k.t - run.began, color="black", linestyle=":", linewidth=0.9, label=label)
         labelled.add(k.kind)
     ax.axvline(run.load_stopped - run.began, color="grey", linestyle=":", label="load stops")
     ax.set_xlabel("seconds since the load started")
@@ -642,7 +673,9 @@ def report(summary: dict[str, Any], chart_path: Path, out: Path) -> Path:
             "## Recovery by kind\n",
             "Recovery = from the kill to the end of the last 1 s window (sliding by 0.25 s over "
             "the 15 s after the kill, cut at the next kill) whose task completions/s are under "
-            "50 % of the mean of the 5 s before the kill; 0 if none is.\n",
+            "50 % of the mean of the 5 s before the kill; 0 if none is. A "
+            "`cassandra-restart` row is a killed node started again by the suite "
+            f"{cfg['cassandra_down_s']:g} s after its kill, measured the same way.\n",
             markdown_table(["kind", "kills", "median", "max"], kind_rows) + "\n",
             "## Per fault\n",
             "Workflows are counted in the window of the kill before their first start attempt; "
@@ -709,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-replicas", type=int,
                         help="replicas of each queue shard and of the store's Redis")  # fmt: skip
     parser.add_argument("--cassandra-nodes", type=int, help="with --store cassandra")
+    parser.add_argument("--cassandra-down", type=float,
+                        help="seconds a killed Cassandra node stays down")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     cfg = FaultConfig.quick_mode(args.out) if args.quick else FaultConfig(out=args.out)
@@ -717,7 +752,8 @@ def main(argv: list[str] | None = None) -> int:
                         ("target_completions", args.completions),
                         ("interval_s", args.interval),
                         ("redis_replicas", args.redis_replicas),
-                        ("cassandra_nodes", args.cassandra_nodes)):  # fmt: skip
+                        ("cassandra_nodes", args.cassandra_nodes),
+                        ("cassandra_down_s", args.cassandra_down)):  # fmt: skip
         if value is not None:
             setattr(cfg, name, value)
     summary = aio.run(run_suite(cfg))

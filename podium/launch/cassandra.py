@@ -533,6 +533,10 @@ class CassandraRing:
             session.execute("SELECT * FROM system_distributed.repair_history LIMIT 1")
             return True
         except (DriverException, NoHostAvailable, OSError):
+            # a fresh connection next time: the driver gives up reconnecting to a node that
+            # stays down for long
+            session.cluster.shutdown()
+            del self._probes[node.host]
             return False
 
     def stop(self) -> None:
