@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from podium.aio import Refreshed
 from podium.errors import NotFound
 from podium.store.api import MetadataStore
 
 
 class TaskDefCache:
-    """Registered TaskDefs by name, read from the store for a couple of seconds at a time."""
+    """Registered TaskDefs by name, read from the store for a couple of seconds at a time;
+    those found by :meth:`look_up` are added to them."""
 
     def __init__(self, metadata: MetadataStore, ttl_s: float) -> None:
         self._metadata = metadata
         self._ttl_s = ttl_s
         self._task_defs: dict[str, Mapping[str, Any]] = {}
-        self._task_defs_at = -1e9
-        self._task_defs_lock = asyncio.Lock()
+        self._listed = Refreshed(self._list, ttl_s, "the registered TaskDefs")
         self._absent: dict[str, float] = {}  # names without a TaskDef, and when last looked up
 
+    async def _list(self) -> dict[str, Mapping[str, Any]]:
+        self._task_defs = {d["name"]: d for d in await self._metadata.list_task_defs()}
+        return self._task_defs
+
     async def all(self) -> dict[str, Mapping[str, Any]]:
-        """Registered TaskDefs by name, cached for a couple of seconds."""
-        if time.monotonic() - self._task_defs_at < self._ttl_s:
-            return self._task_defs
-        async with self._task_defs_lock:
-            if time.monotonic() - self._task_defs_at >= self._ttl_s:
-                defs = await self._metadata.list_task_defs()
-                self._task_defs = {d["name"]: d for d in defs}
-                self._task_defs_at = time.monotonic()
+        """Registered TaskDefs by name, read again in the background every couple of seconds
+        (a decision never waits for that read, only the first one)."""
+        await self._listed.get()
         return self._task_defs
 
     def invalidate(self) -> None:
-        self._task_defs_at = -1e9
+        self._listed.invalidate()
 
     async def with_misses(
         self, definition: Mapping[str, Any] | None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from podium.errors import DeadlineExceeded, Unavailable
 
 T = TypeVar("T")
+log = logging.getLogger("podium")
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -78,3 +79,56 @@ async def retrying(call: Callable[[], Awaitable[Any]], attempts: int = 4) -> Any
                 raise
             await asyncio.sleep(0.05 * 2**attempt)
     return None
+
+
+class Refreshed(Generic[T]):
+    """A value read by ``load`` and kept for ``ttl_s``; once older, it is read again in the
+    background while callers go on getting the value they had.
+
+    Only the first read, and the first after :meth:`invalidate`, is waited for. Metadata that
+    every decision consults (the registered TaskDefs) so never holds decisions up behind a
+    slow read: a scan of a Cassandra table waits out its timeout (10 s) when a replica has just
+    died and is not yet known to be down, where a single-partition read retries elsewhere.
+    A background read that fails keeps the old value and is tried again on the next call.
+    """
+
+    def __init__(self, load: Callable[[], Awaitable[T]], ttl_s: float, what: str) -> None:
+        self._load = load
+        self._ttl_s = ttl_s
+        self._what = what
+        self._value: T | None = None
+        self._loaded_at = -1e9
+        self._valid = False  # a value is held and no invalidate() came since
+        self._refresh: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        if self._valid and self._value is not None:
+            if loop.time() - self._loaded_at >= self._ttl_s and self._refresh is None:
+                self._refresh = asyncio.ensure_future(self._in_background())
+            return self._value
+        async with self._lock:
+            if not self._valid or self._value is None:
+                await self._read()
+        assert self._value is not None
+        return self._value
+
+    def invalidate(self) -> None:
+        """The next call waits for a fresh read."""
+        self._valid = False
+
+    async def _read(self) -> None:
+        started = asyncio.get_running_loop().time()
+        value = await self._load()
+        self._value, self._loaded_at, self._valid = value, started, True
+
+    async def _in_background(self) -> None:
+        try:
+            async with self._lock:
+                await self._read()
+        except Exception as exc:
+            log.warning("refreshing %s failed, keeping what was read before: %s", self._what, exc)
+            self._loaded_at = asyncio.get_running_loop().time()  # not again at once
+        finally:
+            self._refresh = None

@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from podium import logs
 from podium import queues as queue_names
-from podium.aio import OwnedTasks
+from podium.aio import OwnedTasks, Refreshed
 from podium.codec import CodecLimits
 from podium.config import Environ, env_address_list, env_int, env_str, rpc_limits
 from podium.decider_client import DeciderClient
@@ -158,8 +158,9 @@ class Sweeper:
         self._decides = asyncio.Semaphore(settings.concurrency)
         self._http_slots = asyncio.Semaphore(settings.http_concurrency)
         self._inflight = OwnedTasks("sweeper", log)
-        self._http_queues = [HTTP_QUEUE]
-        self._http_queues_at = -1e9
+        self._http_queues = Refreshed(
+            self._list_http_queues, self.settings.http_queues_refresh_s, "the HTTP queues"
+        )
 
     async def start(self) -> Sweeper:
         self.store = traced(await open_store(self.settings.store), self.tracer, self.settings.store)
@@ -245,16 +246,17 @@ class Sweeper:
     # -- HTTP tasks -----------------------------------------------------------------------------
 
     async def http_queues(self) -> list[str]:
-        """The HTTP queues that exist, looked up again every ``http_queues_refresh_s``."""
-        if time.monotonic() - self._http_queues_at >= self.settings.http_queues_refresh_s:
-            with untraced():
-                task_defs = await self._opened().metadata.list_task_defs()
-                candidates = queue_names.http_queues(task_defs)
-                existing = set(await self.queues.list_queues())
-            # HTTP itself is always polled: a pop waits for its first message
-            self._http_queues = [q for q in candidates if q == HTTP_QUEUE or q in existing]
-            self._http_queues_at = time.monotonic()
-        return self._http_queues
+        """The HTTP queues that exist, looked up again (in the background, the loop going on
+        with the list it has) every ``http_queues_refresh_s``."""
+        return await self._http_queues.get()
+
+    async def _list_http_queues(self) -> list[str]:
+        with untraced():
+            task_defs = await self._opened().metadata.list_task_defs()
+            candidates = queue_names.http_queues(task_defs)
+            existing = set(await self.queues.list_queues())
+        # HTTP itself is always polled: a pop waits for its first message
+        return [q for q in candidates if q == HTTP_QUEUE or q in existing]
 
     async def _http_once(self) -> None:
         pops = {asyncio.ensure_future(self._pop_http(q)): q for q in await self.http_queues()}
