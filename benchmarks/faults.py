@@ -74,6 +74,9 @@ SERVICES = {
 KINDS = (*SERVICES, "shard-primary", "store-primary")
 RECOVERY_TARGET_S = 5.0
 RECOVERY_HORIZON_S = 15.0
+#: completions a recovery window must expect from the rate before the kill (see
+#: _measure_recovery): 1 s windows at the full run's rate, longer ones at lower rates
+WINDOW_COMPLETIONS = 40.0
 
 
 @dataclass
@@ -129,7 +132,8 @@ class Kill:
     victim: str
     t: float  # epoch s
     recovery_s: float | None = None
-    lowest_rate: float | None = None  # lowest 1 s completion rate after it, share of before
+    lowest_rate: float | None = None  # lowest window's completion rate after it, share of before
+    window_s: float | None = None  # the windows its recovery was measured with
 
 
 @dataclass
@@ -351,9 +355,13 @@ def _measure_recovery(run: Run, verdict: Check) -> None:
     """Per kill (and per node restart): how long the completion rate stayed under half of the
     5 s before it.
 
-    1 s windows slide in 0.25 s steps over the horizon (15 s after the event, cut at the next
+    Windows slide in 0.25 s steps over the horizon (15 s after the event, cut at the next
     event and at the end of the load); the recovery time is the end of the last window under
     half the rate before (0 if none is), None if the last window of the horizon is still under.
+    A window lasts 1 s, or longer when the rate before would put fewer than
+    ``WINDOW_COMPLETIONS`` completions in it: at 16 completions/s a 1 s window falls under half
+    by chance alone (its count varies by a quarter of its mean), at 40 that takes a fall of
+    three standard deviations.
     """
     times = sorted(t for t in verdict.completion_times if t > 0)
     events = sorted([*run.kills, *run.node_restarts], key=lambda k: k.t)
@@ -365,16 +373,18 @@ def _measure_recovery(run: Run, verdict: Check) -> None:
         before = rate(kill.t - 5.0, kill.t)
         if before <= 0:
             continue
+        window = max(1.0, WINDOW_COMPLETIONS / before)
+        kill.window_s = window
         until = events[i + 1].t if i + 1 < len(events) else run.load_stopped
         horizon = min(RECOVERY_HORIZON_S, until - kill.t)
-        steps = max(1, int((horizon - 1.0) / 0.25) + 1)
-        rates = [rate(kill.t + 0.25 * j, kill.t + 0.25 * j + 1.0) for j in range(steps)]
+        steps = max(1, int((horizon - window) / 0.25) + 1)
+        rates = [rate(kill.t + 0.25 * j, kill.t + 0.25 * j + window) for j in range(steps)]
         low = [j for j, r in enumerate(rates) if r < 0.5 * before]
         kill.lowest_rate = min(rates) / before
         if not low:
             kill.recovery_s = 0.0
         elif low[-1] < steps - 1:
-            kill.recovery_s = 0.25 * low[-1] + 1.0
+            kill.recovery_s = 0.25 * low[-1] + window
         else:
             kill.recovery_s = None
 
@@ -434,6 +444,7 @@ def summarize(run: Run, verdict: Check) -> dict[str, Any]:
             "victim": kill.victim if kill else "", "at_s": kill.t - run.began if kill else 0.0,
             "recovery_s": kill.recovery_s if kill else None,
             "lowest_rate": kill.lowest_rate if kill else None,
+            "window_s": kill.window_s if kill else None,
             **{k: c[k] for k in ("started", "completed", "failed", "stuck", "lost",
                                   "unacknowledged", "duplicate executions",
                                   "duplicate accepted")},
@@ -650,6 +661,7 @@ def report(summary: dict[str, Any], chart_path: Path, out: Path) -> Path:
         [f["fault"], f["kind"], f["victim"], f"{f['at_s']:.1f}",
          _s(f["recovery_s"]) if f["fault"] else "",
          f"{f['lowest_rate']:.0%}" if f["lowest_rate"] is not None else "",
+         f"{f['window_s']:.2f}" if f["window_s"] is not None else "",
          f["started"], f["completed"], f["failed"], f["stuck"], f["lost"],
          f["unacknowledged"], f["duplicate executions"], f["duplicate accepted"]]
         for f in summary["faults"]
@@ -671,15 +683,17 @@ def report(summary: dict[str, Any], chart_path: Path, out: Path) -> Path:
                 else []
             ),
             "## Recovery by kind\n",
-            "Recovery = from the kill to the end of the last 1 s window (sliding by 0.25 s over "
+            "Recovery = from the kill to the end of the last window (sliding by 0.25 s over "
             "the 15 s after the kill, cut at the next kill) whose task completions/s are under "
-            "50 % of the mean of the 5 s before the kill; 0 if none is. A "
+            "50 % of the mean of the 5 s before the kill; 0 if none is. A window lasts 1 s, or "
+            f"longer where the rate before would put fewer than {WINDOW_COMPLETIONS:g} "
+            "completions in it (the per-fault table gives each one's). A "
             "`cassandra-restart` row is a killed node started again by the suite "
             f"{cfg['cassandra_down_s']:g} s after its kill, measured the same way.\n",
             markdown_table(["kind", "kills", "median", "max"], kind_rows) + "\n",
             "## Per fault\n",
             "Workflows are counted in the window of the kill before their first start attempt; "
-            '"lowest" is the lowest 1 s completion rate in those 15 s, as a share '
+            '"lowest" is the lowest window\'s completion rate in those 15 s, as a share '
             "of the 5 s before.\n",
             markdown_table(
                 [
@@ -689,6 +703,7 @@ def report(summary: dict[str, Any], chart_path: Path, out: Path) -> Path:
                     "at s",
                     "recovery",
                     "lowest",
+                    "window s",
                     "started",
                     "completed",
                     "failed",
@@ -724,6 +739,7 @@ async def run_suite(cfg: FaultConfig) -> dict[str, Any]:
             ("updates", run.logs.updates),
             ("starts", [asdict(s) for s in run.logs.starts]),
             ("unfinished", list(verdict.unfinished.values())),
+            ("completions", sorted(verdict.completion_times)),
         ):
             (cfg.out / f"faults-{name}.jsonl").write_text(
                 "".join(json.dumps(r) + "\n" for r in rows)
