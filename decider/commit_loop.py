@@ -275,12 +275,19 @@ class CommitLoop:
         """Decide ``entry`` with every operation waiting on the workflow, then hand the
         workflow to the first of those that arrived meanwhile.
 
-        The group is decided in a task of its own: a caller that gives up (cancelled) does
-        not stop the decision of the others that went with it.
+        A group of several is decided in a task of its own: a caller that gives up
+        (cancelled) does not stop the decision of the others that went with it. One alone (no
+        other operation on the workflow waiting: the common case) is decided in its caller.
         """
         waiting = self._waiting[workflow_id]
         group = [entry, *waiting]
         waiting.clear()
+        if len(group) == 1:
+            try:
+                await self._decide_group(workflow_id, group)
+            finally:
+                self._hand_over(workflow_id)
+            return entry.outcome()
         job = asyncio.ensure_future(self._decide_group(workflow_id, group))
         job.add_done_callback(functools.partial(self._group_done, workflow_id, group))
         await asyncio.shield(job)

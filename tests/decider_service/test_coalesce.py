@@ -122,22 +122,25 @@ async def test_a_refused_result_is_refused_alone(stack: Stack) -> None:
 async def test_a_caller_that_gives_up_does_not_stop_the_others(stack: Stack) -> None:
     wf_id, task_ids = await claimed_branches(stack)
     shell = shell_of(stack)
-    leader, *waiting = (
-        asyncio.ensure_future(shell.update_task(completed(wf_id, t))) for t in task_ids[:3]
+    first, leader, *rest = (
+        asyncio.ensure_future(shell.update_task(completed(wf_id, t))) for t in task_ids[:4]
     )
-    await asyncio.sleep(0)  # each runs to its first wait: the first leads, two queue behind
-    assert len(shell._waiting[wf_id]) == len(waiting)
+    await asyncio.sleep(0)  # each runs to its first wait: the first alone, three behind it
+    assert len(shell._waiting[wf_id]) == 3
 
+    await first  # then the next leads the two others, as a group of three
+    assert not shell._waiting[wf_id] and not leader.done()
     leader.cancel()
 
-    decisions = await asyncio.gather(*waiting)
+    decisions = await asyncio.gather(*rest)
     assert all(d.accepted for d in decisions)
     with pytest.raises(asyncio.CancelledError):
         await leader
     status = {t["taskId"]: t["status"] for t in (await stack.workflow(wf_id))["tasks"]}
-    # the leader's own result was committed too, like a request whose client went away
-    assert [status[t] for t in task_ids[:3]] == ["COMPLETED"] * 3
+    # the group was decided whole, the leader's own result too, like a request whose client
+    # went away after sending it
+    assert [status[t] for t in task_ids[:4]] == ["COMPLETED"] * 4
     assert not shell._waiting
     # and the workflow goes on being decided: the rest of the branches complete it
-    await asyncio.gather(*(shell.update_task(completed(wf_id, t)) for t in task_ids[3:]))
+    await asyncio.gather(*(shell.update_task(completed(wf_id, t)) for t in task_ids[4:]))
     assert (await stack.workflow(wf_id))["status"] == "COMPLETED"
