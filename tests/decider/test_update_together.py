@@ -11,31 +11,15 @@ from decider import operations as ops
 from decider.decision import QueuePush, QueueRemove, combine
 from podium.errors import NotFound
 from tests.decider.decider_harness import Harness
+from tests.shapes import fork_join
 
 BRANCHES = 6
-FORK = {
-    "name": "wf_fork_together",
-    "version": 1,
-    "schemaVersion": 2,
-    "tasks": [
-        {
-            "name": "fork",
-            "taskReferenceName": "fork",
-            "type": "FORK_JOIN",
-            "forkTasks": [
-                [{"name": "work", "taskReferenceName": f"b{i}", "type": "SIMPLE"}]
-                for i in range(BRANCHES)
-            ],
-        },
-        {
-            "name": "join",
-            "taskReferenceName": "join",
-            "type": "JOIN",
-            "joinOn": [f"b{i}" for i in range(BRANCHES)],
-        },
-        {"name": "after", "taskReferenceName": "after", "type": "SIMPLE"},
-    ],
-}
+FORK = fork_join(
+    "wf_fork_together",
+    "work",
+    BRANCHES,
+    {"name": "after", "taskReferenceName": "after", "type": "SIMPLE"},
+)
 
 
 def started() -> Harness:

@@ -11,6 +11,7 @@ from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
 from podium.store.redis_backend.keys import Keys
 from tests.polling import eventually
+from tests.shapes import fork_join
 from tests.stack import Stack, running_stack
 
 PREFIX = "podium:claim:"
@@ -60,28 +61,7 @@ async def test_a_failed_claim_stays_leased_while_the_others_reach_the_worker(sta
 
 
 FAN_TYPE = "claim_fan"
-FAN = {
-    "name": "wf_claim_fan",
-    "version": 1,
-    "schemaVersion": 2,
-    "tasks": [
-        {
-            "name": "fork",
-            "taskReferenceName": "fork",
-            "type": "FORK_JOIN",
-            "forkTasks": [
-                [{"name": FAN_TYPE, "taskReferenceName": f"b{i}", "type": "SIMPLE"}]
-                for i in range(10)
-            ],
-        },
-        {
-            "name": "join",
-            "taskReferenceName": "join",
-            "type": "JOIN",
-            "joinOn": [f"b{i}" for i in range(10)],
-        },
-    ],
-}
+FAN = fork_join("wf_claim_fan", FAN_TYPE, 10)
 
 
 async def test_a_poll_of_a_forks_branches_claims_them_in_one_decision(stack: Stack) -> None:

@@ -13,33 +13,13 @@ from decider.shell import DeciderShell
 from podium.errors import NotFound
 from podium.launch.redis import RedisServer
 from tests.polling import eventually
+from tests.shapes import fork_join
 from tests.stack import Stack, running_stack
 
 PREFIX = "podium:coalesce:"
 TYPE = "coalesce_branch"
 BRANCHES = 20
-FAN = {
-    "name": "wf_coalesce_fan",
-    "version": 1,
-    "schemaVersion": 2,
-    "tasks": [
-        {
-            "name": "fork",
-            "taskReferenceName": "fork",
-            "type": "FORK_JOIN",
-            "forkTasks": [
-                [{"name": TYPE, "taskReferenceName": f"b{i}", "type": "SIMPLE"}]
-                for i in range(BRANCHES)
-            ],
-        },
-        {
-            "name": "join",
-            "taskReferenceName": "join",
-            "type": "JOIN",
-            "joinOn": [f"b{i}" for i in range(BRANCHES)],
-        },
-    ],
-}
+FAN = fork_join("wf_coalesce_fan", TYPE, BRANCHES)
 
 
 @pytest.fixture
