@@ -115,10 +115,14 @@ def decide(workflow: Mapping[str, Any], ctx: Context) -> Decision:
     return finish(run)
 
 
+def no_such_task(task_id: str) -> NotFound:
+    return NotFound(f"No such task found by id: {task_id}", taskId=task_id)
+
+
 def task_in(run: Run, task_id: str) -> JSON:
     task = run.task_by_id(task_id)
     if task is None:
-        raise NotFound(f"No such task found by id: {task_id}", taskId=task_id)
+        raise no_such_task(task_id)
     return task
 
 
@@ -131,7 +135,7 @@ def claim(
     Limits are checked before, with :func:`decider.decision.check_claim_limits`.
     """
     if not any(t.get("taskId") == task_id for t in workflow.get("tasks") or []):
-        raise NotFound(f"No such task found by id: {task_id}", taskId=task_id)
+        raise no_such_task(task_id)
     return claim_all(workflow, [task_id], worker_id, ctx)
 
 
@@ -251,7 +255,7 @@ def update_tasks(
             task_id = str(result["taskId"])
             task = by_id.get(task_id)
             if task is None:
-                raise NotFound(f"No such task found by id: {task_id}", taskId=task_id)
+                raise no_such_task(task_id)
             outcomes.append(_apply_result(run, task, result, False))
         except PodiumError as exc:
             outcomes.append(exc)

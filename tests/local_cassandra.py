@@ -4,6 +4,8 @@ can start on this machine, and the store configuration of a keyspace on it."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from podium.store import StoreConfig
@@ -24,3 +26,20 @@ def cassandra_store_config(node: CassandraNode, keyspace: str, **overrides: Any)
         cassandra_keyspace=keyspace,
         **overrides,
     )
+
+
+@contextmanager
+def cql(hosts: Sequence[str], port: int, **profile: Any) -> Iterator[Any]:
+    """A driver session on ``hosts``, its default execution profile set by ``profile``."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+
+    cluster = Cluster(
+        list(hosts),
+        port=port,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(**profile)},
+    )
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()

@@ -17,6 +17,7 @@ import pytest
 
 from podium.errors import Unavailable
 from podium.launch.cassandra import CassandraNode
+from tests.local_cassandra import cql as local_cql
 
 pytestmark = pytest.mark.skipif(
     shutil.which("java") is None or shutil.which("mvn") is None,
@@ -26,20 +27,11 @@ pytestmark = pytest.mark.skipif(
 
 @contextmanager
 def cql(node: CassandraNode) -> Iterator[Any]:
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(node.contact_points))
-    cluster = Cluster(
-        node.contact_points,
-        port=node.port,
-        protocol_version=5,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-    )
-    try:
-        yield cluster.connect()
-    finally:
-        cluster.shutdown()
+    policy = WhiteListRoundRobinPolicy(node.contact_points)
+    with local_cql(node.contact_points, node.port, load_balancing_policy=policy) as session:
+        yield session
 
 
 def _read(node: CassandraNode, key: str) -> str | None:

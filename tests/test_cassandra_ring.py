@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from podium.launch.cassandra import CassandraRing
+from tests.local_cassandra import cql as local_cql
 from tests.polling import eventually_sync
 
 pytestmark = pytest.mark.skipif(
@@ -26,23 +27,15 @@ pytestmark = pytest.mark.skipif(
 @contextmanager
 def cql(ring: CassandraRing) -> Iterator[Any]:
     from cassandra import ConsistencyLevel
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 
-    profile = ExecutionProfile(
+    with local_cql(
+        ring.hosts,
+        ring.port,
         consistency_level=ConsistencyLevel.QUORUM,
         serial_consistency_level=ConsistencyLevel.SERIAL,
         request_timeout=20,
-    )
-    cluster = Cluster(
-        ring.hosts,
-        port=ring.port,
-        protocol_version=5,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-    )
-    try:
-        yield cluster.connect()
-    finally:
-        cluster.shutdown()
+    ) as session:
+        yield session
 
 
 def _up_hosts(session: Any) -> set[str]:
