@@ -185,21 +185,10 @@ class ReplicatedRedisProcess(RedisProcess):
 
 def _migrate_cassandra(env: dict[str, str]) -> None:
     """Create the keyspace and apply the schema migrations (``podium db migrate``)."""
-    from cassandra.cluster import NoHostAvailable
-
-    from podium.store.cassandra_backend.schema import migrate
-    from podium.store.cassandra_backend.session import build_cluster
+    from podium.store.cassandra_backend.schema import migrate_cluster
     from podium.store.config import StoreConfig
 
-    config = StoreConfig.from_env(env)
-    cluster = build_cluster(config)
-    try:
-        migrate(cluster.connect(), config)
-    except NoHostAvailable as exc:
-        hosts = ",".join(config.cassandra_hosts)
-        raise Unavailable(f"cannot reach Cassandra at {hosts}:{config.cassandra_port}") from exc
-    finally:
-        cluster.shutdown()
+    migrate_cluster(StoreConfig.from_env(env))
 
 
 @dataclass

@@ -52,35 +52,28 @@ def migrate_main(argv: list[str] | None = None) -> int:
 
 def _run(config: StoreConfig, status_only: bool) -> int:
     from cassandra import DriverException
-    from cassandra.cluster import NoHostAvailable
 
-    from podium.store.cassandra_backend.schema import current_version, migrate, migrations
-    from podium.store.cassandra_backend.session import build_cluster
+    from podium.store.cassandra_backend.schema import (
+        connected,
+        current_version,
+        migrate_cluster,
+        migrations,
+    )
 
-    cluster = build_cluster(config)
     try:
-        session = cluster.connect()
         if status_only:
-            session.set_keyspace(config.cassandra_keyspace)
-            print(f"{config.cassandra_keyspace}: schema version {current_version(session)}")
+            with connected(config) as session:
+                session.set_keyspace(config.cassandra_keyspace)
+                print(f"{config.cassandra_keyspace}: schema version {current_version(session)}")
             return 0
-        applied = migrate(session, config)
+        applied = migrate_cluster(config)
         latest = max((m.version for m in migrations()), default=0)
         done = ", ".join(f"{v:04d}" for v in applied) or "nothing (up to date)"
         print(f"{config.cassandra_keyspace}: applied {done}; schema version {latest}")
         return 0
-    except NoHostAvailable as exc:
-        print(
-            f"podium db migrate: cannot reach Cassandra at "
-            f"{','.join(config.cassandra_hosts)}:{config.cassandra_port}: {exc}",
-            file=sys.stderr,
-        )
-        return 1
     except DriverException as exc:
         print(f"podium db migrate: Cassandra refused: {exc}", file=sys.stderr)
         return 1
-    finally:
-        cluster.shutdown()
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 
-from cassandra.cluster import Session
+from cassandra.cluster import NoHostAvailable, Session
 
-from podium.errors import ConfigError
+from podium.errors import ConfigError, Unavailable
 from podium.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,29 @@ def migrate(session: Session, config: StoreConfig) -> list[int]:
         done.append(m.version)
     agreed()
     return done
+
+
+@contextmanager
+def connected(config: StoreConfig) -> Iterator[Session]:
+    """A session with ``config``'s settings, closed after; an unreachable cluster raises
+    Unavailable."""
+    from podium.store.cassandra_backend.session import build_cluster
+
+    cluster = build_cluster(config)
+    try:
+        yield cluster.connect()
+    except NoHostAvailable as exc:
+        where = f"{','.join(config.cassandra_hosts)}:{config.cassandra_port}"
+        raise Unavailable(f"cannot reach Cassandra at {where}: {exc}") from exc
+    finally:
+        cluster.shutdown()
+
+
+def migrate_cluster(config: StoreConfig) -> list[int]:
+    """:func:`migrate` through a session of its own (``podium db migrate``, and the local
+    cluster before its services start); the versions applied."""
+    with connected(config) as session:
+        return migrate(session, config)
 
 
 def current_version(session: Session) -> int:
