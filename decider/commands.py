@@ -200,6 +200,7 @@ class Commands:
             if not (isinstance(exc, PodiumError) and (exc.retryable or isinstance(exc, Conflict))):
                 await self._shell.queues.remove(DECIDER_QUEUE, [wf_id])
             raise
+        self._shell.records.put(wf, version)
         # The workflow exists now, so the start has succeeded whatever happens next: a client
         # told otherwise would start it again. Queue effects that fail here are redone by the
         # decide its timer (set above) triggers, which re-pushes missing task messages.

@@ -35,6 +35,7 @@ from decider.decision import (
     combine,
 )
 from decider.operations import Applied
+from decider.records import Records
 from decider.script_host import ScriptHost
 from decider.scripting import NeedsScriptThread, OnLoop, Scripts
 from decider.task_def_cache import Lookups, TaskDefCache, task_names
@@ -125,8 +126,11 @@ class CommitLoop:
         task_def_ttl_s: float = 2.0,
         tracer: Tracer | None = None,
         scripts: ScriptHost | None = None,
+        cached_workflows: int = 10_000,
     ) -> None:
         self.store = store
+        #: the records of the workflows this replica decided lately (see decider.records)
+        self.records = Records(cached_workflows)
         #: where decisions that evaluate scripts run (None: the loop's default executor, with
         #: jq in-process and so without limits)
         self.scripts = scripts
@@ -320,8 +324,12 @@ class CommitLoop:
     async def _decide_group(self, workflow_id: str, group: list[_Entry]) -> None:
         """Read once, apply the group's operations in turn, commit once, act once; each
         entry gets its own decision or error. A lost race repeats the whole group."""
+        kept = self.records.get(workflow_id)
         for attempt in range(self.max_attempts):
-            snap = await self.store.executions.read_workflow(workflow_id, include_tasks=True)
+            if kept is not None:
+                snap = kept
+            else:
+                snap = await self.store.executions.read_workflow(workflow_id, include_tasks=True)
             ctx = await self.context(snap.workflow)
             state = snap.workflow
             made: list[tuple[list[_Entry], Decision]] = []
@@ -352,9 +360,17 @@ class CommitLoop:
                 made.append((part, decision))
                 state = decision.workflow
                 i = j
-            if not made:
+            combined = combine([d for _, d in made]) if made else None
+            if kept is not None:
+                kept = None
+                if combined is None or not combined.changed:
+                    # Only a commit proves a kept record current (and with it every decision
+                    # and refusal made on it): what would not commit is made again on a fresh
+                    # read.
+                    self.records.drop(workflow_id)
+                    continue
+            if combined is None:
                 return
-            combined = combine([d for _, d in made])
             version = snap.version
             if combined.changed:
                 self._stamp(made, combined)
@@ -368,9 +384,14 @@ class CommitLoop:
                     self.stats.commits += 1
                 except VersionConflict:
                     self.stats.conflicts += 1
+                    self.records.drop(workflow_id)
                     # Another replica wrote first: decide again on what it wrote.
                     await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
                     continue
+                except BaseException:
+                    self.records.drop(workflow_id)  # written or not: read it next time
+                    raise
+            self.records.put(combined.workflow, version)
             shared = group[0].batch if len(group) == 1 else None
             await self.effects(
                 combined, version, ctx, shared, defer_commands=any(e.in_command for e in group)

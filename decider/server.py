@@ -78,6 +78,8 @@ class DeciderSettings:
     #: ``config.script_timeout_s`` and ``config.script_max_memory_bytes``)
     script_threads: int = 4
     jq_processes: int = 2
+    #: workflow records kept in memory between decisions (decider.records; 0: none)
+    cached_workflows: int = 10_000
 
     @classmethod
     def from_env(cls, env: Environ) -> DeciderSettings:
@@ -100,6 +102,9 @@ class DeciderSettings:
             ),
             script_threads=env_int(env, "PODIUM_DECIDER_SCRIPT_THREADS", 4, minimum=1, maximum=64),
             jq_processes=env_int(env, "PODIUM_DECIDER_JQ_PROCESSES", 2, minimum=1, maximum=64),
+            cached_workflows=env_int(
+                env, "PODIUM_DECIDER_CACHED_WORKFLOWS", 10_000, minimum=0, maximum=10_000_000
+            ),
             store=StoreConfig.from_env(env),
             queue_addresses=env_address_list(env, "PODIUM_QUEUE_ADDRESSES", ["127.0.0.1:7301"]),
             host=env_str(env, "PODIUM_DECIDER_HOST", "127.0.0.1"),
@@ -277,6 +282,7 @@ class DeciderService:
             config=self.settings.config,
             tracer=tracer,
             scripts=self.scripts,
+            cached_workflows=self.settings.cached_workflows,
         )
         ShellCollector(self.shell, self.registry)
         self.rpc = RpcServer(
@@ -319,6 +325,16 @@ class ShellCollector(Collector):
             ("podium_decider_decisions", stats.decisions, "Pure operations run"),
             ("podium_decider_commits", stats.commits, "Conditional writes that succeeded"),
             ("podium_decider_conflicts", stats.conflicts, "Writes that lost a race and retried"),
+            (
+                "podium_decider_record_hits",
+                self.shell.records.hits,
+                "Decisions that began on a record kept in memory",
+            ),
+            (
+                "podium_decider_record_misses",
+                self.shell.records.misses,
+                "Decisions that began by reading the workflow",
+            ),
         ):
             counter = CounterMetricFamily(name, doc)
             counter.add_metric([], value)

@@ -197,6 +197,7 @@ class DeciderShell(CommitLoop):
 
     async def remove(self, workflow_id: str) -> None:
         """Delete a workflow and everything queued for it."""
+        self.records.drop(workflow_id)
         wf = await self.store.executions.get_workflow(workflow_id, include_tasks=True)
         by_queue: dict[str, list[str]] = {}
         for task in wf.get("tasks") or []:
@@ -206,4 +207,5 @@ class DeciderShell(CommitLoop):
         for queue, ids in by_queue.items():
             await self.queues.remove(queue, ids)
         await self.store.executions.remove_workflow(workflow_id)
+        self.records.drop(workflow_id)
         await self.queues.remove(DECIDER_QUEUE, [workflow_id])

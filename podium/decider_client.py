@@ -8,6 +8,8 @@ shapes of the calls are written once. A call that changes a workflow answers
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,13 +29,31 @@ class DeciderClient:
     async def close(self) -> None:
         await self.rpc.close()
 
-    async def call(self, method: str, params: JSON, *, timeout_s: float | None = None) -> Any:
-        """Send ``decider.<method>``; its errors come back as the same PodiumError classes."""
-        return await self.rpc.call(f"decider.{method}", params, timeout_s=timeout_s)
+    async def call(
+        self,
+        method: str,
+        params: JSON,
+        *,
+        timeout_s: float | None = None,
+        workflow_id: str | None = None,
+    ) -> Any:
+        """Send ``decider.<method>``; its errors come back as the same PodiumError classes.
+
+        A call about one workflow goes to the replica that owns it (``workflow_id`` is the
+        routing key), which keeps the workflow's record in memory between decisions."""
+        return await self.rpc.call(
+            f"decider.{method}", params, timeout_s=timeout_s, key=workflow_id
+        )
 
     async def start_workflow(self, request: JSON) -> str:
-        """Start a workflow from a StartWorkflowRequest; its id once its first tasks exist."""
-        answer = await self.call("start_workflow", {"request": request})
+        """Start a workflow from a StartWorkflowRequest; its id once its first tasks exist.
+
+        The id is chosen here (unless the request has one), so that the start already goes
+        to the replica that will own the workflow."""
+        wf_id = str(request.get("workflowId") or uuid.uuid4())
+        answer = await self.call(
+            "start_workflow", {"request": {**request, "workflowId": wf_id}}, workflow_id=wf_id
+        )
         return str(answer["workflowId"])
 
     async def test_workflow(self, request: JSON) -> JSON:
@@ -43,7 +63,9 @@ class DeciderClient:
         return workflow
 
     async def decide(self, workflow_id: str) -> DecisionAnswer:
-        answer: DecisionAnswer = await self.call("decide", {"workflowId": workflow_id})
+        answer: DecisionAnswer = await self.call(
+            "decide", {"workflowId": workflow_id}, workflow_id=workflow_id
+        )
         return answer
 
     async def claim(
@@ -57,18 +79,32 @@ class DeciderClient:
         """Claim popped messages (``(message id, workflow id)``) for a worker: the tasks it
         gets. With ``ack`` their messages are acked with the claims; without, the caller's
         lease covers the work."""
+        by_owner: dict[str, list[tuple[str, str]]] = {}
+        for msg_id, wf_id in items:
+            by_owner.setdefault(await self.rpc.owner(wf_id), []).append((msg_id, wf_id))
+        answers = await asyncio.gather(
+            *(self._claim(queue, part, worker_id, ack) for part in by_owner.values())
+        )
+        return [task for tasks in answers for task in tasks]
+
+    async def _claim(
+        self, queue: str, items: Sequence[tuple[str, str]], worker_id: str | None, ack: bool
+    ) -> list[JSON]:
         params = {
             "queue": queue,
             "items": [[msg_id, wf_id] for msg_id, wf_id in items],
             "workerId": worker_id,
             "ack": ack,
         }
-        answer = await self.call("claim", params)
+        answer = await self.call("claim", params, workflow_id=items[0][1])
         return list(answer.get("tasks") or [])
 
     async def update_task(self, result: JSON) -> DecisionAnswer:
         """Report a TaskResult."""
-        answer: DecisionAnswer = await self.call("update_task", {"result": result})
+        wf_id = result.get("workflowInstanceId")
+        answer: DecisionAnswer = await self.call(
+            "update_task", {"result": result}, workflow_id=wf_id if isinstance(wf_id, str) else None
+        )
         return answer
 
     async def update_task_by_ref(
@@ -89,7 +125,9 @@ class DeciderClient:
             "workerId": worker_id,
             "returnWorkflow": return_workflow,
         }
-        answer: DecisionAnswer = await self.call("update_task_by_ref", params)
+        answer: DecisionAnswer = await self.call(
+            "update_task_by_ref", params, workflow_id=workflow_id
+        )
         return answer
 
     async def signal(
@@ -102,40 +140,44 @@ class DeciderClient:
             "output": output,
             "returnWorkflow": return_workflow,
         }
-        answer: DecisionAnswer = await self.call("signal", params)
+        answer: DecisionAnswer = await self.call("signal", params, workflow_id=workflow_id)
         return answer
 
     async def terminate(self, workflow_id: str, reason: str | None) -> DecisionAnswer:
         params = {"workflowId": workflow_id, "reason": reason}
-        answer: DecisionAnswer = await self.call("terminate", params)
+        answer: DecisionAnswer = await self.call("terminate", params, workflow_id=workflow_id)
         return answer
 
     async def pause(self, workflow_id: str) -> DecisionAnswer:
-        answer: DecisionAnswer = await self.call("pause", {"workflowId": workflow_id})
+        answer: DecisionAnswer = await self.call(
+            "pause", {"workflowId": workflow_id}, workflow_id=workflow_id
+        )
         return answer
 
     async def resume(self, workflow_id: str) -> DecisionAnswer:
-        answer: DecisionAnswer = await self.call("resume", {"workflowId": workflow_id})
+        answer: DecisionAnswer = await self.call(
+            "resume", {"workflowId": workflow_id}, workflow_id=workflow_id
+        )
         return answer
 
     async def retry(
         self, workflow_id: str, *, resume_subworkflow_tasks: bool = False
     ) -> DecisionAnswer:
         params = {"workflowId": workflow_id, "resumeSubworkflowTasks": resume_subworkflow_tasks}
-        answer: DecisionAnswer = await self.call("retry", params)
+        answer: DecisionAnswer = await self.call("retry", params, workflow_id=workflow_id)
         return answer
 
     async def restart(
         self, workflow_id: str, *, use_latest_definitions: bool = False
     ) -> DecisionAnswer:
         params = {"workflowId": workflow_id, "useLatestDefinitions": use_latest_definitions}
-        answer: DecisionAnswer = await self.call("restart", params)
+        answer: DecisionAnswer = await self.call("restart", params, workflow_id=workflow_id)
         return answer
 
     async def rerun(self, workflow_id: str, request: JSON) -> DecisionAnswer:
         """Rerun from a task (a RerunWorkflowRequest)."""
         params = {"workflowId": workflow_id, "request": request}
-        answer: DecisionAnswer = await self.call("rerun", params)
+        answer: DecisionAnswer = await self.call("rerun", params, workflow_id=workflow_id)
         return answer
 
     async def skip_task(
@@ -151,17 +193,17 @@ class DeciderClient:
             "taskInput": task_input,
             "taskOutput": task_output,
         }
-        answer: DecisionAnswer = await self.call("skip_task", params)
+        answer: DecisionAnswer = await self.call("skip_task", params, workflow_id=workflow_id)
         return answer
 
     async def set_variables(self, workflow_id: str, variables: JSON) -> DecisionAnswer:
         params = {"workflowId": workflow_id, "variables": variables}
-        answer: DecisionAnswer = await self.call("set_variables", params)
+        answer: DecisionAnswer = await self.call("set_variables", params, workflow_id=workflow_id)
         return answer
 
     async def remove(self, workflow_id: str) -> None:
         """Remove the workflow, its tasks and its timer."""
-        await self.call("remove", {"workflowId": workflow_id})
+        await self.call("remove", {"workflowId": workflow_id}, workflow_id=workflow_id)
 
     async def ping(self) -> str:
         return str(await self.call("ping", {}))

@@ -1,6 +1,9 @@
 """The msgpack RPC client: a pool of multiplexed connections over several addresses.
 
-Calls go round-robin over the healthy addresses of one service. Each address has a few
+Calls go round-robin over the healthy addresses of one service, or, given a key (a workflow
+id), to the healthy address that key ranks first by rendezvous hashing, so that every client
+with the same addresses sends one workflow's calls to one replica (its owner), and a replica
+that leaves or joins moves only the keys it ranks first. Each address has a few
 connections, each carrying many concurrent calls (request ids). A connection that fails
 fails only the calls it carried, marks its address down for a back-off, and is re-dialled on
 next use, so a replica that disappears is skipped and picked up again when it returns.
@@ -9,6 +12,7 @@ next use, so a replica that disappears is skipped and picked up again when it re
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import itertools
 import logging
@@ -192,6 +196,11 @@ class _Endpoint:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def rank(self, key: bytes) -> int:
+        """This endpoint's rendezvous weight for ``key`` (the same in every process)."""
+        digest = hashlib.blake2b(key, digest_size=8, key=self.address.encode()).digest()
+        return int.from_bytes(digest, "big")
+
 
 #: Resolves a host name to its addresses (injectable so tests can fake a DNS name).
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -303,14 +312,18 @@ class RpcClient:
         *,
         timeout_s: float | None = None,
         headers: dict[str, str] | None = None,
+        key: str | None = None,
     ) -> Any:
-        """Call ``method``; raises the server's error, Unavailable, or DeadlineExceeded."""
+        """Call ``method``; raises the server's error, Unavailable, or DeadlineExceeded.
+
+        With ``key`` the call goes to the key's owner (:meth:`owner`), or, while the owner is
+        down, to the next healthy address in the key's ranking."""
         if self.tracer is None:
-            return await self._send(method, params, timeout_s, headers)
+            return await self._send(method, params, timeout_s, headers, key)
         hdrs = dict(headers) if headers else {}
         span = self.tracer.start(method, params, hdrs)  # its context goes into the headers
         try:
-            result = await self._send(method, params, timeout_s, hdrs)
+            result = await self._send(method, params, timeout_s, hdrs, key)
         except BaseException as exc:
             span.finish(exc)
             raise
@@ -323,6 +336,7 @@ class RpcClient:
         params: Any,
         timeout_s: float | None,
         headers: dict[str, str] | None,
+        key: str | None = None,
     ) -> Any:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         hdrs = dict(headers) if headers else {}
@@ -338,8 +352,9 @@ class RpcClient:
             raise Unavailable(f"no address known for {self._names}", method=method)
         # Try each endpoint at most once: a call is retried elsewhere only when it could not
         # be sent, so a request is never executed twice by this client.
-        for _ in range(len(self._endpoints)):
-            endpoint = self._pick(loop.time())
+        order = self._ranked(key, loop.time()) if key is not None else None
+        for i in range(len(self._endpoints)):
+            endpoint = self._pick(loop.time()) if order is None else order[i]
             try:
                 conn = await self._connection(endpoint)
             except Unavailable as exc:
@@ -363,6 +378,21 @@ class RpcClient:
         if last_error is not None:
             raise last_error
         raise DeadlineExceeded(f"{method} timed out after {timeout:.3f}s", method=method)
+
+    def _ranked(self, key: str, now: float) -> list[_Endpoint]:
+        """The endpoints in ``key``'s rendezvous order, those marked down last."""
+        k = key.encode()
+        ranked = sorted(self._endpoints, key=lambda e: e.rank(k), reverse=True)
+        return [e for e in ranked if e.down_until <= now] + [
+            e for e in ranked if e.down_until > now
+        ]
+
+    async def owner(self, key: str) -> str:
+        """The address a call with ``key`` goes to now (its owner while that is healthy)."""
+        await self._refresh()
+        if not self._endpoints:
+            raise Unavailable(f"no address known for {self._names}")
+        return self._ranked(key, asyncio.get_running_loop().time())[0].address
 
     def _pick(self, now: float) -> _Endpoint:
         n = len(self._endpoints)
