@@ -8,7 +8,7 @@ import asyncio
 import inspect
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 
 import pytest
 
@@ -96,7 +96,7 @@ class Worker:
     """Polls the queue and reports each task it claims once: COMPLETED, or first FAILED for
     the references in ``fail_once`` (a retry follows)."""
 
-    def __init__(self, stack: Stack, client: DeciderClient, fail_once: frozenset[str] = frozenset()):
+    def __init__(self, stack: Stack, client: DeciderClient, fail_once: Collection[str] = ()):
         self.stack = stack
         self.client = client
         self.fail_once = set(fail_once)
