@@ -154,11 +154,18 @@ class CountedDeciderClient(DeciderClient):
         self.stats = stats
         self.metrics = metrics
 
-    async def call(self, method: str, params: JSON, *, timeout_s: float | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        params: JSON,
+        *,
+        timeout_s: float | None = None,
+        workflow_id: str | None = None,
+    ) -> Any:
         self.stats.decider_calls[method] = self.stats.decider_calls.get(method, 0) + 1
         self.metrics.decider_calls.labels(method).inc()
         try:
-            return await super().call(method, params, timeout_s=timeout_s)
+            return await super().call(method, params, timeout_s=timeout_s, workflow_id=workflow_id)
         except (OverflowError, UnicodeEncodeError, TypeError, ValueError) as exc:
             # The value could not be encoded for the RPC (checked bodies should never get here).
             log.info("decider.%s: a request value could not be encoded: %r", method, exc)
