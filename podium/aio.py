@@ -132,3 +132,86 @@ class Refreshed(Generic[T]):
             self._loaded_at = asyncio.get_running_loop().time()  # not again at once
         finally:
             self._refresh = None
+
+
+Item = TypeVar("Item")
+
+
+class Merged(Generic[Item, T]):
+    """Calls that arrive while earlier ones are on their way go out together.
+
+    ``send(items)`` makes one round trip for several items and returns one result per item
+    (a value, or the exception that item alone raises). A call is sent at once when fewer
+    than ``max_in_flight`` sends are under way; otherwise it waits and leaves with every call
+    that waited beside it (up to ``max_items``) when one returns. An idle service so pays no
+    delay, and a busy one makes one round trip (one write, one read, one reply to parse) for
+    many calls. A send runs in a task of its own: a caller that gives up does not take the
+    others' calls with it.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[list[Item]], Awaitable[list[T | BaseException]]],
+        *,
+        max_in_flight: int = 1,
+        max_items: int = 256,
+        name: str = "merged",
+    ) -> None:
+        if max_in_flight < 1 or max_items < 1:
+            raise ValueError("max_in_flight and max_items must be 1 or more")
+        self._send = send
+        self.max_in_flight = max_in_flight
+        self.max_items = max_items
+        self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
+        self._in_flight = 0
+        self._tasks = OwnedTasks(name, log)
+        #: calls made, and sends made for them
+        self.calls = 0
+        self.sends = 0
+
+    async def __call__(self, item: Item) -> T:
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, fut))
+        self.calls += 1
+        if self._in_flight < self.max_in_flight:
+            self._next()
+        return await fut
+
+    def _next(self) -> None:
+        group, self._waiting = (
+            self._waiting[: self.max_items],
+            self._waiting[self.max_items :],
+        )
+        group = [(item, fut) for item, fut in group if not fut.cancelled()]
+        if not group:
+            return
+        self._in_flight += 1
+        self.sends += 1
+        self._tasks.spawn(self._run(group), "send")
+
+    async def _run(self, group: list[tuple[Item, asyncio.Future[T]]]) -> None:
+        try:
+            results = await self._send([item for item, _ in group])
+        except asyncio.CancelledError:
+            for _, fut in group:
+                fut.cancel()
+            raise
+        except Exception as exc:  # the round trip itself failed: every call with it
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(exc)
+        else:
+            for (_, fut), result in zip(group, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+        finally:
+            self._in_flight -= 1
+            while self._waiting and self._in_flight < self.max_in_flight:
+                self._next()
+
+    async def close(self) -> None:
+        await self._tasks.cancel_all()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium import codec
+from podium.aio import Merged
 from podium.errors import ProtocolError, error_from_wire
 from podium.rpc import RpcClient
 
@@ -81,17 +82,36 @@ class RawMessage:
         return cls(m.id, encode_payload(m.payload), m.delay_ms, m.priority)
 
 
+#: batches of at most this many operations are merged, up to this many in one call
+_MERGED_OPS, _MERGED_BATCHES = 16, 60
+
+
 class QueueClient:
     """Calls the queue service over RPC; payloads are encoded and decoded here."""
 
     def __init__(self, rpc: RpcClient) -> None:
         self.rpc = rpc
+        #: small batches sent while others are on their way go in one call (at most
+        #: _MERGED_BATCHES times _MERGED_OPS operations: within the service's default limit)
+        self._batches: Merged[list[list[Any]], list[list[Any]]] = Merged(
+            self._send_batches, max_in_flight=2, max_items=_MERGED_BATCHES, name="queue-batches"
+        )
+
+    async def _send_batches(self, batches: list[list[list[Any]]]) -> list[Any]:
+        ops = [op for batch in batches for op in batch]
+        answers = await self.rpc.call("queue.batch", {"ops": ops})
+        out, at = [], 0
+        for batch in batches:
+            out.append(answers[at : at + len(batch)])
+            at += len(batch)
+        return out
 
     @classmethod
     def connect(cls, addresses: Sequence[str], **kwargs: Any) -> QueueClient:
         return cls(RpcClient(addresses, **kwargs))
 
     async def close(self) -> None:
+        await self._batches.close()
         await self.rpc.close()
 
     async def push(self, queue: str, messages: Sequence[Message]) -> list[bool]:
@@ -196,7 +216,10 @@ class QueueBatch:
     async def run(self) -> list[Any]:
         if not self.ops:
             return []
-        answers = await self.client.rpc.call("queue.batch", {"ops": self.ops})
+        if len(self.ops) > _MERGED_OPS:
+            answers = await self.client.rpc.call("queue.batch", {"ops": self.ops})
+        else:  # with other small batches under way at the time, if any
+            answers = await self.client._batches(self.ops)
         for ok, value in answers:
             if not ok:
                 raise error_from_wire(value)

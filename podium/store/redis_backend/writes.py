@@ -14,7 +14,9 @@ from typing import Any, cast
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
+from podium.aio import Merged
 from podium.errors import Conflict, NotFound, PodiumError, Unavailable
 from podium.redis_conn import run_replicated
 from podium.store.codec import decode
@@ -87,6 +89,10 @@ class RedisWriter:
         self._retention_ms = config.retention_ms
         self._wait_replicas = config.redis_wait_replicas
         self._wait_timeout_ms = config.redis_wait_timeout_ms
+        #: commits of several workflows made together go in one pipeline (and one WAIT)
+        self._commits: Merged[tuple[list[str], list[Any]], Any] = Merged(
+            self._send_commits, max_in_flight=2, max_items=64, name="store-commits"
+        )
 
     async def commit(self, prep: PreparedCommit, expected: int) -> int:
         """Run commit.lua; ``expected`` 0 creates. See ExecutionStore.commit."""
@@ -97,16 +103,7 @@ class RedisWriter:
             others, removed = await self._stored_tasks(prep, expected, full)
             keys, args = self._commit_call(prep, expected, others if full else None, removed)
             with redis_errors("commit"):
-                if self._wait_replicas:
-                    # A commit refused here may be on the primary: the caller's retry is
-                    # fenced by the version, so it cannot apply twice.
-                    reply = await run_replicated(
-                        self._r, self._s.commit, keys, args,
-                        replicas=self._wait_replicas, timeout_ms=self._wait_timeout_ms,
-                        what=f"commit of {prep.workflow_id!r}",
-                    )  # fmt: skip
-                else:
-                    reply = await self._s.commit(keys=keys, args=args)
+                reply = await self._commits((keys, args))
             code = int(reply[0])
             if code == 1:
                 if prep.terminal and self._retention_ms > 0:
@@ -124,6 +121,43 @@ class RedisWriter:
                 raise missing_removed(prep.workflow_id, [text(reply[1])])
             full = True
         raise Unavailable(f"commit of {prep.workflow_id!r} kept racing; try again")
+
+    async def _send_commits(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run commit.lua for each call in one round trip; one reply (or error) per call.
+
+        With ``redis_wait_replicas`` one WAIT follows them all. A commit refused there may
+        be on the primary: the caller's retry is fenced by the version, so it cannot apply
+        twice."""
+        if len(calls) == 1:
+            keys, args = calls[0]
+            if self._wait_replicas:
+                return [await run_replicated(
+                    self._r, self._s.commit, keys, args,
+                    replicas=self._wait_replicas, timeout_ms=self._wait_timeout_ms,
+                    what="commit",
+                )]  # fmt: skip
+            return [await self._s.commit(keys=keys, args=args)]
+        pipe = self._r.pipeline(transaction=False)
+        sha = self._s.commit.sha
+        for keys, args in calls:
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        if self._wait_replicas:
+            pipe.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if self._wait_replicas:
+            acked = replies.pop()
+            if isinstance(acked, BaseException) or int(acked) < self._wait_replicas:
+                refused = Unavailable(
+                    f"commit: {acked} of {self._wait_replicas} replicas confirmed the write "
+                    f"within {self._wait_timeout_ms} ms"
+                )
+                return [refused] * len(calls)
+        out: list[Any] = []
+        for (keys, args), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):  # a restarted server: load it, one by one
+                reply = (await self._send_commits([(keys, args)]))[0]
+            out.append(reply)
+        return out
 
     async def _stored_tasks(
         self, prep: PreparedCommit, expected: int, full: bool
