@@ -55,6 +55,7 @@ def _items(run: Run, loop: JSON) -> list[Any] | None:
 def execute_do_while(run: Run, loop: JSON) -> bool:
     """One execution of a running DO_WHILE; True when it changed anything."""
     iteration = int(loop.get("iteration") or 0)
+    loop["outputData"] = dict(loop.get("outputData") or {})  # copied, then changed in place
     body = _body_tasks(run, loop, iteration)
     if not body:
         items = _items(run, loop)

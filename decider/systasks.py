@@ -164,12 +164,13 @@ def _join(run: Run, task: JSON) -> bool:
     forked = run.latest_by_ref(refs)
     all_terminal = all(t is not None and task_terminal(t["status"]) for t in forked.values())
     optional_failures = []
+    task["outputData"] = output = dict(task.get("outputData") or {})  # copied, then changed
     for ref in refs:
         t = forked[ref]
         if t is None:
             continue
         if t.get("outputData"):
-            task["outputData"][ref] = t["outputData"]
+            output[ref] = t["outputData"]
         optional, permissive = _flags(t)
         if not task_successful(t["status"]) and not optional and (not permissive or all_terminal):
             failed = [

@@ -3,6 +3,7 @@ reference name, with a deterministic id generator and an explicit clock."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Mapping
 from typing import Any
@@ -10,6 +11,27 @@ from typing import Any
 import decider as d
 from decider.decision import Context, DeciderConfig, Decision
 from podium.types import JSON
+
+
+def _first_difference(a: Any, b: Any, at: str = "") -> str | None:
+    """Where ``a`` and ``b`` first differ (a path), or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in dict.fromkeys([*a, *b]):
+            if k not in a or k not in b:
+                return f"{at}.{k}"
+            found = _first_difference(a[k], b[k], f"{at}.{k}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{at} (length)"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{at}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else at
 
 
 class Ids:
@@ -42,6 +64,7 @@ class Harness:
         self.wf: JSON = {}
         self.last: Decision | None = None
         self.history: list[Decision] = []
+        self._input: JSON = {}
 
     def ctx(self, at: int | None = None) -> Context:
         if at is not None:
@@ -49,9 +72,15 @@ class Harness:
         return Context(now_ms=self.now, ids=self.ids, task_defs=self.task_defs, config=self.config)
 
     def _keep(self, dec: Decision) -> Decision:
+        # Every operation is checked to leave its input as it was: decisions share the
+        # nested values of tasks they did not change with their input (decider.workflow_run).
+        if self.history:
+            changed = _first_difference(self.history[-1].workflow, self._input)
+            assert changed is None, f"an operation changed its input at {changed}"
         self.last = dec
         self.history.append(dec)
         self.wf = dec.workflow
+        self._input = copy.deepcopy(dec.workflow)
         return dec
 
     # --- operations -----------------------------------------------------------------------
