@@ -7,9 +7,10 @@ msgpack-encoded value. Clients encode and decode; the service and Redis only mov
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from podium import codec
 from podium.aio import Merged
@@ -82,8 +83,18 @@ class RawMessage:
         return cls(m.id, encode_payload(m.payload), m.delay_ms, m.priority)
 
 
+T = TypeVar("T")
+
 #: batches of at most this many operations are merged, up to this many in one call
 _MERGED_OPS, _MERGED_BATCHES = 16, 60
+
+#: messages or ids sent in one operation: more are split (the queue service's
+#: PODIUM_QUEUE_MAX_BATCH may not be set lower)
+MAX_PER_OPERATION = 1000
+
+
+def _chunks(items: Sequence[T], size: int = MAX_PER_OPERATION) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)] or [items]
 
 
 class QueueClient:
@@ -114,13 +125,22 @@ class QueueClient:
         await self._batches.close()
         await self.rpc.close()
 
+    async def _each_chunk(
+        self, method: str, queue: str, field: str, items: list[Any]
+    ) -> list[bool]:
+        """``method`` over ``items``, at most MAX_PER_OPERATION a call; the answers joined."""
+        answers = await asyncio.gather(
+            *(self.rpc.call(method, {"queue": queue, field: list(c)}) for c in _chunks(items))
+        )
+        return [bool(a) for answer in answers for a in answer]
+
     async def push(self, queue: str, messages: Sequence[Message]) -> list[bool]:
         wire = [RawMessage.from_message(m).to_wire() for m in messages]
-        return list(await self.rpc.call("queue.push", {"queue": queue, "messages": wire}))
+        return await self._each_chunk("queue.push", queue, "messages", wire)
 
     async def push_if_absent(self, queue: str, messages: Sequence[Message]) -> list[bool]:
         wire = [RawMessage.from_message(m).to_wire() for m in messages]
-        return list(await self.rpc.call("queue.push_if_absent", {"queue": queue, "messages": wire}))
+        return await self._each_chunk("queue.push_if_absent", queue, "messages", wire)
 
     async def pop(
         self, queue: str, count: int = 1, lease_ms: int = 60_000, wait_ms: int = 0
@@ -131,10 +151,10 @@ class QueueClient:
         return [Received(i, decode_payload(b), p) for i, b, p in got]
 
     async def ack(self, queue: str, ids: Sequence[str]) -> list[bool]:
-        return list(await self.rpc.call("queue.ack", {"queue": queue, "ids": list(ids)}))
+        return await self._each_chunk("queue.ack", queue, "ids", list(ids))
 
     async def remove(self, queue: str, ids: Sequence[str]) -> list[bool]:
-        return list(await self.rpc.call("queue.remove", {"queue": queue, "ids": list(ids)}))
+        return await self._each_chunk("queue.remove", queue, "ids", list(ids))
 
     async def set_unack_timeout(self, queue: str, msg_id: str, lease_ms: int) -> bool:
         params = {"queue": queue, "id": msg_id, "lease_ms": lease_ms}
@@ -196,15 +216,18 @@ class QueueBatch:
 
     def push(self, queue: str, messages: Sequence[Message]) -> QueueBatch:
         wire = [RawMessage.from_message(m).to_wire() for m in messages]
-        self.ops.append(["push", {"queue": queue, "messages": wire}])
+        for chunk in _chunks(wire):
+            self.ops.append(["push", {"queue": queue, "messages": list(chunk)}])
         return self
 
     def remove(self, queue: str, ids: Sequence[str]) -> QueueBatch:
-        self.ops.append(["remove", {"queue": queue, "ids": list(ids)}])
+        for chunk in _chunks(list(ids)):
+            self.ops.append(["remove", {"queue": queue, "ids": list(chunk)}])
         return self
 
     def ack(self, queue: str, ids: Sequence[str]) -> QueueBatch:
-        self.ops.append(["ack", {"queue": queue, "ids": list(ids)}])
+        for chunk in _chunks(list(ids)):
+            self.ops.append(["ack", {"queue": queue, "ids": list(chunk)}])
         return self
 
     def schedule(

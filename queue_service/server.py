@@ -43,7 +43,7 @@ from podium.config import Environ, env_int, env_str, rpc_limits
 from podium.errors import InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
-from podium.queue_client import RawMessage
+from podium.queue_client import MAX_PER_OPERATION, RawMessage
 from podium.redis_conn import parse_sentinels
 from podium.rpc import CallContext, Handler, RpcServer
 from podium.rpc_server import chain
@@ -76,7 +76,9 @@ class QueueSettings:
     @classmethod
     def from_env(cls, env: Environ) -> QueueSettings:
         limits = QueueLimits(
-            max_batch=env_int(env, "PODIUM_QUEUE_MAX_BATCH", 1000, minimum=1, maximum=10_000),
+            max_batch=env_int(
+                env, "PODIUM_QUEUE_MAX_BATCH", 1000, minimum=MAX_PER_OPERATION, maximum=10_000
+            ),
             max_payload_bytes=env_int(
                 env, "PODIUM_QUEUE_MAX_PAYLOAD_BYTES", 1024 * 1024, minimum=16
             ),

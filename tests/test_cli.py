@@ -112,7 +112,7 @@ def test_cli_calls_the_address_in_podium_api_url() -> None:
         ({"PODIUM_QUEUE_PORT": "70000"}, "PODIUM_QUEUE_PORT=70000 is above the maximum 65535"),
         ({"PODIUM_QUEUE_PORT": "abc"}, "PODIUM_QUEUE_PORT='abc' is not an integer"),
         ({"PODIUM_QUEUE_SHARDS": "localhost:6379"}, "is not a redis:// URL"),
-        ({"PODIUM_QUEUE_MAX_BATCH": "0"}, "PODIUM_QUEUE_MAX_BATCH=0 is below the minimum 1"),
+        ({"PODIUM_QUEUE_MAX_BATCH": "999"}, "PODIUM_QUEUE_MAX_BATCH=999 is below the minimum 1000"),
     ],
 )
 def test_queue_service_stops_at_start_on_bad_settings_with_one_line(
