@@ -306,7 +306,17 @@ def _brief(row: dict[str, Any]) -> str:
 
 async def measure_podium(cfg: FanoutConfig, notes: list[str]) -> list[dict[str, Any]]:
     """Podium on a local cluster: Redis store, one queue shard, one replica of each service."""
-    spec = ClusterSpec(shards=1, store="redis", gateway_port=0)
+    # A dynamic fork's task keeps its children's WorkflowTasks (forkedTaskDefs, as Conductor
+    # does): about 520 bytes a child, over the default 2 MiB record limit beyond ~4,000.
+    record_mb = max(2, -(-max(cfg.sizes) * 1024 // (1024 * 1024)))
+    if record_mb > 2:
+        notes.append(f"Podium's record limit raised to {record_mb} MiB (PODIUM_MAX_RECORD_BYTES)")
+    spec = ClusterSpec(
+        shards=1,
+        store="redis",
+        gateway_port=0,
+        extra_env={"PODIUM_MAX_RECORD_BYTES": str(record_mb * 1024 * 1024)},
+    )
     cluster = await LocalCluster(spec, progress=lambda _: None).start()
     try:
         pids = cluster_pids(cluster)
