@@ -76,7 +76,7 @@ def _apply_timeout_policy(run: Run, task_def: JSON, task: JSON, reason: str) -> 
         raise TerminateSignal(reason, WorkflowStatus.TIMED_OUT, task)
 
 
-def response_timeout_applies(task: JSON) -> bool:
+def response_timeout_applies(task: Mapping[str, Any]) -> bool:
     """Response timeouts watch worker tasks and HTTP, not tasks completed by other means."""
     if task["taskType"] in SYNC_SYSTEM_TYPES or task["taskType"] == TaskType.SUB_WORKFLOW:
         return False
@@ -446,6 +446,6 @@ def _task_deadlines(t: Mapping[str, Any], now: int, offset_s: int) -> list[int]:
                 + callback_ms
             )
     rt = int(task_def.get("responseTimeoutSeconds") or 0)
-    if t["status"] == TaskStatus.IN_PROGRESS and rt > 0 and response_timeout_applies(dict(t)):
+    if t["status"] == TaskStatus.IN_PROGRESS and rt > 0 and response_timeout_applies(t):
         out.append(int(t.get("updateTime") or now) + rt * 1000 + callback_ms)
     return out

@@ -72,14 +72,16 @@ class Run:
         # costs a few microseconds a task and the tasks it leaves alone compare equal at a
         # glance in finish(), where a deep copy of a fork's thousand branches would cost
         # tens of milliseconds per decision.
+        #
+        # The workflow's input is shared too: operations replace it whole (rerun), never
+        # change it, and a fan-out's input may hold every child.
         head = dict(workflow)
-        definition = head.get("workflowDefinition")
-        tasks = head.get("tasks") or []
-        head["workflowDefinition"] = head["tasks"] = None
+        shared: dict[str, Any] = {
+            k: head.pop(k) for k in ("workflowDefinition", "input") if k in head
+        }
+        tasks = head.pop("tasks", None) or []
         self.wf: JSON = clone(head)
-        self.wf["workflowDefinition"] = definition
-        if definition is None and "workflowDefinition" not in workflow:
-            del self.wf["workflowDefinition"]
+        self.wf.update(shared)
         self.wf["tasks"] = [dict(t) for t in tasks]
         self.pushes: dict[tuple[str, str], QueuePush] = {}
         self.removals: dict[tuple[str, str], QueueRemove] = {}
