@@ -83,9 +83,17 @@ class DeciderClient:
         for msg_id, wf_id in items:
             by_owner.setdefault(await self.rpc.owner(wf_id), []).append((msg_id, wf_id))
         answers = await asyncio.gather(
-            *(self._claim(queue, part, worker_id, ack) for part in by_owner.values())
+            *(self._claim(queue, part, worker_id, ack) for part in by_owner.values()),
+            return_exceptions=True,
         )
-        return [task for tasks in answers for task in tasks]
+        claimed = [a for a in answers if not isinstance(a, BaseException)]
+        if not claimed:  # every owner failed: the poll fails, its messages stay leased
+            failure = answers[0]
+            assert isinstance(failure, BaseException)
+            raise failure
+        # An owner that failed leaves its messages leased, to be handed out again; the tasks
+        # the others claimed reach the worker.
+        return [task for tasks in claimed for task in tasks]
 
     async def _claim(
         self, queue: str, items: Sequence[tuple[str, str]], worker_id: str | None, ack: bool

@@ -11,11 +11,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection
 
 import pytest
+from redis.asyncio import Redis
 
 from decider.server import DeciderService, DeciderSettings
 from podium.decider_client import DeciderClient
 from podium.launch.redis import RedisServer
 from podium.rpc_client import RpcClient, parse_address
+from podium.store.redis_backend.keys import Keys
 from podium.types import JSON
 from tests.local_cassandra import cassandra_store_config
 from tests.polling import eventually
@@ -274,3 +276,34 @@ async def test_a_replica_added_under_load(stack: Stack) -> None:
         await client.close()
         if added is not None:
             await added.stop(grace_s=0.5)
+
+
+async def test_a_poll_whose_claims_span_two_owners_keeps_what_one_of_them_claimed(
+    stack: Stack,
+) -> None:
+    """One owner's claim call fails whole (each of its workflows is unreadable): the tasks the
+    other owner claimed still reach the worker, and the failed ones stay leased."""
+    other = await replica_beside(stack, "127.0.0.2")
+    rpc = RpcClient([stack.decider.address, other.address])
+    client = DeciderClient(rpc)
+    try:
+        ids = [await start(client, stack, SEQ3, {}) for _ in range(12)]
+        broken = [w for w in ids if await rpc.owner(w) == stack.decider.address]
+        fine = [w for w in ids if w not in broken]
+        assert broken and fine
+        redis = Redis.from_url(stack.redis.url)
+        try:
+            for wf_id in broken:
+                await redis.hset(Keys(PREFIX).workflow(wf_id), "rec", b"\xc1")  # not msgpack
+        finally:
+            await redis.aclose()
+        assert stack.decider.shell is not None
+        stack.decider.shell.records.clear()  # so that it reads what is stored
+        got = await stack.queues.pop(TYPE, count=20, lease_ms=30_000)
+        tasks = await client.claim(TYPE, [(m.id, m.payload.decode()) for m in got], "w", ack=True)
+        assert sorted(t["workflowInstanceId"] for t in tasks) == sorted(fine)
+        leased = sum(d["leased"] for d in (await stack.queues.details(TYPE)).values())
+        assert leased == len(broken)
+    finally:
+        await client.close()
+        await other.stop(grace_s=0.5)
