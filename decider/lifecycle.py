@@ -409,43 +409,48 @@ def next_check_ms(workflow: Mapping[str, Any], ctx: Context) -> int | None:
         return min(deadlines) if deadlines else None
     for t in workflow.get("tasks", []):
         if not task_terminal(t["status"]):
-            deadlines += _task_deadlines(t, now, cfg.workflow_offset_s)
+            _add_task_deadlines(deadlines, t, now, cfg.workflow_offset_s)
     if not deadlines:
         deadlines.append(now + cfg.workflow_offset_s * 1000)
     return max(now, min(min(deadlines), now + cfg.max_postpone_s * 1000))
 
 
-def _task_deadlines(t: Mapping[str, Any], now: int, offset_s: int) -> list[int]:
-    out: list[int] = []
-    if t["taskType"] == TaskType.WAIT and int(t.get("waitTimeout") or 0) > 0:
+def _add_task_deadlines(out: list[int], t: Mapping[str, Any], now: int, offset_s: int) -> None:
+    """Append the deadlines of one non-terminal task to ``out``. It runs for every task of a
+    workflow on every decision (a fan-out's thousand branches each time), so it reads each
+    field once, converts only what is set and allocates nothing."""
+    task_type = t["taskType"]
+    status = t["status"]
+    if task_type == TaskType.WAIT and int(t.get("waitTimeout") or 0) > 0:
         out.append(int(t["waitTimeout"]))
     if (
-        t["taskType"] in (TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW)
-        and t["status"] == TaskStatus.SCHEDULED
+        task_type in (TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW)
+        and status == TaskStatus.SCHEDULED
     ):
         out.append(now + offset_s * 1000)
-    workflow_task = t.get("workflowTask") or {}
-    task_def = workflow_task.get("taskDefinition") if isinstance(workflow_task, Mapping) else None
+    workflow_task = t.get("workflowTask")
+    if not isinstance(workflow_task, Mapping):
+        return
+    task_def = workflow_task.get("taskDefinition")
     if not isinstance(task_def, Mapping):
-        return out
-    delay_ms = int(t.get("startDelayInSeconds") or 0) * 1000
-    callback_ms = int(t.get("callbackAfterSeconds") or 0) * 1000
+        return
     if task_def.get("timeoutPolicy") != "ALERT_ONLY":
-        if int(task_def.get("timeoutSeconds") or 0) > 0 and int(t.get("startTime") or 0) > 0:
-            out.append(int(t["startTime"]) + delay_ms + int(task_def["timeoutSeconds"]) * 1000)
-        if (
-            int(task_def.get("totalTimeoutSeconds") or 0) > 0
-            and int(t.get("firstScheduledTime") or 0) > 0
-        ):
-            out.append(int(t["firstScheduledTime"]) + int(task_def["totalTimeoutSeconds"]) * 1000)
-        if t["status"] == TaskStatus.SCHEDULED and int(task_def.get("pollTimeoutSeconds") or 0) > 0:
-            out.append(
-                int(t["scheduledTime"])
-                + delay_ms
-                + int(task_def["pollTimeoutSeconds"]) * 1000
-                + callback_ms
-            )
-    rt = int(task_def.get("responseTimeoutSeconds") or 0)
-    if t["status"] == TaskStatus.IN_PROGRESS and rt > 0 and response_timeout_applies(t):
-        out.append(int(t.get("updateTime") or now) + rt * 1000 + callback_ms)
-    return out
+        timeout_s = int(task_def.get("timeoutSeconds") or 0)
+        total_s = int(task_def.get("totalTimeoutSeconds") or 0)
+        poll_s = (
+            int(task_def.get("pollTimeoutSeconds") or 0) if status == TaskStatus.SCHEDULED else 0
+        )
+        if timeout_s > 0 or total_s > 0 or poll_s > 0:
+            delay_ms = int(t.get("startDelayInSeconds") or 0) * 1000
+            if timeout_s > 0 and int(t.get("startTime") or 0) > 0:
+                out.append(int(t["startTime"]) + delay_ms + timeout_s * 1000)
+            if total_s > 0 and int(t.get("firstScheduledTime") or 0) > 0:
+                out.append(int(t["firstScheduledTime"]) + total_s * 1000)
+            if poll_s > 0:
+                callback_ms = int(t.get("callbackAfterSeconds") or 0) * 1000
+                out.append(int(t["scheduledTime"]) + delay_ms + poll_s * 1000 + callback_ms)
+    if status == TaskStatus.IN_PROGRESS:
+        rt = int(task_def.get("responseTimeoutSeconds") or 0)
+        if rt > 0 and response_timeout_applies(t):
+            callback_ms = int(t.get("callbackAfterSeconds") or 0) * 1000
+            out.append(int(t.get("updateTime") or now) + rt * 1000 + callback_ms)

@@ -146,9 +146,10 @@ def claim_all(
     fan-out's branches): the ones not finished go to the worker; ``accepted`` if any did.
     Ids that are not tasks of the workflow are skipped (their messages are the caller's)."""
     run = Run(workflow, ctx)
+    by_id = {t["taskId"]: t for t in run.tasks} if len(task_ids) > 1 else None
     handed = 0
     for task_id in task_ids:
-        task = run.task_by_id(task_id)
+        task = by_id.get(task_id) if by_id is not None else run.task_by_id(task_id)
         if task is None:
             continue
         if task_terminal(task["status"]) or workflow_terminal(run.status):
