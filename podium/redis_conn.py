@@ -9,6 +9,17 @@ A Redis address is a URL:
   shards, ``PODIUM_STORE_REDIS_SENTINELS`` for the store). After a failover the client finds the
   new primary by itself; a user and password in the URL are the data servers' credentials.
 
+Over TLS the URL's query names the files (redis-py reads them from the query string)::
+
+    rediss://podium:secret@redis.example:6380/0?ssl_ca_certs=/certs/ca.pem
+        &ssl_certfile=/certs/client.pem&ssl_keyfile=/certs/client-key.pem
+
+:data:`TLS_PARAMETERS` lists what is accepted; :func:`tls_options` checks them before any
+connection is made, so a missing file or a misspelt name is a :class:`ConfigError` naming the
+variable and the URL (password hidden: :func:`redact_url`), not a failure at first use. A
+``sentinel://`` URL with ``ssl=true`` (or any TLS parameter) reaches both the Sentinels and the
+data servers over TLS with the same files.
+
 ``WAIT`` turns a write acknowledged by the primary into one held by ``replicas`` replicas too
 (docs/reliability.md says what that does and does not promise).
 """
@@ -16,8 +27,9 @@ A Redis address is a URL:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -31,6 +43,91 @@ SCHEMES = ("redis", "rediss", "unix", "sentinel")
 #: outright ("Too many connections"); calls that hold a connection while they wait (``WAIT``
 #: for a replica) pass it in the burst after a failover or a replica's death.
 MAX_CONNECTIONS = 1000
+#: TLS settings a URL's query may carry (redis-py's ``ssl_*`` connection arguments). A key's
+#: passphrase (``ssl_password``) is left out on purpose: it would sit in a URL that logs and
+#: process listings may show; mount the key unencrypted as a secret file instead.
+TLS_PARAMETERS = (
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_ciphers",
+)
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_CERT_REQS = ("none", "optional", "required")
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for reprs, logs and error messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def tls_options(url: str, variable: str) -> dict[str, Any] | None:
+    """The TLS settings in ``url``'s query, checked; None when the URL does not ask for TLS.
+
+    ``rediss://`` asks for TLS, and so does a ``sentinel://`` URL with ``ssl=true`` or any
+    TLS parameter; TLS parameters on a ``redis://`` or ``unix://`` URL are an error (redis-py
+    would refuse them only at the first connection). Named files must exist and be readable.
+    """
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError(f"{variable}={redact_url(url)!r}: {problem}", variable=variable)
+
+    tls = {k: v for k, v in query.items() if k.startswith("ssl")}
+    wanted = _BOOLS.get(tls.pop("ssl", "false").lower())
+    if wanted is None:
+        raise refuse("ssl must be true or false")
+    unknown = sorted(set(tls) - set(TLS_PARAMETERS))
+    if unknown:
+        raise refuse(
+            f"unknown TLS parameter(s) {', '.join(unknown)}; accepted: {', '.join(TLS_PARAMETERS)}"
+        )
+    if parts.scheme == "rediss" or (parts.scheme == "sentinel" and (wanted or tls)):
+        pass
+    elif tls or wanted:
+        raise refuse("TLS parameters need a rediss:// URL")
+    else:
+        return None
+    out: dict[str, Any] = dict(tls)
+    for name in _TLS_FILES:
+        if name in tls and not _readable_file(tls[name]):
+            raise refuse(f"{name} file {tls[name]!r} does not exist or cannot be read")
+    if "ssl_ca_path" in tls and not Path(tls["ssl_ca_path"]).is_dir():
+        raise refuse(f"ssl_ca_path {tls['ssl_ca_path']!r} is not a folder")
+    if "ssl_keyfile" in tls and "ssl_certfile" not in tls:
+        raise refuse("ssl_keyfile needs ssl_certfile (the client certificate)")
+    if tls.get("ssl_cert_reqs", "required") not in _CERT_REQS:
+        raise refuse(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
+    if "ssl_check_hostname" in tls:
+        check = _BOOLS.get(tls["ssl_check_hostname"].lower())
+        if check is None:
+            raise refuse("ssl_check_hostname must be true or false")
+        out["ssl_check_hostname"] = check
+    if "ssl_min_version" in tls:
+        # redis-py takes the number of an ssl.TLSVersion member (771: TLS 1.2, 772: TLS 1.3)
+        if not tls["ssl_min_version"].isdigit():
+            raise refuse("ssl_min_version must be a number: 771 for TLS 1.2, 772 for TLS 1.3")
+        out["ssl_min_version"] = int(tls["ssl_min_version"])
+    return out
+
+
+def _readable_file(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -84,8 +181,9 @@ def connect(
     ``options`` are redis-py connection settings (timeouts, ``max_connections``,
     ``decode_responses``). ``blocking_pool`` makes a burst of calls wait for a free
     connection instead of failing (direct connections only); other pools open up to
-    :data:`MAX_CONNECTIONS`.
+    :data:`MAX_CONNECTIONS`. The URL's TLS settings are checked first (:func:`tls_options`).
     """
+    tls = tls_options(url, variable)
     if urlsplit(url).scheme != "sentinel":
         if blocking_pool:
             pool = aioredis.BlockingConnectionPool.from_url(url, **options)
@@ -99,6 +197,10 @@ def connect(
     sentinel_options = {
         k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")
     }
+    if tls is not None:
+        # one CA and client certificate for the Sentinels and the servers they point to
+        options.update(ssl=True, **tls)
+        sentinel_options.update(ssl=True, **tls)
     sentinel = Sentinel(list(sentinels), sentinel_kwargs=sentinel_options, **options)
     client: aioredis.Redis = sentinel.master_for(
         target.master,

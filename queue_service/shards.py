@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -24,7 +24,7 @@ from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from podium.errors import ConfigError, InternalError, Unavailable
-from podium.redis_conn import SCHEMES, connect, run_replicated
+from podium.redis_conn import SCHEMES, connect, redact_url, run_replicated
 
 SCRIPT_NAMES = (
     "push",
@@ -45,15 +45,24 @@ REGISTRY_KEY = "pq:registry"
 
 @dataclass(frozen=True)
 class ShardSpec:
-    """A shard's stable name, its Redis URL, and how its writes are made durable."""
+    """A shard's stable name, its Redis URL, and how its writes are made durable.
+
+    The URL may hold a password, so the repr shows it redacted (:func:`redact_url`)."""
 
     name: str
-    url: str
+    url: str = field(repr=False)
     #: Sentinels' addresses, for a ``sentinel://master`` URL.
     sentinels: tuple[tuple[str, int], ...] = ()
     #: Replicas that must hold a push before it is acknowledged (0: the primary alone).
     wait_replicas: int = 0
     wait_timeout_ms: int = 1000
+
+    def __repr__(self) -> str:
+        return (
+            f"ShardSpec(name={self.name!r}, url={redact_url(self.url)!r}, "
+            f"sentinels={self.sentinels!r}, wait_replicas={self.wait_replicas!r}, "
+            f"wait_timeout_ms={self.wait_timeout_ms!r})"
+        )
 
 
 def parse_shards(
@@ -72,13 +81,14 @@ def parse_shards(
         name, sep, url = item.partition("=")
         if not sep:
             name, url = f"s{i}", item
+        shown = f"{name}={redact_url(url)}" if sep else redact_url(url)
         if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
             raise ConfigError(
-                f"shard {item!r} is not a redis:// URL", variable="PODIUM_QUEUE_SHARDS"
+                f"shard {shown!r} is not a redis:// URL", variable="PODIUM_QUEUE_SHARDS"
             )
         if url.startswith("sentinel://") and not sentinels:
             raise ConfigError(
-                f"shard {item!r} is a sentinel:// URL: set PODIUM_QUEUE_SENTINELS to the "
+                f"shard {shown!r} is a sentinel:// URL: set PODIUM_QUEUE_SENTINELS to the "
                 "Sentinels' host:port list",
                 variable="PODIUM_QUEUE_SENTINELS",
             )
@@ -181,7 +191,8 @@ class Shard:
 
     def unavailable(self, exc: BaseException) -> Unavailable:
         return Unavailable(
-            f"queue shard {self.name} ({self.spec.url}) is unavailable: {exc}", shard=self.name
+            f"queue shard {self.name} ({redact_url(self.spec.url)}) is unavailable: {exc}",
+            shard=self.name,
         )
 
     async def close(self) -> None:

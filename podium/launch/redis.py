@@ -4,6 +4,10 @@ Each server listens on loopback only, keeps its files in its own folder, and is 
 SHUTDOWN (so an append-only file is flushed) or, failing that, a signal. A server can be the
 replica of another (``replica_of``), and :class:`SentinelServer` runs a Redis Sentinel (the
 same binary with ``--sentinel``) that watches primaries and fails them over to a replica.
+
+A server can also demand credentials (an ACL user, or a bare ``requirepass`` password) and
+speak TLS alone (``tls``: certificates from podium/devcerts.py); its :attr:`RedisServer.url`
+then carries what a client needs, in the forms docs/persistence.md describes.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
+from urllib.parse import quote, urlencode
 
 import redis
 
+from podium.devcerts import CertPaths
 from podium.errors import ConfigError, Unavailable
 
 
@@ -55,6 +61,13 @@ class RedisServer:
 
     ``appendonly`` switches on append-only persistence (fsync every second), which the
     store uses; the queue shards may run with or without it.
+
+    Security is off unless asked for. ``username`` and ``password`` make an ACL user with every
+    right and switch the ``default`` user off; ``password`` alone sets ``requirepass`` (the
+    ``default`` user's password); ``acl_rules`` adds further ``user ...`` lines. ``tls``
+    serves TLS alone on :attr:`port` (no plain port); ``tls_auth_clients`` says whether a client
+    must show a certificate the CA signed. These settings go to a ``security.conf`` file (mode
+    0600) in the data folder, so no password shows on the process's command line.
     """
 
     port: int = 0
@@ -64,12 +77,48 @@ class RedisServer:
     extra_args: list[str] = field(default_factory=list)
     #: ``(host, port)`` of the primary this server replicates.
     replica_of: tuple[str, int] | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    acl_rules: list[str] = field(default_factory=list, repr=False)
+    tls: CertPaths | None = None
+    tls_auth_clients: Literal["yes", "optional", "no"] = "no"
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_dir: bool = field(default=False, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.username is not None and self.password is None:
+            raise ConfigError(f"the Redis ACL user {self.username!r} needs a password")
+
+    @property
+    def secured(self) -> bool:
+        """Whether a client needs more than the address: credentials or TLS."""
+        return self.password is not None or bool(self.acl_rules) or self.tls is not None
+
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
+        """How a client reaches this server: ``redis://host:port/0``, with the user and password
+        and, over TLS, ``rediss://`` and the CA and client certificate as query parameters."""
+        scheme = "rediss" if self.tls is not None else "redis"
+        auth = ""
+        if self.password is not None:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        query = ""
+        if self.tls is not None:
+            query = "?" + urlencode(
+                {
+                    "ssl_ca_certs": str(self.tls.ca),
+                    "ssl_certfile": str(self.tls.client_cert),
+                    "ssl_keyfile": str(self.tls.client_key),
+                }
+            )
+        return f"{scheme}://{auth}{self.host}:{self.port}/0{query}"
+
+    def client(self, timeout_s: float = 1.0) -> redis.Redis:
+        """A synchronous client of this server, with its credentials and TLS (for setup,
+        checks and shutdown; services connect through podium/redis_conn.py)."""
+        return redis.Redis.from_url(
+            self.url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
 
     @property
     def address(self) -> str:
@@ -90,20 +139,59 @@ class RedisServer:
             if self._proc.poll() is not None:
                 log = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
                 raise Unavailable(f"redis-server on port {self.port} exited at start: {log}")
-            if _ping(self.host, self.port):
+            if self._answers():
                 return self
             time.sleep(0.02)
         self.stop()
         raise Unavailable(f"redis-server on port {self.port} did not answer within {timeout_s}s")
 
+    def _answers(self) -> bool:
+        if not self.secured:
+            return _ping(self.host, self.port)
+        try:
+            with self.client(timeout_s=0.2) as r:
+                return bool(r.ping())
+        except (OSError, redis.RedisError):
+            return False
+
+    def _security_conf(self, data_dir: Path) -> list[str]:
+        """Write the ACL, password and TLS directives to a file only the owner can read; the
+        file's name (redis-server takes a configuration file as its first argument)."""
+        lines: list[str] = []
+        if self.username is not None:
+            lines += ["user default off", f"user {self.username} on >{self.password} ~* &* +@all"]
+        elif self.password is not None:
+            lines.append(f"requirepass {self.password}")
+        lines += self.acl_rules
+        if self.tls is not None:
+            lines += [
+                # TLS alone: the plain port is off and ``port`` is the TLS port
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-cert-file {self.tls.server_cert}",
+                f"tls-key-file {self.tls.server_key}",
+                f"tls-ca-cert-file {self.tls.ca}",
+                f"tls-auth-clients {self.tls_auth_clients}",
+                "tls-replication yes",
+            ]
+        if not lines:
+            return []
+        conf = data_dir / "security.conf"
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)
+        conf.write_text("\n".join(lines) + "\n")
+        return [str(conf)]
+
     def _command(self, data_dir: Path) -> list[str]:
         replica = ["--replicaof", *map(str, self.replica_of)] if self.replica_of else []
+        # with TLS, ``security.conf`` turns the plain port off and serves TLS on ``port``
+        port = [] if self.tls is not None else ["--port", str(self.port)]
         return [
             redis_server_binary(),
+            *self._security_conf(data_dir),
             "--bind",
             self.host,
-            "--port",
-            str(self.port),
+            *port,
             "--dir",
             str(data_dir),
             "--save",
@@ -150,17 +238,25 @@ class RedisServer:
         if proc is None:
             return
         if proc.poll() is None:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), timeout=1) as s,
-            ):
-                s.sendall(b"SHUTDOWN\r\n")
+            self._send_shutdown()
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
         self._proc = None
+
+    def _send_shutdown(self) -> None:
+        if not self.secured:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), timeout=1) as s,
+            ):
+                s.sendall(b"SHUTDOWN\r\n")
+            return
+        # the server closes the connection as it exits, which the client reports as an error
+        with contextlib.suppress(OSError, redis.RedisError), self.client() as r:
+            r.shutdown()
 
     def cleanup(self) -> None:
         """Stop and remove the data folder if this object created it."""
@@ -372,6 +468,7 @@ class ReplicatedRedis:
 
 def _pairs(raw: object) -> dict[str, str]:
     """A Redis reply of alternating keys and values (or a map) as text."""
+
     def text(x: object) -> str:
         return x.decode() if isinstance(x, bytes) else str(x)
 
