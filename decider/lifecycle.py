@@ -428,11 +428,12 @@ def _add_task_deadlines(out: list[int], t: Mapping[str, Any], now: int, offset_s
         and status == TaskStatus.SCHEDULED
     ):
         out.append(now + offset_s * 1000)
+    # Records are plain dicts (decoded msgpack); the ABC check of Mapping costs more here
     workflow_task = t.get("workflowTask")
-    if not isinstance(workflow_task, Mapping):
+    if not isinstance(workflow_task, dict):
         return
     task_def = workflow_task.get("taskDefinition")
-    if not isinstance(task_def, Mapping):
+    if not isinstance(task_def, dict):
         return
     if task_def.get("timeoutPolicy") != "ALERT_ONLY":
         timeout_s = int(task_def.get("timeoutSeconds") or 0)
