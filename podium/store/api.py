@@ -32,7 +32,7 @@ class IdempotencyBinding:
 
 
 class MetadataStore(ABC):
-    """Task definitions, workflow definitions and event handlers."""
+    """Task definitions, workflow definitions, event handlers and access keys."""
 
     @abstractmethod
     async def create_task_def(self, task_def: Record) -> None:
@@ -101,6 +101,25 @@ class MetadataStore(ABC):
     @abstractmethod
     async def event_handlers_for_event(self, event: str, active_only: bool = True) -> list[Record]:
         """The handlers listening to ``event`` (only active ones unless asked), by name."""
+
+    # Access keys made at run time (the gateway's ``/api/admin/keys``): every gateway replica
+    # reads them from here. A record holds the key id, a hash of its secret and its roles.
+
+    @abstractmethod
+    async def create_access_key(self, key: Record) -> None:
+        """Store a new key (``key["keyId"]`` names it); Conflict if the id is taken."""
+
+    @abstractmethod
+    async def get_access_key(self, key_id: str) -> Record:
+        """One key; NotFound if none."""
+
+    @abstractmethod
+    async def list_access_keys(self) -> list[Record]:
+        """Every stored key, sorted by id."""
+
+    @abstractmethod
+    async def remove_access_key(self, key_id: str) -> None:
+        """Delete a key; NotFound if none."""
 
 
 class ExecutionStore(ABC):

@@ -147,3 +147,22 @@ async def test_oversized_definitions_write_nothing(make_store: MakeStore, ns: st
         await md.create_task_def({"name": f"t_{ns}", "description": "x" * 3000})
     with pytest.raises(NotFound):
         await md.get_task_def(f"t_{ns}")
+
+
+async def test_access_keys(store: Store, ns: str) -> None:
+    md = store.metadata
+    a, b = f"a-{ns}", f"b-{ns}"
+    key_b = {"keyId": b, "secretHash": "00" * 32, "roles": ["viewer"], "taskTypes": []}
+    key_a = {"keyId": a, "secretHash": "11" * 32, "roles": ["worker"], "taskTypes": ["x_*"]}
+    await md.create_access_key(key_b)
+    await md.create_access_key(key_a)
+    with pytest.raises(Conflict):
+        await md.create_access_key({**key_a, "roles": ["admin"]})  # never replaced
+    assert await md.get_access_key(a) == key_a
+    assert [k for k in await md.list_access_keys() if ns in k["keyId"]] == [key_a, key_b]
+    await md.remove_access_key(a)
+    with pytest.raises(NotFound):
+        await md.get_access_key(a)
+    with pytest.raises(NotFound):
+        await md.remove_access_key(a)
+    assert [k["keyId"] for k in await md.list_access_keys() if ns in k["keyId"]] == [b]

@@ -189,3 +189,25 @@ class CassandraMetadata(MetadataStore):
             if rows and rows[0]["event"] == event  # entries are candidates: check the row
         ]
         return [h for h in handlers if not active_only or h.get("active", False)]
+
+    # -- access keys --------------------------------------------------------------------
+
+    async def create_access_key(self, key: Record) -> None:
+        key_id = str(key["keyId"])
+        blob = encode(key, self._cfg.max_record_bytes, f"access key {key_id}")
+        if not (await self._applied(self._st.key_insert, (key_id, blob))).get(APPLIED):
+            raise Conflict(f"Key {key_id} already exists", keyId=key_id)
+
+    async def get_access_key(self, key_id: str) -> Record:
+        rows = await self._db.execute(self._st.key_get, (key_id,))
+        if not rows:
+            raise NotFound(f"No such key: {key_id}", keyId=key_id)
+        return decode(rows[0]["payload"])
+
+    async def list_access_keys(self) -> list[Record]:
+        rows = await self._db.execute(self._st.key_all)
+        return [decode(r["payload"]) for r in sorted(rows, key=lambda r: str(r["key_id"]))]
+
+    async def remove_access_key(self, key_id: str) -> None:
+        if not (await self._applied(self._st.key_delete, (key_id,))).get(APPLIED):
+            raise NotFound(f"No such key: {key_id}", keyId=key_id)

@@ -244,6 +244,14 @@ _CQL: dict[str, tuple[str, bool]] = {
         "DELETE FROM {ks}.event_handlers_by_event WHERE event = ? AND name = ?",
         True,
     ),
+    # access keys
+    "key_insert": (
+        "INSERT INTO {ks}.access_keys (key_id, payload) VALUES (?, ?) IF NOT EXISTS",
+        False,
+    ),
+    "key_get": ("SELECT payload FROM {ks}.access_keys WHERE key_id = ?", True),
+    "key_all": ("SELECT key_id, payload FROM {ks}.access_keys", True),
+    "key_delete": ("DELETE FROM {ks}.access_keys WHERE key_id = ? IF EXISTS", False),
 }
 
 
@@ -310,6 +318,10 @@ class Statements:
     handler_event_put: PreparedStatement
     handler_event_get: PreparedStatement
     handler_event_delete: PreparedStatement
+    key_insert: PreparedStatement
+    key_get: PreparedStatement
+    key_all: PreparedStatement
+    key_delete: PreparedStatement
 
     @classmethod
     def prepare_all(cls, session: CassandraSession, keyspace: str) -> Statements:

@@ -86,3 +86,6 @@ class Keys:
 
     def handlers_of_event(self, event: str) -> str:
         return f"{self.prefix}handlers:event:{part(event)}"
+
+    def access_keys(self) -> str:
+        return f"{self.prefix}access_keys"

@@ -199,3 +199,31 @@ class RedisMetadata(MetadataStore):
             blobs = await self._r.hmget(self._k.handlers(), names) if names else []
         handlers = [decode(b) for b in blobs if b is not None]
         return [h for h in handlers if not active_only or h.get("active", False)]
+
+    # -- access keys --------------------------------------------------------------------
+
+    async def create_access_key(self, key: Record) -> None:
+        key_id = str(key["keyId"])
+        blob = encode(key, self._cfg.max_record_bytes, f"access key {key_id}")
+        with redis_errors("metadata"):
+            created = await self._r.hsetnx(self._k.access_keys(), key_id, blob)
+        if not int(created):
+            raise Conflict(f"Key {key_id} already exists", keyId=key_id)
+
+    async def get_access_key(self, key_id: str) -> Record:
+        with redis_errors("metadata"):
+            blob = await self._r.hget(self._k.access_keys(), key_id)
+        if blob is None:
+            raise NotFound(f"No such key: {key_id}", keyId=key_id)
+        return decode(blob)
+
+    async def list_access_keys(self) -> list[Record]:
+        with redis_errors("metadata"):
+            found = await self._r.hgetall(self._k.access_keys())
+        return [decode(found[k]) for k in sorted(found, key=text)]
+
+    async def remove_access_key(self, key_id: str) -> None:
+        with redis_errors("metadata"):
+            removed = await self._r.hdel(self._k.access_keys(), key_id)
+        if not int(removed):
+            raise NotFound(f"No such key: {key_id}", keyId=key_id)
