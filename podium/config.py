@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from podium.codec import CodecLimits
 from podium.errors import ConfigError
+from podium.rpc_security import RpcSecurity, TlsFiles, parse_secret
 
 Environ = Mapping[str, str]
 T = TypeVar("T")
@@ -152,3 +154,28 @@ def rpc_limits(env: Environ) -> CodecLimits:
         max_frame_bytes=env_int(env, "PODIUM_RPC_MAX_FRAME_BYTES", 16 * 1024 * 1024, minimum=1024),
         max_depth=env_int(env, "PODIUM_RPC_MAX_DEPTH", 64, minimum=4, maximum=1000),
     )
+
+
+def rpc_security(env: Environ) -> RpcSecurity:
+    """How RPC connections authenticate, the same for every service and client
+    (:mod:`podium.rpc_security`): ``PODIUM_RPC_SECRET`` or ``PODIUM_RPC_SECRET_FILE``, and
+    ``PODIUM_RPC_TLS_CERT``, ``PODIUM_RPC_TLS_KEY``, ``PODIUM_RPC_TLS_CA`` (all three or
+    none) with ``PODIUM_RPC_TLS_SERVER_NAME`` optional."""
+    secret = parse_secret(env.get("PODIUM_RPC_SECRET"), env.get("PODIUM_RPC_SECRET_FILE"))
+    names = ("PODIUM_RPC_TLS_CERT", "PODIUM_RPC_TLS_KEY", "PODIUM_RPC_TLS_CA")
+    paths = [env_str(env, name, "") for name in names]
+    server_name = env_str(env, "PODIUM_RPC_TLS_SERVER_NAME", "")
+    if not any(paths):
+        if server_name:
+            raise ConfigError(
+                "PODIUM_RPC_TLS_SERVER_NAME needs PODIUM_RPC_TLS_CERT, _KEY and _CA",
+                variable="PODIUM_RPC_TLS_SERVER_NAME",
+            )
+        return RpcSecurity(secret=secret)
+    for name, path in zip(names, paths, strict=True):
+        if not path:
+            raise ConfigError(f"{name} is missing: set all of {', '.join(names)}", variable=name)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{name}={path!r} is not a readable file", variable=name)
+    cert, key, ca = (Path(p) for p in paths)
+    return RpcSecurity(secret=secret, tls=TlsFiles(cert, key, ca, server_name or None))

@@ -7,6 +7,11 @@ that leaves or joins moves only the keys it ranks first. Each address has a few
 connections, each carrying many concurrent calls (request ids). A connection that fails
 fails only the calls it carried, marks its address down for a back-off, and is re-dialled on
 next use, so a replica that disappears is skipped and picked up again when it returns.
+
+With :class:`~podium.rpc_security.RpcSecurity` set, each new connection is made with the
+current TLS client context and passes the shared-secret handshake (the server proves it
+holds the secret too) before it carries a call; that is one round trip per connection and
+nothing per call.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import ipaddress
 import itertools
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +35,19 @@ from podium.errors import (
     PodiumError,
     Unavailable,
     error_from_wire,
+)
+from podium.rpc_security import (
+    KIND_AUTH,
+    KIND_HELLO,
+    KIND_OK,
+    MAX_HANDSHAKE_FRAME,
+    NONCE_BYTES,
+    RpcSecurity,
+    TlsContexts,
+    client_proof,
+    new_nonce,
+    proof_matches,
+    server_proof,
 )
 
 log = logging.getLogger("podium.rpc")
@@ -69,6 +88,10 @@ class _ClientProtocol(asyncio.Protocol):
         pass
 
     def data_received(self, data: bytes) -> None:
+        if self._conn.handshaking:
+            data = self._conn.handshake(data)
+            if not data:
+                return
         for item in self._reader.feed(data):
             if isinstance(item, LimitExceeded):
                 self._conn.fail_all(item)
@@ -87,20 +110,119 @@ class _ClientProtocol(asyncio.Protocol):
 class _Connection:
     """One TCP connection carrying many concurrent calls."""
 
-    def __init__(self, host: str, port: int, limits: CodecLimits) -> None:
+    def __init__(
+        self, host: str, port: int, limits: CodecLimits, secret: bytes | None = None
+    ) -> None:
         self.host, self.port, self.limits = host, port, limits
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.transport: asyncio.Transport | None = None
+        # The shared-secret handshake (with a secret): its bytes so far, and its outcome.
+        self.secret = secret
+        self.handshaking = secret is not None
+        self._handshake_buf = b""
+        self._server_nonce: bytes | None = None
+        self._client_nonce = b""
+        self._ready: asyncio.Future[None] | None = None
         self.closed = False
         self._ids = itertools.count(1)
         self._out: list[bytes] = []
 
-    async def open(self, timeout_s: float) -> None:
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def open(
+        self,
+        timeout_s: float,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
+        """Connect (with TLS when given), and pass the secret handshake when there is one."""
         loop = asyncio.get_running_loop()
-        transport, _ = await asyncio.wait_for(
-            loop.create_connection(lambda: _ClientProtocol(self), self.host, self.port), timeout_s
-        )
-        self.transport = transport
+        if self.secret is not None:
+            self._ready = loop.create_future()
+        try:
+            async with asyncio.timeout(timeout_s):
+                self.transport, _ = await loop.create_connection(
+                    lambda: _ClientProtocol(self),
+                    self.host,
+                    self.port,
+                    ssl=tls,
+                    server_hostname=server_name if tls is not None else None,
+                )
+                if self._ready is not None:
+                    await self._ready
+        except TimeoutError:
+            if self.transport is None:
+                raise
+            self.close()
+            raise Unavailable(
+                f"{self.address} did not complete the RPC handshake within {timeout_s:.1f}s "
+                "(is PODIUM_RPC_SECRET set there?)",
+                address=self.address,
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def handshake(self, data: bytes) -> bytes:
+        """Answer the server's nonce and check its proof; the bytes after, once it passed."""
+        buf = self._handshake_buf + data
+        while len(buf) >= codec.HEADER_SIZE:
+            (size,) = codec.HEADER.unpack_from(buf)
+            end = codec.HEADER_SIZE + size
+            if size > MAX_HANDSHAKE_FRAME:
+                self._handshake_failed("it does not speak the RPC handshake")
+                return b""
+            if len(buf) < end:
+                break
+            try:
+                env = codec.unpack(buf[codec.HEADER_SIZE : end])
+            except PodiumError:
+                env = None
+            buf = buf[end:]
+            if not isinstance(env, dict) or self.secret is None:
+                self._handshake_failed("it does not speak the RPC handshake")
+                return b""
+            if self._server_nonce is None:
+                nonce = env.get("n")
+                if (
+                    env.get("k") != KIND_HELLO
+                    or not isinstance(nonce, bytes)
+                    or len(nonce) != NONCE_BYTES
+                ):
+                    self._handshake_failed("it does not speak the RPC handshake")
+                    return b""
+                self._server_nonce, self._client_nonce = nonce, new_nonce()
+                answer = {
+                    "v": codec.ENVELOPE_VERSION,
+                    "k": KIND_AUTH,
+                    "n": self._client_nonce,
+                    "p": client_proof(self.secret, nonce, self._client_nonce),
+                }
+                if self.transport is not None:
+                    self.transport.write(codec.frame(answer, self.limits))
+                continue
+            expected = server_proof(self.secret, self._server_nonce, self._client_nonce)
+            if env.get("k") != KIND_OK or not proof_matches(expected, env.get("p")):
+                self._handshake_failed("its proof does not match our secret")
+                return b""
+            self.handshaking = False
+            self._handshake_buf = b""
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            return buf
+        self._handshake_buf = buf
+        return b""
+
+    def _handshake_failed(self, why: str) -> None:
+        self.handshaking = True
+        self._handshake_buf = b""
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(
+                Unavailable(f"{self.address} failed the RPC handshake: {why}", address=self.address)
+            )
+        self.close()
 
     def send(
         self, method: str, params: Any, headers: dict[str, str], timeout_ms: int
@@ -148,6 +270,14 @@ class _Connection:
 
     def lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(
+                Unavailable(
+                    f"{self.address} closed the connection during the RPC handshake "
+                    "(a different PODIUM_RPC_SECRET?)",
+                    address=self.address,
+                )
+            )
         self.fail_all(
             Unavailable(
                 f"connection to {self.host}:{self.port} lost: {exc or 'closed'}",
@@ -248,6 +378,7 @@ class RpcClient:
         refresh_s: float = 5.0,
         resolver: Resolver = resolve_all,
         tracer: CallTracer | None = None,
+        security: RpcSecurity | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("RpcClient needs at least one address")
@@ -257,6 +388,9 @@ class RpcClient:
         self.retry_down_after_s = retry_down_after_s
         self.header_injector = header_injector
         self.tracer = tracer
+        self.security = security or RpcSecurity()
+        #: the client's TLS contexts (reloaded as the files change), with TLS on
+        self.tls = TlsContexts(self.security.tls, server_side=False) if self.security.tls else None
         self._per_address = connections_per_address
         self._seeds = [parse_address(a) for a in addresses]
         self._names = [(h, p) for h, p in self._seeds if not _is_literal(h)]
@@ -418,9 +552,14 @@ class RpcClient:
             conn = endpoint.conns[idx]
             if conn is not None and not conn.closed:
                 return conn
-            conn = _Connection(endpoint.host, endpoint.port, self.limits)
+            conn = _Connection(endpoint.host, endpoint.port, self.limits, self.security.secret)
+            tls = self.tls.get() if self.tls is not None else None
+            server_name = self.security.tls.server_name if self.security.tls else None
             try:
-                await conn.open(self.connect_timeout_s)
+                await conn.open(self.connect_timeout_s, tls, server_name)
+            except Unavailable:
+                endpoint.down_until = asyncio.get_running_loop().time() + self.retry_down_after_s
+                raise
             except (OSError, TimeoutError) as exc:
                 endpoint.down_until = asyncio.get_running_loop().time() + self.retry_down_after_s
                 raise Unavailable(
