@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 from urllib.parse import quote, urlencode
 
 import redis
@@ -154,6 +154,23 @@ class RedisServer:
         except (OSError, redis.RedisError):
             return False
 
+    def _tls_lines(self) -> list[str]:
+        """Directives for TLS alone: the plain port is off and :attr:`port` is the TLS port.
+
+        ``tls-replication`` makes a replica reach its primary, and a Sentinel its servers and
+        peers, over TLS as well (the server certificate doubles as the client one)."""
+        if self.tls is None:
+            return []
+        return [
+            "port 0",
+            f"tls-port {self.port}",
+            f"tls-cert-file {self.tls.server_cert}",
+            f"tls-key-file {self.tls.server_key}",
+            f"tls-ca-cert-file {self.tls.ca}",
+            f"tls-auth-clients {self.tls_auth_clients}",
+            "tls-replication yes",
+        ]
+
     def _security_conf(self, data_dir: Path) -> list[str]:
         """Write the ACL, password and TLS directives to a file only the owner can read; the
         file's name (redis-server takes a configuration file as its first argument)."""
@@ -162,24 +179,17 @@ class RedisServer:
             lines += ["user default off", f"user {self.username} on >{self.password} ~* &* +@all"]
         elif self.password is not None:
             lines.append(f"requirepass {self.password}")
+        if self.password is not None:
+            # what this server shows its primary as a replica (now, or after a failover)
+            lines.append(f"masterauth {self.password}")
+            if self.username is not None:
+                lines.append(f"masteruser {self.username}")
         lines += self.acl_rules
-        if self.tls is not None:
-            lines += [
-                # TLS alone: the plain port is off and ``port`` is the TLS port
-                "port 0",
-                f"tls-port {self.port}",
-                f"tls-cert-file {self.tls.server_cert}",
-                f"tls-key-file {self.tls.server_key}",
-                f"tls-ca-cert-file {self.tls.ca}",
-                f"tls-auth-clients {self.tls_auth_clients}",
-                "tls-replication yes",
-            ]
+        lines += self._tls_lines()
         if not lines:
             return []
         conf = data_dir / "security.conf"
-        conf.touch(mode=0o600)
-        conf.chmod(0o600)
-        conf.write_text("\n".join(lines) + "\n")
+        _write_private(conf, lines)
         return [str(conf)]
 
     def _command(self, data_dir: Path) -> list[str]:
@@ -293,14 +303,19 @@ class SentinelServer(RedisServer):
     quorum: int = 2
     down_after_ms: int = DOWN_AFTER_MS
     failover_timeout_ms: int = 5000
+    #: The ACL user and password the watched servers demand (the Sentinel's own port asks for
+    #: none). With ``tls``, the Sentinel serves TLS alone and reaches the servers over TLS.
+    data_username: str | None = None
+    data_password: str | None = field(default=None, repr=False)
 
     def _command(self, data_dir: Path) -> list[str]:
         # Sentinel rewrites its configuration file as it learns the topology, so each start
         # after the first keeps what it knew (a restarted Sentinel must not forget a failover).
         conf = data_dir / "sentinel.conf"
         if not conf.exists():
+            listen = self._tls_lines() or [f"port {self.port}"]
             lines = [
-                f"port {self.port}",
+                *listen,
                 f"bind {self.host}",
                 "daemonize no",
                 f"dir {data_dir}",
@@ -314,7 +329,11 @@ class SentinelServer(RedisServer):
                     f"sentinel failover-timeout {name} {self.failover_timeout_ms}",
                     f"sentinel parallel-syncs {name} 1",
                 ]
-            conf.write_text("\n".join(lines) + "\n")
+                if self.data_password is not None:
+                    lines.append(f"sentinel auth-pass {name} {self.data_password}")
+                if self.data_username is not None:
+                    lines.append(f"sentinel auth-user {name} {self.data_username}")
+            _write_private(conf, lines)
         return [redis_server_binary(), str(conf), "--sentinel", *self.extra_args]
 
 
@@ -324,7 +343,10 @@ class ReplicatedRedis:
     watched by ``sentinel_count`` Sentinels.
 
     Clients reach primary ``name`` as ``sentinel://name`` with :attr:`sentinel_addresses`
-    (podium/redis_conn.py). ``data_root`` keeps every server's files (one folder each).
+    (podium/redis_conn.py; :meth:`url_of` gives the whole URL). ``data_root`` keeps every
+    server's files (one folder each). ``username``, ``password``, ``tls`` and
+    ``tls_auth_clients`` secure every data server as in :class:`RedisServer`; the Sentinels
+    then serve TLS alone too and log in to the servers with the same user.
     """
 
     names: list[str]
@@ -337,6 +359,10 @@ class ReplicatedRedis:
     data_root: Path | None = None
     down_after_ms: int = DOWN_AFTER_MS
     failover_timeout_ms: int = 5000
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: CertPaths | None = None
+    tls_auth_clients: Literal["yes", "optional", "no"] = "no"
     primaries: dict[str, RedisServer] = field(default_factory=dict)
     replica_servers: dict[str, list[RedisServer]] = field(default_factory=dict)
     sentinels: list[SentinelServer] = field(default_factory=list)
@@ -348,13 +374,14 @@ class ReplicatedRedis:
         try:
             for name in self.names:
                 aof = self.appendonly or name in self.persistent
-                primary = RedisServer(appendonly=aof, data_dir=self._dir(name))
+                primary = RedisServer(appendonly=aof, data_dir=self._dir(name), **self._security())
                 self.primaries[name] = primary.start()
                 self.replica_servers[name] = [
                     RedisServer(
                         appendonly=aof,
                         data_dir=self._dir(f"{name}-replica-{i}"),
                         replica_of=(primary.host, primary.port),
+                        **self._security(),
                     ).start()
                     for i in range(self.replica_count(name))
                 ]
@@ -367,6 +394,10 @@ class ReplicatedRedis:
                     down_after_ms=self.down_after_ms,
                     failover_timeout_ms=self.failover_timeout_ms,
                     data_dir=self._dir(f"sentinel-{i}"),
+                    data_username=self.username,
+                    data_password=self.password,
+                    tls=self.tls,
+                    tls_auth_clients=self.tls_auth_clients,
                 )
                 self.sentinels.append(sentinel.start())
         except BaseException:
@@ -374,8 +405,34 @@ class ReplicatedRedis:
             raise
         return self
 
+    def _security(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "password": self.password,
+            "tls": self.tls,
+            "tls_auth_clients": self.tls_auth_clients,
+        }
+
     def replica_count(self, name: str) -> int:
         return self.replicas_of.get(name, self.replicas)
+
+    def url_of(self, name: str) -> str:
+        """``sentinel://[user:password@]name/0``, with ``ssl=true`` and the CA and client
+        certificate in the query when the servers speak TLS (podium/redis_conn.py)."""
+        auth = ""
+        if self.password is not None:
+            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        query = ""
+        if self.tls is not None:
+            query = "?" + urlencode(
+                {
+                    "ssl": "true",
+                    "ssl_ca_certs": str(self.tls.ca),
+                    "ssl_certfile": str(self.tls.client_cert),
+                    "ssl_keyfile": str(self.tls.client_key),
+                }
+            )
+        return f"sentinel://{auth}{name}/0{query}"
 
     @property
     def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
@@ -405,10 +462,7 @@ class ReplicatedRedis:
     def _sentinel_call(self, *args: str) -> object:
         for sentinel in self.sentinels:
             if sentinel.is_running():
-                with (
-                    contextlib.suppress(OSError, redis.RedisError),
-                    redis.Redis(sentinel.host, sentinel.port, socket_timeout=1) as r,
-                ):
+                with contextlib.suppress(OSError, redis.RedisError), sentinel.client() as r:
                     return r.execute_command(*args)
         raise Unavailable("no Sentinel answers")
 
@@ -426,7 +480,7 @@ class ReplicatedRedis:
         seen = set()
         for sentinel in self.sentinels:
             try:
-                with redis.Redis(sentinel.host, sentinel.port, socket_timeout=1) as r:
+                with sentinel.client() as r:
                     reply = r.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
             except (OSError, redis.RedisError):
                 return None
@@ -440,7 +494,7 @@ class ReplicatedRedis:
         """Whether every Sentinel knows the others and every replica is in sync."""
         for name in self.names:
             for sentinel in self.sentinels:
-                with redis.Redis(sentinel.host, sentinel.port, socket_timeout=1) as r:
+                with sentinel.client() as r:
                     raw = r.execute_command("SENTINEL", "MASTER", name)
                 info = _pairs(raw)
                 if int(info.get("num-other-sentinels", 0)) != len(self.sentinels) - 1:
@@ -448,7 +502,7 @@ class ReplicatedRedis:
                 if int(info.get("num-slaves", 0)) != self.replica_count(name):
                     return False
             for replica in self.replica_servers[name]:
-                with redis.Redis(replica.host, replica.port, socket_timeout=1) as r:
+                with replica.client() as r:
                     if r.info("replication").get("master_link_status") != "up":
                         return False
         return True
@@ -464,6 +518,13 @@ class ReplicatedRedis:
     def cleanup(self) -> None:
         for _, server in reversed(self.servers()):
             server.cleanup()
+
+
+def _write_private(path: Path, lines: list[str]) -> None:
+    """Write a configuration file that may hold passwords: readable by its owner alone."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _pairs(raw: object) -> dict[str, str]:
