@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 from podium.store.api import (
+    AUDIT_KINDS,
+    AuditEntry,
+    AuditStore,
     ExecutionStore,
     IdempotencyBinding,
     MetadataStore,
@@ -26,8 +29,11 @@ from podium.store.model import (
 from podium.store.search import SearchQuery
 
 __all__ = [
+    "AUDIT_KINDS",
     "TASK_TERMINAL",
     "WORKFLOW_TERMINAL",
+    "AuditEntry",
+    "AuditStore",
     "DuplicateTask",
     "ExecutionStore",
     "IdempotencyBinding",

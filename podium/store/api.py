@@ -1,4 +1,4 @@
-"""The store's interfaces: metadata, executions, and the Store that bundles them.
+"""The store's interfaces: metadata, executions, the audit trail, and the Store that bundles them.
 
 Both backends (Redis and Cassandra) implement these and pass one contract test suite
 (``tests/store``). Every method is a coroutine. Records are Conductor-shaped dicts.
@@ -245,11 +245,54 @@ class ExecutionStore(ABC):
         """``{"totalHits": n, "results": [...]}``: TaskSummary dicts, or records if full."""
 
 
+#: What an audit record can be looked up by (the gateway's ``GET /api/audit`` filters).
+AUDIT_KINDS = ("workflowId", "definition", "taskDef", "eventHandler", "keyId")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit record filed under one target: ``kind`` (of AUDIT_KINDS) and ``target``.
+
+    A record that names several targets is filed once per target; ``record_id`` is the same
+    for each copy, and ``time_ms`` (epoch ms) orders the copies of one target.
+    """
+
+    kind: str
+    target: str
+    time_ms: int
+    record_id: str
+    record: Record
+
+
+class AuditStore(ABC):
+    """The audit trail of state-changing API calls, filed by target, kept for a retention."""
+
+    @abstractmethod
+    async def append(
+        self, entries: Sequence[AuditEntry], *, retention_ms: int, max_per_target: int
+    ) -> None:
+        """File the entries; each expires ``retention_ms`` after it was written.
+
+        ``max_per_target`` bounds how many of the newest entries a backend without per-entry
+        expiry (Redis) keeps for one target; Cassandra keeps every entry for the retention.
+        """
+
+    @abstractmethod
+    async def query(
+        self, kind: str, target: str, *, limit: int, now_ms: int, retention_ms: int
+    ) -> list[Record]:
+        """Up to ``limit`` records filed under (``kind``, ``target``), newest first.
+
+        Records older than ``retention_ms`` before ``now_ms`` are never returned.
+        """
+
+
 class Store(ABC):
-    """A connected store: ``metadata`` and ``executions``; ``close()`` when done."""
+    """A connected store: ``metadata``, ``executions`` and ``audit``; ``close()`` when done."""
 
     metadata: MetadataStore
     executions: ExecutionStore
+    audit: AuditStore
 
     @abstractmethod
     async def close(self) -> None:

@@ -99,6 +99,8 @@ class TracedStore(Store):
         base = store_attributes(config)
         self.metadata = cast(MetadataStore, _TracedPart(inner.metadata, tracer, base))
         self.executions = cast(ExecutionStore, _TracedPart(inner.executions, tracer, base))
+        # Audit records are filed in the background, outside any request's trace.
+        self.audit = inner.audit
 
     async def close(self) -> None:
         await self.inner.close()

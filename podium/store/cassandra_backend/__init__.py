@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from podium.store.api import Store
+from podium.store.cassandra_backend.audit import CassandraAudit
 from podium.store.cassandra_backend.executions import CassandraExecutions
 from podium.store.cassandra_backend.metadata import CassandraMetadata
 from podium.store.cassandra_backend.schema import migrate
@@ -20,6 +21,7 @@ class CassandraStore(Store):
         self._db = db
         self.metadata = CassandraMetadata(db, statements, config)
         self.executions = CassandraExecutions(db, statements, config)
+        self.audit = CassandraAudit(db, statements, config)
 
     @classmethod
     async def open(cls, config: StoreConfig) -> CassandraStore:

@@ -181,6 +181,16 @@ _CQL: dict[str, tuple[str, bool]] = {
         "SELECT domain, worker_id, last_poll_time FROM {ks}.poll_data WHERE queue_name = ?",
         True,
     ),
+    # the audit trail
+    "audit_put": (
+        "INSERT INTO {ks}.audit_log (kind, target, bucket, at, record_id, record)"
+        " VALUES (?, ?, ?, ?, ?, ?) USING TTL ?",
+        True,
+    ),
+    "audit_get": (
+        "SELECT record FROM {ks}.audit_log WHERE kind = ? AND target = ? AND bucket = ? LIMIT ?",
+        True,
+    ),
     # idempotency keys (lightweight transactions only)
     "idem_insert": (
         "INSERT INTO {ks}.idempotency_keys (workflow_name, idempotency_key, workflow_id, bound_at)"
@@ -295,6 +305,8 @@ class Statements:
     log_delete_task: PreparedStatement
     poll_put: PreparedStatement
     poll_get: PreparedStatement
+    audit_put: PreparedStatement
+    audit_get: PreparedStatement
     idem_insert: PreparedStatement
     idem_replace: PreparedStatement
     idem_delete: PreparedStatement

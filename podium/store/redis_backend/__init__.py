@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from podium.redis_conn import connect
 from podium.store.api import Store
 from podium.store.config import StoreConfig, redact_url
+from podium.store.redis_backend.audit import RedisAudit
 from podium.store.redis_backend.executions import RedisExecutions
 from podium.store.redis_backend.keys import Keys
 from podium.store.redis_backend.metadata import RedisMetadata
@@ -24,6 +25,7 @@ class RedisStore(Store):
         self._closed = False
         self.metadata = RedisMetadata(client, keys, scripts, config)
         self.executions = RedisExecutions(client, keys, scripts, config)
+        self.audit = RedisAudit(client, keys, config)
 
     @classmethod
     async def open(cls, config: StoreConfig) -> RedisStore:

@@ -65,6 +65,10 @@ class Keys:
     def poll_data(self, queue_name: str) -> str:
         return f"{self.prefix}poll:{part(queue_name)}"
 
+    def audit(self, kind: str, target: str) -> str:
+        """The audit records filed under one target, newest first (a capped list)."""
+        return f"{self.prefix}audit:{kind}:{part(target)}"
+
     # metadata
     def task_defs(self) -> str:
         return f"{self.prefix}taskdefs"
