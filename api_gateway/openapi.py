@@ -3,7 +3,8 @@
 Object schemas name the fields the gateway guarantees (their types and Conductor's enums) and
 leave the rest open: Conductor objects carry many optional fields, and clients ignore the ones
 they do not know. Every operation lists the statuses it can answer with; errors use the
-``ErrorResponse`` envelope.
+``ErrorResponse`` envelope. Every operation states the roles that may call it
+(``x-podium-roles`` and its description), from :mod:`api_gateway.access`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from api_gateway.access import rule_for
 from api_gateway.auth import PUBLIC_PATHS
 from api_gateway.routing import Endpoint, Param
 from api_gateway.settings import Limits
@@ -166,6 +168,7 @@ SCHEMAS: dict[str, JSON] = {
 _ERROR_TEXT = {
     400: "Invalid request (validation errors listed)",
     401: "Missing, invalid or expired token",
+    403: "The key's role (or, for a worker key, its task types) does not allow this",
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body too large",
@@ -218,7 +221,17 @@ def _param_schema(e: Endpoint, p: Param, limits: Limits) -> JSON:
 
 
 def _operation(e: Endpoint, auth_enabled: bool, limits: Limits) -> JSON:
-    op: JSON = {"tags": [e.tag], "summary": e.summary, "operationId": _operation_id(e)}
+    rule = rule_for(e)
+    op: JSON = {
+        "tags": [e.tag],
+        "summary": e.summary,
+        "operationId": _operation_id(e),
+        "description": rule.describe(),
+        # Who may call it (api_gateway.access): [] for a public operation.
+        "x-podium-roles": list(rule.roles),
+    }
+    if rule.task_types is not None:
+        op["x-podium-task-type"] = rule.task_types.describe()
     if e.params:
         params = []
         for p in e.params:
@@ -255,7 +268,7 @@ def _operation(e: Endpoint, auth_enabled: bool, limits: Limits) -> JSON:
         statuses.add(413)
     public = e.path.rstrip("/") in PUBLIC_PATHS
     if auth_enabled and not public:
-        statuses.add(401)
+        statuses.update((401, 403))
     for status in sorted(statuses):
         responses[str(status)] = {
             "description": _ERROR_TEXT.get(status, "Error"),
@@ -278,7 +291,12 @@ def build(
         "info": {
             "title": "Podium API (Conductor-compatible)",
             "version": version,
-            "description": "Netflix Conductor's REST API, served by Podium's gateway.",
+            "description": (
+                "Netflix Conductor's REST API, served by Podium's gateway. With "
+                "authentication on, each operation needs one of the key roles in its "
+                "x-podium-roles (admin, operator, viewer, worker); a worker key only for its "
+                "own task types."
+            ),
         },
         "paths": paths,
         "components": {"schemas": {name: _ref(s) for name, s in SCHEMAS.items()}},

@@ -2,7 +2,8 @@
 
 Each resource module lists :class:`Endpoint` values; the app builds its routes from them and
 :mod:`api_gateway.openapi` builds the document from the same list, so the two cannot drift
-apart on paths, methods, parameters, bodies or status codes.
+apart on paths, methods, parameters, bodies or status codes. Who may call each endpoint is
+declared in :mod:`api_gateway.access`, checked before every handler.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api_gateway.access import Rule, check_policy, refusal, rule_for
 from api_gateway.context import Gateway
 from api_gateway.errors import from_exception
 
@@ -90,13 +92,14 @@ class Endpoint:
         return re.sub(r"\{(\w+):\w+\}", r"{\1}", self.path)
 
 
-def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+def _wrap(endpoint: Endpoint, rule: Rule) -> Callable[[Request], Awaitable[Response]]:
+    """The route's function: the access check (:mod:`api_gateway.access`), then the handler."""
     handler = endpoint.handler
 
     async def run(request: Request) -> Response:
         gateway: Gateway = request.state.gateway
         try:
-            response = await handler(request, gateway)
+            response = await refusal(rule, request, gateway) or await handler(request, gateway)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -109,5 +112,10 @@ def _wrap(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
 
 
 def routes(endpoints: Sequence[Endpoint]) -> list[Route]:
-    """Starlette routes; several methods on one path share a route entry each."""
-    return [Route(e.path, _wrap(e), methods=[e.method]) for e in endpoints]
+    """Starlette routes; several methods on one path share a route entry each.
+
+    An endpoint without an access rule (or a rule without an endpoint) stops the app from
+    being built, so no route is ever served without a declared permission.
+    """
+    check_policy(endpoints)
+    return [Route(e.path, _wrap(e, rule_for(e)), methods=[e.method]) for e in endpoints]

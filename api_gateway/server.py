@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway import admin, bulk, events, metadata, monitor, tasks, workflows
+from api_gateway import admin, bulk, events, keys, metadata, monitor, tasks, workflows
 from api_gateway.auth import Authenticator, AuthGate, token_endpoint
 from api_gateway.context import Gateway
 from api_gateway.errors import handle_http_exception
@@ -70,7 +70,7 @@ def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[E
     """Every endpoint, in matching order (specific paths before parameterised ones)."""
 
     async def token(request: Request, gateway: Gateway) -> Response:
-        return await token_endpoint(request, authenticator)
+        return await token_endpoint(request, authenticator, gateway.store.metadata)
 
     doc: dict[str, object] = {}
 
@@ -101,6 +101,7 @@ def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[E
     everything = [
         *admin.HEALTH,
         *own,
+        *keys.endpoints(authenticator),
         *metadata.ENDPOINTS,
         *bulk.ENDPOINTS,
         *workflows.ENDPOINTS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api_gateway.grants import ADMIN_GRANT, KEY_ID_PATTERN, Grant, GrantError, parse_grant
 from podium.codec import CodecLimits
 from podium.config import (
     Environ,
@@ -41,17 +42,23 @@ class Limits:
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """Key-id/secret pairs exchanged at ``POST /api/token`` for short-lived tokens."""
+    """Key-id/secret pairs exchanged at ``POST /api/token`` for short-lived tokens.
+
+    ``grants`` holds each key's roles (:mod:`api_gateway.grants`); a key without an entry
+    there is an admin.
+    """
 
     enabled: bool = False
     keys: dict[str, str] = field(default_factory=dict, repr=False)
     token_ttl_s: int = 3600
+    grants: dict[str, Grant] = field(default_factory=dict)
+
+    def grant(self, key_id: str) -> Grant:
+        return self.grants.get(key_id, ADMIN_GRANT)
 
     def __repr__(self) -> str:  # never print secrets
-        return (
-            f"AuthSettings(enabled={self.enabled}, key_ids={sorted(self.keys)}, "
-            f"token_ttl_s={self.token_ttl_s})"
-        )
+        keys = {key_id: self.grant(key_id).text() for key_id in sorted(self.keys)}
+        return f"AuthSettings(enabled={self.enabled}, keys={keys}, token_ttl_s={self.token_ttl_s})"
 
 
 @dataclass(frozen=True)
@@ -111,15 +118,16 @@ class GatewaySettings:
             ),
         )
         enabled = env_bool(env, "PODIUM_AUTH_ENABLED", False)
-        keys = parse_keys(env_list(env, "PODIUM_AUTH_KEYS", []))
+        keys, grants = parse_key_entries(env_list(env, "PODIUM_AUTH_KEYS", []))
         if enabled and not keys:
             raise ConfigError(
-                "PODIUM_AUTH_ENABLED=true needs PODIUM_AUTH_KEYS (id:secret,...)",
+                "PODIUM_AUTH_ENABLED=true needs PODIUM_AUTH_KEYS (id:secret[:role],...)",
                 variable="PODIUM_AUTH_KEYS",
             )
         auth = AuthSettings(
             enabled=enabled,
             keys=keys,
+            grants=grants,
             token_ttl_s=env_int(env, "PODIUM_AUTH_TOKEN_TTL_S", 3600, minimum=10, maximum=3600),
         )
         health = env_str(env, "PODIUM_GATEWAY_HEALTH_PORT", "")
@@ -141,15 +149,48 @@ class GatewaySettings:
 
 
 def parse_keys(items: list[str]) -> dict[str, str]:
-    """``["id:secret", ...]`` to a map; the error names the variable, never the secret."""
+    """``["id:secret[:grant]", ...]`` to a map of secrets (see :func:`parse_key_entries`)."""
+    return parse_key_entries(items)[0]
+
+
+def parse_key_entries(items: list[str]) -> tuple[dict[str, str], dict[str, Grant]]:
+    """``PODIUM_AUTH_KEYS`` entries to secrets and grants; errors never show a secret.
+
+    An entry is ``id:secret`` (an admin, as before roles existed) or ``id:secret:grant``
+    where the grant is ``admin``, ``operator``, ``viewer`` or ``worker=type_a|billing_*``,
+    several joined by ``+``. A secret therefore cannot contain ``:``.
+    """
     keys: dict[str, str] = {}
+    grants: dict[str, Grant] = {}
     for item in items:
-        key_id, sep, secret = item.partition(":")
-        if not sep or not key_id.strip() or len(secret) < 8:
+        key_id, sep, rest = item.partition(":")
+        key_id = key_id.strip()
+        secret, has_grant, grant_text = rest.partition(":")
+        if not sep or not key_id or len(secret) < 8:
             raise ConfigError(
-                "PODIUM_AUTH_KEYS entries must be id:secret with a secret of 8+ characters "
-                f"(bad entry for id {key_id.strip()!r})",
+                "PODIUM_AUTH_KEYS entries must be id:secret[:role] with a secret of 8+ "
+                f"characters (a secret may not contain ':'; bad entry for id {key_id!r})",
                 variable="PODIUM_AUTH_KEYS",
             )
-        keys[key_id.strip()] = secret
-    return keys
+        if not KEY_ID_PATTERN.match(key_id):
+            raise ConfigError(
+                f"PODIUM_AUTH_KEYS: key id {key_id!r} must be letters, digits and _.@- "
+                "(at most 128 characters)",
+                variable="PODIUM_AUTH_KEYS",
+            )
+        if key_id in keys:
+            raise ConfigError(
+                f"PODIUM_AUTH_KEYS: key id {key_id!r} is given twice", variable="PODIUM_AUTH_KEYS"
+            )
+        try:
+            grant = parse_grant(grant_text) if has_grant else ADMIN_GRANT
+        except GrantError as exc:
+            raise ConfigError(
+                f"PODIUM_AUTH_KEYS: bad role for id {key_id!r}: {exc} (an entry is "
+                "id:secret:role, roles admin, operator, viewer, worker=type_a|billing_*; "
+                "a secret may not contain ':')",
+                variable="PODIUM_AUTH_KEYS",
+            ) from None
+        keys[key_id] = secret
+        grants[key_id] = grant
+    return keys, grants
