@@ -52,10 +52,18 @@ class State(TypedDict):
 async def connect(settings: GatewaySettings) -> Gateway:
     """Clients of the decider and the queue service (they dial lazily) and the store."""
     decider = RpcClient(
-        settings.decider_addresses, limits=settings.codec, timeout_s=settings.rpc_timeout_s
+        settings.decider_addresses,
+        limits=settings.codec,
+        timeout_s=settings.rpc_timeout_s,
+        security=settings.rpc,
     )
     queues = QueueClient(
-        RpcClient(settings.queue_addresses, limits=settings.codec, timeout_s=settings.rpc_timeout_s)
+        RpcClient(
+            settings.queue_addresses,
+            limits=settings.codec,
+            timeout_s=settings.rpc_timeout_s,
+            security=settings.rpc,
+        )
     )
     try:
         store = await open_store(settings.store)

@@ -15,8 +15,10 @@ from podium.config import (
     env_port,
     env_str,
     rpc_limits,
+    rpc_security,
 )
 from podium.errors import ConfigError
+from podium.rpc_security import RpcSecurity
 from podium.store import StoreConfig
 
 DEFAULT_PORT = 8080
@@ -97,6 +99,8 @@ class GatewaySettings:
     codec: CodecLimits = field(default_factory=CodecLimits)
     #: Timeout of one call to the decider (seconds).
     rpc_timeout_s: float = 10.0
+    #: how the gateway authenticates to the deciders and the queue service
+    rpc: RpcSecurity = field(default_factory=RpcSecurity)
     ui: UiSettings = field(default_factory=UiSettings)
 
     @classmethod
@@ -141,6 +145,7 @@ class GatewaySettings:
             limits=limits,
             auth=auth,
             codec=rpc_limits(env),
+            rpc=rpc_security(env),
             rpc_timeout_s=float(
                 env_int(env, "PODIUM_GATEWAY_RPC_TIMEOUT_S", 10, minimum=1, maximum=600)
             ),

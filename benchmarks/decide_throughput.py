@@ -37,7 +37,6 @@ from decider.decision import Context
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.queue_client import QueueClient
-from podium.rpc import RpcClient
 from podium.store import StoreConfig, open_store
 from podium.types import JSON
 
@@ -84,8 +83,8 @@ def pure_rate(seconds: float) -> tuple[float, int]:
 async def service_rate(
     cluster: LocalCluster, seconds: float, concurrency: int
 ) -> tuple[float, dict[str, float]]:
-    rpc = RpcClient(cluster.decider_addresses, timeout_s=60)
-    queues = QueueClient.connect(cluster.queue_addresses)
+    rpc = cluster.rpc_client(cluster.decider_addresses, timeout_s=60)
+    queues = QueueClient(cluster.rpc_client(cluster.queue_addresses))
     store = await open_store(StoreConfig.from_env(cluster.store_env))
     await store.metadata.update_workflow_def(definition())
     decisions = 0

@@ -36,11 +36,14 @@ from benchmarks.measure import (
     report_header,
 )
 from podium import aio
+from podium.config import rpc_security
 from podium.launch.redis import RedisServer, free_port
 from podium.queue_client import Message, QueueClient, RawMessage, encode_payload
 from queue_service.engine import QueueEngine
 from queue_service.shards import ShardSpec
 
+#: the service is started with this process's environment: its PODIUM_RPC_* settings too
+SECURITY = rpc_security(os.environ)
 PAYLOAD = {"taskId": "0" * 36, "workflowId": "1" * 36, "input": {"n": 1, "s": "x" * 100}}
 
 
@@ -143,7 +146,7 @@ async def measure(
         shards = servers[:n]
         specs = [ShardSpec(f"s{i}", s.url) for i, s in enumerate(shards)]
         proc, address = await start_service(shards)
-        client = QueueClient.connect([address], connections_per_address=2)
+        client = QueueClient.connect([address], connections_per_address=2, security=SECURITY)
         engine = await QueueEngine(specs, notify=False).start()
         pids = {"bench": os.getpid(), "service": proc.pid}
         pids.update({f"redis{i}": s._proc.pid for i, s in enumerate(shards) if s._proc})
@@ -171,8 +174,8 @@ async def measure(
 async def long_poll_latency(servers: list[RedisServer], samples: int) -> dict[str, float]:
     """Push→pop latency seen by an idle consumer parked in a long poll, through the service."""
     proc, address = await start_service(servers[:1])
-    producer = QueueClient.connect([address])
-    consumer = QueueClient.connect([address])
+    producer = QueueClient.connect([address], security=SECURITY)
+    consumer = QueueClient.connect([address], security=SECURITY)
     latencies: list[float] = []
     try:
         await producer.push("lat-warm", [Message("w")])

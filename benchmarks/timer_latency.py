@@ -30,7 +30,6 @@ from benchmarks.measure import (
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.queue_client import Message, QueueClient
-from podium.rpc import RpcClient
 from podium.store import StoreConfig, open_store
 from podium.types import JSON
 
@@ -54,7 +53,7 @@ def definition() -> JSON:
 
 
 async def workflow_lateness(cluster: LocalCluster, count: int, spread_s: float) -> list[float]:
-    rpc = RpcClient(cluster.decider_addresses, timeout_s=60)
+    rpc = cluster.rpc_client(cluster.decider_addresses, timeout_s=60)
     store = await open_store(StoreConfig.from_env(cluster.store_env))
     try:
         await store.metadata.update_workflow_def(definition())
@@ -85,7 +84,7 @@ async def workflow_lateness(cluster: LocalCluster, count: int, spread_s: float) 
 
 
 async def queue_lateness(cluster: LocalCluster, count: int, spread_s: float) -> list[float]:
-    queues = QueueClient.connect(cluster.queue_addresses)
+    queues = QueueClient(cluster.rpc_client(cluster.queue_addresses))
     lateness: list[float] = []
     try:
 

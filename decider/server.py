@@ -44,12 +44,20 @@ from decider.script_host import ScriptHost
 from decider.shell import DeciderShell
 from podium import logs
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str, rpc_limits
+from podium.config import (
+    Environ,
+    env_address_list,
+    env_int,
+    env_str,
+    rpc_limits,
+    rpc_security,
+)
 from podium.errors import InvalidArgument
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
 from podium.queue_client import QueueClient
 from podium.rpc import CallContext, Handler, RpcClient, RpcServer
+from podium.rpc_security import RpcSecurity
 from podium.rpc_server import chain
 from podium.service import run_main, until_stopped
 from podium.store import Store, StoreConfig, open_store
@@ -80,6 +88,8 @@ class DeciderSettings:
     jq_processes: int = 2
     #: workflow records kept in memory between decisions (decider.records; 0: none)
     cached_workflows: int = 10_000
+    #: who may call, and how this replica calls the queue service (podium/rpc_security.py)
+    rpc: RpcSecurity = field(default_factory=RpcSecurity)
 
     @classmethod
     def from_env(cls, env: Environ) -> DeciderSettings:
@@ -110,6 +120,7 @@ class DeciderSettings:
             host=env_str(env, "PODIUM_DECIDER_HOST", "127.0.0.1"),
             port=env_int(env, "PODIUM_DECIDER_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
             codec=rpc_limits(env),
+            rpc=rpc_security(env),
             health_host=env_str(env, "PODIUM_DECIDER_HEALTH_HOST", "127.0.0.1"),
             health_port=env_int(
                 env, "PODIUM_DECIDER_HEALTH_PORT", DEFAULT_HEALTH_PORT, minimum=0, maximum=65535
@@ -253,7 +264,10 @@ class DeciderService:
         self.store: Store | None = None
         self.queues = QueueClient(
             RpcClient(
-                settings.queue_addresses, limits=settings.codec, tracer=client_tracing(tracer)
+                settings.queue_addresses,
+                limits=settings.codec,
+                tracer=client_tracing(tracer),
+                security=settings.rpc,
             )
         )
         self.shell: DeciderShell | None = None
@@ -291,6 +305,7 @@ class DeciderService:
             port=self.settings.port,
             limits=self.settings.codec,
             interceptor=chain(server_tracing(tracer), rpc_metrics(self.registry, "decider")),
+            security=self.settings.rpc,
         )
         await self.rpc.start()
         if self.settings.health_port >= 0:

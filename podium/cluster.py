@@ -3,11 +3,12 @@
 Redis shards and the store are redis-server processes (the store with append-only
 persistence), or the store is a local Cassandra node; each service replica is its own Python
 process, configured by ``PODIUM_*`` variables exactly as in a deployment, with its own RPC
-and health ports. Everything listens on loopback. Services start in dependency order and
-each must answer ``/ready`` before the next group starts; with ``supervise`` on (as in
-``podium up``) a process that dies is restarted (``podium/supervisor.py``); everything is
-stopped (SIGTERM, then SIGKILL after a bound) when the cluster stops, restarted processes
-included.
+and health ports. Everything listens on loopback, and the RPC ports answer only callers
+holding a secret made for this cluster (:meth:`LocalCluster.rpc_client` makes such a
+caller). Services start in dependency order and each must answer ``/ready`` before the next
+group starts; with ``supervise`` on (as in ``podium up``) a process that dies is restarted
+(``podium/supervisor.py``); everything is stopped (SIGTERM, then SIGKILL after a bound) when
+the cluster stops, restarted processes included.
 """
 
 from __future__ import annotations
@@ -15,21 +16,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
 
 from podium.aio import OwnedTasks
+from podium.config import rpc_security
 from podium.errors import ConfigError, Unavailable
 from podium.launch.redis import RedisServer, ReplicatedRedis, free_port
+from podium.rpc import RpcClient
+from podium.rpc_security import RpcSecurity
 from podium.supervisor import Supervisor, processes_of, state_file_for
 
 Progress = Callable[[str], None]
@@ -216,6 +222,11 @@ class ClusterSpec:
     #: a write is acknowledged once one replica holds it (docs/reliability.md).
     shard_replicas: int = 0
     store_replicas: int = 0
+    #: The services' RPC takes only callers holding a random secret made for this cluster
+    #: (``PODIUM_RPC_SECRET``; ``rpc-secret`` in the work folder); off leaves it open.
+    rpc_secret: bool = True
+    #: Mutual TLS on the services' RPC too, with a CA and certificates made in the work folder.
+    rpc_tls: bool = False
 
 
 @dataclass
@@ -233,6 +244,10 @@ class LocalCluster:
     store_env: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor | None = None
     events: Progress | None = None  # the supervisor's lines (default: progress)
+    #: the ``PODIUM_RPC_*`` variables given to every service
+    rpc_env: dict[str, str] = field(default_factory=dict)
+    #: what a client needs to call this cluster's services (:meth:`rpc_client`)
+    rpc_security: RpcSecurity = field(default_factory=RpcSecurity)
     _background: OwnedTasks = field(default_factory=lambda: OwnedTasks("cluster"))
 
     def of(self, module: str) -> list[ServiceProcess]:
@@ -245,6 +260,36 @@ class LocalCluster:
     @property
     def decider_addresses(self) -> list[str]:
         return [s.address for s in self.of("decider.server")]
+
+    def rpc_client(self, addresses: Sequence[str], **kwargs: Any) -> RpcClient:
+        """An RPC client of some of this cluster's services, with the cluster's credentials."""
+        return RpcClient(addresses, security=self.rpc_security, **kwargs)
+
+    def _prepare_rpc_security(self) -> None:
+        """Make the cluster's RPC secret and certificates (as the spec asks) in the work folder.
+
+        Variables in ``extra_env`` (or already in the environment) win, as they do for the
+        services, so the clients here always hold what the services were given.
+        """
+        env: dict[str, str] = {}
+        if self.spec.rpc_secret:
+            path = self.work_dir / "rpc-secret"
+            path.unlink(missing_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+            env["PODIUM_RPC_SECRET_FILE"] = str(path)
+            env["PODIUM_RPC_SECRET"] = ""  # a secret in the launcher's environment is not used
+        if self.spec.rpc_tls:
+            from podium.devcerts import make_certs
+
+            certs = make_certs(self.work_dir / "rpc-certs")
+            env["PODIUM_RPC_TLS_CERT"] = str(certs.server_cert)
+            env["PODIUM_RPC_TLS_KEY"] = str(certs.server_key)
+            env["PODIUM_RPC_TLS_CA"] = str(certs.ca)
+        self.rpc_env = env
+        self.rpc_security = rpc_security({**os.environ, **env, **self.spec.extra_env})
+        self.progress(f"rpc: {self.rpc_security.describe()}")
 
     @property
     def gateway_urls(self) -> list[str]:
@@ -267,6 +312,7 @@ class LocalCluster:
     async def start(self) -> LocalCluster:
         self.work_dir = self.spec.work_dir or Path(tempfile.mkdtemp(prefix="podium-up-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_rpc_security()
         try:
             await self._start_storage()
             await self._start_group(
@@ -371,6 +417,7 @@ class LocalCluster:
 
     def _env(self, module: str, port: int, health_port: int) -> dict[str, str]:
         common = {
+            **self.rpc_env,
             **self.store_env,
             "PODIUM_QUEUE_ADDRESSES": ",".join(self.queue_addresses),
             "PODIUM_DECIDER_ADDRESSES": ",".join(self.decider_addresses),
@@ -378,6 +425,7 @@ class LocalCluster:
         }
         if module == "queue_service.server":
             return {
+                **self.rpc_env,
                 **self._queue_durability_env(),
                 "PODIUM_QUEUE_SHARDS": self.shard_urls,
                 "PODIUM_QUEUE_PORT": str(port),

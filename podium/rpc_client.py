@@ -25,7 +25,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from podium import codec
 from podium.codec import CodecLimits
@@ -85,7 +85,8 @@ class _ClientProtocol(asyncio.Protocol):
         self._reader = codec.FrameReader(conn.limits)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        pass
+        # Set here, not when create_connection returns: the server's hello may arrive first.
+        self._conn.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._conn.handshaking:

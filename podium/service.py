@@ -2,7 +2,8 @@
 
 ``run_main`` reads the settings (variables and flags), sets up logging and telemetry, tunes
 the garbage collector, runs the service until SIGTERM or SIGINT, and turns every start-up
-failure into one line on stderr and exit status 2.
+failure into one line on stderr and exit status 2. It logs how the service's RPC connections
+authenticate (a warning when they do not: ``podium/rpc_security.py``).
 
 The collector: a service allocates many short-lived objects per request (decoded records,
 envelopes, spans), and CPython's default (a young collection every 700 net allocations,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 from podium import aio, logs
 from podium.config import Environ, environ, settings_from_argv
 from podium.errors import ConfigError, PodiumError
+from podium.rpc_security import RpcSecurity
 from podium.telemetry import Telemetry, telemetry_from_env
 
 S = TypeVar("S")
@@ -86,6 +89,10 @@ def run_main(
     except ConfigError as exc:
         print(f"{prog}: {exc.message}", file=sys.stderr)
         return 2
+    security = getattr(settings, "rpc", None)
+    if isinstance(security, RpcSecurity):
+        say = logging.getLogger("podium.rpc")
+        (say.warning if security.is_open else say.info)("%s: %s", prog, security.describe())
     try:
         aio.run(_serve_tuned(serve(settings, telemetry), threshold))
     except PodiumError as exc:

@@ -39,13 +39,14 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from podium.aio import OwnedTasks
 from podium.codec import CodecLimits
-from podium.config import Environ, env_int, env_str, rpc_limits
+from podium.config import Environ, env_int, env_str, rpc_limits, rpc_security
 from podium.errors import InvalidArgument, PodiumError
 from podium.health import HealthServer
 from podium.metrics import rpc_metrics
 from podium.queue_client import MAX_PER_OPERATION, RawMessage
 from podium.redis_conn import parse_sentinels
 from podium.rpc import CallContext, Handler, RpcServer
+from podium.rpc_security import RpcSecurity
 from podium.rpc_server import chain
 from podium.service import run_main, until_stopped
 from podium.telemetry import Telemetry
@@ -72,6 +73,8 @@ class QueueSettings:
     health_host: str = "127.0.0.1"
     #: -1 turns the health port off (tests that run many services in one process).
     health_port: int = -1
+    #: who may call (podium/rpc_security.py); open unless set
+    rpc: RpcSecurity = field(default_factory=RpcSecurity)
 
     @classmethod
     def from_env(cls, env: Environ) -> QueueSettings:
@@ -100,6 +103,7 @@ class QueueSettings:
             port=env_int(env, "PODIUM_QUEUE_PORT", DEFAULT_PORT, minimum=0, maximum=65535),
             limits=limits,
             codec=codec,
+            rpc=rpc_security(env),
             requeue_interval_ms=env_int(
                 env, "PODIUM_QUEUE_REQUEUE_INTERVAL_MS", 250, minimum=10, maximum=1000
             ),
@@ -260,6 +264,7 @@ class QueueService:
             port=settings.port,
             limits=settings.codec,
             interceptor=chain(server_tracing(tracer), rpc_metrics(self.registry, "queue")),
+            security=settings.rpc,
         )
         self.health = HealthServer(
             "queue", self.registry, host=settings.health_host, port=settings.health_port

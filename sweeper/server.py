@@ -35,13 +35,21 @@ from podium import logs
 from podium import queues as queue_names
 from podium.aio import OwnedTasks, Refreshed
 from podium.codec import CodecLimits
-from podium.config import Environ, env_address_list, env_int, env_str, rpc_limits
+from podium.config import (
+    Environ,
+    env_address_list,
+    env_int,
+    env_str,
+    rpc_limits,
+    rpc_security,
+)
 from podium.decider_client import DeciderClient
 from podium.errors import NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
 from podium.queue_client import Message, QueueClient, Received
 from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
+from podium.rpc_security import RpcSecurity
 from podium.service import run_main, until_stopped
 from podium.store import SearchQuery, Store, StoreConfig, open_store
 from podium.telemetry import Telemetry, names
@@ -73,6 +81,8 @@ class SweeperSettings:
     #: how often the HTTP queues (one per isolation group and namespace) are looked up
     http_queues_refresh_s: float = 5.0
     codec: CodecLimits = field(default_factory=CodecLimits)
+    #: how the sweeper authenticates to the queue service and the deciders
+    rpc: RpcSecurity = field(default_factory=RpcSecurity)
 
     @classmethod
     def from_env(cls, env: Environ) -> SweeperSettings:
@@ -92,6 +102,7 @@ class SweeperSettings:
             repair_interval_s=env_int(env, "PODIUM_SWEEPER_REPAIR_INTERVAL_S", 60, minimum=1),
             repair_window_days=env_int(env, "PODIUM_SWEEPER_REPAIR_WINDOW_DAYS", 30, minimum=1),
             codec=rpc_limits(env),
+            rpc=rpc_security(env),
         )
 
 
@@ -146,10 +157,18 @@ class Sweeper:
         self.health.add_check("loops", self.heartbeats.check)
         codec = settings.codec
         self.queues = QueueClient(
-            RpcClient(settings.queue_addresses, limits=codec, tracer=rpc_tracing)
+            RpcClient(
+                settings.queue_addresses, limits=codec, tracer=rpc_tracing, security=settings.rpc
+            )
         )
         self.decider = DeciderClient(
-            RpcClient(settings.decider_addresses, limits=codec, timeout_s=30, tracer=rpc_tracing)
+            RpcClient(
+                settings.decider_addresses,
+                limits=codec,
+                timeout_s=30,
+                tracer=rpc_tracing,
+                security=settings.rpc,
+            )
         )
         self.store: Store | None = None
         self.http: httpx.AsyncClient | None = None

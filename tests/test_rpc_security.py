@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from podium import codec
+from podium import aio, codec
 from podium.config import rpc_security
 from podium.devcerts import CertPaths, make_certs
 from podium.errors import ConfigError, Unavailable
@@ -137,6 +137,25 @@ async def test_a_raw_request_before_the_handshake_is_never_served(
     assert hello["k"] == "h" and len(hello["n"]) == 32
     assert received[4 + size :] == b""  # nothing after the hello: no answer, then closed
     assert calls.ran == 0
+
+
+def test_many_connections_opened_at_once_all_pass_the_handshake() -> None:
+    """On uvloop (as the services run) the server's nonce can arrive before the client's
+    connect call returns; every connection must still answer it."""
+
+    async def main() -> list[Any]:
+        calls = Calls()
+        server = await serving(calls, RpcSecurity(secret=SECRET))
+        try:
+            return await asyncio.gather(
+                *(call_once(server.address, RpcSecurity(secret=SECRET)) for _ in range(200)),
+                return_exceptions=True,
+            )
+        finally:
+            await server.stop(grace_s=0.5)
+
+    answers = aio.run(main())
+    assert [a for a in answers if a != {"x": 1}] == []
 
 
 async def test_a_client_with_a_secret_refuses_a_server_without_one(calls: Calls) -> None:

@@ -48,7 +48,12 @@ def start(module: str, env: dict[str, str], *args: str) -> subprocess.CompletedP
 def one_line(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    lines = [ln for ln in done.stderr.splitlines() if " INFO " not in ln and ln.strip()]
+    # Besides the failure, only the start-up notice that RPC is open (no secret set here).
+    lines = [
+        ln
+        for ln in done.stderr.splitlines()
+        if " INFO " not in ln and "RPC is unauthenticated" not in ln and ln.strip()
+    ]
     assert len(lines) == 1, done.stderr
     return lines[0]
 
@@ -58,6 +63,14 @@ def test_a_bad_port_names_the_variable(service: str) -> None:
     module, variable, _ = SERVICES[service]
     line = one_line(start(module, {variable: "99999"}))
     assert f"{variable}=99999 is above the maximum 65535" in line
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_a_short_rpc_secret_stops_the_service_without_showing_it(service: str) -> None:
+    module, _, _ = SERVICES[service]
+    line = one_line(start(module, {"PODIUM_RPC_SECRET": "hunter2hunter2"}))
+    assert "PODIUM_RPC_SECRET is too short: at least 32 characters" in line
+    assert "hunter2" not in line
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

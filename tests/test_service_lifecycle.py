@@ -1,5 +1,5 @@
-"""What every service shares around its start and stop: the RPC limits, and a stopping RPC server
-that waits for its handlers."""
+"""What every service shares around its start and stop: the RPC limits and credentials, and a
+stopping RPC server that waits for its handlers."""
 
 from __future__ import annotations
 
@@ -28,6 +28,18 @@ LIMITS_ENV = {"PODIUM_RPC_MAX_FRAME_BYTES": "4096", "PODIUM_RPC_MAX_DEPTH": "9"}
 def test_every_service_reads_the_rpc_limits(settings: Any) -> None:
     codec = settings.from_env(LIMITS_ENV).codec
     assert (codec.max_frame_bytes, codec.max_depth) == (4096, 9)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [QueueSettings, DeciderSettings, GatewaySettings, SweeperSettings],
+    ids=["queue", "decider", "gateway", "sweeper"],
+)
+def test_every_service_reads_the_rpc_credentials(settings: Any) -> None:
+    """The same variables in every service, so one cluster is configured one way."""
+    secret = "0123456789abcdef" * 4
+    assert settings.from_env({"PODIUM_RPC_SECRET": secret}).rpc.secret == secret.encode()
+    assert settings.from_env({}).rpc.is_open
 
 
 async def test_a_stopping_server_waits_for_the_handlers_it_cancels() -> None:

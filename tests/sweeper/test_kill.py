@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from podium.cluster import ClusterSpec, LocalCluster
-from podium.rpc import RpcClient
 from podium.store import StoreConfig, open_store
 from tests.polling import eventually
 
@@ -44,7 +43,7 @@ async def test_killing_a_sweeper_mid_run_loses_and_duplicates_nothing(
         ],
     }
     store = await open_store(StoreConfig.from_env(cluster.store_env))
-    rpc = RpcClient(cluster.decider_addresses, timeout_s=60)
+    rpc = cluster.rpc_client(cluster.decider_addresses, timeout_s=60)
     try:
         await store.metadata.update_workflow_def(definition)
         ids = []
