@@ -321,10 +321,31 @@ async def test_connect_reaches_a_password_only_server(tmp_path: Path) -> None:
 # -- a whole stack ------------------------------------------------------------------------------
 
 
+#: The rights docs/persistence.md suggests for the services' user: no administration commands.
+LEAST_PRIVILEGE = "~* &* +@all -@dangerous"
+
+
 async def test_a_workflow_completes_with_store_and_queue_on_tls_and_acl_redis(
-    secure_redis: RedisServer,
+    certs: CertPaths, tmp_path: Path
 ) -> None:
-    """Queue service, decider and store over the TLS server: start, poll, claim, complete."""
+    """Queue service, decider and store over a TLS server, as a user barred from the
+    @dangerous commands (KEYS, FLUSHALL, CONFIG, SHUTDOWN...): start, poll, claim, complete."""
+    server = RedisServer(
+        username=USER,
+        password=PASSWORD,
+        acl=LEAST_PRIVILEGE,
+        tls=certs,
+        tls_auth_clients="yes",
+        data_dir=tmp_path / "redis",
+    )
+    with server, server.client() as r:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            r.keys("*")
+        await run_one_workflow(server)
+    assert not server.is_running()  # stopped without the right to SHUTDOWN
+
+
+async def run_one_workflow(server: RedisServer) -> None:
     name = f"wf_{uuid.uuid4().hex[:8]}"
     task_type = f"{name}_t"
     definition = {
@@ -333,7 +354,7 @@ async def test_a_workflow_completes_with_store_and_queue_on_tls_and_acl_redis(
         "schemaVersion": 2,
         "tasks": [{"name": task_type, "taskReferenceName": "t", "type": "SIMPLE"}],
     }
-    async with running_stack(secure_redis, "podium:secstack:") as stack:
+    async with running_stack(server, "podium:secstack:") as stack:
         wf_id = await stack.start(definition)
         got = await eventually(
             lambda: stack.queues.pop(task_type, count=1, lease_ms=30_000, wait_ms=200),

@@ -62,9 +62,9 @@ class RedisServer:
     ``appendonly`` switches on append-only persistence (fsync every second), which the
     store uses; the queue shards may run with or without it.
 
-    Security is off unless asked for. ``username`` and ``password`` make an ACL user with every
-    right and switch the ``default`` user off; ``password`` alone sets ``requirepass`` (the
-    ``default`` user's password); ``acl_rules`` adds further ``user ...`` lines. ``tls``
+    Security is off unless asked for. ``username`` and ``password`` make an ACL user allowed
+    ``acl`` (every key, channel and command unless narrowed) and switch the ``default`` user
+    off; ``password`` alone sets ``requirepass`` (the ``default`` user's password). ``tls``
     serves TLS alone on :attr:`port` (no plain port); ``tls_auth_clients`` says whether a client
     must show a certificate the CA signed. These settings go to a ``security.conf`` file (mode
     0600) in the data folder, so no password shows on the process's command line.
@@ -79,7 +79,8 @@ class RedisServer:
     replica_of: tuple[str, int] | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    acl_rules: list[str] = field(default_factory=list, repr=False)
+    #: What the ACL user may do (keys, channels, commands), in ACL SETUSER's rule syntax.
+    acl: str = "~* &* +@all"
     tls: CertPaths | None = None
     tls_auth_clients: Literal["yes", "optional", "no"] = "no"
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -92,7 +93,7 @@ class RedisServer:
     @property
     def secured(self) -> bool:
         """Whether a client needs more than the address: credentials or TLS."""
-        return self.password is not None or bool(self.acl_rules) or self.tls is not None
+        return self.password is not None or self.tls is not None
 
     @property
     def url(self) -> str:
@@ -176,7 +177,7 @@ class RedisServer:
         file's name (redis-server takes a configuration file as its first argument)."""
         lines: list[str] = []
         if self.username is not None:
-            lines += ["user default off", f"user {self.username} on >{self.password} ~* &* +@all"]
+            lines += ["user default off", f"user {self.username} on >{self.password} {self.acl}"]
         elif self.password is not None:
             lines.append(f"requirepass {self.password}")
         if self.password is not None:
@@ -184,7 +185,6 @@ class RedisServer:
             lines.append(f"masterauth {self.password}")
             if self.username is not None:
                 lines.append(f"masteruser {self.username}")
-        lines += self.acl_rules
         lines += self._tls_lines()
         if not lines:
             return []
@@ -257,16 +257,17 @@ class RedisServer:
         self._proc = None
 
     def _send_shutdown(self) -> None:
-        if not self.secured:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), timeout=1) as s,
-            ):
-                s.sendall(b"SHUTDOWN\r\n")
+        if self.secured:
+            # SIGTERM shuts Redis down as SHUTDOWN does (the append-only file flushed), and
+            # needs no login: the ACL user may lack the right to SHUTDOWN (-@dangerous)
+            if self._proc is not None:
+                self._proc.terminate()
             return
-        # the server closes the connection as it exits, which the client reports as an error
-        with contextlib.suppress(OSError, redis.RedisError), self.client() as r:
-            r.shutdown()
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection((self.host, self.port), timeout=1) as s,
+        ):
+            s.sendall(b"SHUTDOWN\r\n")
 
     def cleanup(self) -> None:
         """Stop and remove the data folder if this object created it."""
