@@ -25,7 +25,7 @@ class RedisStore(Store):
         self._closed = False
         self.metadata = RedisMetadata(client, keys, scripts, config)
         self.executions = RedisExecutions(client, keys, scripts, config)
-        self.audit = RedisAudit(client, keys, config)
+        self.audit = RedisAudit(client, keys, scripts, config)
 
     @classmethod
     async def open(cls, config: StoreConfig) -> RedisStore:

@@ -28,6 +28,7 @@ class Scripts:
     handler_put: AsyncScript
     purge: AsyncScript
     idempotency: AsyncScript
+    audit_append: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
@@ -45,6 +46,7 @@ class Scripts:
                     "handler_put",
                     "purge",
                     "idempotency",
+                    "audit_append",
                 )
             }
         )
