@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
+from api_gateway.audit import AuditWriter
 from api_gateway.settings import GatewaySettings
 from podium.decider_client import DeciderClient
 from podium.definitions.validation import ValidatedDefinitions
@@ -195,11 +196,15 @@ class Gateway:
         self.definitions = ValidatedDefinitions()
         self.poll_data = PollDataThrottle()
         self.claim_leases = ClaimLeases(store.metadata.get_task_def, CLAIM_LEASE_MS)
+        #: Audit records of state-changing calls (api_gateway/audit.py); files to the store
+        #: as it is now (instrument() may wrap it after this).
+        self.audit = AuditWriter(settings.audit, lambda: self.store.audit, self.metrics.registry)
         self.started_at = time.time()
         #: The port of /health, /ready and /metrics, once the side server runs.
         self.health_port: int | None = None
 
     async def close(self) -> None:
+        await self.audit.close()  # files what waits while the store is still open
         await self.decider.close()
         await self.queues.close()
         await self.store.close()

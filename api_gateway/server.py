@@ -21,7 +21,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway import admin, bulk, events, keys, metadata, monitor, tasks, workflows
+from api_gateway import admin, audit_query, bulk, events, keys, metadata, monitor, tasks, workflows
+from api_gateway.audit import AuditTrail
 from api_gateway.auth import Authenticator, AuthGate, token_endpoint
 from api_gateway.context import Gateway
 from api_gateway.errors import handle_http_exception
@@ -117,6 +118,7 @@ def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[E
         *monitor.ENDPOINTS,
         *admin.ENDPOINTS,
         *events.ENDPOINTS,
+        *audit_query.ENDPOINTS,
     ]
     doc.update(
         build(
@@ -170,6 +172,8 @@ def create_app(
             # The UI's assets (public: the login form is one of them) never reach the API.
             Middleware(WebUi, settings=settings),
             *tracing,
+            # Outside authentication and body limits: calls they refuse are audited too.
+            Middleware(AuditTrail),
             Middleware(AuthGate, authenticator=authenticator),
             Middleware(BodyLimits, limits=settings.limits),
         ],

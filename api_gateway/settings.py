@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api_gateway.audit import AuditSettings
 from api_gateway.grants import ADMIN_GRANT, KEY_ID_PATTERN, Grant, GrantError, parse_grant
 from podium.codec import CodecLimits
 from podium.config import (
@@ -102,6 +103,7 @@ class GatewaySettings:
     #: how the gateway authenticates to the deciders and the queue service
     rpc: RpcSecurity = field(default_factory=RpcSecurity)
     ui: UiSettings = field(default_factory=UiSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @classmethod
     def from_env(cls, env: Environ) -> GatewaySettings:
@@ -150,6 +152,7 @@ class GatewaySettings:
                 env_int(env, "PODIUM_GATEWAY_RPC_TIMEOUT_S", 10, minimum=1, maximum=600)
             ),
             ui=UiSettings.from_env(env),
+            audit=AuditSettings.from_env(env),
         )
 
 
