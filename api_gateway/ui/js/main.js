@@ -1,6 +1,8 @@
 // The single page: boot (configuration, login when authentication is on), the navigation
-// and the hash router. Every page is a deep link: #/<page>/<params>?<state>.
+// and the hash router. Every page is a deep link: #/<page>/<params>?<state>. After sign-in
+// the key's roles (GET /api/auth/me) decide which pages and actions are offered.
 
+import { can, forgetMe, loadMe, me } from "./access.js";
 import { ApiError, get, getToken, login, setToken } from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { config, loadConfig } from "./config.js";
@@ -23,6 +25,10 @@ const NAV = [
   ["queues", "Queues"],
 ];
 
+// What each page needs of the key (every other page only reads: "read").
+const PAGE_NEEDS = { run: "operate" };
+const needOf = (page) => PAGE_NEEDS[page] || "read";
+
 const ROUTES = {
   "": executionsPage,
   executions: executionsPage,
@@ -44,12 +50,15 @@ const app = () => document.getElementById("app");
 
 function renderNav(active) {
   const nav = document.getElementById("nav");
-  replace(nav, NAV.map(([id, label]) =>
+  replace(nav, NAV.filter(([id]) => can(needOf(id))).map(([id, label]) =>
     h("a", { href: `#/${id}`, class: id === active ? "active" : "", dataset: { nav: id } }, label)));
   const right = document.getElementById("topbar-right");
   replace(right,
     config.authEnabled && getToken()
-      ? h("button", { type: "button", class: "btn btn-small btn-ghost", id: "logout", onClick: () => { setToken(null); route(); } }, "Sign out")
+      ? [
+          me.loaded ? h("span", { class: "muted", id: "whoami" }, `${me.keyId} (${me.roles.join(", ")})`) : null,
+          h("button", { type: "button", class: "btn btn-small btn-ghost", id: "logout", onClick: () => { setToken(null); forgetMe(); route(); } }, "Sign out"),
+        ]
       : null);
 }
 
@@ -73,13 +82,14 @@ function loginForm(message) {
     try {
       if (token.value.trim()) {
         setToken(token.value.trim());
-        await get("metadata/workflow/names"); // the token works, or this throws
+        await loadMe(); // the token works, or this throws
       } else {
         await login(keyId.value.trim(), secret.value);
       }
       route();
     } catch (err) {
       setToken(null);
+      forgetMe();
       error.textContent = err instanceof ApiError ? err.message : String(err);
     }
   });
@@ -93,16 +103,38 @@ async function route() {
   current = null;
   const { parts, query } = parseHash(location.hash);
   const [page, ...params] = parts;
-  renderNav(page || "executions");
   if (config.authEnabled && !getToken()) {
+    renderNav(page || "executions");
     document.getElementById("nav").hidden = true;
     replace(app(), loginForm());
     return;
   }
+  if (!me.loaded) {
+    try {
+      await loadMe();
+    } catch (err) {
+      // A refused token has already sent us back to the sign-in form.
+      if (!(err instanceof ApiError && err.status === 401)) {
+        replace(app(), h("div", { class: "banner banner-error", role: "alert" }, `Cannot read this key's roles: ${err.message}`));
+      }
+      return;
+    }
+  }
+  renderNav(page || "executions");
   document.getElementById("nav").hidden = false;
   const render = ROUTES[page || ""];
   if (!render) {
     replace(app(), h("div", { class: "page" }, h("h2", null, "Not found"), h("p", null, `No page ${page}.`)));
+    return;
+  }
+  // The execution page belongs to the executions list, the editors to their lists.
+  const owner = { execution: "executions", definition: "definitions", taskdef: "taskdefs", event: "events" }[page] || page || "executions";
+  if (!can(needOf(owner))) {
+    replace(app(), h("div", { class: "page", id: "not-allowed" },
+      h("h2", null, "Not available to this key"),
+      h("p", null, me.roles.includes("worker") && !can("read")
+        ? `Key ${me.keyId} is a worker key (task types ${me.taskTypes.join(", ")}): it polls and updates tasks through the API, and has no page here.`
+        : `Key ${me.keyId} (${me.roles.join(", ")}) may not use this page.`)));
     return;
   }
   const container = h("div", { class: "page", dataset: { page: page || "executions" } });
@@ -119,6 +151,7 @@ async function route() {
 window.addEventListener("podium:unauthorized", () => {
   if (!config.authEnabled) return;
   setToken(null);
+  forgetMe();
   toast("Your session has ended: sign in again", "error");
   route();
 });

@@ -1,6 +1,7 @@
 // The task panel of the execution view: one task (one attempt of it), its summary, input,
 // output, logs, JSON, poll data and definition, and what can be done with it by hand.
 
+import { can } from "./access.js";
 import { api, get, seg } from "./api.js";
 import { confirmDialog, fmtDuration, fmtTime, h, replace, statusBadge, tabs, toast } from "./dom.js";
 import { executionHref } from "./router.js";
@@ -148,9 +149,11 @@ async function act(what, fn, onChanged) {
 
 function actions({ wf, task, node, ref, onChanged }) {
   const box = h("div", { class: "panel-actions" });
+  // Completing, failing, rerunning and skipping are for keys that may operate.
+  const operate = can("operate");
   const running = wf.status === "RUNNING";
   const latest = task ? attemptsOfRef(wf, task.referenceTaskName).at(-1) : null;
-  if (task && running && latest && latest.taskId === task.taskId && !TASK_TERMINAL.has(task.status)) {
+  if (operate && task && running && latest && latest.taskId === task.taskId && !TASK_TERMINAL.has(task.status)) {
     box.appendChild(h("button", { type: "button", class: "btn btn-small", id: "complete-task", onClick: async () => {
       const v = await confirmDialog({
         title: `Complete ${ref}?`, message: `The task is set COMPLETED with this output, as a worker would.`,
@@ -167,7 +170,7 @@ function actions({ wf, task, node, ref, onChanged }) {
       if (v) await act(`Fail ${ref}`, () => api("POST", "tasks", { body: { workflowInstanceId: wf.workflowId, taskId: task.taskId, status: v.terminal ? "FAILED_WITH_TERMINAL_ERROR" : "FAILED", reasonForIncompletion: v.reason, workerId: "podium-ui" } }), onChanged);
     } }, "Fail…"));
   }
-  if (task && WORKFLOW_TERMINAL.has(wf.status)) {
+  if (operate && task && WORKFLOW_TERMINAL.has(wf.status)) {
     box.appendChild(h("button", { type: "button", class: "btn btn-small", id: "rerun-from-task", onClick: async () => {
       const v = await confirmDialog({
         title: `Rerun from ${ref}?`, message: "The tasks after it are dropped and it runs again with this input.",
@@ -177,7 +180,7 @@ function actions({ wf, task, node, ref, onChanged }) {
       if (v) await act(`Rerun from ${ref}`, () => api("POST", `workflow/${seg(wf.workflowId)}/rerun`, { body: { reRunFromWorkflowId: wf.workflowId, reRunFromTaskId: task.taskId, taskInput: v.input } }), onChanged);
     } }, "Rerun from here…"));
   }
-  if (!task && node && node.ref && running) {
+  if (operate && !task && node && node.ref && running) {
     box.appendChild(h("button", { type: "button", class: "btn btn-small", id: "skip-task", onClick: async () => {
       const v = await confirmDialog({
         title: `Skip ${node.ref}?`, message: "The task is recorded SKIPPED when the workflow reaches it.",

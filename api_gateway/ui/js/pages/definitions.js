@@ -1,6 +1,7 @@
 // Definitions: workflow definitions (list, diagram, JSON, editor with the server's
 // validation, differences between versions), task definitions and event handlers.
 
+import { allowed } from "../access.js";
 import { api, ApiError, get, seg } from "../api.js";
 import { debounce, fmtTime, h, replace, table, toast } from "../dom.js";
 import { canonicalJson, renderDiff } from "../diff.js";
@@ -99,13 +100,13 @@ export async function definitionsPage(root, params) {
       { label: "Tasks", class: "num", render: (d) => String((d.tasks || []).length) },
       { label: "Owner", render: (d) => d.ownerEmail || "" },
       { label: "Updated", render: (d) => fmtTime(d.updateTime || d.createTime) },
-      { label: "", render: (d) => h("a", { class: "btn btn-small", href: buildHash(["run"], { name: d.name, version: d.version }) }, "Run") },
+      { label: "", render: (d) => allowed("operate", h("a", { class: "btn btn-small", href: buildHash(["run"], { name: d.name, version: d.version }) }, "Run")) },
     ], shown, { class: "results-table" }) : h("p", { class: "empty" }, rows.length ? "No definition matches." : "No workflow definition yet."));
   }
   filter.addEventListener("input", paint);
   replace(root,
     h("div", { class: "page-head" }, h("h1", null, "Workflow definitions"), filter,
-      h("a", { class: "btn btn-primary", href: "#/definitions/new", id: "new-def" }, "New definition")),
+      allowed("operate", h("a", { class: "btn btn-primary", href: "#/definitions/new", id: "new-def" }, "New definition"))),
     out);
   paint();
   return null;
@@ -123,7 +124,7 @@ export async function definitionPage(root, params, query) {
     h("label", { class: "inline" }, "Version ",
       h("select", { id: "def-version", onChange: (ev) => { location.hash = buildHash(["definition", name, ev.target.value], { tab }); } },
         versions.map((v) => h("option", { value: v, selected: v === def.version }, `v${v}`)))),
-    h("a", { class: "btn", href: buildHash(["run"], { name, version: def.version }) }, "Run"),
+    allowed("operate", h("a", { class: "btn", href: buildHash(["run"], { name, version: def.version }), id: "def-run" }, "Run")),
     h("a", { class: "btn", href: buildHash(["executions"], { name }) }, "Executions"));
   const tabsBar = h("div", { class: "tabs", role: "tablist" });
   const body = h("div");
@@ -241,8 +242,8 @@ function editor(body, def, isNew) {
   replace(body,
     h("div", { class: "form-actions" },
       h("button", { type: "button", class: "btn", id: "validate-def", onClick: validate }, "Validate"),
-      h("button", { type: "button", class: "btn btn-primary", id: "save-def", onClick: save }, isNew ? "Create" : "Save"),
-      isNew ? null : h("label", { class: "inline" }, newVersion, "as a new version"),
+      allowed("operate", h("button", { type: "button", class: "btn btn-primary", id: "save-def", onClick: save }, isNew ? "Create" : "Save")),
+      isNew ? null : allowed("operate", h("label", { class: "inline" }, newVersion, "as a new version")),
       h("span", { class: "muted" }, isNew ? "" : "Save overwrites this version; running workflows keep the definition they started with.")),
     errors,
     h("div", { class: "editor-grid" }, text, preview));
@@ -255,7 +256,7 @@ function editor(body, def, isNew) {
 export async function taskDefsPage(root) {
   const defs = ((await get("metadata/taskdefs")) || []).sort((a, b) => a.name.localeCompare(b.name));
   replace(root,
-    h("div", { class: "page-head" }, h("h1", null, "Task definitions"), h("a", { class: "btn btn-primary", href: "#/taskdef", id: "new-taskdef" }, "New task definition")),
+    h("div", { class: "page-head" }, h("h1", null, "Task definitions"), allowed("operate", h("a", { class: "btn btn-primary", href: "#/taskdef", id: "new-taskdef" }, "New task definition"))),
     defs.length ? table([
       { label: "Name", render: (d) => h("a", { href: buildHash(["taskdef", d.name]) }, d.name) },
       { label: "Retries", class: "num", render: (d) => `${d.retryCount ?? ""}${d.retryLogic ? ` (${d.retryLogic})` : ""}` },
@@ -289,7 +290,7 @@ export async function taskDefPage(root, params) {
 export async function eventsPage(root) {
   const handlers = ((await get("event")) || []).sort((a, b) => a.name.localeCompare(b.name));
   replace(root,
-    h("div", { class: "page-head" }, h("h1", null, "Event handlers"), h("a", { class: "btn btn-primary", href: "#/event", id: "new-event" }, "New event handler")),
+    h("div", { class: "page-head" }, h("h1", null, "Event handlers"), allowed("operate", h("a", { class: "btn btn-primary", href: "#/event", id: "new-event" }, "New event handler"))),
     h("p", { class: "muted" }, "Handlers are stored and validated; Podium has no event queues that run them yet."),
     handlers.length ? table([
       { label: "Name", render: (e) => h("a", { href: buildHash(["event", e.name]) }, e.name) },
@@ -328,7 +329,7 @@ function simpleEditor(root, { title, value, back, save, after, extra }) {
   replace(root,
     h("div", { class: "page-head" }, h("h1", null, title), extra || null, h("a", { class: "btn", href: back }, "Back to the list")),
     h("div", { class: "form-actions" },
-      h("button", { type: "button", class: "btn btn-primary", id: "save-json", onClick: async () => {
+      allowed("operate", h("button", { type: "button", class: "btn btn-primary", id: "save-json", onClick: async () => {
         replace(errors);
         const v = parseEditor(text, errors);
         if (!v) return;
@@ -339,7 +340,7 @@ function simpleEditor(root, { title, value, back, save, after, extra }) {
         } catch (err) {
           replace(errors, saveError(err));
         }
-      } }, "Save")),
+      } }, "Save"))),
     errors, text);
   return null;
 }

@@ -3,6 +3,7 @@
 // running workflow by polling and stops when the workflow ends.
 // Deep link: #/execution/<id>?tab=<tab>&task=<taskId>|ref=<ref>&ptab=<panel tab>
 
+import { allowed } from "../access.js";
 import { api, get, seg } from "../api.js";
 import { traceLink } from "../config.js";
 import { confirmDialog, fmtDuration, fmtTime, h, replace, statusBadge, toast } from "../dom.js";
@@ -149,26 +150,28 @@ export async function executionPage(root, params, query) {
     const status = wf.status;
     const terminal = WORKFLOW_TERMINAL.has(status);
     const b = (idName, label, enabled, fn, danger) => h("button", { type: "button", class: danger ? "btn btn-small btn-danger" : "btn btn-small", id: idName, disabled: !enabled, onClick: fn }, label);
+    // Changing the workflow is for keys that may operate; anyone may refresh.
+    const op = (...args) => allowed("operate", b(...args));
     return h("div", { class: "actions" },
       b("act-refresh", "Refresh", true, () => refresh()),
-      b("act-pause", "Pause", status === "RUNNING", () => action("Pause", { title: "Pause this workflow?", message: "No new task is scheduled until it is resumed." }, () => api("PUT", `workflow/${seg(id)}/pause`))),
-      b("act-resume", "Resume", status === "PAUSED", () => action("Resume", { title: "Resume this workflow?" }, () => api("PUT", `workflow/${seg(id)}/resume`))),
-      b("act-retry", "Retry", terminal && status !== "COMPLETED", () => action("Retry", {
+      op("act-pause", "Pause", status === "RUNNING", () => action("Pause", { title: "Pause this workflow?", message: "No new task is scheduled until it is resumed." }, () => api("PUT", `workflow/${seg(id)}/pause`))),
+      op("act-resume", "Resume", status === "PAUSED", () => action("Resume", { title: "Resume this workflow?" }, () => api("PUT", `workflow/${seg(id)}/resume`))),
+      op("act-retry", "Retry", terminal && status !== "COMPLETED", () => action("Retry", {
         title: "Retry this workflow?", message: "Its last failed task is scheduled again.",
         fields: [{ name: "resumeSub", label: "Resume sub-workflow tasks", type: "checkbox", value: false }],
       }, (v) => api("POST", `workflow/${seg(id)}/retry`, { query: { resumeSubworkflowTasks: v.resumeSub ? "true" : "" } }))),
-      b("act-restart", "Restart", terminal, () => action("Restart", {
+      op("act-restart", "Restart", terminal, () => action("Restart", {
         title: "Restart this workflow?", message: "It runs again from the beginning with the same input.",
         fields: [{ name: "latest", label: "Use the latest definition", type: "checkbox", value: false }],
       }, (v) => api("POST", `workflow/${seg(id)}/restart`, { query: { useLatestDefinitions: v.latest ? "true" : "" } }))),
-      b("act-rerun", "Rerun…", terminal, () => action("Rerun", {
+      op("act-rerun", "Rerun…", terminal, () => action("Rerun", {
         title: "Rerun this workflow?", message: "From the start, with this input (pick a task in the diagram to rerun from it).",
         fields: [
           { name: "input", label: "Workflow input (JSON)", type: "textarea", json: "object", rows: 10, value: JSON.stringify(wf.input || {}, null, 2) },
           { name: "corr", label: "Correlation id", value: wf.correlationId || "" },
         ],
       }, (v) => api("POST", `workflow/${seg(id)}/rerun`, { body: { reRunFromWorkflowId: id, workflowInput: v.input, correlationId: v.corr || undefined } }))),
-      b("act-terminate", "Terminate", !terminal, () => action("Terminate", {
+      op("act-terminate", "Terminate", !terminal, () => action("Terminate", {
         title: "Terminate this workflow?", message: "Its running tasks are canceled.", danger: true,
         fields: [{ name: "reason", label: "Reason", placeholder: "why (stored on the workflow)" }],
       }, (v) => api("DELETE", `workflow/${seg(id)}`, { query: { reason: v.reason } })), true));

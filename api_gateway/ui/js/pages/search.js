@@ -2,6 +2,7 @@
 // actions) and task search. The filters live in the address (#/executions?name=...), so a
 // search is a link. A search that fails says so, with the server's message.
 
+import { allowed, can } from "../access.js";
 import { api, get } from "../api.js";
 import { confirmDialog, fmtDuration, fmtTime, h, replace, statusBadge, table, toMs } from "../dom.js";
 import { buildHash, executionHref, setHashSilently } from "../router.js";
@@ -135,14 +136,14 @@ export async function executionsPage(root, params, query) {
   const out = h("div", { class: "results", id: "results" });
   replace(root,
     h("div", { class: "page-head" }, h("h1", null, "Workflow executions"),
-      h("a", { class: "btn", href: "#/run" }, "Run a workflow")),
+      allowed("operate", h("a", { class: "btn", href: "#/run", id: "run-link" }, "Run a workflow"))),
     form, counts, bulkBar, out);
 
   function paintBulk() {
     const n = selected.size;
     replace(bulkBar, n === 0 ? h("span", { class: "muted" }, "Select rows for bulk actions.") : [
       h("strong", null, `${n} selected`),
-      BULK.map((b) => h("button", { type: "button", class: b.danger ? "btn btn-small btn-danger" : "btn btn-small", dataset: { bulk: b.id }, onClick: () => bulk(b) }, b.label)),
+      !can("operate") ? h("span", { class: "muted" }, "This key may not change workflows.") : BULK.map((b) => h("button", { type: "button", class: b.danger ? "btn btn-small btn-danger" : "btn btn-small", dataset: { bulk: b.id }, onClick: () => bulk(b) }, b.label)),
       h("button", { type: "button", class: "btn btn-small btn-ghost", onClick: () => { selected.clear(); paintRows(); } }, "Clear"),
     ]);
   }
