@@ -2,13 +2,15 @@
 
 podium up [--demo [--keep]] [--shards N] [--queue-services N] [--deciders N] [--gateways N]
           [--sweepers N] [--store redis|cassandra] [--cassandra-hosts H] [--port P]
-          [--shard-replicas N] [--store-replicas N]
+          [--shard-replicas N] [--store-replicas N] [--rpc-tls]
 podium status [--url URL]        (the API: --url, else $PODIUM_API_URL, else
                                   $CONDUCTOR_SERVER_URL, else http://127.0.0.1:8080/api)
 podium workflow start NAME [--input JSON] | get ID | terminate ID | pause ID | resume ID
                 | retry ID | restart ID | search [QUERY]
 podium def register FILE...
 podium db migrate [...]
+podium certs DIR [--host H ...] [--days N]
+                                 (a private CA and certificates for TLS between services)
 """
 
 from __future__ import annotations
@@ -92,6 +94,23 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         action="store_true",
         help="with --demo: keep the cluster running afterwards (to look at it in the UI)",
     )
+    up.add_argument(
+        "--rpc-tls",
+        action="store_true",
+        help="mutual TLS between the services too (their RPC always needs the cluster's secret)",
+    )
+
+    certs = sub.add_parser(
+        "certs", help="write a private CA and certificates for TLS between services"
+    )
+    certs.add_argument("dir", type=Path, help="the folder to write (existing files are replaced)")
+    certs.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="a name or address the server certificate names (repeat; default: loopback)",
+    )
+    certs.add_argument("--days", type=_positive, default=365, help="validity in days (365)")
 
     status = sub.add_parser("status", help="queue depths and running workflows")
     status.add_argument("--url", default=default_url)
@@ -145,6 +164,7 @@ def up_spec(args: argparse.Namespace, demo_port: int | None = None) -> ClusterSp
         supervise=True,
         shard_replicas=args.shard_replicas,
         store_replicas=args.store_replicas,
+        rpc_tls=args.rpc_tls,
     )
 
 
@@ -323,6 +343,18 @@ def _print_processes(base: str) -> None:
         )
 
 
+def _certs(args: argparse.Namespace) -> int:
+    """``podium certs DIR``: the files for ``PODIUM_RPC_TLS_*`` (and TLS to the stores)."""
+    from podium.devcerts import DEFAULT_HOSTS, make_certs
+
+    paths = make_certs(args.dir, hosts=args.host or DEFAULT_HOSTS, days=args.days)
+    print(f"wrote a private CA and certificates to {args.dir} (keep ca.key offline)")
+    print(f"PODIUM_RPC_TLS_CERT={paths.server_cert}")
+    print(f"PODIUM_RPC_TLS_KEY={paths.server_key}")
+    print(f"PODIUM_RPC_TLS_CA={paths.ca}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw[:2] == ["db", "migrate"]:
@@ -340,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _workflow(args)
         if args.command == "def":
             return _register(args)
+        if args.command == "certs":
+            return _certs(args)
         if args.command == "db":
             from podium.store.cli import migrate_main
 

@@ -122,3 +122,38 @@ def test_queue_service_stops_at_start_on_bad_settings_with_one_line(
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_podium_certs_writes_files_that_secure_rpc(tmp_path: Path) -> None:
+    """The printed variables, given to a server and a client, make a mutual-TLS link; the
+    server certificate names the hosts asked for."""
+    import asyncio
+
+    from cryptography import x509
+
+    from podium.config import rpc_security
+    from podium.rpc import CallContext, RpcClient, RpcServer
+
+    folder = tmp_path / "certs"
+    done = run(["-m", "podium.cli", "certs", str(folder), "--host", "10.0.0.7", "--host", "podium"])
+    assert done.returncode == 0, done.stderr
+    env = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert set(env) == {"PODIUM_RPC_TLS_CERT", "PODIUM_RPC_TLS_KEY", "PODIUM_RPC_TLS_CA"}
+    cert = x509.load_pem_x509_certificate(Path(env["PODIUM_RPC_TLS_CERT"]).read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["podium"]
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.7"]
+
+    async def ping(params: object, ctx: CallContext) -> str:
+        return "pong"
+
+    async def call() -> object:
+        security = rpc_security(env)
+        server = await RpcServer({"ping": ping}, security=security).start()
+        try:
+            async with RpcClient([server.address], security=security) as client:
+                return await client.call("ping")
+        finally:
+            await server.stop(grace_s=0.5)
+
+    assert asyncio.run(call()) == "pong"
