@@ -79,8 +79,9 @@ def parse_shards(
     shards: list[ShardSpec] = []
     for i, item in enumerate(x for x in items if x):
         name, sep, url = item.partition("=")
-        if not sep:
-            name, url = f"s{i}", item
+        # an unnamed URL may hold "=" in its query (rediss://...?ssl_ca_certs=...)
+        if not sep or "://" in name:
+            name, sep, url = f"s{i}", "", item
         shown = f"{name}={redact_url(url)}" if sep else redact_url(url)
         if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
             raise ConfigError(

@@ -17,19 +17,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
+import httpx
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from podium.cluster import ClusterSpec, LocalCluster
 from podium.devcerts import CertPaths, make_certs
 from podium.errors import ConfigError, PodiumError, Unavailable
 from podium.launch.redis import RedisServer, ReplicatedRedis
 from podium.queue_client import Message, QueueClient
 from podium.redis_conn import connect, redact_url, tls_options
 from podium.store import StoreConfig, open_store
+from podium.store.redis_backend.keys import Keys
 from queue_service.server import QueueService, QueueSettings
 from queue_service.shards import ShardSpec, parse_shards
+from tests.gateway.api_calls import poll_one, register, simple_workflow, start
 from tests.polling import eventually
 from tests.stack import running_stack
 from tests.store.builders import task, workflow
@@ -265,6 +269,13 @@ async def test_a_queue_shard_with_a_wrong_password_is_reported_without_it(
     assert_hidden(message)
 
 
+def test_shard_urls_with_a_query_parse_named_or_not(secure_redis: RedisServer) -> None:
+    url = secure_redis.url
+    named, unnamed = parse_shards(f"a={url},{url}")
+    assert (named.name, named.url) == ("a", url)
+    assert (unnamed.name, unnamed.url) == ("s1", url)
+
+
 def test_tls_settings_are_checked_when_the_shard_is_opened(
     secure_redis: RedisServer, certs: CertPaths
 ) -> None:
@@ -480,3 +491,49 @@ async def test_store_and_queue_reach_a_tls_primary_through_tls_sentinels_across_
         await client.close()
         await service.stop()
         await store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_local_cluster_of_processes_runs_on_tls_and_acl_redis(
+    secure_redis: RedisServer,
+) -> None:
+    """Every service as its own process, the store and the queue shard on the TLS server as
+    the ACL user (given as the services' environment, as a deployment gives it)."""
+    spec = ClusterSpec(
+        shards=1,
+        gateway_port=0,
+        extra_env={
+            "PODIUM_QUEUE_SHARDS": f"s0={secure_redis.url}",
+            "PODIUM_STORE_REDIS_URL": secure_redis.url,
+        },
+    )
+    cluster = await LocalCluster(spec, progress=lambda _: None).start()
+    try:
+        async with httpx.AsyncClient(base_url=cluster.gateway_urls[0][: -len("/api")]) as http:
+            name = f"wf_{uuid.uuid4().hex[:8]}"
+            await register(http, simple_workflow(name, f"{name}_t"))
+            wf_id = await start(http, name, {"x": 1})
+            polled = await poll_one(http, f"{name}_t")
+            r = await http.post(
+                "/api/tasks",
+                json={
+                    "workflowInstanceId": wf_id,
+                    "taskId": polled["taskId"],
+                    "status": "COMPLETED",
+                    "outputData": {"result": 42},
+                },
+            )
+            assert r.status_code == 200, r.text
+
+            async def finished() -> dict[str, object] | None:
+                wf: dict[str, object] = (await http.get(f"/api/workflow/{wf_id}")).json()
+                return wf if wf["status"] == "COMPLETED" else None
+
+            wf = await eventually(finished, timeout_s=15, what="the workflow's completion")
+            assert wf["output"] == {"result": 42}
+    finally:
+        await cluster.stop()
+    # the workflow and its queue lived on the TLS server
+    with secure_redis.client() as r:
+        assert r.exists(Keys(StoreConfig().key_prefix).workflow(wf_id))
+        assert r.keys("pq:*")
