@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -58,6 +59,18 @@ class StoreConfig:
     cassandra_replication_factor: int = 1
     cassandra_local_dc: str | None = None
     cassandra_migrate_on_open: bool = True
+    #: Role the services log in as (PasswordAuthenticator); empty: no authentication.
+    cassandra_username: str = ""
+    cassandra_password: str = field(default="", repr=False)
+    #: Client-to-node TLS; also on when a file below is named (see ``cassandra_tls_on``).
+    cassandra_tls: bool = False
+    #: PEM file of the CA(s) that signed the nodes' certificates (empty: the system's CAs).
+    cassandra_tls_ca_file: str = ""
+    #: PEM certificate and key this client presents (nodes with ``require_client_auth``).
+    cassandra_tls_cert_file: str = ""
+    cassandra_tls_key_file: str = ""
+    #: Whether a node's certificate must name the address it was reached at.
+    cassandra_tls_check_hostname: bool = True
     max_record_bytes: int = 2 * 1024 * 1024
     workflow_retention_s: float = 0.0
     search_window_days: int = 7
@@ -108,6 +121,20 @@ class StoreConfig:
             "PODIUM_CASSANDRA_REPLICATION_FACTOR",
             self.cassandra_replication_factor,
         )
+        if bool(self.cassandra_username) != bool(self.cassandra_password):
+            missing = "PASSWORD" if self.cassandra_username else "USERNAME"
+            raise ConfigError(
+                "PODIUM_CASSANDRA_USERNAME and PODIUM_CASSANDRA_PASSWORD go together: "
+                f"set PODIUM_CASSANDRA_{missing} too",
+                variable=f"PODIUM_CASSANDRA_{missing}",
+            )
+        if bool(self.cassandra_tls_cert_file) != bool(self.cassandra_tls_key_file):
+            missing = "KEY" if self.cassandra_tls_cert_file else "CERT"
+            raise ConfigError(
+                "PODIUM_CASSANDRA_TLS_CERT_FILE and PODIUM_CASSANDRA_TLS_KEY_FILE go together: "
+                f"set PODIUM_CASSANDRA_TLS_{missing}_FILE too",
+                variable=f"PODIUM_CASSANDRA_TLS_{missing}_FILE",
+            )
         _check(self.max_record_bytes >= 1024, "PODIUM_MAX_RECORD_BYTES", self.max_record_bytes)
         _check(
             self.workflow_retention_s >= 0,
@@ -121,9 +148,20 @@ class StoreConfig:
         fields = ", ".join(
             f"{name}={getattr(self, name)!r}"
             for name in self.__dataclass_fields__
-            if name != "redis_url"
+            if name not in ("redis_url", "cassandra_password")
         )
-        return f"StoreConfig(redis_url={redact_url(self.redis_url)!r}, {fields})"
+        password = "***" if self.cassandra_password else ""
+        return (
+            f"StoreConfig(redis_url={redact_url(self.redis_url)!r}, "
+            f"cassandra_password={password!r}, {fields})"
+        )
+
+    @property
+    def cassandra_tls_on(self) -> bool:
+        """Whether connections to Cassandra use TLS: asked for, or a TLS file is named."""
+        return self.cassandra_tls or bool(
+            self.cassandra_tls_ca_file or self.cassandra_tls_cert_file
+        )
 
     @property
     def retention_ms(self) -> int:
@@ -167,11 +205,50 @@ class StoreConfig:
         take("PODIUM_CASSANDRA_REPLICATION_FACTOR", "cassandra_replication_factor", int)
         take("PODIUM_CASSANDRA_LOCAL_DC", "cassandra_local_dc", str)
         take("PODIUM_CASSANDRA_MIGRATE", "cassandra_migrate_on_open", _bool)
+        take("PODIUM_CASSANDRA_USERNAME", "cassandra_username", str)
+        password = _secret(env, "PODIUM_CASSANDRA_PASSWORD")
+        if password:
+            kw["cassandra_password"] = password
+        take("PODIUM_CASSANDRA_TLS", "cassandra_tls", _bool)
+        take("PODIUM_CASSANDRA_TLS_CA_FILE", "cassandra_tls_ca_file", str)
+        take("PODIUM_CASSANDRA_TLS_CERT_FILE", "cassandra_tls_cert_file", str)
+        take("PODIUM_CASSANDRA_TLS_KEY_FILE", "cassandra_tls_key_file", str)
+        take("PODIUM_CASSANDRA_TLS_CHECK_HOSTNAME", "cassandra_tls_check_hostname", _bool)
+        if env.get("PODIUM_CASSANDRA_TLS", "").strip().lower() in ("0", "false", "no", "off") and (
+            kw.get("cassandra_tls_ca_file")
+            or kw.get("cassandra_tls_cert_file")
+            or kw.get("cassandra_tls_key_file")
+        ):
+            raise ConfigError(
+                "PODIUM_CASSANDRA_TLS is off but PODIUM_CASSANDRA_TLS_*_FILE names a file: "
+                "unset one or the other",
+                variable="PODIUM_CASSANDRA_TLS",
+            )
         take("PODIUM_MAX_RECORD_BYTES", "max_record_bytes", int)
         take("PODIUM_WORKFLOW_RETENTION_S", "workflow_retention_s", float)
         take("PODIUM_SEARCH_WINDOW_DAYS", "search_window_days", int)
         take("PODIUM_SEARCH_MAX_SCAN", "search_max_scan", int)
         return cls(**kw)  # type: ignore[arg-type]
+
+
+def _secret(env: Mapping[str, str], var: str) -> str:
+    """A secret from ``var``, or read from the file ``var_FILE`` names (a mounted secret).
+
+    The file's trailing newline is dropped; setting both variables is an error, as is a file
+    that cannot be read. The secret itself never appears in an error message.
+    """
+    value = env.get(var, "")
+    path = env.get(f"{var}_FILE", "").strip()
+    if value and path:
+        raise ConfigError(f"set {var} or {var}_FILE, not both", variable=var)
+    if not path:
+        return value
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"{var}_FILE={path!r} cannot be read: {exc.strerror}", variable=f"{var}_FILE"
+        ) from exc
 
 
 def _check(ok: bool, var: str, value: object) -> None:

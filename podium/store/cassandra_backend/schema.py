@@ -16,7 +16,7 @@ from importlib import resources
 
 from cassandra.cluster import NoHostAvailable, Session
 
-from podium.errors import ConfigError, Unavailable
+from podium.errors import ConfigError
 from podium.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
@@ -106,15 +106,14 @@ def migrate(session: Session, config: StoreConfig) -> list[int]:
 @contextmanager
 def connected(config: StoreConfig) -> Iterator[Session]:
     """A session with ``config``'s settings, closed after; an unreachable cluster raises
-    Unavailable."""
-    from podium.store.cassandra_backend.session import build_cluster
+    Unavailable, refused credentials or an untrusted certificate ConfigError."""
+    from podium.store.cassandra_backend.session import build_cluster, connect_error
 
     cluster = build_cluster(config)
     try:
         yield cluster.connect()
     except NoHostAvailable as exc:
-        where = f"{','.join(config.cassandra_hosts)}:{config.cassandra_port}"
-        raise Unavailable(f"cannot reach Cassandra at {where}: {exc}") from exc
+        raise connect_error(config, exc) from exc
     finally:
         cluster.shutdown()
 

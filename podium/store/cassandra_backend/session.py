@@ -8,11 +8,14 @@ fetched before the coroutine returns.
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 import zlib
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from cassandra import (
+    AuthenticationFailed,
     ConsistencyLevel,
     DriverException,
     OperationTimedOut,
@@ -20,6 +23,7 @@ from cassandra import (
     WriteTimeout,
 )
 from cassandra import Unavailable as CassUnavailable
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -32,7 +36,7 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, dict_factory
 
-from podium.errors import PodiumError, Unavailable
+from podium.errors import ConfigError, PodiumError, Unavailable
 from podium.store.config import StoreConfig
 
 Row = dict[str, Any]
@@ -62,8 +66,80 @@ def level(name: str) -> int:
     return int(getattr(ConsistencyLevel, name))
 
 
+def tls_context(
+    ca_file: str, cert_file: str = "", key_file: str = "", *, check_hostname: bool = True
+) -> ssl.SSLContext:
+    """A client TLS context that trusts ``ca_file`` (the system's CAs if empty) and presents
+    ``cert_file``/``key_file`` when given. The node's certificate is always verified; with
+    ``check_hostname`` it must also name the address it was reached at."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = check_hostname
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file or None)
+    return ctx
+
+
+def store_tls_context(config: StoreConfig) -> ssl.SSLContext | None:
+    """The TLS context ``config`` asks for (None: plain connections); an unreadable or
+    malformed file raises ConfigError naming its variable."""
+    if not config.cassandra_tls_on:
+        return None
+    for var, path in (
+        ("PODIUM_CASSANDRA_TLS_CA_FILE", config.cassandra_tls_ca_file),
+        ("PODIUM_CASSANDRA_TLS_CERT_FILE", config.cassandra_tls_cert_file),
+        ("PODIUM_CASSANDRA_TLS_KEY_FILE", config.cassandra_tls_key_file),
+    ):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{var}={path!r} cannot be read", variable=var)
+    try:
+        return tls_context(
+            config.cassandra_tls_ca_file,
+            config.cassandra_tls_cert_file,
+            config.cassandra_tls_key_file,
+            check_hostname=config.cassandra_tls_check_hostname,
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"the Cassandra TLS files (PODIUM_CASSANDRA_TLS_*_FILE) are not usable PEM: {exc}",
+            variable="PODIUM_CASSANDRA_TLS_CA_FILE",
+        ) from exc
+
+
+def connect_error(config: StoreConfig, exc: NoHostAvailable) -> PodiumError:
+    """What a failed first connection means: refused credentials or an untrusted certificate
+    are configuration errors (retrying cannot help; the message names the setting), anything
+    else is an outage (Unavailable)."""
+    where = f"{','.join(config.cassandra_hosts)}:{config.cassandra_port}"
+    errors = list(getattr(exc, "errors", {}).items())
+    for endpoint, err in errors:
+        if isinstance(err, AuthenticationFailed):
+            if not config.cassandra_username:
+                return ConfigError(
+                    f"Cassandra at {endpoint} requires a login: set PODIUM_CASSANDRA_USERNAME "
+                    "and PODIUM_CASSANDRA_PASSWORD",
+                    variable="PODIUM_CASSANDRA_USERNAME",
+                )
+            return ConfigError(
+                f"Cassandra refused user {config.cassandra_username!r} at {endpoint}: "
+                "bad credentials (PODIUM_CASSANDRA_USERNAME, PODIUM_CASSANDRA_PASSWORD)",
+                variable="PODIUM_CASSANDRA_PASSWORD",
+            )
+    for endpoint, err in errors:
+        text = str(err)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            reason = text.rsplit("certificate verify failed:", 1)[-1].strip(" )")
+            return ConfigError(
+                f"Cassandra at {endpoint} presented a certificate this client does not trust "
+                f"({reason}): check PODIUM_CASSANDRA_TLS_CA_FILE",
+                variable="PODIUM_CASSANDRA_TLS_CA_FILE",
+            )
+    return Unavailable(f"cannot reach Cassandra at {where}: {exc}")
+
+
 def build_cluster(config: StoreConfig) -> Cluster:
-    """A Cluster with token-aware, DC-aware balancing and the configured levels (no I/O)."""
+    """A Cluster with token-aware, DC-aware balancing, the configured levels, and the login
+    and TLS the settings name (no I/O but reading the TLS files)."""
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(
             DCAwareRoundRobinPolicy(local_dc=config.cassandra_local_dc)
@@ -80,6 +156,12 @@ def build_cluster(config: StoreConfig) -> Cluster:
         protocol_version=5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=10.0,
+        auth_provider=(
+            PlainTextAuthProvider(config.cassandra_username, config.cassandra_password)
+            if config.cassandra_username
+            else None
+        ),
+        ssl_context=store_tls_context(config),
     )
 
 
@@ -98,6 +180,9 @@ class CassandraSession:
         cluster = build_cluster(config)
         try:
             session = await asyncio.to_thread(cluster.connect, keyspace)
+        except NoHostAvailable as exc:
+            await asyncio.to_thread(cluster.shutdown)
+            raise connect_error(config, exc) from exc
         except _RETRYABLE as exc:
             await asyncio.to_thread(cluster.shutdown)
             raise Unavailable(f"cannot reach Cassandra at {config.cassandra_hosts}: {exc}") from exc
