@@ -6,6 +6,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -408,3 +409,22 @@ def test_keys_with_roles_from_the_environment() -> None:
         assert says in exc.value.message, exc.value.message
         assert exc.value.data.get("variable", "PODIUM_AUTH_KEYS") == "PODIUM_AUTH_KEYS"
         assert "ret-aa-long" not in exc.value.message
+
+
+def test_the_deploy_examples_give_keys_with_roles() -> None:
+    root = Path(__file__).resolve().parents[2] / "deploy"
+    examples = {
+        "k8s/base/secret.example.yaml": r'^  PODIUM_AUTH_KEYS: "([^"]+)"$',
+        "compose/.env.example": r"^PODIUM_AUTH_KEYS=(\S+)$",
+        "systemd/env/gateway-secrets.env.example": r"^PODIUM_AUTH_KEYS=(\S+)$",
+    }
+    for name, pattern in examples.items():
+        match = re.search(pattern, (root / name).read_text(), re.M)
+        assert match, name
+        auth = GatewaySettings.from_env(
+            {"PODIUM_AUTH_ENABLED": "true", "PODIUM_AUTH_KEYS": match.group(1)}
+        ).auth
+        roles = {role for key_id in auth.keys for role in auth.grant(key_id).roles}
+        assert {"admin", "operator", "worker"} <= roles, name
+        workers = [k for k in auth.keys if auth.grant(k).has("worker")]
+        assert workers and all(auth.grant(k).task_types != ("*",) for k in workers), name
