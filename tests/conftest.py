@@ -2,8 +2,9 @@
 
 Redis servers are started once per session on free loopback ports and flushed before each
 test that uses them. A single-node Cassandra is started on first use and shared by the
-session (tests keep apart by keyspace or by data). Nothing here is a mock: every test talks
-to a real redis-server or Cassandra.
+session (tests keep apart by keyspace or by data); it requires a login and TLS, as a
+production cluster should. Nothing here is a mock: every test talks to a real redis-server
+or Cassandra.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import redis
 
 from podium.launch.redis import RedisServer
-from tests.local_cassandra import HAVE_JVM
+from tests.local_cassandra import HAVE_JVM, secured_node
 
 if TYPE_CHECKING:
     from podium.launch.cassandra import CassandraNode
@@ -55,14 +56,14 @@ def redis_shards(redis_pool: list[RedisServer]) -> list[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def cassandra_node() -> Iterator[CassandraNode]:
-    """One single-node Cassandra for the session (started on first use)."""
-    from podium.launch.cassandra import CassandraNode
-
+def cassandra_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CassandraNode]:
+    """One single-node Cassandra for the session (started on first use). As in production, it
+    takes only a login (the role ``podium``, not the default superuser) over TLS with client
+    certificates, from a CA made for the session."""
     if not HAVE_JVM:
         pytest.skip("Cassandra needs java and mvn (scripts/bootstrap.sh installs them)")
 
-    node = CassandraNode().start()
+    node = secured_node(tmp_path_factory.mktemp("cassandra")).start()
     try:
         yield node
     finally:

@@ -18,6 +18,7 @@ import pytest
 from podium.errors import Unavailable
 from podium.launch.cassandra import CassandraNode
 from tests.local_cassandra import cql as local_cql
+from tests.local_cassandra import secured_node
 
 pytestmark = pytest.mark.skipif(
     shutil.which("java") is None or shutil.which("mvn") is None,
@@ -30,7 +31,7 @@ def cql(node: CassandraNode) -> Iterator[Any]:
     from cassandra.policies import WhiteListRoundRobinPolicy
 
     policy = WhiteListRoundRobinPolicy(node.contact_points)
-    with local_cql(node.contact_points, node.port, load_balancing_policy=policy) as session:
+    with local_cql(node, load_balancing_policy=policy) as session:
         yield session
 
 
@@ -54,9 +55,10 @@ def _listen_addresses(port: int) -> set[str]:
 
 
 @pytest.mark.timeout(240)
-def test_node_keeps_data_across_restart_and_kill() -> None:
-    # batch: a write is synced before it is acknowledged, so SIGKILL cannot lose it.
-    node = CassandraNode(heap_mb=512, commitlog_sync="batch")
+def test_node_keeps_data_across_restart_and_kill(tmp_path: Path) -> None:
+    # batch: a write is synced before it is acknowledged, so SIGKILL cannot lose it. The node
+    # takes a login over TLS: the role made at the first start serves every later start.
+    node = secured_node(tmp_path, heap_mb=512, commitlog_sync="batch")
     try:
         node.start(timeout_s=180)
         assert node.release_version is not None and node.release_version.startswith("5.0.")

@@ -345,7 +345,7 @@ async def traced_cluster(
     if request.param == "cassandra":
         node = request.getfixturevalue("cassandra_node")
         hosts = node.host
-        env |= {"PODIUM_CASSANDRA_PORT": str(node.port), "PODIUM_CASSANDRA_KEYSPACE": "traced"}
+        env |= {**node.store_env(), "PODIUM_CASSANDRA_KEYSPACE": "traced"}
     spec = ClusterSpec(
         shards=1,
         gateways=1,

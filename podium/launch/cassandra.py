@@ -10,6 +10,11 @@ with those SHA-256 digests (``--write-lock`` writes it after a deliberate upgrad
 in its own folder and runs ``CassandraDaemon`` in the foreground; start-up waits until CQL
 answers.
 
+A node may require a login (``login``: PasswordAuthenticator and CassandraAuthorizer; the
+first start creates that role and replaces the default superuser's well-known password with a
+random one) and TLS on its CQL port (``tls``: PEM files, e.g. from ``podium.devcerts``); the
+defaults are neither, as for the benchmarks. ``store_env()`` is what a service needs to reach it.
+
     python -m podium.launch.cassandra [--port N] [--data-dir D]   # run one node until Ctrl-C
     python -m podium.launch.cassandra --fetch-only                # resolve the jars and exit
     python -m podium.launch.cassandra --fetch-only --write-lock   # ... and lock their digests
@@ -22,9 +27,11 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,6 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Literal
 
+from podium.devcerts import CertPaths
 from podium.errors import ConfigError, Unavailable
 from podium.launch.cassandra_jars import DEFAULT_VERSION, fetch_jars, jar_lock, write_jar_lock
 from podium.launch.redis import free_port
@@ -118,6 +126,27 @@ def _render_yaml(node: CassandraNode, root: Path) -> str:
     def q(p: Path) -> str:
         return json.dumps(str(p))  # a JSON string is a valid YAML scalar, whatever the path
 
+    if node.login is None:
+        auth = "authenticator: AllowAllAuthenticator\nauthorizer: AllowAllAuthorizer"
+    else:
+        auth = (
+            "authenticator: PasswordAuthenticator\nauthorizer: CassandraAuthorizer\n"
+            "role_manager: CassandraRoleManager"
+        )
+    client_tls = ""
+    if node.tls is not None:
+        client_tls = f"""\
+client_encryption_options:
+  enabled: true
+  optional: false
+  ssl_context_factory:
+    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory
+  keystore: {q(root / "conf" / "node-keystore.pem")}
+  truststore: {q(node.tls.ca.resolve())}
+  require_client_auth: {str(node.tls.require_client_auth).lower()}
+  protocol: TLS
+  accepted_protocols: [TLSv1.2, TLSv1.3]
+"""
     commitlog = (
         "commitlog_sync: batch"
         if node.commitlog_sync == "batch"
@@ -144,9 +173,8 @@ commitlog_directory: {q(root / "commitlog")}
 # hints, saved_caches and cdc_raw default to folders under -Dcassandra.storagedir.
 {commitlog}
 commitlog_segment_size: 8MiB
-authenticator: AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
-storage_compatibility_mode: NONE
+{auth}
+{client_tls}storage_compatibility_mode: NONE
 auto_snapshot: false
 incremental_backups: false
 hinted_handoff_enabled: false
@@ -173,8 +201,9 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _release_version(host: str, port: int, timeout_s: float = 10.0) -> str | None:
-    """``release_version`` read over CQL, or None if the node does not answer yet."""
+def _release_version(host: str, port: int, timeout_s: float = 10.0, **driver: Any) -> str | None:
+    """``release_version`` read over CQL, or None if the node does not answer yet (or refuses
+    the login). ``driver`` adds options of the driver's ``Cluster`` (login, TLS)."""
     from cassandra import DriverException
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
     from cassandra.policies import WhiteListRoundRobinPolicy
@@ -189,6 +218,7 @@ def _release_version(host: str, port: int, timeout_s: float = 10.0) -> str | Non
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=timeout_s,
         control_connection_timeout=timeout_s,
+        **driver,
     )
     try:
         session = cluster.connect()
@@ -198,6 +228,48 @@ def _release_version(host: str, port: int, timeout_s: float = 10.0) -> str | Non
         return None
     finally:
         cluster.shutdown()
+
+
+#: The superuser every fresh node with PasswordAuthenticator has (and everyone knows).
+DEFAULT_SUPERUSER = ("cassandra", "cassandra")
+
+
+@dataclass(frozen=True)
+class NodeTls:
+    """TLS on a node's CQL port, from PEM files.
+
+    ``cert``/``key`` is the node's pair (it must name the node's address); ``ca`` signed it and,
+    with ``require_client_auth``, the clients' certificates too. ``client_cert``/``client_key``
+    is the pair the launcher's own connections present (needed with ``require_client_auth``).
+    """
+
+    cert: Path
+    key: Path
+    ca: Path
+    require_client_auth: bool = False
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    @classmethod
+    def from_certs(cls, certs: CertPaths, *, require_client_auth: bool = False) -> NodeTls:
+        """The node serves ``certs``' server pair; clients present its client pair."""
+        return cls(
+            cert=certs.server_cert,
+            key=certs.server_key,
+            ca=certs.ca,
+            require_client_auth=require_client_auth,
+            client_cert=certs.client_cert,
+            client_key=certs.client_key,
+        )
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts ``ca``, checks the node's name and presents the
+        client pair if there is one."""
+        from podium.store.cassandra_backend.session import tls_context
+
+        if self.client_cert is None or self.client_key is None:
+            return tls_context(str(self.ca))
+        return tls_context(str(self.ca), str(self.client_cert), str(self.client_key))
 
 
 @dataclass
@@ -223,6 +295,10 @@ class CassandraNode:
     #: before it acknowledges (slower writes, nothing acknowledged is lost).
     commitlog_sync: Literal["periodic", "batch"] = "periodic"
     extra_jvm_args: list[str] = field(default_factory=list)
+    #: ``(role, password)`` clients log in as; None runs the node without authentication.
+    login: tuple[str, str] | None = field(default=None, repr=False)
+    #: TLS on the CQL port; None serves plain CQL.
+    tls: NodeTls | None = None
     release_version: str | None = field(default=None, init=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
@@ -239,6 +315,33 @@ class CassandraNode:
     @property
     def log_path(self) -> Path | None:
         return None if self.data_dir is None else self.data_dir / "cassandra.log"
+
+    def driver_options(self, login: tuple[str, str] | None = None) -> dict[str, Any]:
+        """Options of the driver's ``Cluster`` that reach this node: its login (or ``login``)
+        and its TLS."""
+        from cassandra.auth import PlainTextAuthProvider
+
+        login = login or self.login
+        return {
+            "auth_provider": None if login is None else PlainTextAuthProvider(*login),
+            "ssl_context": None if self.tls is None else self.tls.client_context(),
+        }
+
+    def store_env(self) -> dict[str, str]:
+        """The ``PODIUM_CASSANDRA_*`` variables of a service that uses this node."""
+        env = {
+            "PODIUM_STORE": "cassandra",
+            "PODIUM_CASSANDRA_HOSTS": ",".join(self.contact_points),
+            "PODIUM_CASSANDRA_PORT": str(self.port),
+        }
+        if self.login is not None:
+            env["PODIUM_CASSANDRA_USERNAME"], env["PODIUM_CASSANDRA_PASSWORD"] = self.login
+        if self.tls is not None:
+            env["PODIUM_CASSANDRA_TLS_CA_FILE"] = str(self.tls.ca)
+            if self.tls.client_cert is not None and self.tls.client_key is not None:
+                env["PODIUM_CASSANDRA_TLS_CERT_FILE"] = str(self.tls.client_cert)
+                env["PODIUM_CASSANDRA_TLS_KEY_FILE"] = str(self.tls.client_key)
+        return env
 
     def start(self, timeout_s: float = 180.0) -> CassandraNode:
         """Start the node (resolving the jars first if needed); return when CQL answers."""
@@ -258,6 +361,12 @@ class CassandraNode:
         conf.mkdir(parents=True, exist_ok=True)
         for sub in ("logs", "triggers"):
             (root / sub).mkdir(exist_ok=True)
+        if self.tls is not None:
+            # PEMBasedSslContextFactory reads the key and its certificate from one file.
+            keystore = conf / "node-keystore.pem"
+            fd = os.open(keystore, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.tls.key.read_bytes() + b"\n" + self.tls.cert.read_bytes())
         (conf / "cassandra.yaml").write_text(_render_yaml(self, root))
         (conf / "logback.xml").write_text(_LOGBACK)
         self._spawn(self._command(java, lib, root), root / "cassandra.log")
@@ -320,8 +429,13 @@ class CassandraNode:
                     port=self.port,
                 )
             if _port_open(self.host, self.port):
-                self.release_version = _release_version(self.host, self.port)
-                if self.release_version is not None:
+                self.release_version = _release_version(
+                    self.host, self.port, **self.driver_options()
+                )
+                # With a login, ready once the role logs in and the default superuser cannot
+                # (a fresh node takes that one only: it is then used to make the role).
+                secured = self.login is None or self._default_login_refused()
+                if self.release_version is not None and secured:
                     return
             time.sleep(_POLL_S)
         self.kill()
@@ -330,6 +444,46 @@ class CassandraNode:
             f"{self.log_tail()}",
             port=self.port,
         )
+
+    def _default_login_refused(self) -> bool:
+        """Whether the node refuses the default superuser's well-known password. While it
+        takes it (a fresh node), this creates the ``login`` role with every permission on
+        every keyspace (not superuser: it cannot manage roles) and gives the superuser a
+        random password nobody keeps; each step is idempotent, so a round cut short is
+        simply run again."""
+        from cassandra import AuthenticationFailed, DriverException
+        from cassandra.cluster import Cluster, NoHostAvailable
+
+        assert self.login is not None
+        role, password = self.login
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", role):
+            raise ConfigError(f"role name {role!r}: letters, digits and _ only")
+        cluster = Cluster(
+            [self.host],
+            port=self.port,
+            protocol_version=5,
+            connect_timeout=10,
+            **self.driver_options(DEFAULT_SUPERUSER),
+        )
+        try:
+            session = cluster.connect()
+            session.execute(
+                f'CREATE ROLE IF NOT EXISTS "{role}" WITH PASSWORD = %s AND LOGIN = true',
+                (password,),
+            )
+            session.execute(f'GRANT ALL PERMISSIONS ON ALL KEYSPACES TO "{role}"')
+            session.execute(
+                f'ALTER ROLE "{DEFAULT_SUPERUSER[0]}" WITH PASSWORD = %s',
+                (secrets.token_urlsafe(24),),
+            )
+            return False  # the next round checks that the old password is refused
+        except NoHostAvailable as exc:
+            errors = list(exc.errors.values())
+            return bool(errors) and all(isinstance(e, AuthenticationFailed) for e in errors)
+        except (DriverException, OSError):
+            return False
+        finally:
+            cluster.shutdown()
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the node's console log (for error messages)."""
@@ -426,6 +580,9 @@ class CassandraRing:
     of real machines does, each owning an equal slice of the token range. The first node is
     the seed. A keyspace with replication factor 3 at ``LOCAL_QUORUM`` keeps answering while
     any one node is down, which is what :meth:`CassandraNode.kill` of one node shows.
+
+    The ring can serve CQL over TLS (``tls``) but takes no login: the roles of
+    ``system_auth`` would first have to be replicated to every node.
     """
 
     size: int = 3
@@ -433,6 +590,8 @@ class CassandraRing:
     version: str = DEFAULT_VERSION
     heap_mb: int = 512
     cluster_name: str = "podium-ring"
+    #: TLS on every node's CQL port (one certificate naming every node's address).
+    tls: NodeTls | None = None
     nodes: list[CassandraNode] = field(default_factory=list)
     _own_dir: bool = field(default=False, init=False, repr=False)
     _probes: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -444,6 +603,21 @@ class CassandraRing:
     @property
     def port(self) -> int:
         return self.nodes[0].port
+
+    @property
+    def contact_points(self) -> list[str]:
+        return self.hosts
+
+    def driver_options(self) -> dict[str, Any]:
+        """Options of the driver's ``Cluster`` that reach the ring (its TLS)."""
+        return {"ssl_context": None if self.tls is None else self.tls.client_context()}
+
+    def store_env(self) -> dict[str, str]:
+        """The ``PODIUM_CASSANDRA_*`` variables of a service that uses the ring."""
+        return {
+            **self.nodes[0].store_env(),
+            "PODIUM_CASSANDRA_HOSTS": ",".join(self.hosts),
+        }
 
     def start(self, timeout_s: float = 180.0) -> CassandraRing:
         """Start the nodes one after the other (each joins the ring before the next starts)."""
@@ -469,6 +643,7 @@ class CassandraRing:
                 # (gossip's shadow round), for up to the ring delay; the lone node's 0 would
                 # fail that start whenever a peer is slow to answer.
                 extra_jvm_args=[f"-Dcassandra.ring_delay_ms={RING_DELAY_MS}"],
+                tls=self.tls,
             )
             for i, host in enumerate(hosts)
         ]
@@ -522,6 +697,7 @@ class CassandraRing:
                 connect_timeout=5,
                 # a restarted node is seen again within a second, not after a growing back-off
                 reconnection_policy=ConstantReconnectionPolicy(0.5),
+                **self.driver_options(),
             )
             try:
                 session = cluster.connect()

@@ -8,6 +8,7 @@ import pytest
 
 from podium.store.cassandra_backend.schema import migrations, split_statements
 from podium.store.cli import migrate_main
+from tests.local_cassandra import cql
 
 
 def test_migration_files_are_numbered_and_idempotent() -> None:
@@ -33,6 +34,8 @@ def test_split_statements_drops_comments() -> None:
 def test_migrate_command_is_idempotent(
     cassandra_node: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name, value in cassandra_node.store_env().items():  # the login and TLS files
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("PODIUM_STORE", "redis")  # the command migrates Cassandra regardless
     args = ["--hosts", cassandra_node.host, "--port", str(cassandra_node.port),
             "--keyspace", "podium_migrate_test"]  # fmt: skip
@@ -45,17 +48,12 @@ def test_migrate_command_is_idempotent(
     latest = migrations()[-1].version
     assert f"schema version {latest}" in capsys.readouterr().out
     # every table's reads stop waiting for a dead replica after 20 ms (0003)
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster([cassandra_node.host], port=cassandra_node.port, protocol_version=5)
-    try:
-        rows = cluster.connect().execute(
+    with cql(cassandra_node) as session:
+        rows = session.execute(
             "SELECT table_name, speculative_retry FROM system_schema.tables "
             "WHERE keyspace_name = 'podium_migrate_test'"
         )
         retry = {r.table_name: r.speculative_retry for r in rows}
-    finally:
-        cluster.shutdown()
     assert "workflows" in retry
     assert {t: v for t, v in retry.items() if t != "schema_migrations"} == {
         t: "MIN(99p,20ms)" for t in retry if t != "schema_migrations"

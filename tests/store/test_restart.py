@@ -11,7 +11,7 @@ import pytest
 from podium.errors import Unavailable
 from podium.launch.redis import RedisServer, free_port
 from podium.store import SearchQuery, Store, StoreConfig, open_store
-from tests.local_cassandra import HAVE_JVM, cassandra_store_config
+from tests.local_cassandra import HAVE_JVM, cassandra_store_config, secured_node
 from tests.polling import eventually
 
 from .builders import task, workflow
@@ -94,9 +94,7 @@ async def test_redis_restart_keeps_acknowledged_writes(tmp_path: Path, ns: str) 
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not HAVE_JVM, reason="Cassandra needs java and mvn")
 async def test_cassandra_restart_keeps_acknowledged_writes(tmp_path: Path, ns: str) -> None:
-    from podium.launch.cassandra import CassandraNode
-
-    node = CassandraNode(data_dir=tmp_path / "cassandra")
+    node = secured_node(tmp_path, data_dir=tmp_path / "cassandra")
     await asyncio.to_thread(node.start)
     try:
         config = cassandra_store_config(node, "podium_restart")
