@@ -32,11 +32,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api_gateway.errors import error_response
+from api_gateway.errors import error_response, from_exception
 from api_gateway.grants import Grant, GrantError, make_grant
 from api_gateway.http import body_object, ok_json
 from api_gateway.settings import AuthSettings
-from podium.errors import InvalidArgument, NotFound
+from podium.errors import InvalidArgument, NotFound, PodiumError
 from podium.store import MetadataStore
 
 PUBLIC_PATHS = frozenset({"/health", "/api/health", "/api/token", "/api/openapi.json"})
@@ -221,6 +221,9 @@ class AuthGate:
         except TokenError as exc:
             response = error_response(401, exc.message, extra={"error": exc.code})
             await response(scope, receive, send)
+            return
+        except PodiumError as exc:  # the store could not be asked about a stored key
+            await from_exception(exc)(scope, receive, send)
             return
         state["key_id"] = key_id
         state["roles"] = grant.roles
