@@ -205,6 +205,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/admin/sweep/requeue/{workflowId}"): OPERATE,
     ("POST", "/api/admin/consistency/verifyAndRepair/{workflowId}"): OPERATE,
     ("GET", "/api/admin/queues"): READ,
+    # The audit trail names keys and what each did: for those who run the system.
+    ("GET", "/api/audit"): OPERATE,
     # event handlers
     ("POST", "/api/event"): OPERATE,
     ("PUT", "/api/event"): OPERATE,
