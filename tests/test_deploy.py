@@ -56,6 +56,10 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCRIPTS: dict[str, str] = PYPROJECT["project"]["scripts"]
 #: A stand-in for secrets the deploy files leave to the operator.
 TEST_AUTH_KEYS = "ops:0123456789abcdef"
+TEST_RPC_SECRET = "0123456789abcdef" * 4
+#: The stand-in for each secret variable (others get TEST_AUTH_KEYS).
+OPERATOR_VALUES = {"PODIUM_AUTH_KEYS": TEST_AUTH_KEYS, "PODIUM_RPC_SECRET": TEST_RPC_SECRET}
+RPC_SERVICES = ("podium-queue-service", "podium-decider", "podium-gateway", "podium-sweeper")
 VAR_RE = re.compile(r"\bPODIUM_[A-Z0-9_]*[A-Z0-9]\b")
 
 Env = dict[str, str]
@@ -321,7 +325,8 @@ def container_env(container: dict[str, Any], objs: list[dict[str, Any]]) -> Env:
             ref = item["valueFrom"]["secretKeyRef"]
             secret = find(objs, "Secret", ref["name"])
             assert ref["key"] in secret["stringData"], f"Secret {ref['name']} lacks {ref['key']}"
-            env[item["name"]] = TEST_AUTH_KEYS  # the example's value is the operator's to set
+            # the example's value is the operator's to set
+            env[item["name"]] = OPERATOR_VALUES.get(item["name"], TEST_AUTH_KEYS)
     return env
 
 
@@ -563,6 +568,24 @@ def test_the_migration_job_runs_podium_db_migrate_against_the_store_settings() -
     assert store.cassandra_migrate_on_open is False
 
 
+@pytest.mark.parametrize("name", RPC_SERVICES)
+def test_rpc_needs_the_shared_secret_in_every_deployment(name: str) -> None:
+    """Kubernetes, compose and systemd give each service PODIUM_RPC_SECRET from a secret the
+    operator makes (never a value in the repository), and no service starts without it."""
+    objs = base_objects()
+    env = main_container(find(objs, "Deployment", name))["env"]
+    [ref] = [e["valueFrom"]["secretKeyRef"] for e in env if e["name"] == "PODIUM_RPC_SECRET"]
+    assert ref == {"name": "podium-rpc", "key": "secret"}  # not optional
+    assert "stringData" in find(objs, "Secret", "podium-rpc")  # the example, not in kustomize
+    raw = compose()["services"][name]["environment"]["PODIUM_RPC_SECRET"]
+    assert raw.startswith("${PODIUM_RPC_SECRET:?"), raw
+    unit = read_unit(SYSTEMD / f"{name}@.service")
+    assert "/etc/podium/rpc-secret.env" in values(unit, "Service", "EnvironmentFile")
+    example = read_env_file(SYSTEMD / "env" / "rpc-secret.env.example")
+    assert set(example) == {"PODIUM_RPC_SECRET"}
+    assert not (SYSTEMD / "env" / "rpc-secret.env").exists()
+
+
 def test_auth_is_on_with_keys_from_a_secret() -> None:
     objs = base_objects()
     container = main_container(find(objs, "Deployment", "podium-gateway"))
@@ -633,7 +656,7 @@ def interpolate(value: str) -> str:
         name, op, rest = m.group(1), m.group(2), m.group(3)
         assert name.startswith("PODIUM_"), f"unexpected variable {name} in compose"
         if op == "?":
-            return TEST_AUTH_KEYS if name == "PODIUM_AUTH_KEYS" else "x"
+            return OPERATOR_VALUES.get(name, "x")
         return rest or ""
 
     return INTERPOLATION.sub(one, value)
@@ -708,7 +731,7 @@ def test_docker_compose_accepts_the_file() -> None:
     if probe is None or subprocess.run(probe, capture_output=True, timeout=30).returncode:
         pytest.skip("docker compose is not installed")
     assert docker is not None
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PODIUM_AUTH_KEYS": TEST_AUTH_KEYS}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), **OPERATOR_VALUES}
     out = subprocess.run(
         [docker, "compose", "-f", str(COMPOSE), "config", "-q"],
         capture_output=True,
@@ -784,7 +807,7 @@ def unit_env(unit: dict[str, list[tuple[str, str]]]) -> Env:
         assert path is not None or optional, f"no example of {entry} in deploy/systemd/env"
         if path is not None and "%i" not in entry:
             env.update(read_env_file(path))
-    return {k: (TEST_AUTH_KEYS if k == "PODIUM_AUTH_KEYS" else v) for k, v in env.items()}
+    return {k: OPERATOR_VALUES.get(k, v) for k, v in env.items()}
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
