@@ -20,7 +20,7 @@ from api_gateway.context import Gateway
 from api_gateway.grants import ADMIN_GRANT, KEY_ID_PATTERN, ROLES, GrantError, make_grant
 from api_gateway.http import body_object, ok_empty, ok_json, path
 from api_gateway.routing import Endpoint, path_param
-from podium.errors import Conflict, InvalidArgument
+from podium.errors import Conflict, InvalidArgument, NotFound
 from podium.types import JSON
 
 TAG = "auth"
@@ -107,7 +107,13 @@ def endpoints(auth: Authenticator) -> list[Endpoint]:
         return ok_json(out)
 
     async def create_key(request: Request, gateway: Gateway) -> Response:
-        """Make a key; its secret is in this answer and nowhere else."""
+        """Make a key; its secret is in this answer and nowhere else.
+
+        With authentication off this is a 404, as ``POST /api/token``: a key made on an open
+        server would silently become valid the day authentication is turned on.
+        """
+        if not auth.enabled:
+            raise NotFound("Authentication is not enabled on this server")
         body = await body_object(request, "Key")
         key_id = body.get("keyId")
         if not isinstance(key_id, str) or not KEY_ID_PATTERN.match(key_id):
@@ -152,7 +158,7 @@ def endpoints(auth: Authenticator) -> list[Endpoint]:
         Endpoint("GET", "/api/admin/keys", list_keys, "Every key and its roles (never a secret)",
                  TAG, ok_schema={"type": "array", "items": _KEY_SCHEMA}, errors=()),
         Endpoint("POST", "/api/admin/keys", create_key, "Make a key; the answer holds its secret",
-                 TAG, body=_NEW_KEY, ok_schema=_MADE_KEY, errors=(400, 409)),
+                 TAG, body=_NEW_KEY, ok_schema=_MADE_KEY, errors=(400, 404, 409)),
         Endpoint("DELETE", "/api/admin/keys/{keyId}", remove_key, "Remove a key made here", TAG,
                  params=(path_param("keyId"),), ok_kind="empty", errors=(404, 409)),
     ]  # fmt: skip

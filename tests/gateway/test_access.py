@@ -324,6 +324,9 @@ async def test_me_names_the_callers_key(
     # Authentication off: everything is open, the caller is an admin.
     r = await client.get("/api/auth/me")
     assert r.json() == {"authEnabled": False, "keyId": "", "roles": ["admin"], "taskTypes": []}
+    # ... but no key can be made for the day authentication is turned on.
+    r = await client.post("/api/admin/keys", json={"keyId": "early", "roles": ["admin"]})
+    assert "not enabled" in assert_envelope(r, 404)["message"]
 
 
 @pytest.mark.timeout(60)
