@@ -159,6 +159,7 @@ def up_spec(args: argparse.Namespace, demo_port: int | None = None) -> ClusterSp
         sweepers=args.sweepers,
         store=args.store,
         cassandra_hosts=args.cassandra_hosts,
+        cassandra_secure=True,
         gateway_port=args.port,
         allow_http_hosts=f"127.0.0.1:{demo_port}" if demo_port else "",
         supervise=True,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -37,6 +37,9 @@ from podium.launch.redis import RedisServer, ReplicatedRedis, free_port
 from podium.rpc import RpcClient
 from podium.rpc_security import RpcSecurity
 from podium.supervisor import Supervisor, processes_of, state_file_for
+
+if TYPE_CHECKING:
+    from podium.launch.cassandra import NodeTls
 
 Progress = Callable[[str], None]
 
@@ -211,6 +214,9 @@ class ClusterSpec:
     #: local Cassandra nodes to start (with cassandra_hosts empty): more than one makes a ring
     #: on 127.0.0.x with replication factor min(3, nodes)
     cassandra_nodes: int = 1
+    #: the local Cassandra node serves CQL over TLS and takes only a login of its own (a ring:
+    #: TLS only), with certificates and a password kept in the work folder
+    cassandra_secure: bool = False
     gateway_port: int = 8080
     #: PODIUM_HTTP_ALLOW_HOSTS of the sweepers: private addresses HTTP tasks may call (none by
     #: default: everything here listens on loopback, the API unauthenticated)
@@ -387,7 +393,9 @@ class LocalCluster:
 
                 n = self.spec.cassandra_nodes
                 self.progress(f"starting a local ring of {n} Cassandra nodes")
-                ring = CassandraRing(n, data_root=self.work_dir / "cassandra")
+                ring = CassandraRing(
+                    n, data_root=self.work_dir / "cassandra", tls=self._cassandra_tls(ring_of=n)
+                )
                 self.cassandra = ring
                 await asyncio.to_thread(ring.start)
                 hosts, port, replication = ",".join(ring.hosts), str(ring.port), min(3, n)
@@ -396,7 +404,11 @@ class LocalCluster:
                 from podium.launch.cassandra import CassandraNode
 
                 self.progress("starting a local Cassandra node (first run fetches its jars)")
-                node = CassandraNode(data_dir=self.work_dir / "cassandra")
+                node = CassandraNode(
+                    data_dir=self.work_dir / "cassandra",
+                    login=self._cassandra_login(),
+                    tls=self._cassandra_tls(ring_of=1),
+                )
                 await asyncio.to_thread(node.start)
                 self.cassandra = node
                 hosts, port = node.host, str(node.port)
@@ -406,6 +418,13 @@ class LocalCluster:
                 "PODIUM_CASSANDRA_HOSTS": hosts,
                 "PODIUM_CASSANDRA_PORT": port,
             }
+            if self.cassandra is not None:
+                # the local node's login and TLS files (nothing when it has neither); the
+                # password is read from its file, so it is not in the services' environment
+                self.store_env |= self.cassandra.store_env()  # type: ignore[attr-defined]
+                if self.store_env.pop("PODIUM_CASSANDRA_PASSWORD", None) is not None:
+                    password_file = str(self.work_dir / "cassandra-password")
+                    self.store_env["PODIUM_CASSANDRA_PASSWORD_FILE"] = password_file
             if replication > 1:
                 self.store_env["PODIUM_CASSANDRA_REPLICATION_FACTOR"] = str(replication)
             # The schema is made once, here, before the services start: schema changes sent at
@@ -414,6 +433,29 @@ class LocalCluster:
             self.store_env["PODIUM_CASSANDRA_MIGRATE"] = "0"
         else:
             raise ConfigError(f"unknown store {self.spec.store!r} (use redis or cassandra)")
+
+    def _cassandra_tls(self, ring_of: int) -> NodeTls | None:
+        """With ``cassandra_secure``: TLS for the local node(s), from a CA made for them."""
+        if not self.spec.cassandra_secure:
+            return None
+        from podium.devcerts import make_certs
+        from podium.launch.cassandra import NodeTls
+
+        hosts = [f"127.0.0.{i + 1}" for i in range(ring_of)] + ["localhost"]
+        return NodeTls.from_certs(make_certs(self.work_dir / "cassandra-certs", hosts=hosts))
+
+    def _cassandra_login(self) -> tuple[str, str] | None:
+        """With ``cassandra_secure``: the role the services log in as. Its password is made
+        once and kept (mode 0600) in the work folder, since the node keeps the role in its
+        data across runs."""
+        if not self.spec.cassandra_secure:
+            return None
+        path = self.work_dir / "cassandra-password"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+        return ("podium", path.read_text().strip())
 
     def _env(self, module: str, port: int, health_port: int) -> dict[str, str]:
         common = {

@@ -3,6 +3,7 @@
 With replication factor 3, quorum writes and reads, and lightweight transactions at SERIAL,
 keep working while any one node is killed; the node comes back on the same address and data
 and the ring is whole again. This is what the fault suite's Cassandra node kills rely on.
+Every node serves CQL over TLS only, with client certificates.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from podium.launch.cassandra import CassandraRing
 from tests.local_cassandra import cql as local_cql
+from tests.local_cassandra import node_tls
 from tests.polling import eventually_sync
 
 pytestmark = pytest.mark.skipif(
@@ -29,8 +32,7 @@ def cql(ring: CassandraRing) -> Iterator[Any]:
     from cassandra import ConsistencyLevel
 
     with local_cql(
-        ring.hosts,
-        ring.port,
+        ring,
         consistency_level=ConsistencyLevel.QUORUM,
         serial_consistency_level=ConsistencyLevel.SERIAL,
         request_timeout=20,
@@ -55,8 +57,11 @@ def _attempt(session: Any, cql_text: str, args: tuple[Any, ...]) -> Any:
 
 
 @pytest.mark.timeout(300)
-def test_a_ring_of_three_keeps_quorum_writes_and_transactions_while_a_node_is_down() -> None:
-    with CassandraRing(3, heap_mb=512) as ring:
+def test_a_ring_of_three_keeps_quorum_writes_and_transactions_while_a_node_is_down(
+    tmp_path: Path,
+) -> None:
+    tls = node_tls(tmp_path / "certs", hosts=("127.0.0.1", "127.0.0.2", "127.0.0.3"))
+    with CassandraRing(3, heap_mb=512, tls=tls) as ring:
         assert ring.hosts == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
         assert all(node.is_running() and node.port == ring.port for node in ring.nodes)
         with cql(ring) as session:

@@ -47,6 +47,7 @@ STORES = ["redis", "cassandra"]
 TERMINAL = {"COMPLETED", "FAILED", "TIMED_OUT", "TERMINATED"}
 T = TypeVar("T")
 
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on a private loop (never touching the session loop of pytest-asyncio)."""
     loop = asyncio.new_event_loop()
@@ -159,6 +160,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         sweepers=1,
         gateway_port=0,
         store=store,
+        cassandra_secure=True,  # a login and TLS, as in production
         work_dir=work_dir,
     )
     running = LocalCluster(spec=spec, progress=lambda _line: None)
