@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from api_gateway.audit import AuditSettings, AuditWriter, make_record
-from api_gateway.settings import GatewaySettings
+from api_gateway.settings import GatewaySettings, parse_key_entries
 from podium.errors import ConfigError
 from podium.launch.redis import RedisServer
 from podium.store import StoreConfig, open_store
@@ -140,12 +140,15 @@ async def test_every_mutating_operation_is_audited_with_who_what_when_and_result
 async def test_terminate_then_ask_who_did_it(
     make_gateway: Callable[..., Any], names: Names
 ) -> None:
-    starter, operator = names("starter"), names("operator")
-    keys = {starter: "starter-secret", operator: "operator-secret"}
-    async with make_gateway(auth=AuthSettings(enabled=True, keys=keys)) as g:
+    starter, operator, viewer = names("starter"), names("operator"), names("viewer")
+    keys, grants = parse_key_entries([f"{starter}:starter-secret",
+                                      f"{operator}:operator-secret:operator",
+                                      f"{viewer}:viewer-secret:viewer"])  # fmt: skip
+    async with make_gateway(auth=AuthSettings(enabled=True, keys=keys, grants=grants)) as g:
         client: httpx.AsyncClient = g.client
         as_starter = await token(client, starter, keys[starter])
         as_operator = await token(client, operator, keys[operator])
+        as_viewer = await token(client, viewer, keys[viewer])
         wf, task_type = names("audited_wf"), names("audited_task")
         r = await client.post("/api/metadata/workflow", json=simple_workflow(wf, task_type),
                               headers=as_starter)  # fmt: skip
@@ -158,16 +161,21 @@ async def test_terminate_then_ask_who_did_it(
             "workflowInstanceId": workflow_id, "taskId": task["taskId"], "status": "IN_PROGRESS",
             "callbackAfterSeconds": 60})  # fmt: skip
         assert r.status_code == 200, r.text
+        r = await client.delete(f"/api/workflow/{workflow_id}", headers=as_viewer)
+        assert r.status_code == 403, r.text  # a viewer may not: refused, and audited
         r = await client.delete(
             f"/api/workflow/{workflow_id}", params={"reason": "stop"}, headers=as_operator
         )
         assert r.status_code == 200, r.text
 
         records = await audited(
-            client, as_operator, lambda rs: len(rs) >= 3, "three calls", workflowId=workflow_id
+            client, as_operator, lambda rs: len(rs) >= 4, "four calls", workflowId=workflow_id
         )
-        terminate, update, start = records
+        terminate, refused, update, start = records
         assert (terminate["keyId"], terminate["method"]) == (operator, "DELETE")
+        assert terminate["roles"] == ["operator"]
+        assert (refused["keyId"], refused["roles"], refused["status"]) == (viewer, ["viewer"], 403)
+        assert refused["route"] == "/api/workflow/{workflowId}" and refused["error"]
         assert terminate["route"] == "/api/workflow/{workflowId}" and terminate["status"] == 200
         assert (update["keyId"], update["route"]) == (starter, "/api/tasks")
         assert update["targets"] == [{"workflowId": workflow_id, "taskId": task["taskId"],
