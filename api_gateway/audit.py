@@ -55,7 +55,8 @@ ANONYMOUS = "anonymous"
 AuditMode = Literal["store", "log", "off"]
 MODES: tuple[AuditMode, ...] = ("store", "log", "off")
 DAY_MS = 86_400_000
-#: A record filed under one of many targets keeps that target and this many more.
+#: A record naming more targets than this is filed under each with that target alone, and
+#: under its key with the first this many (see :func:`entries_of`).
 MAX_TARGETS_STORED = 10
 #: Longest text kept in a record field (paths, names, error messages).
 MAX_TEXT = 1000
