@@ -7,6 +7,7 @@ naming it; a client with them works, with TLS certificates re-read when their fi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import ssl
@@ -167,6 +168,31 @@ async def test_a_client_with_a_secret_refuses_a_server_without_one(calls: Calls)
     finally:
         await server.stop(grace_s=0.5)
     assert calls.ran == 0
+
+
+@pytest.mark.parametrize("mode", ["secret", "tls"])
+async def test_a_port_probe_is_not_logged_as_a_refusal(
+    mode: str, certs: CertPaths, calls: Calls, refusals: pytest.LogCaptureFixture
+) -> None:
+    """A connection closed without a word (a TCP probe, the gateway's monitor page) presented
+    no credentials to refuse; a caller that presents wrong ones is logged."""
+    security = RpcSecurity(secret=SECRET, tls=tls(certs) if mode == "tls" else None)
+    server = await serving(calls, security)
+    try:
+        for _ in range(3):
+            _, writer = await asyncio.open_connection(server.host, server.port)
+            writer.close()
+            await writer.wait_closed()
+        wrong = dataclasses.replace(security, secret=OTHER_SECRET)
+        if mode == "tls":
+            wrong = dataclasses.replace(wrong, tls=tls(certs, client=True))
+        with pytest.raises(Unavailable):
+            await call_once(server.address, wrong)
+        await eventually(lambda: _lines(refusals, 1), timeout_s=5, what="the refusal line")
+    finally:
+        await server.stop(grace_s=0.5)
+    assert len(refused_lines(refusals)) == 1, refused_lines(refusals)
+    assert server.stats.refused == 1
 
 
 async def test_refusals_are_logged_at_most_ten_a_window(
