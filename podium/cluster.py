@@ -295,7 +295,10 @@ class LocalCluster:
             env["PODIUM_RPC_TLS_CA"] = str(certs.ca)
         self.rpc_env = env
         self.rpc_security = rpc_security({**os.environ, **env, **self.spec.extra_env})
-        self.progress(f"rpc: {self.rpc_security.describe()}")
+        where = ""
+        if self.spec.rpc_secret:
+            where = f" (the secret is in {env['PODIUM_RPC_SECRET_FILE']})"
+        self.progress(f"rpc: {self.rpc_security.describe()}{where}")
 
     @property
     def gateway_urls(self) -> list[str]:
