@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from podium.errors import ConfigError
-from podium.redis_conn import parse_sentinels
+from podium.redis_conn import parse_sentinels, redact_url
 
 Backend = Literal["redis", "cassandra"]
 
@@ -22,16 +22,6 @@ CONSISTENCY_LEVELS = frozenset(
 SERIAL_CONSISTENCY_LEVELS = frozenset({"SERIAL", "LOCAL_SERIAL"})
 _KEYSPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 _T = TypeVar("_T")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for reprs and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 @dataclass(frozen=True)

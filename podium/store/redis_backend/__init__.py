@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from podium.redis_conn import connect
+from podium.redis_conn import connect, redact_url
 from podium.store.api import Store
-from podium.store.config import StoreConfig, redact_url
+from podium.store.config import StoreConfig
 from podium.store.redis_backend.audit import RedisAudit
 from podium.store.redis_backend.executions import RedisExecutions
 from podium.store.redis_backend.keys import Keys
