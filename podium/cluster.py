@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -551,3 +552,15 @@ class LocalCluster:
         self.redis.clear()
         self.store_redis = None
         self.cassandra = None
+        if self.spec.work_dir is None:
+            self._forget_credentials()
+
+    def _forget_credentials(self) -> None:
+        """Delete the secrets a cluster in a temporary folder made for itself (its RPC secret,
+        certificates and Cassandra password): they guard nothing once it has stopped, and the
+        folder stays behind with the logs. A folder the spec named keeps them for the next
+        start, whose Cassandra node still knows the password."""
+        for name in ("rpc-secret", "cassandra-password"):
+            (self.work_dir / name).unlink(missing_ok=True)
+        for name in ("rpc-certs", "cassandra-certs"):
+            shutil.rmtree(self.work_dir / name, ignore_errors=True)

@@ -148,3 +148,16 @@ async def test_callers_without_the_credentials_get_no_answer(
         await refusals_logged(process, before + refused, f"the {service}'s log")
         async with cluster.rpc_client(addresses) as insider:
             assert await insider.call(method, {}) is not None
+
+
+@pytest.mark.timeout(120)
+async def test_a_stopped_cluster_leaves_no_credentials_in_its_temporary_folder() -> None:
+    spec = ClusterSpec(shards=1, gateway_port=0, rpc_tls=True)
+    running = await LocalCluster(spec, progress=lambda _: None).start()
+    folder = running.work_dir
+    assert (folder / "rpc-secret").is_file()
+    assert (folder / "rpc-certs" / "server.key").is_file()
+    await running.stop()
+    assert not (folder / "rpc-secret").exists()
+    assert not (folder / "rpc-certs").exists()
+    assert list(folder.glob("*.log")), "the logs stay for a look after the stop"
