@@ -3,7 +3,8 @@
 What answers a start with a retryable 5xx although the workflow was (or will be) created?
 Since a committed start always answers its id, one real case is left: the gateway stops
 waiting for the decider (its RPC deadline, 10 s) while the decider still goes on and commits.
-The first test makes that happen by freezing the decider (SIGSTOP) while the start is sent and
+The first test makes that happen by freezing the decider (SIGSTOP) while the start is sent on
+the gateway's open connection and
 thawing it (SIGCONT) after the gateway has answered 504: the decider then reads the request
 and commits the workflow (the test waits until it exists). The client's retries with the same
 key return that workflow's id (a retry racing the commit would get a 503 "in progress"), and
@@ -94,6 +95,13 @@ def test_a_start_the_gateway_gave_up_on_is_committed_once_and_retries_return_it(
     name = _echo_workflow(e2e, "idem_timeout")
     key, corr = f"order-{uuid.uuid4().hex[:8]}", f"c-{uuid.uuid4().hex[:8]}"
     request = _request(name, key, "RETURN_EXISTING", corr)
+    # The gateway's connections to the decider (two, taken in turn) are open and authenticated
+    # before the freeze, so the start is sent and the decider reads it when thawed (a
+    # connection opened during the freeze would fail its handshake: a 503 that sent nothing).
+    for _ in range(4):
+        e2e.workflows.start_workflow(
+            StartWorkflowRequest(name=name, version=1, input={"text": "-"})
+        )
 
     _signal(decider, signal.SIGSTOP)
     try:
