@@ -4,9 +4,8 @@ What answers a start with a retryable 5xx although the workflow was (or will be)
 Since a committed start always answers its id, one real case is left: the gateway stops
 waiting for the decider (its RPC deadline, 10 s) while the decider still goes on and commits.
 The first test makes that happen by freezing the decider (SIGSTOP) while the start is sent on
-the gateway's open connection and
-thawing it (SIGCONT) after the gateway has answered 504: the decider then reads the request
-and commits the workflow (the test waits until it exists). The client's retries with the same
+the gateway's open connection and thawing it (SIGCONT) after the gateway has answered 504: the
+decider then reads the request and commits the workflow (the test waits until it exists). The client's retries with the same
 key return that workflow's id (a retry racing the commit would get a 503 "in progress"), and
 the key's one workflow runs its task once.
 
