@@ -478,7 +478,9 @@ class CassandraNode:
             )
             return False  # the next round checks that the old password is refused
         except NoHostAvailable as exc:
-            errors = list(exc.errors.values())
+            # errors maps hosts to their errors, or is a list when the driver found no host
+            found = exc.errors
+            errors = list(found.values()) if isinstance(found, dict) else list(found or ())
             return bool(errors) and all(isinstance(e, AuthenticationFailed) for e in errors)
         except (DriverException, OSError):
             return False

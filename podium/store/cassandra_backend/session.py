@@ -111,7 +111,9 @@ def connect_error(config: StoreConfig, exc: NoHostAvailable) -> PodiumError:
     are configuration errors (retrying cannot help; the message names the setting), anything
     else is an outage (Unavailable)."""
     where = f"{','.join(config.cassandra_hosts)}:{config.cassandra_port}"
-    errors = list(getattr(exc, "errors", {}).items())
+    found = getattr(exc, "errors", None)
+    # host -> error, or a bare list when the driver never reached a host
+    errors = list(found.items()) if isinstance(found, dict) else [(where, e) for e in found or ()]
     for endpoint, err in errors:
         if isinstance(err, AuthenticationFailed):
             if not config.cassandra_username:
