@@ -5,9 +5,9 @@ Since a committed start always answers its id, one real case is left: the gatewa
 waiting for the decider (its RPC deadline, 10 s) while the decider still goes on and commits.
 The first test makes that happen by freezing the decider (SIGSTOP) while the start is sent on
 the gateway's open connection and thawing it (SIGCONT) after the gateway has answered 504: the
-decider then reads the request and commits the workflow (the test waits until it exists). The client's retries with the same
-key return that workflow's id (a retry racing the commit would get a 503 "in progress"), and
-the key's one workflow runs its task once.
+decider then reads the request and commits the workflow (the test waits until it exists). The
+client's retries with the same key return that workflow's id (a retry racing the commit would
+get a 503 "in progress"), and the key's one workflow runs its task once.
 
 The second test is a 503 that created nothing: the decider is down (killed). The retry after it
 comes back creates the workflow, and a further retry returns the same id (RETURN_EXISTING) or
