@@ -13,6 +13,7 @@ from podium.store.api import (
     ExecutionStore,
     IdempotencyBinding,
     MetadataStore,
+    ScheduleStore,
     Store,
     WorkflowSnapshot,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "IdempotencyBinding",
     "MetadataStore",
     "Record",
+    "ScheduleStore",
     "SearchQuery",
     "Store",
     "StoreConfig",

@@ -287,12 +287,69 @@ class AuditStore(ABC):
         """
 
 
+class ScheduleStore(ABC):
+    """Workflow schedules and the record of each of their runs.
+
+    A schedule is a Conductor ``WorkflowSchedule`` dict keyed by ``name``. A run is a
+    ``WorkflowScheduleExecutionModel`` dict keyed by (``scheduleName``, ``scheduledTime``):
+    :meth:`claim_run` creates it only if absent, so that of several sweepers trying to start
+    one run, exactly one does. Runs expire ``retention_ms`` after they were claimed.
+    """
+
+    @abstractmethod
+    async def put_schedule(self, schedule: Record) -> None:
+        """Create or replace the schedule named ``schedule["name"]``."""
+
+    @abstractmethod
+    async def get_schedule(self, name: str) -> Record:
+        """One schedule; NotFound if none."""
+
+    @abstractmethod
+    async def list_schedules(self) -> list[Record]:
+        """Every schedule, sorted by name."""
+
+    @abstractmethod
+    async def remove_schedule(self, name: str) -> None:
+        """Delete a schedule and its cursor (its runs stay until they expire); NotFound if none."""
+
+    @abstractmethod
+    async def get_cursor(self, name: str) -> int | None:
+        """The latest scheduled time (epoch ms) the sweepers have dealt with, None if unset."""
+
+    @abstractmethod
+    async def set_cursor(self, name: str, time_ms: int) -> None:
+        """Set the schedule's cursor (forward or back: a resume moves it to now)."""
+
+    @abstractmethod
+    async def claim_run(self, run: Record, *, retention_ms: int) -> bool:
+        """Store the run if none has its (scheduleName, scheduledTime); True if this call did."""
+
+    @abstractmethod
+    async def update_run(self, run: Record, *, retention_ms: int) -> None:
+        """Replace a claimed run's record (its state, workflow id, reason)."""
+
+    @abstractmethod
+    async def search_runs(
+        self,
+        schedule_names: Sequence[str],
+        *,
+        from_ms: int,
+        to_ms: int,
+        start: int = 0,
+        size: int = 100,
+    ) -> dict[str, Any]:
+        """``{"totalHits": n, "results": [...]}``: the runs of those schedules whose scheduled
+        time is in [from_ms, to_ms], newest first, ``size`` of them from ``start``."""
+
+
 class Store(ABC):
-    """A connected store: ``metadata``, ``executions`` and ``audit``; ``close()`` when done."""
+    """A connected store: ``metadata``, ``executions``, ``audit`` and ``schedules``;
+    ``close()`` when done."""
 
     metadata: MetadataStore
     executions: ExecutionStore
     audit: AuditStore
+    schedules: ScheduleStore
 
     @abstractmethod
     async def close(self) -> None:

@@ -101,6 +101,8 @@ class TracedStore(Store):
         self.executions = cast(ExecutionStore, _TracedPart(inner.executions, tracer, base))
         # Audit records are filed in the background, outside any request's trace.
         self.audit = inner.audit
+        # A sweeper reads the schedules every second: not worth a span each.
+        self.schedules = inner.schedules
 
     async def close(self) -> None:
         await self.inner.close()

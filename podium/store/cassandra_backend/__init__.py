@@ -8,6 +8,7 @@ from podium.store.api import Store
 from podium.store.cassandra_backend.audit import CassandraAudit
 from podium.store.cassandra_backend.executions import CassandraExecutions
 from podium.store.cassandra_backend.metadata import CassandraMetadata
+from podium.store.cassandra_backend.schedules import CassandraSchedules
 from podium.store.cassandra_backend.schema import migrate
 from podium.store.cassandra_backend.session import CassandraSession
 from podium.store.cassandra_backend.statements import Statements
@@ -22,6 +23,7 @@ class CassandraStore(Store):
         self.metadata = CassandraMetadata(db, statements, config)
         self.executions = CassandraExecutions(db, statements, config)
         self.audit = CassandraAudit(db, statements, config)
+        self.schedules = CassandraSchedules(db, config)
 
     @classmethod
     async def open(cls, config: StoreConfig) -> CassandraStore:

@@ -12,6 +12,7 @@ from podium.store.redis_backend.executions import RedisExecutions
 from podium.store.redis_backend.keys import Keys
 from podium.store.redis_backend.metadata import RedisMetadata
 from podium.store.redis_backend.replies import redis_errors
+from podium.store.redis_backend.schedules import RedisSchedules
 from podium.store.redis_backend.scripts import Scripts
 
 
@@ -26,6 +27,7 @@ class RedisStore(Store):
         self.metadata = RedisMetadata(client, keys, scripts, config)
         self.executions = RedisExecutions(client, keys, scripts, config)
         self.audit = RedisAudit(client, keys, scripts, config)
+        self.schedules = RedisSchedules(client, config)
 
     @classmethod
     async def open(cls, config: StoreConfig) -> RedisStore:
