@@ -10,7 +10,7 @@ call drops the runs older than the retention.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -111,11 +111,13 @@ class RedisSchedules(ScheduleStore):
         with redis_errors("schedules"):
             for name in schedule_names:
                 idx = self._index(name)
-                total += cast(int, await self._r.zcount(idx, from_ms, to_ms))
+                total += await self._r.zcount(idx, from_ms, to_ms)
                 times = await self._r.zrevrangebyscore(
                     idx, to_ms, from_ms, start=0, num=start + size
                 )
-                hits.extend((int(t), name) for t in times)
+                hits.extend(
+                    (int(str(t, "ascii") if isinstance(t, bytes) else str(t)), name) for t in times
+                )
             hits.sort(key=lambda h: (-h[0], h[1]))
             page = hits[start : start + size]
             results: list[Record] = []
