@@ -12,6 +12,8 @@ beats a heartbeat that ``/ready`` checks):
   without acking (the lease covers the call), calls out under the host policy, and reports
   the result to the decider. A replica that dies
   mid-call leaves the lease to expire, and the task is called again (at-least-once).
+* **plugins**: the same for the task types of the installed plugins (:mod:`podium.plugins`,
+  :mod:`sweeper.plugin_tasks`); only when there are some.
 * **repair**: finds RUNNING workflows that have no decider-queue entry (the classic "stuck
   RUNNING" failure) and gives them one, counting each repair.
 """
@@ -25,7 +27,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -46,6 +48,7 @@ from podium.config import (
 from podium.decider_client import DeciderClient
 from podium.errors import NotFound, PodiumError
 from podium.health import HealthServer, Heartbeats
+from podium.plugins import SystemTask, installed
 from podium.queue_client import Message, QueueClient, Received
 from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
@@ -57,6 +60,7 @@ from podium.telemetry.rpc import client_tracing
 from podium.telemetry.store import traced
 from podium.telemetry.workflow import consume, untraced
 from sweeper.http_task import HttpPolicy, execute
+from sweeper.plugin_tasks import PluginTasks
 
 log = logging.getLogger("podium.sweeper")
 
@@ -83,6 +87,11 @@ class SweeperSettings:
     codec: CodecLimits = field(default_factory=CodecLimits)
     #: how the sweeper authenticates to the queue service and the deciders
     rpc: RpcSecurity = field(default_factory=RpcSecurity)
+    #: the plugin system tasks this sweeper runs, by type (from_env: every one installed)
+    plugins: Mapping[str, SystemTask] = field(default_factory=dict)
+    plugin_concurrency: int = 32
+    #: the longest one plugin task execution may take (its responseTimeoutSeconds if shorter)
+    plugin_timeout_s: int = 60
 
     @classmethod
     def from_env(cls, env: Environ) -> SweeperSettings:
@@ -103,6 +112,9 @@ class SweeperSettings:
             repair_window_days=env_int(env, "PODIUM_SWEEPER_REPAIR_WINDOW_DAYS", 30, minimum=1),
             codec=rpc_limits(env),
             rpc=rpc_security(env),
+            plugins=installed(),
+            plugin_concurrency=env_int(env, "PODIUM_SWEEPER_PLUGIN_CONCURRENCY", 32, minimum=1),
+            plugin_timeout_s=env_int(env, "PODIUM_SWEEPER_PLUGIN_TIMEOUT_S", 60, minimum=1),
         )
 
 
@@ -180,6 +192,19 @@ class Sweeper:
         self._http_queues = Refreshed(
             self._list_http_queues, self.settings.http_queues_refresh_s, "the HTTP queues"
         )
+        self.plugin_tasks = PluginTasks(
+            settings.plugins,
+            self.queues,
+            self.decider,
+            tracer=self.tracer,
+            registry=self.registry,
+            inflight=self._inflight,
+            worker_id=self.worker_id,
+            batch=settings.batch,
+            concurrency=settings.plugin_concurrency,
+            timeout_s=settings.plugin_timeout_s,
+            refresh_s=settings.http_queues_refresh_s,
+        )
 
     async def start(self) -> Sweeper:
         self.store = traced(await open_store(self.settings.store), self.tracer, self.settings.store)
@@ -187,6 +212,8 @@ class Sweeper:
         await self.health.start()
         self._supervise("sweep", self._sweep_once, allowance_s=15)
         self._supervise("http", self._http_once, allowance_s=15)
+        if self.settings.plugins:
+            self._supervise("plugins", self.plugin_tasks.run_once, allowance_s=15)
         self._supervise(
             "repair",
             self._repair_once,
