@@ -18,6 +18,7 @@ from decider.dynamic_fork import map_dynamic_fork
 from decider.map_call import MapCall, Mapper
 from decider.statuses import UNSUPPORTED_TYPES, TaskStatus, TaskType, task_terminal
 from decider.workflow_run import Run, TerminateSignal
+from podium import events
 from podium.clone import clone
 from podium.definitions.shape import normalize_task_def
 from podium.definitions.waits import parse_duration, parse_until
@@ -94,6 +95,46 @@ def _http(call: MapCall) -> list[JSON]:
         inp["asyncComplete"] = True
     delay = int(call.workflow_task.get("startDelay") or 0)
     task["startDelayInSeconds"] = task["callbackAfterSeconds"] = delay
+    return [task]
+
+
+def _event(call: MapCall) -> list[JSON]:
+    """EVENT (Conductor's ``EventTaskMapper`` and ``Event.start``): the task is queued for a
+    sweeper, which publishes its output to the sink's event and completes it.
+
+    The output (the message's payload) is set here: the input, the workflow's identity and
+    ``event_produced``, the event's name. A sink no transport carries fails the task at once.
+    """
+    inp = call.input()
+    sink = resolve_params(
+        {"sink": call.workflow_task.get("sink")},
+        call.run.wf,
+        call.task_id,
+        None,
+        call.run.ctx.env,
+        paths=call.run.ctx.paths,
+    )["sink"]
+    inp["sink"] = sink
+    if call.workflow_task.get("asyncComplete") or inp.get("asyncComplete"):
+        inp["asyncComplete"] = True
+    task = call.create(TaskType.EVENT, TaskStatus.SCHEDULED, inp)
+    wf = call.run.wf
+    try:
+        event = events.event_of_sink(
+            sink, str(wf.get("workflowName")), call.workflow_task["taskReferenceName"]
+        )
+    except events.SinkError as exc:
+        return [_failed(call, task, str(exc))]
+    task["outputData"] = {
+        **clone(inp),
+        "workflowInstanceId": wf["workflowId"],
+        "workflowType": wf.get("workflowName"),
+        "workflowVersion": wf.get("workflowVersion"),
+        "correlationId": wf.get("correlationId"),
+        "taskToDomain": clone(wf.get("taskToDomain") or {}),
+        "taskId": task["taskId"],
+        "event_produced": event.name,
+    }
     return [task]
 
 
@@ -334,6 +375,7 @@ MAPPERS: dict[str, Mapper] = {
     TaskType.SIMPLE: _simple,
     TaskType.DYNAMIC: _dynamic,
     TaskType.HTTP: _http,
+    TaskType.EVENT: _event,
     TaskType.FORK_JOIN: _fork_join,
     TaskType.JOIN: _join,
     TaskType.EXCLUSIVE_JOIN: _exclusive_join,

@@ -28,6 +28,7 @@ from decider.statuses import (
     task_terminal,
 )
 from podium.clone import clone
+from podium.events import EVENT_TASK_QUEUE
 from podium.queues import task_queue
 from podium.types import JSON
 
@@ -46,6 +47,8 @@ def queue_name(task: Mapping[str, Any]) -> str | None:
     """The queue of a task (``[domain:]taskType[@namespace][-isolationGroup]``), or None for
     tasks that never sit in a task queue (sync system tasks, WAIT, HUMAN, sub-workflows)."""
     task_type = task["taskType"]
+    if task_type == TaskType.EVENT:
+        return EVENT_TASK_QUEUE  # one queue, which every sweeper polls
     if task_type in SYSTEM_TYPES and task_type != TaskType.HTTP:
         return None
     return task_queue(

@@ -5,17 +5,20 @@
 #
 #   scripts/bootstrap.sh               what the cluster and the demo need
 #   scripts/bootstrap.sh --browser     also Debian's Chromium, for the UI tests
-#   scripts/bootstrap.sh --test-tools  Chromium and kustomize (KUSTOMIZE_VERSION, built from
-#                                      the Go module proxy into .cache/tools) for the test suite
+#   scripts/bootstrap.sh --broker      also Debian's RabbitMQ, for AMQP events (docs/events.md)
+#   scripts/bootstrap.sh --test-tools  Chromium, RabbitMQ and kustomize (KUSTOMIZE_VERSION, built
+#                                      from the Go module proxy into .cache/tools) for the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 browser=0
+broker=0
 kustomize=0
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=1 ;;
-    --test-tools) browser=1; kustomize=1 ;;
+    --broker) broker=1 ;;
+    --test-tools) browser=1; broker=1; kustomize=1 ;;
     *) echo "bootstrap: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -25,6 +28,9 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ "$browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
+if [ "$broker" = 1 ] && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+  need_apt+=(rabbitmq-server)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} from Debian's packages" >&2
   SUDO=""
@@ -35,6 +41,11 @@ fi
 # The Debian package starts a system redis on 6379; Podium starts its own servers.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
   systemctl stop redis-server || true
+fi
+# Likewise a system RabbitMQ: tests start brokers of their own (podium/launch/rabbitmq.py).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet rabbitmq-server 2>/dev/null
+then
+  systemctl stop rabbitmq-server || true
 fi
 
 PY=${PYTHON:-python3}

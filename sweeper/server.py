@@ -16,6 +16,8 @@ beats a heartbeat that ``/ready`` checks):
   :mod:`sweeper.plugin_tasks`); only when there are some.
 * **repair**: finds RUNNING workflows that have no decider-queue entry (the classic "stuck
   RUNNING" failure) and gives them one, counting each repair.
+* **event-tasks** and **events**: EVENT tasks published to their sinks, and the event
+  handlers' consumers kept in line with the active handlers (:mod:`sweeper.events`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from podium.telemetry import Telemetry, names
 from podium.telemetry.rpc import client_tracing
 from podium.telemetry.store import traced
 from podium.telemetry.workflow import consume, untraced
+from sweeper.events import EventSettings, SweeperEvents
 from sweeper.http_task import HttpPolicy, execute
 from sweeper.plugin_tasks import PluginTasks
 
@@ -87,6 +90,8 @@ class SweeperSettings:
     codec: CodecLimits = field(default_factory=CodecLimits)
     #: how the sweeper authenticates to the queue service and the deciders
     rpc: RpcSecurity = field(default_factory=RpcSecurity)
+    #: EVENT tasks and event handlers: the broker, retries, parking
+    events: EventSettings = field(default_factory=EventSettings)
     #: the plugin system tasks this sweeper runs, by type (from_env: every one installed)
     plugins: Mapping[str, SystemTask] = field(default_factory=dict)
     plugin_concurrency: int = 32
@@ -112,6 +117,7 @@ class SweeperSettings:
             repair_window_days=env_int(env, "PODIUM_SWEEPER_REPAIR_WINDOW_DAYS", 30, minimum=1),
             codec=rpc_limits(env),
             rpc=rpc_security(env),
+            events=EventSettings.from_env(env),
             plugins=installed(),
             plugin_concurrency=env_int(env, "PODIUM_SWEEPER_PLUGIN_CONCURRENCY", 32, minimum=1),
             plugin_timeout_s=env_int(env, "PODIUM_SWEEPER_PLUGIN_TIMEOUT_S", 60, minimum=1),
@@ -192,6 +198,16 @@ class Sweeper:
         self._http_queues = Refreshed(
             self._list_http_queues, self.settings.http_queues_refresh_s, "the HTTP queues"
         )
+        self.events = SweeperEvents(
+            settings.events,
+            self.queues,
+            self.decider,
+            self.registry,
+            worker_id=self.worker_id,
+            inflight=self._inflight,
+            batch=settings.batch,
+            lease_ms=settings.lease_ms,
+        )
         self.plugin_tasks = PluginTasks(
             settings.plugins,
             self.queues,
@@ -212,6 +228,14 @@ class Sweeper:
         await self.health.start()
         self._supervise("sweep", self._sweep_once, allowance_s=15)
         self._supervise("http", self._http_once, allowance_s=15)
+        self.events.open(self.store)
+        self._supervise("event-tasks", self.events.publish_once, allowance_s=15)
+        self._supervise(
+            "events",
+            self.events.refresh_once,
+            allowance_s=self.settings.events.refresh_s * 3 + 30,
+            pause_s=self.settings.events.refresh_s,
+        )
         if self.settings.plugins:
             self._supervise("plugins", self.plugin_tasks.run_once, allowance_s=15)
         self._supervise(
@@ -423,6 +447,7 @@ class Sweeper:
         await self.health.stop()
         if self.http is not None:
             await self.http.aclose()
+        await self.events.close()
         await self.queues.close()
         await self.decider.close()
         if self.store is not None:

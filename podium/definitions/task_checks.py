@@ -358,6 +358,10 @@ def _check_wait(workflow_task: JSON, path: str, errors: Errors) -> None:
         errors.append(error(f"{path}.inputParameters.until", f"Unable to parse date {until}"))
 
 
+def _check_event(workflow_task: JSON, path: str, errors: Errors) -> None:
+    _req(workflow_task, path, "sink", errors)
+
+
 def _not_blank(v: Any) -> bool:
     return v is not None and str(v).strip() != ""
 
@@ -376,4 +380,5 @@ _TYPE_CHECKS = {
     TaskType.SUB_WORKFLOW: _check_sub_workflow,
     TaskType.JSON_JQ_TRANSFORM: _check_jq,
     TaskType.WAIT: _check_wait,
+    TaskType.EVENT: _check_event,
 }

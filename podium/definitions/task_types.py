@@ -29,13 +29,13 @@ class TaskType(StrEnum):
     LAMBDA = "LAMBDA"
     JSON_JQ_TRANSFORM = "JSON_JQ_TRANSFORM"
     NOOP = "NOOP"
+    EVENT = "EVENT"
 
 
 #: Conductor types that need modules Podium lacks: definitions with them are accepted (as
 #: Conductor stores them), and such a task fails terminally when it is scheduled.
 UNSUPPORTED_TYPES: frozenset[str] = frozenset(
     {
-        "EVENT",
         "KAFKA_PUBLISH",
         "PULL_WORKFLOW_MESSAGES",
         "BUSINESS_RULE",
@@ -70,10 +70,10 @@ SYNC_SYSTEM_TYPES: frozenset[str] = frozenset(
         TaskType.WAIT,
     }
 )
-#: Runtime task types done outside decide: HTTP by the sweeper from its queue, SUB_WORKFLOW and
-#: START_WORKFLOW by the shell through commands.
+#: Runtime task types done outside decide: HTTP and EVENT by the sweeper from their queues,
+#: SUB_WORKFLOW and START_WORKFLOW by the shell through commands.
 ASYNC_SYSTEM_TYPES: frozenset[str] = frozenset(
-    {TaskType.HTTP, TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW}
+    {TaskType.HTTP, TaskType.EVENT, TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW}
 )
 SYSTEM_TYPES: frozenset[str] = SYNC_SYSTEM_TYPES | ASYNC_SYSTEM_TYPES
 

@@ -791,3 +791,41 @@ def test_noop_and_lambda() -> None:
     h.start()
     assert h.summary() == [("n", "NOOP", "COMPLETED"), ("l", "LAMBDA", "COMPLETED")]
     assert h.task("l")["outputData"] == {"result": 6}
+
+
+@pytest.mark.parametrize(
+    ("sink", "event"),
+    [
+        ("conductor", "conductor:wf:e"),
+        ("conductor:orders", "conductor:wf:orders"),
+        ("conductor:other_wf:orders", "conductor:other_wf:orders"),
+        ("amqp:${workflow.input.q}", "amqp:jobs"),
+        ("amqp_exchange:ex?routingKey=k", "amqp_exchange:ex?routingKey=k"),
+    ],
+)
+def test_event_is_queued_for_the_sweeper_with_its_message_as_output(sink: str, event: str) -> None:
+    d = wf_def(
+        {"name": "e", "taskReferenceName": "e", "type": "EVENT", "sink": sink,
+         "inputParameters": {"n": "${workflow.input.n}"}},
+        simple("after"),
+    )  # fmt: skip
+    h = Harness(d)
+    dec = h.start({"n": 3, "q": "jobs"}, correlationId="c1")
+    t = h.task("e")
+    assert t["status"] == "SCHEDULED" and t["taskType"] == "EVENT"
+    assert dec.pushes[0].queue == "EVENT"
+    out = t["outputData"]
+    assert out["event_produced"] == event and out["n"] == 3 and out["correlationId"] == "c1"
+    assert out["workflowInstanceId"] == h.wf["workflowId"] and out["taskId"] == t["taskId"]
+    assert out["workflowType"] == "wf" and out["workflowVersion"] == 1
+    h.claim("e", worker="sweeper")
+    h.complete("e", out)
+    assert h.statuses() == {"e": "COMPLETED", "after": "SCHEDULED"}
+
+
+def test_event_to_a_sink_nothing_carries_fails_terminally() -> None:
+    h = Harness(wf_def({"name": "e", "taskReferenceName": "e", "type": "EVENT", "sink": "sqs:q"}))
+    dec = h.start()
+    t = h.task("e")
+    assert t["status"] == "FAILED_WITH_TERMINAL_ERROR" and not dec.pushes
+    assert "event type 'sqs'" in t["reasonForIncompletion"]

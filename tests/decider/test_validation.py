@@ -134,7 +134,7 @@ def test_an_inline_task_definition_without_a_name_takes_the_tasks() -> None:
     assert [e["path"] for e in errs] == ["tasks[0].taskDefinition.retryCount"]
 
 
-@pytest.mark.parametrize("task_type", ["LLM_CHAT_COMPLETE", "KAFKA_PUBLISH", "EVENT"])
+@pytest.mark.parametrize("task_type", ["LLM_CHAT_COMPLETE", "KAFKA_PUBLISH"])
 def test_types_podium_does_not_run_are_accepted(task_type: str) -> None:
     d = validate_workflow_def(
         wf_def(simple("a"), {"name": "x", "taskReferenceName": "x", "type": task_type})
@@ -287,6 +287,7 @@ def test_input_expression_must_compile() -> None:
             "inputParameters.until",
             "Unable to parse date tomorrow",
         ),
+        ({"type": "EVENT"}, "sink", "sink field is required for taskType: EVENT taskName: t"),
     ],
 )
 def test_per_type_rules(task: dict[str, Any], path: str, fragment: str) -> None:
