@@ -205,6 +205,13 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/admin/sweep/requeue/{workflowId}"): OPERATE,
     ("POST", "/api/admin/consistency/verifyAndRepair/{workflowId}"): OPERATE,
     ("GET", "/api/admin/queues"): READ,
+    # maintenance: removing executions or overwriting every definition is for admins; a
+    # requeue only pushes messages that should exist; an export shows what viewers can read
+    ("POST", "/api/admin/purge"): ADMIN_ONLY,
+    ("POST", "/api/admin/requeue"): OPERATE,
+    ("POST", "/api/admin/requeue/{taskType}"): OPERATE,
+    ("GET", "/api/admin/export"): READ,
+    ("POST", "/api/admin/import"): ADMIN_ONLY,
     # The audit trail names keys and what each did: for those who run the system.
     ("GET", "/api/audit"): OPERATE,
     # event handlers

@@ -189,6 +189,17 @@ def _start(body: Any) -> list[JSON]:
     return [_named(body, "workflowName", with_version=True)]
 
 
+def _export_document(body: Any) -> list[JSON]:
+    """An import's document: each definition it names."""
+    if not isinstance(body, dict):
+        return []
+    return [
+        *_each(body.get("workflowDefs"), _workflow_def),
+        *_each(body.get("taskDefs"), lambda d: _named(d, "taskDef")),
+        *_each(body.get("eventHandlers"), lambda d: _named(d, "eventHandler")),
+    ]
+
+
 #: Where a route's body names its targets.
 _BODY_TARGETS: dict[tuple[str, str], Callable[[Any], list[JSON]]] = {
     ("POST", "/api/tasks"): _task_result,
@@ -202,6 +213,7 @@ _BODY_TARGETS: dict[tuple[str, str], Callable[[Any], list[JSON]]] = {
     ("PUT", "/api/metadata/taskdefs"): lambda body: [_named(body, "taskDef")],
     ("POST", "/api/event"): lambda body: [_named(body, "eventHandler")],
     ("PUT", "/api/event"): lambda body: [_named(body, "eventHandler")],
+    ("POST", "/api/admin/import"): _export_document,
     **{
         (method, f"/api/workflow/bulk/{op}"): _workflow_ids
         for method, op in (("PUT", "pause"), ("PUT", "resume"), ("POST", "restart"),

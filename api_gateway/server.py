@@ -21,7 +21,18 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway import admin, audit_query, bulk, events, keys, metadata, monitor, tasks, workflows
+from api_gateway import (
+    admin,
+    admin_ops,
+    audit_query,
+    bulk,
+    events,
+    keys,
+    metadata,
+    monitor,
+    tasks,
+    workflows,
+)
 from api_gateway.audit import AuditTrail
 from api_gateway.auth import Authenticator, AuthGate, token_endpoint
 from api_gateway.context import Gateway
@@ -117,6 +128,7 @@ def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[E
         *tasks.ENDPOINTS,
         *monitor.ENDPOINTS,
         *admin.ENDPOINTS,
+        *admin_ops.ENDPOINTS,
         *events.ENDPOINTS,
         *audit_query.ENDPOINTS,
     ]
