@@ -2,9 +2,10 @@
 
 Definitions are validated with :mod:`podium.definitions.validation` (Conductor's rules and
 messages); on top of that, the names that become queue names (SIMPLE task names, task
-definition names, domains) must be usable as queue names. Worker results, start, rerun and
-skip requests are checked for the types of their fields, so a malformed request is a 400 with
-a message here, never a failure deeper down.
+definition names, domains) must be usable as queue names, and the plugins installed here check
+the inputs of their task types (:mod:`podium.plugins`). Worker results, start, rerun and skip
+requests are checked for the types of their fields, so a malformed request is a 400 with a
+message here, never a failure deeper down.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from podium import plugins
 from podium.definitions.validation import ValidatedDefinitions, validate_task_def
 from podium.errors import InvalidArgument, PodiumError, ValidationError
 from podium.types import JSON
@@ -83,9 +85,22 @@ def workflow_def(definition: Any, validated: ValidatedDefinitions, path: str = "
             problem = queue_name_problem(workflow_task["name"])
             if problem:
                 errors.append({"path": f"{where}.name", "message": f"Task name {problem}"})
+        errors += _plugin_input_errors(workflow_task, where)
     if errors:
         raise ValidationError.of(errors)
     return checked
+
+
+def _plugin_input_errors(workflow_task: Mapping[str, Any], where: str) -> list[JSON]:
+    """What the plugin of a task's type, if this gateway has it installed, finds wrong with the
+    task's inputParameters. A type the gateway does not know passes: by Conductor's rule it is
+    a user-defined task, which a sweeper with the plugin may still run (docs/plugins.md)."""
+    plugin = plugins.installed().get(str(workflow_task.get("type")))
+    inputs = workflow_task.get("inputParameters")
+    if plugin is None or not isinstance(inputs, Mapping):
+        return []
+    path = f"{where}.inputParameters"
+    return [{"path": path, "message": m} for m in plugins.validate_input(plugin, inputs)]
 
 
 def task_def(definition: Any, path: str = "") -> JSON:

@@ -19,6 +19,7 @@ from podium.config import (
     rpc_security,
 )
 from podium.errors import ConfigError
+from podium.plugins import installed
 from podium.rpc_security import RpcSecurity
 from podium.store import StoreConfig
 
@@ -107,6 +108,9 @@ class GatewaySettings:
 
     @classmethod
     def from_env(cls, env: Environ) -> GatewaySettings:
+        # The installed plugins check their task types' inputs in definitions (checks.py):
+        # loaded now, so that a broken one stops the gateway before it serves.
+        installed()
         limits = Limits(
             max_body_bytes=env_int(env, "PODIUM_GATEWAY_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
             max_json_depth=env_int(

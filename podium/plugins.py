@@ -129,7 +129,11 @@ def validate_input(plugin: SystemTask, input_parameters: Mapping[str, Any]) -> l
     check = getattr(plugin, "validate_input", None)
     if check is None:
         return []
-    return [str(problem) for problem in check(input_parameters)]
+    try:
+        return [str(problem) for problem in check(input_parameters)]
+    except Exception as exc:  # the plugin's fault, not the definition's: say so, and refuse
+        log.warning("%s failed to check its input", plugin.task_type, exc_info=True)
+        return [f"{plugin.task_type} could not check its input: {type(exc).__name__}: {exc}"]
 
 
 def load(points: Iterable[EntryPoint]) -> dict[str, SystemTask]:

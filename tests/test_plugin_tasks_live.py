@@ -3,7 +3,8 @@
 Every service runs as its own process, so the sweeper finds ``TEXT_STATS`` through its entry
 point as a deployed sweeper does. Workflows run the task through the gateway's API only: a
 failing attempt is retried as its TaskDef says and then succeeds, a terminal failure fails the
-workflow at once, and retries that run out fail it too.
+workflow at once, and retries that run out fail it too. The gateway, which has the plugin too,
+refuses a definition whose inputs the plugin finds wrong.
 """
 
 from __future__ import annotations
@@ -129,3 +130,27 @@ async def test_a_terminal_failure_fails_the_workflow_without_retries(api: str) -
     assert wf["status"] == "FAILED"
     assert _attempts(wf) == [("FAILED_WITH_TERMINAL_ERROR", 0)]
     assert wf["tasks"][0]["reasonForIncompletion"] == "asked to fail terminally"
+
+
+@pytest.mark.timeout(30)
+async def test_the_gateway_refuses_inputs_the_plugin_finds_wrong(api: str) -> None:
+    definition = {
+        "name": "text_stats_without_text",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [
+            {
+                "name": TASK_NAME,
+                "taskReferenceName": "stats",
+                "type": "TEXT_STATS",
+                "inputParameters": {"failUntilAttempt": -1},
+            }
+        ],
+    }
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{api}/metadata/workflow", json=definition)
+    assert r.status_code == 400, r.text
+    assert {(e["path"], e["message"]) for e in r.json()["validationErrors"]} == {
+        ("tasks[0].inputParameters", "TEXT_STATS needs the input parameter 'text'"),
+        ("tasks[0].inputParameters", "failUntilAttempt must be >= 0"),
+    }

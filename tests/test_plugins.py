@@ -78,9 +78,13 @@ def test_input_checks_are_the_plugins_own() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_sweeper_with_a_broken_plugin_installed_refuses_to_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("service", ["sweeper.server", "api_gateway.server"])
+def test_a_service_with_a_broken_plugin_installed_refuses_to_start(
+    tmp_path: Path, service: str
+) -> None:
     """A distribution on the path whose entry point names a module that does not exist: the
-    sweeper process exits at once (status 2), saying which plugin and why."""
+    sweeper (which runs plugins) and the gateway (which checks their inputs) exit at once
+    (status 2), saying which plugin and why."""
     dist = tmp_path / "broken_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
@@ -89,7 +93,7 @@ def test_a_sweeper_with_a_broken_plugin_installed_refuses_to_start(tmp_path: Pat
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PODIUM_SWEEPER_HEALTH_PORT": "0"}
     done = subprocess.run(
-        [sys.executable, "-m", "sweeper.server"],
+        [sys.executable, "-m", service],
         env=env,
         capture_output=True,
         text=True,
