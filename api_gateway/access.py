@@ -220,6 +220,21 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/api/event"): READ,
     ("DELETE", "/api/event/{name}"): OPERATE,
     ("GET", "/api/event/{event:path}"): READ,
+    # workflow schedules: operators manage them, viewers read them and their runs
+    ("POST", "/api/scheduler/schedules"): OPERATE,
+    ("GET", "/api/scheduler/schedules"): READ,
+    ("GET", "/api/scheduler/schedules/{name}"): READ,
+    ("DELETE", "/api/scheduler/schedules/{name}"): OPERATE,
+    ("PUT", "/api/scheduler/schedules/{name}/pause"): OPERATE,
+    ("PUT", "/api/scheduler/schedules/{name}/resume"): OPERATE,
+    ("GET", "/api/scheduler/admin/pause"): OPERATE,
+    ("GET", "/api/scheduler/admin/resume"): OPERATE,
+    ("GET", "/api/scheduler/admin/requeue"): OPERATE,
+    ("GET", "/api/scheduler/nextFewSchedules"): READ,
+    ("GET", "/api/scheduler/search/executions"): READ,
+    ("PUT", "/api/scheduler/schedules/{name}/tags"): OPERATE,
+    ("GET", "/api/scheduler/schedules/{name}/tags"): READ,
+    ("DELETE", "/api/scheduler/schedules/{name}/tags"): OPERATE,
 }
 
 

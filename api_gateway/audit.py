@@ -128,6 +128,8 @@ def _path_targets(route: str, params: dict[str, Any]) -> JSON:
                 target["definition"] = text
             elif route.startswith("/api/event"):
                 target["eventHandler"] = text
+            elif route.startswith("/api/scheduler"):
+                target["schedule"] = text
             else:
                 target["workflowName"] = text
         elif name == "tasktype":
@@ -213,6 +215,7 @@ _BODY_TARGETS: dict[tuple[str, str], Callable[[Any], list[JSON]]] = {
     ("PUT", "/api/metadata/taskdefs"): lambda body: [_named(body, "taskDef")],
     ("POST", "/api/event"): lambda body: [_named(body, "eventHandler")],
     ("PUT", "/api/event"): lambda body: [_named(body, "eventHandler")],
+    ("POST", "/api/scheduler/schedules"): lambda body: [_named(body, "schedule")],
     ("POST", "/api/admin/import"): _export_document,
     **{
         (method, f"/api/workflow/bulk/{op}"): _workflow_ids

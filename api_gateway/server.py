@@ -30,6 +30,7 @@ from api_gateway import (
     keys,
     metadata,
     monitor,
+    schedules,
     tasks,
     workflows,
 )
@@ -130,6 +131,7 @@ def endpoints(settings: GatewaySettings, authenticator: Authenticator) -> list[E
         *admin.ENDPOINTS,
         *admin_ops.ENDPOINTS,
         *events.ENDPOINTS,
+        *schedules.ENDPOINTS,
         *audit_query.ENDPOINTS,
     ]
     doc.update(

@@ -16,6 +16,8 @@ beats a heartbeat that ``/ready`` checks):
   :mod:`sweeper.plugin_tasks`); only when there are some.
 * **repair**: finds RUNNING workflows that have no decider-queue entry (the classic "stuck
   RUNNING" failure) and gives them one, counting each repair.
+* **schedules**: starts the due runs of the workflow schedules, each exactly once across
+  replicas, and starts again runs whose replica died mid-way (:mod:`podium.scheduling`).
 * **event-tasks** and **events**: EVENT tasks published to their sinks, and the event
   handlers' consumers kept in line with the active handlers (:mod:`sweeper.events`).
 """
@@ -55,6 +57,7 @@ from podium.queue_client import Message, QueueClient, Received
 from podium.queues import DECIDER_QUEUE
 from podium.rpc import RpcClient
 from podium.rpc_security import RpcSecurity
+from podium.scheduling import ScheduleRunner, ScheduleSettings, settings_from_env
 from podium.service import run_main, until_stopped
 from podium.store import SearchQuery, Store, StoreConfig, open_store
 from podium.telemetry import Telemetry, names
@@ -90,6 +93,10 @@ class SweeperSettings:
     codec: CodecLimits = field(default_factory=CodecLimits)
     #: how the sweeper authenticates to the queue service and the deciders
     rpc: RpcSecurity = field(default_factory=RpcSecurity)
+    #: workflow schedules: run retention, catch-up, recovery
+    schedules: ScheduleSettings = field(default_factory=ScheduleSettings)
+    #: how often due schedule runs are looked for
+    schedule_tick_ms: int = 200
     #: EVENT tasks and event handlers: the broker, retries, parking
     events: EventSettings = field(default_factory=EventSettings)
     #: the plugin system tasks this sweeper runs, by type (from_env: every one installed)
@@ -117,6 +124,8 @@ class SweeperSettings:
             repair_window_days=env_int(env, "PODIUM_SWEEPER_REPAIR_WINDOW_DAYS", 30, minimum=1),
             codec=rpc_limits(env),
             rpc=rpc_security(env),
+            schedules=settings_from_env(env),
+            schedule_tick_ms=env_int(env, "PODIUM_SCHEDULE_TICK_MS", 200, minimum=10),
             events=EventSettings.from_env(env),
             plugins=installed(),
             plugin_concurrency=env_int(env, "PODIUM_SWEEPER_PLUGIN_CONCURRENCY", 32, minimum=1),
@@ -189,6 +198,8 @@ class Sweeper:
             )
         )
         self.store: Store | None = None
+        self.schedules: ScheduleRunner | None = None
+        self._next_recovery = 0.0
         self.http: httpx.AsyncClient | None = None
         self._loops = OwnedTasks("sweeper", log)
         self._stopping = asyncio.Event()
@@ -243,6 +254,15 @@ class Sweeper:
             self._repair_once,
             allowance_s=self.settings.repair_interval_s * 3 + 30,
             pause_s=self.settings.repair_interval_s,
+        )
+        self.schedules = ScheduleRunner(
+            self.store, self.decider.start_workflow, self.settings.schedules
+        )
+        self._supervise(
+            "schedules",
+            self._schedules_once,
+            allowance_s=30,
+            pause_s=self.settings.schedule_tick_ms / 1000,
         )
         return self
 
@@ -436,6 +456,18 @@ class Sweeper:
     async def _repair_once(self) -> None:
         with untraced():  # a scan of every running workflow, every minute: not worth a trace
             await self.repair_once()
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    async def _schedules_once(self) -> None:
+        if self.schedules is None:
+            return
+        with untraced():  # a look at every schedule, several times a second
+            await self.schedules.tick()
+            now = time.monotonic()
+            if now >= self._next_recovery:
+                self._next_recovery = now + self.settings.schedules.recover_after_ms / 2000
+                await self.schedules.recover()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
