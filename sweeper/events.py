@@ -40,9 +40,7 @@ from aio_pika.abc import (
 )
 from prometheus_client import CollectorRegistry, Counter
 
-from decider import scripting
-from decider.binding import java_str
-from podium import events
+from podium import events, javascript
 from podium.aio import OwnedTasks
 from podium.clone import clone
 from podium.config import Environ, env_bool, env_float, env_int
@@ -269,7 +267,7 @@ def resolve(value: Any, payload: Any) -> Any:
             return _read(payload, value[2:-1])
         parts, last = [], 0
         for start, end in spans:
-            parts += [value[last:start], java_str(_read(payload, value[start + 2 : end - 1]))]
+            parts += [value[last:start], _text(_read(payload, value[start + 2 : end - 1]))]
             last = end
         return "".join(parts) + value[last:]
     if isinstance(value, Mapping):
@@ -277,6 +275,15 @@ def resolve(value: Any, payload: Any) -> Any:
     if isinstance(value, list):
         return [resolve(v, payload) for v in value]
     return value
+
+
+def _text(value: Any) -> str:
+    """A value written into a string: JSON's spelling for null, booleans, lists and maps."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | list | dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def _read(payload: Any, path: str) -> Any:
@@ -295,21 +302,21 @@ def condition_holds(handler: Mapping[str, Any], payload: Any) -> bool:
     ``evaluatorType`` ``javascript`` (the default) or ``graaljs`` runs the condition with ``$``
     bound to the payload; ``jsonpath`` reads the path and holds when it finds a truthy value;
     ``value-param`` reads the payload's key of that name. Numbers hold when above zero, as in
-    Conductor's ``evalBool``. Raises :class:`scripting.ScriptError` for a script that fails.
+    Conductor's ``evalBool``. Raises :class:`javascript.ScriptError` for a script that fails.
     """
     condition = handler.get("condition")
     if condition is None or str(condition).strip() == "":
         return True
     evaluator = str(handler.get("evaluatorType") or "javascript")
     if evaluator in ("javascript", "graaljs"):
-        return scripting.eval_bool(scripting.eval_js(str(condition), payload))
+        return javascript.eval_bool(javascript.eval_js(str(condition), payload))
     if evaluator == "jsonpath":
         found = _read(payload, str(condition))
-        return scripting.eval_bool(found) if isinstance(found, bool | int | float) else bool(found)
+        return javascript.eval_bool(found) if isinstance(found, bool | int | float) else bool(found)
     if evaluator == "value-param":
         value = payload.get(str(condition)) if isinstance(payload, Mapping) else None
-        return scripting.eval_bool(value) if isinstance(value, bool | int | float) else bool(value)
-    raise scripting.ScriptError(f"There is no evaluator registered for evaluatorType: {evaluator}")
+        return javascript.eval_bool(value) if isinstance(value, bool | int | float) else bool(value)
+    raise javascript.ScriptError(f"There is no evaluator registered for evaluatorType: {evaluator}")
 
 
 class ActionFailed(Exception):
@@ -492,7 +499,7 @@ class EventProcessor:
             try:
                 async with self._scripts:
                     holds = await asyncio.to_thread(condition_holds, handler, payload)
-            except (scripting.ScriptError, scripting.ScriptTimeout) as exc:
+            except (javascript.ScriptError, javascript.ScriptTimeout) as exc:
                 return f"the condition of handler {name} failed: {exc}"
             if not holds:
                 continue
