@@ -13,8 +13,10 @@ PARIS = zone("Europe/Paris")
 NEW_YORK = zone("America/New_York")
 
 
-def ms(year: int, month: int, day: int, *hms: int, tz: tzinfo = UTC) -> int:
-    return int(datetime(year, month, day, *hms, tzinfo=tz).timestamp() * 1000)
+def ms(
+    year: int, month: int, day: int, hour: int, minute: int, second: int, tz: tzinfo = UTC
+) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=tz).timestamp() * 1000)
 
 
 def local(times: list[int], tz: tzinfo) -> list[str]:
