@@ -58,6 +58,7 @@ SUITES: dict[str, tuple[str, list[str], list[str], str]] = {
     ),
     "fanout": ("benchmarks.fanout", ["--quick"], [], "fanout.md"),
     "faults": ("benchmarks.faults", ["--quick"], [], "faults.md"),
+    "events": ("benchmarks.events", ["--quick"], [], "events.md"),
 }
 
 

@@ -63,6 +63,19 @@ class RabbitServer:
     def url(self) -> str:
         return f"amqp://guest:guest@{self.host}:{self.port}/"
 
+    @property
+    def vm_pid(self) -> int | None:
+        """The process id of the broker's Erlang VM (the start script's child), for CPU
+        accounting; None when not running."""
+        if self._proc is None:
+            return None
+        children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
+        with contextlib.suppress(OSError):
+            found = children.read_text().split()
+            if found:
+                return int(found[0])
+        return self._proc.pid
+
     def _environment(self, folder: Path) -> dict[str, str]:
         self._epmd_port = free_port(self.host)
         empty = folder / "empty.conf"
