@@ -8,6 +8,8 @@ podium status [--url URL]        (the API: --url, else $PODIUM_API_URL, else
 podium workflow start NAME [--input JSON] | get ID | terminate ID | pause ID | resume ID
                 | retry ID | restart ID | search [QUERY]
 podium def register FILE...
+podium admin purge --before DATE [--batch N] [--name W] | requeue [TYPE] | export [-o FILE]
+             | import FILE   (podium/admin_cli.py)
 podium db migrate [...]
 podium certs DIR [--host H ...] [--days N]
                                  (a private CA and certificates for TLS between services)
@@ -29,7 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from podium import aio
+from podium import admin_cli, aio
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.errors import PodiumError
 
@@ -137,6 +139,8 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     d = sub.add_parser("def", help="register definitions")
     d_sub = d.add_subparsers(dest="action", required=True)
     d_sub.add_parser("register", parents=[url]).add_argument("files", nargs="+", type=Path)
+
+    admin_cli.add_parser(sub, url, os.environ if environ is None else environ, _positive)
 
     db = sub.add_parser("db", help="persistence administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -373,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _workflow(args)
         if args.command == "def":
             return _register(args)
+        if args.command == "admin":
+            return admin_cli.run(args)
         if args.command == "certs":
             return _certs(args)
         if args.command == "db":

@@ -89,3 +89,52 @@ async def test_helpful_errors(api: str, tmp_path: Path) -> None:
     done = podium("def", "register", str(bad), "--url", api)
     assert done.returncode == 1 and "400" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(120)
+async def test_admin_purge_requeue_export_and_import(api: str, tmp_path: Path) -> None:
+    definition = {
+        "name": "cli_admin_wf",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [{"name": "cli_admin_task", "taskReferenceName": "t", "type": "SIMPLE"}],
+    }
+    path = tmp_path / "defs.json"
+    path.write_text(json.dumps([{"name": "cli_admin_task", "retryCount": 0}, definition]))
+    assert podium("def", "register", str(path), "--url", api).returncode == 0
+    finished, running = (
+        podium("workflow", "start", "cli_admin_wf", "--url", api).stdout.strip() for _ in range(2)
+    )
+    assert podium("workflow", "terminate", finished, "--url", api).returncode == 0
+    end = json.loads(podium("workflow", "get", finished, "--url", api).stdout)["endTime"]
+
+    done = podium("admin", "requeue", "cli_admin_task", "--url", api)
+    assert done.returncode == 0, done.stderr
+    assert "requeued: 1 SCHEDULED tasks of 1 task types, 1 workflows decided" in done.stdout
+
+    done = podium(
+        "admin", "purge", "--before", str(end + 1), "--after", str(end - 600_000),
+        "--name", "cli_admin_wf", "--batch", "1", "--url", api,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "purged 1 workflows", done.stdout
+    assert "404" in podium("workflow", "get", finished, "--url", api).stderr
+    wf = json.loads(podium("workflow", "get", running, "--url", api).stdout)
+    assert wf["status"] == "RUNNING"
+
+    exported = tmp_path / "export.json"
+    done = podium("admin", "export", "-o", str(exported), "--url", api)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(exported.read_text())
+    assert any(d["name"] == "cli_admin_wf" for d in doc["workflowDefs"])
+    done = podium("admin", "import", str(exported), "--url", api)
+    assert done.returncode == 0, done.stderr
+    assert f"workflowDefs: 0 created, {len(doc['workflowDefs'])} updated" in done.stdout
+
+    doc["taskDefs"].append({"name": "bad task name with spaces/", "retryCount": -1})
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(doc))
+    done = podium("admin", "import", str(broken), "--url", api)
+    assert done.returncode == 1 and "400" in done.stderr
+    assert f"taskDefs[{len(doc['taskDefs']) - 1}]" in done.stderr
+    assert "Traceback" not in done.stderr

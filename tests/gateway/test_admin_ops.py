@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -283,3 +287,37 @@ async def test_purge_and_import_are_for_admins_requeue_and_export_for_operators(
         assert await status("view", "POST", "/api/admin/requeue/nothing_here") == 403
         assert await status("ops", "POST", "/api/admin/requeue/nothing_here") == 200
         assert await status("view", "GET", "/api/admin/export") == 200
+
+
+async def podium_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``python -m podium.cli ARGS`` without blocking the loop that serves the gateway."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "podium.cli", *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.timeout(60)
+async def test_the_admin_cli_signs_in_with_a_key(make_gateway: MakeGateway) -> None:
+    keys = {"adm": "secret-admin-1", "view": "secret-viewer-1"}
+    grants = {"view": Grant(("viewer",))}
+    async with make_gateway(auth=AuthSettings(enabled=True, keys=keys, grants=grants)) as g:
+        url = f"{g.url}/api"
+        code, out, err = await podium_cli(
+            "admin", "export", "--url", url, "--key-id", "adm", "--key-secret", "secret-admin-1"
+        )
+        assert code == 0, err
+        assert json.loads(out)["version"] == 1
+
+        code, out, err = await podium_cli("admin", "export", "--url", url)
+        assert code == 1 and "401" in err
+
+        viewer = {"CONDUCTOR_AUTH_KEY": "view", "CONDUCTOR_AUTH_SECRET": "secret-viewer-1"}
+        code, out, err = await podium_cli(
+            "admin", "purge", "--before", "2020-01-01", "--url", url, env=viewer
+        )
+        assert code == 1 and "403" in err and "Traceback" not in err
