@@ -11,6 +11,7 @@ reports the result to the decider, which applies the TaskDef's retries to a fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -95,6 +96,9 @@ class PluginTasks:
         #: the longest one execution may take (a TaskDef's responseTimeoutSeconds may shorten it)
         self.timeout_s = timeout_s
         self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._running = 0
+        self._slot_freed = asyncio.Event()
         self._inflight = inflight
         self._queues = Refreshed(self._list_queues, refresh_s, "the plugin task queues")
         self.runs = Counter(
@@ -122,8 +126,18 @@ class PluginTasks:
         return sorted(found | set(self.plugins))
 
     async def run_once(self) -> None:
-        """One long poll of every plugin queue; each task found starts at once."""
-        pops = {asyncio.ensure_future(self._pop(q)): q for q in await self.queue_names()}
+        """One long poll of every plugin queue for as many tasks as there are free slots; each
+        task found starts at once. With every slot busy, it waits (a second at most, so that
+        the loop's heartbeat goes on) for one to be freed instead."""
+        free = self._concurrency - self._running
+        if free <= 0:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), 1.0)
+            return
+        count = min(self.batch, free)
+        queues = await self.queue_names()
+        pops = {asyncio.ensure_future(self._pop(q, count)): q for q in queues}
         pending = set(pops)
         try:
             while pending:
@@ -135,10 +149,10 @@ class PluginTasks:
                 pop.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _pop(self, queue: str) -> list[Received]:
+    async def _pop(self, queue: str, count: int) -> list[Received]:
         with untraced():
             lease_ms = int((self.timeout_s + LEASE_MARGIN_S) * 1000)
-            return await self.queues.pop(queue, count=self.batch, lease_ms=lease_ms, wait_ms=1000)
+            return await self.queues.pop(queue, count=count, lease_ms=lease_ms, wait_ms=1000)
 
     async def _claim(self, queue: str, got: Sequence[Received]) -> None:
         if not got:
@@ -147,6 +161,7 @@ class PluginTasks:
         tasks = await self.decider.claim(queue, items, self.worker_id, ack=False)
         for task in tasks:
             await self._slots.acquire()
+            self._running += 1
             self._inflight.spawn(self._run(queue, task), f"plugin-{task.get('taskId')}")
 
     async def _run(self, queue: str, task: JSON) -> None:
@@ -177,7 +192,9 @@ class PluginTasks:
                 exc.message,
             )
         finally:
+            self._running -= 1
             self._slots.release()
+            self._slot_freed.set()
 
     def timeout_of(self, task: Mapping[str, Any]) -> float:
         """The deadline of one execution: the sweeper's limit, or the task's

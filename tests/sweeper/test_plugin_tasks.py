@@ -17,6 +17,7 @@ import pytest
 from podium.plugins import Completed, Failed, InProgress, Result, TaskContext
 from podium.types import JSON
 from sweeper.plugin_tasks import task_result, type_of_queue
+from tests.polling import eventually
 from tests.stack import Stack
 
 from .conftest import SweeperFactory
@@ -192,3 +193,33 @@ async def test_a_task_in_a_domain_is_found_in_its_queue(
     assert wf["status"] == "COMPLETED"
     [task] = wf["tasks"]
     assert task["domain"] == "blue" and task["outputData"] == {"done": True}
+
+
+@pytest.mark.timeout(30)
+async def test_no_more_tasks_run_at_once_than_the_concurrency_cap(
+    stack: Stack, make_sweeper: SweeperFactory, name: str, task_type: str
+) -> None:
+    running, peak = 0, 0
+    release = asyncio.Event()
+
+    async def body(task_input: dict[str, Any], context: TaskContext) -> Result:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        return Completed({})
+
+    await task_def(stack, name, retries=0)
+    # All four are waiting in the queue before the sweeper starts: it could take them at once.
+    ids = [await stack.start(workflow(name, task_type)) for _ in range(4)]
+    await make_sweeper(plugins={task_type: Plugin(task_type, body)}, plugin_concurrency=2)
+
+    async def two_running() -> bool:
+        return running == 2
+
+    await eventually(two_running, timeout_s=10, what="two executions running")
+    release.set()
+    for wf_id in ids:
+        assert (await finished(stack, wf_id))["status"] == "COMPLETED"
+    assert peak == 2
