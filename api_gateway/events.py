@@ -1,4 +1,9 @@
-"""``/api/event``: event handler definitions (stored; Podium has no event queues to run them)."""
+"""``/api/event``: event handler definitions, stored and validated here.
+
+The sweepers run the active handlers: they consume each handler's event (Podium's queue
+service for ``conductor:`` events, RabbitMQ for ``amqp*:`` ones) and run its actions; see
+docs/events.md. A change made here reaches them within ``PODIUM_EVENTS_REFRESH_S``.
+"""
 
 from __future__ import annotations
 
