@@ -13,7 +13,8 @@ export and import every definition.
 * ``GET /api/admin/export`` and ``POST /api/admin/import``: every workflow definition (all
   versions), task definition, event handler and schedule as one JSON document. An import
   checks every definition first, with the checks of the create endpoints, and writes nothing
-  if any fails.
+  if any fails. Schedules are written as ``POST /api/scheduler/schedules`` writes them (an
+  imported schedule that runs starts from now, never for times before).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway import checks
+from api_gateway import checks, schedules
 from api_gateway.context import Gateway
 from api_gateway.http import body_object, ok_json, path, q_int, q_str
 from api_gateway.routing import Endpoint, path_param, query
@@ -203,31 +204,17 @@ async def requeue_all(request: Request, gateway: Gateway) -> Response:
 # -- export and import ------------------------------------------------------------------------
 
 
-async def export_schedules(gateway: Gateway) -> list[Record]:
-    """The schedules an export carries: none while the store keeps no workflow schedules.
-
-    When it does, list them here and write them in :func:`import_schedules`.
-    """
-    return []
-
-
-async def import_schedules(gateway: Gateway, schedules: list[Record]) -> tuple[int, int]:
-    """Write imported schedules; (created, updated). Only an empty list is accepted until the
-    store keeps schedules (:func:`check_schedules` refuses others before anything is written)."""
-    return 0, 0
-
-
-def check_schedules(schedules: list[Any]) -> list[dict[str, str]]:
-    """Problems with the document's schedules (any, while schedules cannot be stored)."""
-    return [
-        {"path": f"schedules[{i}]", "message": "this gateway cannot store schedules"}
-        for i in range(len(schedules))
-    ]
+def _schedule(item: Any, where: str, gateway: Gateway) -> Record:
+    """A schedule checked as ``POST /api/scheduler/schedules`` checks it, with its tags."""
+    checked = schedules.checked_schedule(item, gateway)
+    if item.get("tags"):
+        checked["tags"] = schedules.checked_tags(item["tags"])
+    return checked
 
 
 async def export(request: Request, gateway: Gateway) -> Response:
     """Every definition as one document that ``POST /api/admin/import`` takes back."""
-    meta = gateway.store.metadata
+    meta, meta_schedules = gateway.store.metadata, gateway.store.schedules
     return ok_json(
         {
             "version": EXPORT_VERSION,
@@ -235,7 +222,7 @@ async def export(request: Request, gateway: Gateway) -> Response:
             "workflowDefs": await meta.list_workflow_defs(),
             "taskDefs": await meta.list_task_defs(),
             "eventHandlers": await meta.list_event_handlers(),
-            "schedules": await export_schedules(gateway),
+            "schedules": await meta_schedules.list_schedules(),
         }
     )
 
@@ -291,13 +278,14 @@ async def import_document(request: Request, gateway: Gateway) -> Response:
     )
     task_defs = _checked(doc.get("taskDefs"), "taskDefs", checks.task_def, problems)
     handlers = _checked(doc.get("eventHandlers"), "eventHandlers", _event_handler, problems)
-    schedules = doc.get("schedules") or []
-    if not isinstance(schedules, list):
-        problems.append({"path": "schedules", "message": "must be a JSON array"})
-        schedules = []
-    problems.extend(check_schedules(schedules))
+    wanted = _checked(
+        doc.get("schedules"),
+        "schedules",
+        lambda s, where: _schedule(s, where, gateway),
+        problems,
+    )
     for key, records in (("workflowDefs", workflow_defs), ("taskDefs", task_defs),
-                         ("eventHandlers", handlers)):  # fmt: skip
+                         ("eventHandlers", handlers), ("schedules", wanted)):  # fmt: skip
         seen: set[tuple[Any, ...]] = set()
         for r in records:
             ident = (r.get("name"), r.get("version")) if key == "workflowDefs" else (r["name"],)
@@ -311,7 +299,7 @@ async def import_document(request: Request, gateway: Gateway) -> Response:
             "workflowDefs": await _write_workflow_defs(gateway, workflow_defs),
             "taskDefs": await _write_task_defs(gateway, task_defs),
             "eventHandlers": await _write_event_handlers(gateway, handlers),
-            "schedules": _counts(*await import_schedules(gateway, schedules)),
+            "schedules": await _write_schedules(gateway, wanted),
         }
     )
 
@@ -355,6 +343,13 @@ async def _write_event_handlers(gateway: Gateway, handlers: list[Record]) -> dic
         else:
             await meta.add_event_handler(h)
     return _counts(len(handlers) - updated, updated)
+
+
+async def _write_schedules(gateway: Gateway, wanted: list[Record]) -> dict[str, int]:
+    updated = 0
+    for schedule in wanted:
+        updated += await schedules.store_schedule(gateway, schedule)
+    return _counts(len(wanted) - updated, updated)
 
 
 _COUNTS = {

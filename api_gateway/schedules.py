@@ -88,7 +88,13 @@ def checked_schedule(body: Any, gateway: Gateway) -> Record:
 
 
 async def save(request: Request, gateway: Gateway) -> Response:
-    schedule = checked_schedule(await body_json(request), gateway)
+    await store_schedule(gateway, checked_schedule(await body_json(request), gateway))
+    return ok_empty()
+
+
+async def store_schedule(gateway: Gateway, schedule: Record) -> bool:
+    """Create or replace a checked schedule (keeping its stored tags unless it has its own);
+    True if one of that name existed. Also used by ``POST /api/admin/import``."""
     schedules = gateway.store.schedules
     now = _now_ms()
     try:
@@ -97,7 +103,7 @@ async def save(request: Request, gateway: Gateway) -> Response:
         old = {}
     schedule["createTime"] = old.get("createTime", now)
     schedule["updatedTime"] = now
-    if old.get("tags"):
+    if old.get("tags") and "tags" not in schedule:
         schedule["tags"] = old["tags"]
     if schedule["paused"] and old.get("paused"):
         schedule["pausedReason"] = old.get("pausedReason")
@@ -105,7 +111,7 @@ async def save(request: Request, gateway: Gateway) -> Response:
     if not schedule["paused"] and (not old or old.get("paused")):
         # a new or resumed schedule runs from now on, never for times before
         await schedules.set_cursor(schedule["name"], now)
-    return ok_empty()
+    return bool(old)
 
 
 async def get(request: Request, gateway: Gateway) -> Response:
@@ -269,7 +275,7 @@ async def search(request: Request, gateway: Gateway) -> Response:
     return ok_json({"totalHits": len(matching), "results": matching[start : start + size]})
 
 
-def _tags(value: Any) -> list[dict[str, Any]]:
+def checked_tags(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(
         isinstance(t, dict) and isinstance(t.get("key"), str) for t in value
     ):
@@ -280,7 +286,7 @@ def _tags(value: Any) -> list[dict[str, Any]]:
 async def put_tags(request: Request, gateway: Gateway) -> Response:
     schedules = gateway.store.schedules
     schedule = await schedules.get_schedule(path(request, "name"))
-    new = _tags(await body_list(request, "tags"))
+    new = checked_tags(await body_list(request, "tags"))
     kept = [t for t in schedule.get("tags") or [] if t not in new]
     schedule["tags"] = kept + new
     await schedules.put_schedule(schedule)
@@ -295,7 +301,7 @@ async def get_tags(request: Request, gateway: Gateway) -> Response:
 async def delete_tags(request: Request, gateway: Gateway) -> Response:
     schedules = gateway.store.schedules
     schedule = await schedules.get_schedule(path(request, "name"))
-    gone = _tags(await body_list(request, "tags"))
+    gone = checked_tags(await body_list(request, "tags"))
     schedule["tags"] = [
         t for t in schedule.get("tags") or []
         if not any(t["key"] == g["key"] and t.get("value") == g["value"] for g in gone)

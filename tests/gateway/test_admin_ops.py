@@ -167,7 +167,7 @@ async def test_requeue_of_every_type_reaches_a_task_whose_queue_was_emptied(
     assert (await poll_one(client, t))["taskId"] == task["taskId"]
 
 
-def _definitions(names: Names) -> tuple[list[JSON], JSON, JSON]:
+def _definitions(names: Names) -> tuple[list[JSON], JSON, JSON, JSON]:
     wf, t = names("wf"), names("t")
     workflows = [simple_workflow(wf, t, description=f"v{v}") | {"version": v} for v in (1, 2)]
     task_def = {"name": t, "retryCount": 2, "timeoutSeconds": 60, "responseTimeoutSeconds": 30}
@@ -177,7 +177,14 @@ def _definitions(names: Names) -> tuple[list[JSON], JSON, JSON]:
         "actions": [{"action": "complete_task", "complete_task": {"workflowId": "x"}}],
         "active": False,
     }
-    return workflows, task_def, handler
+    schedule = {
+        "name": names("schedule"),
+        "cronExpression": "0 0 3 * * ?",
+        "zoneId": "Europe/Paris",
+        "startWorkflowRequest": {"name": wf, "version": 2, "input": {"x": 1}},
+        "paused": True,
+    }
+    return workflows, task_def, handler, schedule
 
 
 def _by_key(doc: JSON) -> dict[str, dict[Any, JSON]]:
@@ -185,6 +192,11 @@ def _by_key(doc: JSON) -> dict[str, dict[Any, JSON]]:
         "workflowDefs": {(d["name"], d["version"]): d for d in doc["workflowDefs"]},
         "taskDefs": {d["name"]: d for d in doc["taskDefs"]},
         "eventHandlers": {h["name"]: h for h in doc["eventHandlers"]},
+        # a schedule's times say when it was written, here or there
+        "schedules": {
+            s["name"]: {k: v for k, v in s.items() if k not in ("createTime", "updatedTime")}
+            for s in doc["schedules"]
+        },
     }
 
 
@@ -193,21 +205,26 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_definitions
     running_gateway: RunningGateway, names: Names, stack: Stack, make_gateway: MakeGateway
 ) -> None:
     client = running_gateway.client
-    workflows, task_def, handler = _definitions(names)
+    workflows, task_def, handler, schedule = _definitions(names)
     for d in workflows:
         await register(client, d)
     assert (await client.post("/api/metadata/taskdefs", json=[task_def])).status_code == 200
     assert (await client.post("/api/event", json=handler)).status_code == 200
+    assert (await client.post("/api/scheduler/schedules", json=schedule)).status_code == 200
+    tags = [{"key": "team", "value": "billing"}]
+    r = await client.put(f"/api/scheduler/schedules/{schedule['name']}/tags", json=tags)
+    assert r.status_code == 200, r.text
 
     r = await client.get("/api/admin/export")
     assert r.status_code == 200, r.text
     doc = r.json()
-    assert doc["version"] == 1 and doc["schedules"] == []
+    assert doc["version"] == 1
     assert doc["exportedAt"] >= now_ms() - 60_000
     exported = _by_key(doc)
     assert {(workflows[0]["name"], 1), (workflows[0]["name"], 2)} <= set(exported["workflowDefs"])
     assert exported["taskDefs"][task_def["name"]]["retryCount"] == 2
     assert exported["eventHandlers"][handler["name"]]["active"] is False
+    assert exported["schedules"][schedule["name"]]["tags"][0]["value"] == "billing"
 
     empty = dataclasses.replace(stack.store_config, key_prefix=f"podium:gwtest:{names.tag}:")
     async with make_gateway(store=empty) as other:
@@ -218,7 +235,7 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_definitions
             "workflowDefs": {"created": len(doc["workflowDefs"]), "updated": 0},
             "taskDefs": {"created": len(doc["taskDefs"]), "updated": 0},
             "eventHandlers": {"created": len(doc["eventHandlers"]), "updated": 0},
-            "schedules": {"created": 0, "updated": 0},
+            "schedules": {"created": len(doc["schedules"]), "updated": 0},
         }
         assert _by_key((await other.client.get("/api/admin/export")).json()) == exported
 
@@ -226,6 +243,7 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_definitions
         assert r.status_code == 200, r.text
         assert r.json()["workflowDefs"] == {"created": 0, "updated": len(doc["workflowDefs"])}
         assert r.json()["eventHandlers"] == {"created": 0, "updated": len(doc["eventHandlers"])}
+        assert r.json()["schedules"] == {"created": 0, "updated": len(doc["schedules"])}
         assert _by_key((await other.client.get("/api/admin/export")).json()) == exported
 
 
@@ -234,7 +252,8 @@ async def test_an_import_with_one_bad_definition_writes_nothing(
     running_gateway: RunningGateway, names: Names
 ) -> None:
     client = running_gateway.client
-    workflows, task_def, handler = _definitions(names)
+    workflows, task_def, handler, schedule = _definitions(names)
+    bad_schedule = {**schedule, "cronExpression": "61 * * * * *"}
     bad_workflow = {"name": names("bad"), "version": 1}  # no tasks
     bad_handler = {"name": names("bad_handler"), "event": "x"}  # no actions
     doc = {
@@ -242,12 +261,13 @@ async def test_an_import_with_one_bad_definition_writes_nothing(
         "workflowDefs": [*workflows, bad_workflow],
         "taskDefs": [task_def],
         "eventHandlers": [handler, bad_handler],
-        "schedules": [],
+        "schedules": [schedule, bad_schedule],
     }
     body = assert_envelope(await client.post("/api/admin/import", json=doc), 400)
     paths = [e["path"] for e in body["validationErrors"]]
     assert any(p.startswith("workflowDefs[2]") for p in paths), paths
     assert any(p.startswith("eventHandlers[1]") for p in paths), paths
+    assert "schedules[1]" in paths and "schedules[0]" not in paths, paths
     assert not any(p.startswith(("workflowDefs[0]", "taskDefs")) for p in paths), paths
 
     name = workflows[0]["name"]
@@ -255,6 +275,8 @@ async def test_an_import_with_one_bad_definition_writes_nothing(
     assert (await client.get(f"/api/metadata/taskdefs/{task_def['name']}")).status_code == 404
     handlers = (await client.get("/api/event")).json()
     assert handler["name"] not in {h["name"] for h in handlers}
+    r = await client.get(f"/api/scheduler/schedules/{schedule['name']}")
+    assert r.status_code == 404
 
     twice = {"version": 1, "taskDefs": [task_def, task_def]}
     assert_envelope(await client.post("/api/admin/import", json=twice), 400, "")
