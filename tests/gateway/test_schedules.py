@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from api_gateway.audit import targets_of
 from podium.scheduling import idempotency_key
 from tests.stack import Stack
 
@@ -179,3 +180,12 @@ async def test_requeue_finishes_a_run_left_polled_with_the_workflow_it_started(
         await client.get("/api/scheduler/search/executions", params={"query": "owner = me"}), 400
     )
     await client.delete(f"/api/scheduler/schedules/{name}")
+
+
+def test_audit_records_name_the_schedule() -> None:
+    body = b'{"name": "nightly", "cronExpression": "0 0 2 * * ?"}'
+    assert targets_of("POST", "/api/scheduler/schedules", {}, body, 200, b"") == [
+        {"schedule": "nightly"}
+    ]
+    route = "/api/scheduler/schedules/{name}/pause"
+    assert targets_of("PUT", route, {"name": "nightly"}, b"", 200, b"") == [{"schedule": "nightly"}]
