@@ -14,9 +14,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import NoOpTracer, Tracer
@@ -27,6 +26,7 @@ from podium.decider_client import DeciderClient
 from podium.errors import PodiumError
 from podium.plugins import Completed, Failed, InProgress, Result, SystemTask, TaskContext
 from podium.queue_client import QueueClient, Received
+from podium.queues import task_queue
 from podium.telemetry import names
 from podium.telemetry.workflow import consume, untraced
 from podium.types import JSON
@@ -37,17 +37,23 @@ log = logging.getLogger("podium.sweeper")
 #: result reaches the decider before the task is handed out again.
 LEASE_MARGIN_S = 10.0
 
-_TYPE_AT_START = re.compile(r"[A-Z][A-Z0-9_]*")
 
-
-def type_of_queue(queue: str) -> str | None:
-    """The task type a queue name starts with (after its domain), if it is an upper-case name
-    followed by nothing, an execution namespace (``@``) or an isolation group (``-``)."""
-    rest = queue.split(":", 1)[1] if ":" in queue else queue
-    found = _TYPE_AT_START.match(rest)
-    if found is None or rest[found.end() : found.end() + 1] not in ("", "@", "-"):
-        return None
-    return found.group()
+def plugin_queues(
+    task_types: Iterable[str], task_defs: Iterable[Mapping[str, Any]], existing: Iterable[str]
+) -> list[str]:
+    """The queues to poll for these task types: each type's own, always (a pop waits for its
+    first message), and those of ``existing`` that are a type's in a domain (``d:TYPE``), in an
+    execution namespace or isolation group that a registered TaskDef sets (``TYPE@ns``,
+    ``TYPE-group``), or both. As for HTTP tasks, a namespace or group only an inline
+    ``taskDefinition`` sets is not polled: a queue name alone cannot tell ``TYPE-group`` from a
+    worker task type of that name."""
+    types = set(task_types)
+    isolated = {
+        (_name(d.get("executionNameSpace")), _name(d.get("isolationGroupId"))) for d in task_defs
+    }
+    wanted = types | {task_queue(t, None, ns, group) for t in types for ns, group in isolated}
+    found = {q for q in existing if q.split(":", 1)[-1] in wanted}
+    return sorted(found | types)
 
 
 def task_result(task: Mapping[str, Any], outcome: Result, worker_id: str) -> JSON:
@@ -77,6 +83,7 @@ class PluginTasks:
         plugins: Mapping[str, SystemTask],
         queues: QueueClient,
         decider: DeciderClient,
+        task_defs: Callable[[], Awaitable[list[JSON]]],
         *,
         tracer: Tracer | None,
         registry: CollectorRegistry,
@@ -90,6 +97,7 @@ class PluginTasks:
         self.plugins = dict(plugins)
         self.queues = queues
         self.decider = decider
+        self._task_defs = task_defs
         self.tracer = tracer
         self.worker_id = worker_id
         self.batch = batch
@@ -115,15 +123,15 @@ class PluginTasks:
         )
 
     async def queue_names(self) -> list[str]:
-        """The queues of the plugin types: each type's own, always, and every queue that exists
-        for one of them with a domain, an execution namespace or an isolation group."""
+        """The queues of the plugin types (:func:`plugin_queues`), looked up again (in the
+        background, the loop going on with the list it has) every ``refresh_s``."""
         return await self._queues.get()
 
     async def _list_queues(self) -> list[str]:
         with untraced():
+            task_defs = await self._task_defs()
             existing = await self.queues.list_queues()
-        found = {q for q in existing if type_of_queue(q) in self.plugins}
-        return sorted(found | set(self.plugins))
+        return plugin_queues(self.plugins, task_defs, existing)
 
     async def run_once(self) -> None:
         """One long poll of every plugin queue for as many tasks as there are free slots; each
@@ -253,5 +261,9 @@ class PluginTasks:
         return returned
 
 
-def _text(payload: object) -> str:
-    return payload.decode() if isinstance(payload, bytes) else str(payload)
+def _name(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -223,6 +223,7 @@ class Sweeper:
             settings.plugins,
             self.queues,
             self.decider,
+            lambda: self._opened().metadata.list_task_defs(),
             tracer=self.tracer,
             registry=self.registry,
             inflight=self._inflight,

@@ -2,7 +2,8 @@
 
 Each test gives its sweeper plugins of a fresh type name, so that no other test's tasks meet
 them: what the sweeper reports when a plugin asks to be called again, overruns its deadline,
-raises or returns something else than a result, and how it finds a type's queue in a domain.
+raises or returns something else than a result, how it finds a type's queue in a domain, and
+how many it runs at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from podium.plugins import Completed, Failed, InProgress, Result, TaskContext
 from podium.types import JSON
-from sweeper.plugin_tasks import task_result, type_of_queue
+from sweeper.plugin_tasks import plugin_queues, task_result
 from tests.polling import eventually
 from tests.stack import Stack
 
@@ -73,13 +74,23 @@ async def finished(stack: Stack, wf_id: str) -> JSON:
     return await stack.until(wf_id, lambda w: w["status"] != "RUNNING", timeout_s=20)
 
 
-def test_a_queue_name_shows_its_task_type() -> None:
-    assert type_of_queue("TEXT_STATS") == "TEXT_STATS"
-    assert type_of_queue("blue:TEXT_STATS") == "TEXT_STATS"
-    assert type_of_queue("TEXT_STATS@ns-group1") == "TEXT_STATS"
-    assert type_of_queue("TEXT_STATS-group1") == "TEXT_STATS"
-    assert type_of_queue("text_stats") is None
-    assert type_of_queue("TEXT_STATSx") is None
+def test_the_queues_polled_are_the_types_own_and_those_of_domains_and_task_defs() -> None:
+    task_defs = [{"name": "a"}, {"name": "b", "isolationGroupId": "g1"}]
+    existing = [
+        "blue:STATS",  # a domain
+        "STATS-g1",  # an isolation group a TaskDef sets
+        "blue:STATS-g1",
+        "STATS-other",  # no TaskDef sets this group: a worker task type of that name
+        "STATSX",
+        "HTTP",
+    ]
+    assert plugin_queues(["STATS"], task_defs, existing) == [
+        "STATS",
+        "STATS-g1",
+        "blue:STATS",
+        "blue:STATS-g1",
+    ]
+    assert plugin_queues(["STATS", "COUNT"], [], []) == ["COUNT", "STATS"]
 
 
 def test_results_become_task_results() -> None:
