@@ -499,7 +499,7 @@ class EventProcessor:
             try:
                 async with self._scripts:
                     holds = await asyncio.to_thread(condition_holds, handler, payload)
-            except (javascript.ScriptError, javascript.ScriptTimeout) as exc:
+            except Exception as exc:  # a script error, or a payload it cannot read
                 return f"the condition of handler {name} failed: {exc}"
             if not holds:
                 continue
@@ -507,7 +507,7 @@ class EventProcessor:
                 kind = str(action.get("action"))
                 try:
                     await self.run_action(event, name, message_id, index, action, payload)
-                except (ActionFailed, PodiumError) as exc:
+                except Exception as exc:  # refused, unreachable, or parameters of a wrong shape
                     self.metrics.actions.labels(kind, "failed").inc()
                     return f"handler {name} action {index} ({kind}): {exc}"
                 self.metrics.actions.labels(kind, "done").inc()
