@@ -81,7 +81,7 @@ async def test_purge_removes_old_terminal_workflows_in_batches_and_keeps_the_res
     late = await start(client, wf, {"x": "late"})
     old_tasks = [(await client.get(f"/api/workflow/{w}")).json()["tasks"][0]["taskId"] for w in old]
     cutoff = max([await terminate(client, w) for w in old]) + 1
-    await eventually(lambda: _after(cutoff), timeout_s=5, what="the clock passed the cutoff")
+    await eventually(lambda: clock_after(cutoff), timeout_s=5, what="the clock passed the cutoff")
     assert await terminate(client, late) >= cutoff
     assert await search_ids(client, wf) == {*old, running, late}
 
@@ -106,7 +106,7 @@ async def test_purge_removes_old_terminal_workflows_in_batches_and_keeps_the_res
     assert again["removed"] == 0 and again["more"] is False
 
 
-async def _after(ms: int) -> bool:
+async def clock_after(ms: int) -> bool:
     return now_ms() > ms
 
 
@@ -167,7 +167,7 @@ async def test_requeue_of_every_type_reaches_a_task_whose_queue_was_emptied(
     assert (await poll_one(client, t))["taskId"] == task["taskId"]
 
 
-def _definitions(names: Names) -> tuple[list[JSON], JSON, JSON, JSON]:
+def definitions_of(names: Names) -> tuple[list[JSON], JSON, JSON, JSON]:
     wf, t = names("wf"), names("t")
     workflows = [simple_workflow(wf, t, description=f"v{v}") | {"version": v} for v in (1, 2)]
     task_def = {"name": t, "retryCount": 2, "timeoutSeconds": 60, "responseTimeoutSeconds": 30}
@@ -187,7 +187,7 @@ def _definitions(names: Names) -> tuple[list[JSON], JSON, JSON, JSON]:
     return workflows, task_def, handler, schedule
 
 
-def _by_key(doc: JSON) -> dict[str, dict[Any, JSON]]:
+def by_key(doc: JSON) -> dict[str, dict[Any, JSON]]:
     return {
         "workflowDefs": {(d["name"], d["version"]): d for d in doc["workflowDefs"]},
         "taskDefs": {d["name"]: d for d in doc["taskDefs"]},
@@ -205,7 +205,7 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_definitions
     running_gateway: RunningGateway, names: Names, stack: Stack, make_gateway: MakeGateway
 ) -> None:
     client = running_gateway.client
-    workflows, task_def, handler, schedule = _definitions(names)
+    workflows, task_def, handler, schedule = definitions_of(names)
     for d in workflows:
         await register(client, d)
     assert (await client.post("/api/metadata/taskdefs", json=[task_def])).status_code == 200
@@ -220,7 +220,7 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_definitions
     doc = r.json()
     assert doc["version"] == 1
     assert doc["exportedAt"] >= now_ms() - 60_000
-    exported = _by_key(doc)
+    exported = by_key(doc)
     assert {(workflows[0]["name"], 1), (workflows[0]["name"], 2)} <= set(exported["workflowDefs"])
     assert exported["taskDefs"][task_def["name"]]["retryCount"] == 2
     assert exported["eventHandlers"][handler["name"]]["active"] is False
@@ -237,14 +237,14 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_definitions
             "eventHandlers": {"created": len(doc["eventHandlers"]), "updated": 0},
             "schedules": {"created": len(doc["schedules"]), "updated": 0},
         }
-        assert _by_key((await other.client.get("/api/admin/export")).json()) == exported
+        assert by_key((await other.client.get("/api/admin/export")).json()) == exported
 
         r = await other.client.post("/api/admin/import", json=doc)
         assert r.status_code == 200, r.text
         assert r.json()["workflowDefs"] == {"created": 0, "updated": len(doc["workflowDefs"])}
         assert r.json()["eventHandlers"] == {"created": 0, "updated": len(doc["eventHandlers"])}
         assert r.json()["schedules"] == {"created": 0, "updated": len(doc["schedules"])}
-        assert _by_key((await other.client.get("/api/admin/export")).json()) == exported
+        assert by_key((await other.client.get("/api/admin/export")).json()) == exported
 
 
 @pytest.mark.timeout(30)
@@ -252,7 +252,7 @@ async def test_an_import_with_one_bad_definition_writes_nothing(
     running_gateway: RunningGateway, names: Names
 ) -> None:
     client = running_gateway.client
-    workflows, task_def, handler, schedule = _definitions(names)
+    workflows, task_def, handler, schedule = definitions_of(names)
     bad_schedule = {**schedule, "cronExpression": "61 * * * * *"}
     bad_workflow = {"name": names("bad"), "version": 1}  # no tasks
     bad_handler = {"name": names("bad_handler"), "event": "x"}  # no actions
