@@ -3,7 +3,7 @@
 Each test gives its sweeper plugins of a fresh type name, so that no other test's tasks meet
 them: what the sweeper reports when a plugin asks to be called again, overruns its deadline,
 raises or returns something else than a result, how it finds a type's queue in a domain, and
-how many it runs at once.
+how many it runs at once, and the spans of an execution.
 """
 
 from __future__ import annotations
@@ -14,10 +14,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from podium.plugins import Completed, Failed, InProgress, Result, TaskContext
+from podium.telemetry import Telemetry
 from podium.types import JSON
 from sweeper.plugin_tasks import plugin_queues, task_result
+from sweeper.server import Sweeper
 from tests.polling import eventually
 from tests.stack import Stack
 
@@ -234,3 +240,32 @@ async def test_no_more_tasks_run_at_once_than_the_concurrency_cap(
     for wf_id in ids:
         assert (await finished(stack, wf_id))["status"] == "COMPLETED"
     assert peak == 2
+
+
+@pytest.mark.timeout(30)
+async def test_each_execution_is_a_span_and_the_plugins_own_spans_are_its_children(
+    stack: Stack, name: str, task_type: str
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+
+    async def body(task_input: dict[str, Any], context: TaskContext) -> Result:
+        with context.tracer.start_as_current_span("count words"):
+            return Completed({})
+
+    settings = stack.sweeper_settings(plugins={task_type: Plugin(task_type, body)})
+    sweeper = await Sweeper(settings, telemetry=Telemetry(provider, "podium-sweeper")).start()
+    try:
+        await task_def(stack, name, retries=0)
+        wf = await finished(stack, await stack.start(workflow(name, task_type)))
+    finally:
+        await sweeper.stop(grace_s=2.0)
+        provider.shutdown()
+    assert wf["status"] == "COMPLETED"
+    finished_spans = spans.get_finished_spans()
+    [process] = [s for s in finished_spans if s.name == f"process {task_type}"]
+    [own] = [s for s in finished_spans if s.name == "count words"]
+    assert process.kind == SpanKind.CONSUMER
+    assert (process.attributes or {})["conductor.task.id"] == wf["tasks"][0]["taskId"]
+    assert own.parent is not None and own.parent.span_id == process.context.span_id
