@@ -13,6 +13,7 @@ import { definitionsPage, definitionPage, taskDefsPage, taskDefPage, eventsPage,
 import { runPage } from "./pages/run.js";
 import { queuesPage } from "./pages/queues.js";
 import { failuresPage } from "./pages/failures.js";
+import { schedulesPage } from "./pages/schedules.js";
 
 const NAV = [
   ["executions", "Executions"],
@@ -21,6 +22,7 @@ const NAV = [
   ["definitions", "Definitions"],
   ["taskdefs", "Task definitions"],
   ["events", "Event handlers"],
+  ["schedules", "Schedules"],
   ["run", "Run workflow"],
   ["queues", "Queues"],
 ];
@@ -43,6 +45,7 @@ const ROUTES = {
   event: eventPage,
   run: runPage,
   queues: queuesPage,
+  schedules: schedulesPage,
 };
 
 let current = null; // {dispose?}
