@@ -8,9 +8,11 @@ once, and the time until the handler has started N workflows (the sweeper's
 * **internal**: the event ``conductor:bench:in`` on Podium's queue service;
 * **amqp**: the event ``amqp:<queue>`` on the broker.
 
-The baseline in the same run is the broker alone: aio-pika publishing N persistent messages
-and one consumer with manual acks (the same prefetch) taking them, measured the same way. The
-figures are reported as ratios to it.
+Two baselines are measured in the same run, and the figures are reported as ratios to them:
+the broker alone (aio-pika publishing N persistent messages and one consumer with manual acks
+and the same prefetch taking them), and the workflow starts alone (N starts with idempotency
+keys sent straight to the decider, as many at once as the prefetch): what a handler adds to
+a message is one of each.
 
     python -m benchmarks.events [--quick]
 """
@@ -39,6 +41,7 @@ from benchmarks.measure import (
 )
 from podium import aio, events
 from podium.cluster import ClusterSpec, LocalCluster
+from podium.decider_client import DeciderClient
 from podium.launch.rabbitmq import RabbitServer
 from podium.queue_client import Message, QueueClient
 from podium.store import StoreConfig, open_store
@@ -187,8 +190,39 @@ async def broker_alone(rabbit: RabbitServer, count: int) -> float:
         return count / (time.perf_counter() - t0)
 
 
+async def direct_starts(cluster: LocalCluster, count: int) -> float:
+    """Starts/s of the handler's workflow sent straight to the decider, ``PREFETCH`` at once,
+    each with an idempotency key as a handler's start has."""
+    decider = DeciderClient(cluster.rpc_client(cluster.decider_addresses, timeout_s=60))
+    store = await open_store(StoreConfig.from_env(cluster.store_env))
+    slots = asyncio.Semaphore(PREFETCH)
+    tag = uuid.uuid4().hex[:8]
+
+    async def one(i: int) -> None:
+        async with slots:
+            await decider.start_workflow(
+                {
+                    "name": TARGET,
+                    "version": 1,
+                    "input": {"n": i},
+                    "idempotencyKey": f"direct:{tag}:{i}",
+                    "idempotencyStrategy": "RETURN_EXISTING",
+                }
+            )
+
+    try:
+        await store.metadata.update_workflow_def(target_definition())
+        await one(-1)  # warm
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return count / (time.perf_counter() - t0)
+    finally:
+        await decider.close()
+        await store.close()
+
+
 async def main_async(quick: bool, out: Path) -> Path:
-    count = 500 if quick else 5000
+    count = 1000 if quick else 10000
     with RabbitServer() as rabbit:
         env = {
             "PODIUM_AMQP_URL": rabbit.url,
@@ -209,6 +243,9 @@ async def main_async(quick: bool, out: Path) -> Path:
             meter.start()
             raw = await broker_alone(rabbit, count)
             results.append(("RabbitMQ alone (aio-pika publish + consume)", raw, meter.stop()))
+            meter.start()
+            starts = await direct_starts(cluster, count)
+            results.append(("workflow starts alone (decider RPC)", starts, meter.stop()))
             for transport in ("internal", "amqp"):
                 meter.start()
                 rate = await through_handler(cluster, rabbit, transport, count, metrics_url)
@@ -220,9 +257,10 @@ async def main_async(quick: bool, out: Path) -> Path:
                 results.append((label, rate, meter.stop()))
         finally:
             await cluster.stop()
-    rows = [[label, f"{rate:,.0f}", f"{rate / raw:.2f}", cpu_text(cpu)]
+    rows = [[label, f"{rate:,.0f}", f"{rate / raw:.2f}", f"{rate / starts:.2f}", cpu_text(cpu)]
             for label, rate, cpu in results]  # fmt: skip
-    table = markdown_table(["path", "events/s", "ratio to RabbitMQ alone", "CPU"], rows)
+    headers = ["path", "per second", "ratio to RabbitMQ alone", "ratio to starts alone", "CPU"]
+    table = markdown_table(headers, rows)
     out.mkdir(parents=True, exist_ok=True)
     report = out / "events.md"
     report.write_text(

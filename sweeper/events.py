@@ -496,9 +496,13 @@ class EventProcessor:
         all are done, else why one failed (the message is then tried again)."""
         for handler in self.handlers.get(event.name, []):
             name = str(handler.get("name"))
+            condition = handler.get("condition")
             try:
-                async with self._scripts:
-                    holds = await asyncio.to_thread(condition_holds, handler, payload)
+                if condition is None or str(condition).strip() == "":
+                    holds = True
+                else:  # V8 blocks: off the event loop, a few at a time
+                    async with self._scripts:
+                        holds = await asyncio.to_thread(condition_holds, handler, payload)
             except Exception as exc:  # a script error, or a payload it cannot read
                 return f"the condition of handler {name} failed: {exc}"
             if not holds:
