@@ -239,6 +239,13 @@ async def test_export_then_import_into_an_empty_store_gives_the_same_definitions
         }
         assert by_key((await other.client.get("/api/admin/export")).json()) == exported
 
+        async def audited() -> bool:
+            """The import's audit record is filed under each definition it wrote."""
+            r = await other.client.get("/api/audit", params={"eventHandler": handler["name"]})
+            return any(x["route"] == "/api/admin/import" for x in r.json())
+
+        await eventually(audited, timeout_s=10, what="the import's audit record")
+
         r = await other.client.post("/api/admin/import", json=doc)
         assert r.status_code == 200, r.text
         assert r.json()["workflowDefs"] == {"created": 0, "updated": len(doc["workflowDefs"])}
