@@ -27,6 +27,7 @@ a sweeper silently without a plugin would leave its tasks queued until they time
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import time
@@ -156,6 +157,8 @@ def load(points: Iterable[EntryPoint]) -> dict[str, SystemTask]:
             )
         if not isinstance(plugin, SystemTask):
             raise PluginError(f"{where} has no execute(task_input, context) method")
+        if not inspect.iscoroutinefunction(plugin.execute):
+            raise PluginError(f"{where} has an execute method that is not async def")
         if task_type in builtin:
             raise PluginError(f"{where} claims task type {task_type}, which is built in")
         if task_type in loaded:

@@ -21,9 +21,17 @@ class WithoutExecute:
     task_type = "NO_EXECUTE"
 
 
+class SyncExecute:
+    task_type = "SYNC_EXECUTE"
+
+    def execute(self, task_input: dict[str, Any], context: TaskContext) -> Completed:
+        return Completed({})
+
+
 #: takes the name of a built-in type
 CLASHES_WITH_HTTP = Named("HTTP")
 #: a type name that is not upper-case
 LOWER_CASE = Named("text_stats")
 NO_EXECUTE = WithoutExecute()
+SYNC_EXECUTE = SyncExecute()
 SHOUT = Named("SHOUT")

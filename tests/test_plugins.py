@@ -57,6 +57,7 @@ def test_every_type_podium_names_is_built_in(built_in: str) -> None:
         ("tests.plugin_samples:NOT_THERE", "failed to load: AttributeError"),
         ("tests.plugin_samples:LOWER_CASE", "must be an upper-case name"),
         ("tests.plugin_samples:NO_EXECUTE", "has no execute(task_input, context) method"),
+        ("tests.plugin_samples:SYNC_EXECUTE", "has an execute method that is not async def"),
     ],
 )
 def test_a_broken_plugin_is_refused_with_its_name(value: str, why: str) -> None:
