@@ -12,6 +12,7 @@ from starlette.responses import Response
 from api_gateway.context import Gateway
 from api_gateway.http import ok_json, ok_text, path, q_bool, q_int
 from api_gateway.routing import Endpoint, path_param, query
+from podium import events
 from podium.errors import NotFound
 
 TAG = "admin"
@@ -70,9 +71,16 @@ async def verify_and_repair(request: Request, gateway: Gateway) -> Response:
 
 
 async def event_queues(request: Request, gateway: Gateway) -> Response:
-    # Podium has no external event queues: nothing to list (sizes or URIs).
-    q_bool(request, "verbose", False)
-    return ok_json({})
+    """Conductor's map of event queues, ``{event: queue}`` (``verbose``: ``{event: {queue:
+    size}}``): the queue-service queues holding ``conductor:`` events (docs/events.md). The
+    queues of ``amqp`` events are RabbitMQ's to list."""
+    verbose = q_bool(request, "verbose", False)
+    found: dict[str, Any] = {}
+    for name in sorted(await gateway.queues.list_queues()):
+        if name.startswith(events.INTERNAL_PREFIX):
+            event = name.removeprefix(events.INTERNAL_PREFIX)
+            found[event] = {name: await gateway.queues.size(name)} if verbose else name
+    return ok_json(found)
 
 
 async def health(request: Request, gateway: Gateway) -> Response:
@@ -95,7 +103,7 @@ ENDPOINTS = [
              "Re-push missing task messages of a workflow", TAG,
              params=(path_param("workflowId"),), body_required=False, ok_kind="text",
              errors=(404,)),
-    Endpoint("GET", f"{_BASE}/queues", event_queues, "Event queues (none in Podium)", TAG,
+    Endpoint("GET", f"{_BASE}/queues", event_queues, "Event queues of conductor: events", TAG,
              params=(query("verbose", "boolean"),), ok_schema={"type": "object"}),
 ]  # fmt: skip
 

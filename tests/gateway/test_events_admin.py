@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from podium.queue_client import Message, QueueClient
+
 from .api_calls import assert_envelope, poll_one, register, simple_workflow, start
 from .conftest import Names
 
@@ -59,7 +61,16 @@ async def test_admin(client: httpx.AsyncClient, names: Names) -> None:
     # A message lost from its queue comes back with a requeue.
     polled = await poll_one(client, t)
     assert polled["taskId"] == task["taskId"]
-    assert (await client.get("/api/admin/queues")).json() == {}
+
+
+async def test_event_queues(client: httpx.AsyncClient, queues: QueueClient, names: Names) -> None:
+    event = f"conductor:{names('wf')}:q"
+    queue = f"_events:{event}"
+    await queues.push(queue, [Message("m1", {"payload": {}, "attempts": 0})])
+    assert (await client.get("/api/admin/queues")).json()[event] == queue
+    verbose = (await client.get("/api/admin/queues", params={"verbose": "true"})).json()
+    assert verbose[event] == {queue: 1}
+    assert all(name.startswith("conductor:") for name in verbose)
 
 
 async def test_health_side_port(make_gateway: Callable[..., Any]) -> None:
