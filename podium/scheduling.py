@@ -127,10 +127,11 @@ class ScheduleRunner:
         if cursor is None:  # never run: it starts from when it was saved
             cursor = int(schedule.get("updatedTime") or schedule.get("createTime") or now)
         started = 0
-        for at in due_times(schedule, cursor, now, self.settings):
+        due = due_times(schedule, cursor, now, self.settings)
+        for at in due:
             if await self._claim_and_start(schedule, at, now):
                 started += 1
-        if now > cursor:
+        if due:  # (cursor, now] is dealt with; with nothing due the cursor may stay behind
             await self.store.schedules.set_cursor(name, now)
         return started
 
