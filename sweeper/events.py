@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +114,8 @@ class EventMetrics:
 @dataclass(frozen=True)
 class AmqpTarget:
     """Where an AMQP event lives: a queue, or an exchange with a routing key (then consumed
-    through the durable queue ``podium.<event>`` bound to it)."""
+    through the durable queue ``podium.<exchange>.<routing key>`` bound to it, characters
+    AMQP refuses in a queue name written ``_``)."""
 
     queue: str
     exchange: str | None = None
@@ -127,7 +129,8 @@ class AmqpTarget:
         if event.type == events.AMQP_EXCHANGE:
             kind = params.get("exchangeType", "topic")
             key = params.get("routingKey", "#" if kind == "topic" else "")
-            return cls(f"podium.{event.name}", name, kind, key)
+            queue = re.sub(r"[^A-Za-z0-9_.:-]", "_", f"podium.{name}.{key}")
+            return cls(queue, name, kind, key)
         return cls(name)
 
 

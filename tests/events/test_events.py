@@ -114,12 +114,16 @@ def messages(sweeper: Sweeper, outcome: str) -> float:
     return value or 0.0
 
 
-@pytest.mark.parametrize("transport", ["conductor", "amqp"])
+@pytest.mark.parametrize("transport", ["conductor", "amqp", "amqp_exchange"])
 async def test_event_task_message_starts_a_workflow(
     sdk: Sdk, sweeper: Sweeper, tag: str, transport: str
 ) -> None:
     producer, target = f"producer_{tag}", f"target_{tag}"
-    sink = f"conductor:orders_{tag}" if transport == "conductor" else f"amqp:orders_{tag}"
+    sink = {
+        "conductor": f"conductor:orders_{tag}",
+        "amqp": f"amqp:orders_{tag}",
+        "amqp_exchange": f"amqp_exchange:orders_{tag}?routingKey=placed",
+    }[transport]
     event = f"conductor:{producer}:orders_{tag}" if transport == "conductor" else sink
     await sdk.define(target, wait_task("hold"))
     await sdk.define(producer, event_task("publish", sink, {"orderId": "${workflow.input.id}"}))

@@ -36,7 +36,8 @@ def test_amqp_targets() -> None:
     assert AmqpTarget.of(events.parse_event("amqp:jobs")) == AmqpTarget("jobs")
     exchange = AmqpTarget.of(events.parse_event("amqp_exchange:ex?routingKey=k"))
     assert (exchange.exchange, exchange.exchange_type, exchange.routing_key) == ("ex", "topic", "k")
-    assert exchange.queue == "podium.amqp_exchange:ex?routingKey=k"
+    assert exchange.queue == "podium.ex.k"
+    assert AmqpTarget.of(events.parse_event("amqp_exchange:ex")).queue == "podium.ex._"
     fanout = AmqpTarget.of(events.parse_event("amqp_exchange:ex?exchangeType=fanout"))
     assert (fanout.exchange_type, fanout.routing_key) == ("fanout", "")
 
