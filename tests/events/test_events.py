@@ -306,3 +306,71 @@ async def test_failing_action_is_retried_then_parked(
     )
     assert messages(sweeper, "retried") - retried >= MAX_ATTEMPTS - 1
     assert not await stack.queues.contains(events.internal_queue(event), f"bad-{tag}")
+
+
+async def test_handlers_set_variables_fail_a_task_by_id_and_terminate(
+    sdk: Sdk, sweeper: Sweeper, stack: Stack, tag: str
+) -> None:
+    waiter = f"ops_{tag}"
+    event = f"conductor:ops_{tag}:in"
+    await sdk.define(waiter, wait_task("gate"))
+    fail = {
+        "name": f"fail_{tag}",
+        "event": event,
+        "condition": "$.op == 'fail'",
+        "active": True,
+        "actions": [
+            {"action": "update_workflow_variables",
+             "update_workflow_variables": {"workflowId": "${wf}", "variables": {"why": "${why}"}}},
+            {"action": "fail_task",
+             "fail_task": {"taskId": "${taskId}", "output": {"by": "event"},
+                           "reasonForIncompletion": "${why}"}},
+        ],
+    }  # fmt: skip
+    terminate = {
+        "name": f"terminate_{tag}",
+        "event": event,
+        "condition": "$.op == 'terminate'",
+        "active": True,
+        "actions": [
+            {"action": "terminate_workflow",
+             "terminate_workflow": {"workflowId": "${wf}", "terminationReason": "${why}"}}
+        ],
+    }  # fmt: skip
+    for handler in (fail, terminate):
+        await stack.store.metadata.add_event_handler(handler)
+    processor = sweeper.events.processor
+    assert processor is not None
+    await eventually(
+        lambda: _loaded(processor.handlers.get(event), 2), timeout_s=10, what="both handlers"
+    )
+    first, second = await sdk.start(waiter, {}), await sdk.start(waiter, {})
+    gate = (await sdk.workflow(first)).tasks[0]
+    queue = events.internal_queue(event)
+    messages_out = [
+        (f"f-{tag}", {"op": "fail", "wf": first, "taskId": gate.task_id, "why": "refused"}),
+        (f"t-{tag}", {"op": "terminate", "wf": second, "why": "cancelled"}),
+    ]
+    for message_id, payload in messages_out:
+        await stack.queues.push(queue, [Message(message_id, {"payload": payload, "attempts": 0})])
+    failed = await eventually(
+        lambda: sdk.workflow(first),
+        until=lambda wf: wf.status == "FAILED",
+        timeout_s=15,
+        what="the first workflow failed",
+    )
+    assert failed.variables == {"why": "refused"}
+    assert failed.tasks[0].status == "FAILED" and failed.tasks[0].output_data["by"] == "event"
+    assert failed.tasks[0].reason_for_incompletion == "refused"
+    terminated = await eventually(
+        lambda: sdk.workflow(second),
+        until=lambda wf: wf.status == "TERMINATED",
+        timeout_s=15,
+        what="the second workflow terminated",
+    )
+    assert terminated.reason_for_incompletion == "cancelled"
+    assert not terminated.variables
+
+
+async def _loaded(found: list[Any] | None, count: int) -> bool:
+    return found is not None and len(found) == count
