@@ -25,7 +25,15 @@ from tests.polling import eventually
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[LocalCluster]:
-    spec = ClusterSpec(shards=1, deciders=1, gateways=1, sweepers=2, gateway_port=0)
+    spec = ClusterSpec(
+        shards=1,
+        deciders=1,
+        gateways=1,
+        sweepers=2,
+        gateway_port=0,
+        # a downtime of seconds is then well past the grace: only catch-up brings its runs back
+        extra_env={"PODIUM_SCHEDULE_MISFIRE_GRACE_MS": "500"},
+    )
     c = await LocalCluster(spec, progress=lambda _: None).start()
     try:
         yield c
@@ -135,7 +143,7 @@ async def test_every_due_second_starts_one_workflow_across_kills_restarts_and_a_
         await asyncio.to_thread(client.pause_schedule, name)
         paused = await asyncio.to_thread(client.get_schedule, name)
         assert paused is not None and paused.paused is True
-        await asyncio.sleep(3)  # the paused time itself
+        await asyncio.sleep(4)  # the paused time itself
         pause_to = _now_ms()
         await asyncio.to_thread(client.resume_schedule, name)
         await runs.reach(_now_ms() + 3000, "runs after resuming")
