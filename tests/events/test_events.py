@@ -27,10 +27,13 @@ from conductor.client.http.models.task_details import TaskDetails
 from conductor.client.http.models.workflow_def import WorkflowDef
 from conductor.client.http.models.workflow_task import WorkflowTask
 from conductor.client.orkes_clients import OrkesClients
+from prometheus_client import CollectorRegistry
 
 from podium import events
+from podium.decider_client import DeciderClient
 from podium.launch.rabbitmq import RabbitServer
 from podium.queue_client import Message
+from sweeper.events import EventMetrics, EventProcessor, EventSettings
 from sweeper.server import Sweeper
 from tests.gateway.conftest import RunningGateway
 from tests.polling import eventually
@@ -374,3 +377,44 @@ async def test_handlers_set_variables_fail_a_task_by_id_and_terminate(
 
 async def _loaded(found: list[Any] | None, count: int) -> bool:
     return found is not None and len(found) == count
+
+
+async def test_a_processor_that_dies_between_action_and_ack_starts_nothing_twice(
+    sdk: Sdk, sweeper: Sweeper, stack: Stack, tag: str
+) -> None:
+    """One processor pops a message with a short lease, runs its action and dies before the
+    ack; the lease expires, the sweeper's processor gets the message again, runs the action
+    again and acks: still one workflow."""
+    target = f"crash_{tag}"
+    event = f"conductor:crash_{tag}:in"
+    queue = events.internal_queue(event)
+    await sdk.define(target, wait_task("hold"))
+    handler = {
+        "name": f"crash_{tag}",
+        "event": event,
+        "active": True,
+        "actions": [{"action": "start_workflow",
+                     "start_workflow": {"name": target, "correlationId": "${correlationId}"}}],
+    }  # fmt: skip
+    payload = {"correlationId": f"c-{tag}"}
+    await stack.queues.push(queue, [Message(f"m-{tag}", {"payload": payload, "attempts": 0})])
+    [popped] = await stack.queues.pop(queue, count=1, lease_ms=300, wait_ms=1000)
+    dying = EventProcessor(
+        EventSettings(),
+        store=stack.store,
+        queues=stack.queues,
+        decider=DeciderClient(stack.rpc),
+        broker=None,
+        metrics=EventMetrics(CollectorRegistry()),
+        worker_id="dying",
+    )
+    dying.handlers = {event: [handler]}
+    assert await dying.handle(events.parse_event(event), popped.id, payload) is None
+    assert len(await sdk.correlated(target, f"c-{tag}")) == 1  # done, never acked
+    await stack.store.metadata.add_event_handler(handler)  # the sweeper now consumes the event
+
+    async def acked() -> bool:
+        return not await stack.queues.contains(queue, f"m-{tag}")
+
+    await eventually(acked, timeout_s=10, what="the redelivered message acked")
+    assert len(await sdk.correlated(target, f"c-{tag}")) == 1
