@@ -182,7 +182,8 @@ async def resume_all(request: Request, gateway: Gateway) -> Response:
 async def requeue(request: Request, gateway: Gateway) -> Response:
     """Start again every recent run still POLLED (claimed by a sweeper that died mid-way)."""
     runner = ScheduleRunner(gateway.store, gateway.decider.start_workflow)
-    return ok_json({"requeued": await runner.recover(older_than_ms=0)})
+    found = await runner.recover(older_than_ms=0, window_ms=runner.settings.retention_ms)
+    return ok_json({"requeued": found})
 
 
 async def next_few(request: Request, gateway: Gateway) -> Response:

@@ -57,8 +57,8 @@ class ScheduleSettings:
     misfire_grace_ms: int = 5_000
     #: A run still POLLED this long after it was claimed is started again...
     recover_after_ms: int = 10_000
-    #: ...if it was due within this long.
-    recover_window_ms: int = 3_600_000
+    #: ...if it was due within this long (a requeue looks back over the whole retention).
+    recover_window_ms: int = 600_000
 
 
 def idempotency_key(name: str, scheduled_ms: int) -> str:
@@ -179,17 +179,21 @@ class ScheduleRunner:
             done = {**run, "state": "EXECUTED", "workflowId": workflow_id}
         await self.store.schedules.update_run(done, retention_ms=self.settings.retention_ms)
 
-    async def recover(self, *, older_than_ms: int | None = None) -> int:
+    async def recover(
+        self, *, older_than_ms: int | None = None, window_ms: int | None = None
+    ) -> int:
         """Start again the runs still POLLED (claimed, not known started) that were claimed
-        at least ``older_than_ms`` ago (default :attr:`ScheduleSettings.recover_after_ms`);
-        returns how many were tried."""
+        at least ``older_than_ms`` ago (default :attr:`ScheduleSettings.recover_after_ms`) and
+        due within ``window_ms`` (default :attr:`ScheduleSettings.recover_window_ms`); returns
+        how many were tried."""
         now = self.clock()
         wait = self.settings.recover_after_ms if older_than_ms is None else older_than_ms
+        window = self.settings.recover_window_ms if window_ms is None else window_ms
         names = [str(s["name"]) for s in await self.store.schedules.list_schedules()]
         if not names:
             return 0
         found = await self.store.schedules.search_runs(
-            names, from_ms=now - self.settings.recover_window_ms, to_ms=now, size=100_000
+            names, from_ms=now - window, to_ms=now, size=100_000
         )
         stuck = [
             r

@@ -120,9 +120,16 @@ class RedisSchedules(ScheduleStore):
                 )
             hits.sort(key=lambda h: (-h[0], h[1]))
             page = hits[start : start + size]
-            results: list[Record] = []
+            wanted: dict[str, list[str]] = {}
             for at, name in page:
-                blob = await self._r.hget(self._runs(name), str(at))
-                if blob is not None:
-                    results.append(decode(blob))
+                wanted.setdefault(name, []).append(str(at))
+            blobs: dict[tuple[str, str], bytes] = {}
+            for name, keys in wanted.items():  # one read per schedule
+                found = await self._r.hmget(self._runs(name), keys)
+                for at_text, blob in zip(keys, found, strict=True):
+                    if isinstance(blob, bytes):
+                        blobs[(name, at_text)] = blob
+            results = [
+                decode(blobs[(name, str(at))]) for at, name in page if (name, str(at)) in blobs
+            ]
         return {"totalHits": total, "results": results}
