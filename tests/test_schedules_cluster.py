@@ -1,15 +1,18 @@
-"""A schedule firing every second, driven by the SDK's SchedulerClient, on a cluster of separate
-processes with two sweepers: each due second starts exactly one workflow while one sweeper is
-killed (kill -9), while both are down and started again (the missed seconds are caught up),
-and not while the schedule is paused.
+"""A schedule firing every second, driven by the SDK's SchedulerClient, on a cluster of
+separate processes with two sweepers, on each store: each due second starts exactly one
+workflow while one sweeper is killed (kill -9), while both are down and started again (the
+missed seconds are caught up), and not while the schedule is paused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,17 +23,25 @@ from conductor.client.http.models.start_workflow_request import StartWorkflowReq
 from conductor.client.orkes.orkes_scheduler_client import OrkesSchedulerClient
 
 from podium.cluster import ClusterSpec, LocalCluster
+from tests.local_cassandra import HAVE_JVM
 from tests.polling import eventually
 
 
-@pytest.fixture
-async def cluster() -> AsyncIterator[LocalCluster]:
+@pytest.fixture(params=["redis", "cassandra"])
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[LocalCluster]:
+    store = str(request.param)
+    if store == "cassandra" and not HAVE_JVM:
+        pytest.skip("Cassandra needs java and mvn (scripts/bootstrap.sh installs them)")
+    work_dir = Path(tempfile.mkdtemp(prefix=f"podium-schedules-{store}-"))
     spec = ClusterSpec(
         shards=1,
         deciders=1,
         gateways=1,
         sweepers=2,
         gateway_port=0,
+        store=store,
+        cassandra_secure=True,
+        work_dir=work_dir,
         # a downtime of seconds is then well past the grace: only catch-up brings its runs back
         extra_env={"PODIUM_SCHEDULE_MISFIRE_GRACE_MS": "500"},
     )
@@ -39,6 +50,7 @@ async def cluster() -> AsyncIterator[LocalCluster]:
         yield c
     finally:
         await c.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _now_ms() -> int:
