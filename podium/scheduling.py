@@ -102,11 +102,14 @@ class ScheduleRunner:
         settings: ScheduleSettings | None = None,
         *,
         clock: Callable[[], int] = now_ms,
+        on_run: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.start = start
         self.settings = settings or ScheduleSettings()
         self.clock = clock
+        #: told the state each start attempt left its run in (EXECUTED, FAILED, POLLED)
+        self.on_run = on_run or (lambda _state: None)
 
     async def tick(self) -> int:
         """Start every due run of every schedule; returns how many this call started."""
@@ -172,12 +175,14 @@ class ScheduleRunner:
             workflow_id = await self.start(request)
         except Unavailable as exc:
             log.warning("run %s of schedule %s not started yet: %s", at, name, exc.message)
+            self.on_run("POLLED")
             return
         except PodiumError as exc:
             done = {**run, "state": "FAILED", "reason": exc.message}
         else:
             done = {**run, "state": "EXECUTED", "workflowId": workflow_id}
         await self.store.schedules.update_run(done, retention_ms=self.settings.retention_ms)
+        self.on_run(str(done["state"]))
 
     async def recover(
         self, *, older_than_ms: int | None = None, window_ms: int | None = None

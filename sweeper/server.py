@@ -155,6 +155,12 @@ class SweeperMetrics:
             "Running workflows given back a decider-queue entry",
             registry=registry,
         )
+        self.schedule_runs = Counter(
+            "podium_sweeper_schedule_runs",
+            "Attempts to start a scheduled run, by the state they left it in",
+            ["state"],
+            registry=registry,
+        )
         self.loop_errors = Counter(
             "podium_sweeper_loop_errors", "Exceptions caught in loops", ["loop"], registry=registry
         )
@@ -257,7 +263,10 @@ class Sweeper:
             pause_s=self.settings.repair_interval_s,
         )
         self.schedules = ScheduleRunner(
-            self.store, self.decider.start_workflow, self.settings.schedules
+            self.store,
+            self.decider.start_workflow,
+            self.settings.schedules,
+            on_run=lambda state: self.metrics.schedule_runs.labels(state).inc(),
         )
         self._supervise(
             "schedules",

@@ -215,3 +215,12 @@ async def test_every_due_second_starts_one_workflow_across_kills_restarts_and_a_
         )
         assert page.total_hits == len(times)
         assert [r.scheduled_time for r in page.results] == sorted(times, reverse=True)[2:5]
+
+        # the sweepers count the runs they started (since their restart)
+        counted = 0.0
+        for sweeper in sweepers:
+            metrics = await http.get(f"http://127.0.0.1:{sweeper.health_port}/metrics")
+            for line in metrics.text.splitlines():
+                if line.startswith('podium_sweeper_schedule_runs_total{state="EXECUTED"}'):
+                    counted += float(line.split()[-1])
+        assert 0 < counted <= len(times)
