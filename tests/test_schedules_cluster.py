@@ -98,24 +98,28 @@ async def test_every_due_second_starts_one_workflow_across_kills_restarts_and_a_
     workflow = f"sched_{uuid.uuid4().hex[:8]}"
     name = f"every_second_{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(timeout=10) as http:
-        r = await http.post(
-            f"{url}/metadata/workflow",
-            json={
-                "name": workflow,
-                "version": 1,
-                "schemaVersion": 2,
-                "ownerEmail": "ops@example.com",
-                "tasks": [
-                    {
-                        "name": "note",
-                        "taskReferenceName": "note",
-                        "type": "SET_VARIABLE",
-                        "inputParameters": {"at": "${workflow.input._scheduledTime}"},
-                    }
-                ],
-            },
-        )
-        assert r.status_code == 200, r.text
+        # the schedule under test, and companions firing every second beside it (no pause):
+        # together they make well over 60 runs across the kills and the restart
+        companions = {f"{name}_{c}": f"{workflow}_{c}" for c in "bcd"}
+        for wf_name in [workflow, *companions.values()]:
+            r = await http.post(
+                f"{url}/metadata/workflow",
+                json={
+                    "name": wf_name,
+                    "version": 1,
+                    "schemaVersion": 2,
+                    "ownerEmail": "ops@example.com",
+                    "tasks": [
+                        {
+                            "name": "note",
+                            "taskReferenceName": "note",
+                            "type": "SET_VARIABLE",
+                            "inputParameters": {"at": "${workflow.input._scheduledTime}"},
+                        }
+                    ],
+                },
+            )
+            assert r.status_code == 200, r.text
 
         request = SaveScheduleRequest(
             name=name,
@@ -125,6 +129,17 @@ async def test_every_due_second_starts_one_workflow_across_kills_restarts_and_a_
             start_workflow_request=StartWorkflowRequest(name=workflow, input={"k": 1}),
         )
         await asyncio.to_thread(client.save_schedule, request)
+        for companion, wf_name in companions.items():
+            await asyncio.to_thread(
+                client.save_schedule,
+                SaveScheduleRequest(
+                    name=companion,
+                    cron_expression="* * * * * *",
+                    zone_id="UTC",
+                    run_catchup_schedule_instances=True,
+                    start_workflow_request=StartWorkflowRequest(name=wf_name, input={"k": 2}),
+                ),
+            )
         saved = await asyncio.to_thread(client.get_schedule, name)
         assert saved is not None and saved.cron_expression == "* * * * * *"
         assert saved.zone_id == "Europe/Paris" and saved.paused is False
@@ -163,6 +178,20 @@ async def test_every_due_second_starts_one_workflow_across_kills_restarts_and_a_
         await asyncio.to_thread(client.delete_schedule, name)
         assert await asyncio.to_thread(client.get_all_schedules, workflow) == []
         deleted_at = _now_ms()
+        companion_runs = 0
+        for companion in companions:
+            await asyncio.to_thread(client.delete_schedule, companion)
+            done = await eventually(
+                Runs(client, companion).all,
+                until=lambda rs: bool(rs) and all(r.state == "EXECUTED" for r in rs),
+                timeout_s=20,
+                what=f"every run of {companion} started",
+            )
+            seconds = sorted(r.scheduled_time for r in done)
+            # each second once, none missing (the downtime's caught up), one workflow each
+            assert seconds == list(range(seconds[0], seconds[-1] + 1, 1000)), companion
+            assert len({r.workflow_id for r in done}) == len(done)
+            companion_runs += len(done)
 
         every = await eventually(
             runs.all,
@@ -223,4 +252,5 @@ async def test_every_due_second_starts_one_workflow_across_kills_restarts_and_a_
             for line in metrics.text.splitlines():
                 if line.startswith('podium_sweeper_schedule_runs_total{state="EXECUTED"}'):
                     counted += float(line.split()[-1])
-        assert 0 < counted <= len(times)
+        assert 0 < counted <= len(times) + companion_runs
+        assert len(times) + companion_runs >= 60
