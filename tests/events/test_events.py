@@ -159,9 +159,8 @@ async def test_event_task_message_starts_a_workflow(
     assert target_wf.input["conductor.event.name"] == event
 
 
-async def test_handler_completes_a_wait_task_by_reference(
-    sdk: Sdk, sweeper: Sweeper, tag: str
-) -> None:
+@pytest.mark.parametrize("by", ["reference", "task id"])
+async def test_handler_completes_a_wait_task(sdk: Sdk, sweeper: Sweeper, tag: str, by: str) -> None:
     waiter, signaller = f"waiter_{tag}", f"signaller_{tag}"
     event = f"conductor:{waiter}:release"
     await sdk.define(waiter, wait_task("gate"))
@@ -170,21 +169,35 @@ async def test_handler_completes_a_wait_task_by_reference(
         event_task(
             "signal",
             event,
-            {"target": "${workflow.input.target}", "ref": "gate", "note": "${workflow.input.note}"},
+            {
+                "target": "${workflow.input.target}",
+                "ref": "gate",
+                # not "taskId": the message carries the EVENT task's own id under that name
+                "waitTaskId": "${workflow.input.waitTaskId}",
+                "note": "${workflow.input.note}",
+            },
         ),
     )
-    complete = Action(
-        action="complete_task",
-        complete_task=TaskDetails(
-            workflow_id="${target}", task_ref_name="${ref}", output={"note": "${note}"}
-        ),
+    note = {"note": "${note}"}
+    details = (
+        TaskDetails(workflow_id="${target}", task_ref_name="${ref}", output=note)
+        if by == "reference"
+        else TaskDetails(workflow_id="${target}", task_id="${waitTaskId}", output=note)
     )
+    complete = Action(action="complete_task", complete_task=details)
     await sdk.handler(EventHandler(name=f"release_{tag}", event=event, actions=[complete],
                                    active=True))  # fmt: skip
     await until_loaded(sweeper, event)
 
     waiter_id = await sdk.start(waiter, {})
-    await sdk.start(signaller, {"target": waiter_id, "note": "go on"})
+    waiting = await eventually(
+        lambda: sdk.workflow(waiter_id),
+        until=lambda wf: bool(wf.tasks) and wf.tasks[0].status == "IN_PROGRESS",
+        timeout_s=15,
+        what="the WAIT task in progress",
+    )
+    wait_id = waiting.tasks[0].task_id
+    await sdk.start(signaller, {"target": waiter_id, "waitTaskId": wait_id, "note": "go on"})
     done = await eventually(
         lambda: sdk.workflow(waiter_id),
         until=lambda wf: wf.status == "COMPLETED",
@@ -192,6 +205,7 @@ async def test_handler_completes_a_wait_task_by_reference(
         what="the waiting workflow completed",
     )
     gate = done.tasks[0]
+    assert gate.task_id == wait_id
     assert gate.status == "COMPLETED" and gate.output_data["note"] == "go on"
     assert gate.output_data["conductor.event.name"] == event
 
