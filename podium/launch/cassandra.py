@@ -370,7 +370,11 @@ class CassandraNode:
         (conf / "cassandra.yaml").write_text(_render_yaml(self, root))
         (conf / "logback.xml").write_text(_LOGBACK)
         self._spawn(self._command(java, lib, root), root / "cassandra.log")
-        self._wait_ready(timeout_s)
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:
+            self.kill()  # a start that fails in any way leaves no JVM behind
+            raise
         return self
 
     def _command(self, java: str, lib: Path, root: Path) -> list[str]:
