@@ -30,6 +30,8 @@ TAG = "scheduler"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.:@]{0,254}$")
 #: Runs searched when the query names no time range.
 DEFAULT_SEARCH_DAYS = 7
+#: The longest range one search reads (Cassandra keeps runs in a partition per day).
+MAX_SEARCH_DAYS = 366
 _DAY_MS = 86_400_000
 _MAX_NEXT = 1000
 _STATES = ("POLLED", "EXECUTED", "FAILED")
@@ -213,7 +215,8 @@ def parse_query(text: str | None, now: int) -> tuple[list[str] | None, list[str]
     """(schedule names or None, states or None, from ms, to ms) of a search query.
 
     Clauses joined by ``AND``: ``scheduleName IN (a,b)`` or ``= a``, ``state IN (...)``, and
-    ``scheduledTime`` compared with ``>``, ``>=``, ``<``, ``<=`` to epoch ms.
+    ``scheduledTime`` compared with ``>``, ``>=``, ``<``, ``<=`` to epoch ms. The range is
+    cut to the last :data:`MAX_SEARCH_DAYS` before its end.
     """
     names: list[str] | None = None
     states: list[str] | None = None
@@ -247,7 +250,7 @@ def parse_query(text: str | None, now: int) -> tuple[list[str] | None, list[str]
                 to_ms = ms
         else:
             raise InvalidArgument(f"cannot search by {field} {op}")
-    return names, states, from_ms, to_ms
+    return names, states, max(from_ms, to_ms - MAX_SEARCH_DAYS * _DAY_MS), to_ms
 
 
 async def search(request: Request, gateway: Gateway) -> Response:

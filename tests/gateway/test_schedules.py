@@ -189,3 +189,14 @@ def test_audit_records_name_the_schedule() -> None:
     ]
     route = "/api/scheduler/schedules/{name}/pause"
     assert targets_of("PUT", route, {"name": "nightly"}, b"", 200, b"") == [{"schedule": "nightly"}]
+
+
+def test_a_search_range_is_cut_to_a_year() -> None:
+    from api_gateway.schedules import MAX_SEARCH_DAYS, parse_query
+
+    now = 1_800_000_000_000
+    day = 86_400_000
+    _, _, from_ms, to_ms = parse_query("scheduledTime > 0", now)
+    assert (from_ms, to_ms) == (now - MAX_SEARCH_DAYS * day, now)
+    _, _, from_ms, to_ms = parse_query(f"scheduledTime >= {now - day}", now)
+    assert (from_ms, to_ms) == (now - day, now)

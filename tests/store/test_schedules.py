@@ -66,7 +66,7 @@ async def test_runs_are_updated_and_searched_newest_first_by_time(store: Store, 
         run(a, now, "EXECUTED", workflowId="wf-1"), retention_ms=7 * DAY_MS
     )
 
-    page = await store.schedules.search_runs([a], from_ms=0, to_ms=now)
+    page = await store.schedules.search_runs([a], from_ms=now - 3 * DAY_MS, to_ms=now)
     assert page["totalHits"] == 5
     assert [r["scheduledTime"] for r in page["results"]] == sorted(times, reverse=True)
     assert page["results"][0]["state"] == "EXECUTED"
@@ -77,10 +77,14 @@ async def test_runs_are_updated_and_searched_newest_first_by_time(store: Store, 
     assert [(r["scheduleName"], r["scheduledTime"]) for r in both["results"]] == [
         (a, now), (a, now - 1000), (b, now - 1500)
     ]  # fmt: skip
-    second = await store.schedules.search_runs([a, b], from_ms=0, to_ms=now, start=3, size=2)
+    second = await store.schedules.search_runs(
+        [a, b], from_ms=now - 3 * DAY_MS, to_ms=now, start=3, size=2
+    )
     assert second["totalHits"] == 6
     assert [r["scheduledTime"] for r in second["results"]] == [now - 2000, now - DAY_MS]
-    assert (await store.schedules.search_runs([f"none-{ns}"], from_ms=0, to_ms=now)) == {
+    assert (
+        await store.schedules.search_runs([f"none-{ns}"], from_ms=now - 3 * DAY_MS, to_ms=now)
+    ) == {
         "totalHits": 0,
         "results": [],
     }
