@@ -27,7 +27,8 @@ export async function schedulesPage(root, params, query) {
     h("div", { class: "page-head" }, h("h1", null, "Schedules"), stamp,
       h("button", { type: "button", class: "btn", onClick: () => refresh() }, "Refresh")),
     list,
-    h("h2", null, only ? `Recent runs of ${only}` : "Recent runs",
+    h("div", { class: "section-head" },
+      h("h2", null, only ? `Recent runs of ${only}` : "Recent runs"),
       only ? h("a", { class: "btn btn-small", href: buildHash(["schedules"]), id: "all-runs" }, "All schedules") : null),
     runs);
   setHashSilently(buildHash(["schedules"], { schedule: only }));
