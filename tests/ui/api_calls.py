@@ -3,6 +3,7 @@ and a worker that completes or fails one task."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,7 +14,9 @@ from tests.gateway.api_calls import poll_one, register, simple_workflow, start
 __all__ = [
     "complete_next",
     "fail_next",
+    "one_task_workflow_started",
     "register",
+    "signed_in",
     "simple_workflow",
     "start",
     "status_of",
@@ -58,3 +61,24 @@ async def complete_next(
 async def fail_next(client: httpx.AsyncClient, task_type: str, reason: str = "boom") -> JSON:
     task = await poll_one(client, task_type, worker="ui-test-worker")
     return await _result(client, task, "FAILED", reasonForIncompletion=reason)
+
+
+async def signed_in(gateway_url: str, key_id: str, secret: str) -> httpx.AsyncClient:
+    """An API client holding the token of ``key_id`` (the caller closes it)."""
+    async with httpx.AsyncClient(base_url=gateway_url) as anonymous:
+        r = await anonymous.post("/api/token", json={"keyId": key_id, "keySecret": secret})
+    assert r.status_code == 200, r.text
+    return httpx.AsyncClient(base_url=gateway_url, headers={"X-Authorization": r.json()["token"]})
+
+
+async def one_task_workflow_started(
+    client: httpx.AsyncClient, names: Callable[[str], str], prefix: str
+) -> tuple[str, str]:
+    """Register a workflow of one SIMPLE task and start it: (its name, the workflow id)."""
+    name = names(prefix)
+    wf = {"name": name, "version": 1, "schemaVersion": 2, "tasks": [
+        {"name": names("t"), "taskReferenceName": "t0", "type": "SIMPLE"}]}  # fmt: skip
+    assert (await client.post("/api/metadata/workflow", json=wf)).status_code == 200
+    r = await client.post(f"/api/workflow/{name}", json={})
+    assert r.status_code == 200, r.text
+    return name, r.text

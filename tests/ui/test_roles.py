@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import expect
 
@@ -13,6 +12,7 @@ from api_gateway.settings import AuthSettings
 from tests.gateway.conftest import Names, serve_gateway
 from tests.stack import Stack
 
+from .api_calls import one_task_workflow_started, signed_in
 from .conftest import VIEWPORT, PageErrors, shot, watch
 
 SECRETS = {"adm": "the-admin-secret", "view": "the-viewer-secret", "work": "the-worker-secret"}
@@ -42,15 +42,8 @@ async def test_a_viewer_sees_no_actions_an_admin_does(
 ) -> None:
     auth = AuthSettings(enabled=True, keys=SECRETS, grants=GRANTS)
     async with serve_gateway(ui_stack.gateway_settings(auth=auth)) as gw:
-        token = (
-            await gw.client.post("/api/token", json={"keyId": "adm", "keySecret": SECRETS["adm"]})
-        ).json()["token"]
-        api = httpx.AsyncClient(base_url=gw.url, headers={"X-Authorization": token})
-        name = names("ui_roles")
-        wf = {"name": name, "version": 1, "schemaVersion": 2, "tasks": [
-            {"name": names("t"), "taskReferenceName": "t0", "type": "SIMPLE"}]}  # fmt: skip
-        assert (await api.post("/api/metadata/workflow", json=wf)).status_code == 200
-        wf_id = (await api.post(f"/api/workflow/{name}", json={})).text
+        api = await signed_in(gw.url, "adm", SECRETS["adm"])
+        name, wf_id = await one_task_workflow_started(api, names, "ui_roles")
 
         errors = PageErrors()
         context = await browser.new_context(viewport=VIEWPORT, base_url=gw.url)

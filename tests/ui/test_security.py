@@ -12,7 +12,15 @@ from tests.gateway.conftest import Names, serve_gateway
 from tests.polling import eventually
 from tests.stack import Stack
 
-from .api_calls import complete_next, fail_next, register, start, status_of
+from .api_calls import (
+    complete_next,
+    fail_next,
+    one_task_workflow_started,
+    register,
+    signed_in,
+    start,
+    status_of,
+)
 from .conftest import VIEWPORT, PageErrors, shot, watch
 
 # Markup that runs script if it ever reaches the DOM as HTML; each sets window.__xss.
@@ -117,15 +125,8 @@ async def test_with_authentication_the_pages_ask_for_credentials(
     keys = {"ops": "the-secret-key-1"}
     settings = ui_stack.gateway_settings(auth=AuthSettings(enabled=True, keys=keys))
     async with serve_gateway(settings) as gw:
-        token = (
-            await gw.client.post("/api/token", json={"keyId": "ops", "keySecret": keys["ops"]})
-        ).json()["token"]
-        api = httpx.AsyncClient(base_url=gw.url, headers={"X-Authorization": token})
-        name = names("ui_auth")
-        wf = {"name": name, "version": 1, "schemaVersion": 2, "tasks": [
-            {"name": names("t"), "taskReferenceName": "t0", "type": "SIMPLE"}]}  # fmt: skip
-        assert (await api.post("/api/metadata/workflow", json=wf)).status_code == 200
-        wf_id = (await api.post(f"/api/workflow/{name}", json={})).text
+        api = await signed_in(gw.url, "ops", keys["ops"])
+        name, wf_id = await one_task_workflow_started(api, names, "ui_auth")
 
         errors = PageErrors()
         context = await browser.new_context(viewport=VIEWPORT, base_url=gw.url)
