@@ -100,9 +100,7 @@ class RedisServer:
         """How a client reaches this server: ``redis://host:port/0``, with the user and password
         and, over TLS, ``rediss://`` and the CA and client certificate as query parameters."""
         scheme = "rediss" if self.tls is not None else "redis"
-        auth = ""
-        if self.password is not None:
-            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        auth = _userinfo(self.username, self.password)
         query = ""
         if self.tls is not None:
             query = "?" + urlencode(
@@ -420,9 +418,7 @@ class ReplicatedRedis:
     def url_of(self, name: str) -> str:
         """``sentinel://[user:password@]name/0``, with ``ssl=true`` and the CA and client
         certificate in the query when the servers speak TLS (podium/redis_conn.py)."""
-        auth = ""
-        if self.password is not None:
-            auth = f"{quote(self.username or '', safe='')}:{quote(self.password, safe='')}@"
+        auth = _userinfo(self.username, self.password)
         query = ""
         if self.tls is not None:
             query = "?" + urlencode(
@@ -519,6 +515,13 @@ class ReplicatedRedis:
     def cleanup(self) -> None:
         for _, server in reversed(self.servers()):
             server.cleanup()
+
+
+def _userinfo(username: str | None, password: str | None) -> str:
+    """The ``user:password@`` part of a URL (empty without a password), percent-encoded."""
+    if password is None:
+        return ""
+    return f"{quote(username or '', safe='')}:{quote(password, safe='')}@"
 
 
 def _write_private(path: Path, lines: list[str]) -> None:
