@@ -254,16 +254,30 @@ def _json(raw: bytes) -> Any:
         return None
 
 
+#: The request's JSON as its handler parsed it (``body_json`` keeps it in the scope's state),
+#: so a task update's body is not parsed a second time for its record.
+PARSED_BODY = "parsed_body"
+_UNPARSED = object()
+
+
 def targets_of(
-    method: str, route: str | None, params: dict[str, Any], body: bytes, status: int, reply: bytes
+    method: str,
+    route: str | None,
+    params: dict[str, Any],
+    body: bytes,
+    status: int,
+    reply: bytes,
+    parsed: Any = _UNPARSED,
 ) -> list[JSON]:
     """What a call named: its path target merged into the first body target, and the
-    workflow a start made."""
+    workflow a start made. ``parsed`` is the body as the handler read it, if it did."""
     if route is None:
         return []
     path_target = _path_targets(route, params)
     extract = _BODY_TARGETS.get((method, route))
-    targets = extract(_json(body)) if extract is not None and body else []
+    targets: list[JSON] = []
+    if extract is not None and body:
+        targets = extract(_json(body) if parsed is _UNPARSED else parsed)
     targets = [t for t in targets if t]
     if path_target:
         targets = [{**path_target, **(targets[0] if targets else {})}, *targets[1:]]
@@ -521,7 +535,8 @@ def make_record(scope: Scope, started: float, body: bytes, status: int, reply: b
     record["method"] = method
     record["route"] = route
     record["path"] = str(scope.get("path", ""))[:MAX_TEXT]
-    record["targets"] = targets_of(method, route, params, body, status, reply)
+    parsed = scope.get("state", {}).get(PARSED_BODY, _UNPARSED)
+    record["targets"] = targets_of(method, route, params, body, status, reply, parsed)
     if len(record["targets"]) > MAX_TARGETS_STORED:
         record["targetCount"] = len(record["targets"])
     record["status"] = status

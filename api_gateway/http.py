@@ -163,7 +163,10 @@ async def body_json(request: Request, *, required: bool = True) -> Any:
         if required:
             raise InvalidArgument("Request body is missing or empty")
         return None
-    return parse_json(raw)
+    value = parse_json(raw)
+    # the audit record reads its targets from this (api_gateway/audit.py, PARSED_BODY)
+    request.scope.setdefault("state", {})["parsed_body"] = value
+    return value
 
 
 async def body_object(request: Request, what: str, *, required: bool = True) -> JSON:
