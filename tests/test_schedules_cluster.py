@@ -23,26 +23,21 @@ from conductor.client.http.models.start_workflow_request import StartWorkflowReq
 from conductor.client.orkes.orkes_scheduler_client import OrkesSchedulerClient
 
 from podium.cluster import ClusterSpec, LocalCluster
-from tests.local_cassandra import HAVE_JVM
 from tests.polling import eventually
 
 
-# Redis only: the claims' exactly-once on Cassandra (a lightweight transaction per run) is
-# covered by the store contract tests (tests/store/test_schedules.py), which keeps the suite short
-@pytest.fixture(params=["redis"])
-async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[LocalCluster]:
-    store = str(request.param)
-    if store == "cassandra" and not HAVE_JVM:
-        pytest.skip("Cassandra needs java and mvn (scripts/bootstrap.sh installs them)")
-    work_dir = Path(tempfile.mkdtemp(prefix=f"podium-schedules-{store}-"))
+# The Redis store: the claims' exactly-once on Cassandra (a lightweight transaction per run)
+# is covered by the store contract tests (tests/store/test_schedules.py), which keeps the suite
+# short.
+@pytest.fixture
+async def cluster() -> AsyncIterator[LocalCluster]:
+    work_dir = Path(tempfile.mkdtemp(prefix="podium-schedules-"))
     spec = ClusterSpec(
         shards=1,
         deciders=1,
         gateways=1,
         sweepers=2,
         gateway_port=0,
-        store=store,
-        cassandra_secure=True,
         work_dir=work_dir,
         # a downtime of seconds is then well past the grace: only catch-up brings its runs back
         extra_env={"PODIUM_SCHEDULE_MISFIRE_GRACE_MS": "500"},
