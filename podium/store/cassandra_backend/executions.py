@@ -203,5 +203,10 @@ class CassandraExecutions(IndexedSearch, ExecutionStore):
         found = await self._db.execute(self._st.lookup_get, (task_id,))
         if not found:
             return []
-        rows = await self._db.execute(self._st.log_get, (found[0]["workflow_id"], task_id))
-        return [decode(r["entry"]) for r in rows]
+        wid = found[0]["workflow_id"]
+        # Checked against the partition like every outside row: a finished workflow's logs
+        # take its TTL after the commit and may outlive its partition by a second.
+        task, rows = await self._db.execute_all(
+            [(self._st.wf_read_task, (wid, SHARD_ID, task_id)), (self._st.log_get, (wid, task_id))]
+        )
+        return [decode(r["entry"]) for r in rows] if task else []
