@@ -155,7 +155,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         gateway = await connector(settings)
-        instrument(gateway, tracer)
+        instrument(gateway, tracer, full=telemetry is not None and telemetry.full)
         health: HealthServer | None = None
         try:
             if settings.health_port is not None:

@@ -127,10 +127,11 @@ def _finish(span: trace.Span, scope: Scope, method: str, status: int) -> None:
     span.set_attributes(attrs)
 
 
-def instrument(gateway: Gateway, tracer: Tracer | None) -> None:
-    """Trace the gateway's RPC clients and store (whatever connector built them)."""
+def instrument(gateway: Gateway, tracer: Tracer | None, full: bool = False) -> None:
+    """Trace the gateway's RPC clients and store (whatever connector built them): their calls
+    pass the request's context on; with ``full`` detail each also gets a client span."""
     if tracer is None:
         return
-    gateway.decider.rpc.tracer = client_tracing(tracer)
-    gateway.queues.rpc.tracer = client_tracing(tracer)
-    gateway.store = traced(gateway.store, tracer, gateway.settings.store)
+    gateway.decider.rpc.tracer = client_tracing(tracer, spans=full)
+    gateway.queues.rpc.tracer = client_tracing(tracer, spans=full)
+    gateway.store = traced(gateway.store, tracer, gateway.settings.store, spans=full)

@@ -266,7 +266,7 @@ class DeciderService:
             RpcClient(
                 settings.queue_addresses,
                 limits=settings.codec,
-                tracer=client_tracing(tracer),
+                tracer=client_tracing(tracer, spans=self.telemetry.full),
                 security=settings.rpc,
             )
         )
@@ -286,7 +286,8 @@ class DeciderService:
 
     async def start(self) -> DeciderService:
         tracer = self.telemetry.tracer
-        self.store = traced(await open_store(self.settings.store), tracer, self.settings.store)
+        store = await open_store(self.settings.store)
+        self.store = traced(store, tracer, self.settings.store, spans=self.telemetry.full)
         self.scripts = ScriptHost(
             threads=self.settings.script_threads, jq_processes=self.settings.jq_processes
         )

@@ -179,7 +179,7 @@ class Sweeper:
         self.settings = settings
         self.telemetry = telemetry or Telemetry.off("podium-sweeper")
         self.tracer = self.telemetry.tracer
-        rpc_tracing = client_tracing(self.tracer)
+        rpc_tracing = client_tracing(self.tracer, spans=self.telemetry.full)
         self.worker_id = worker_id or f"sweeper-{socket.gethostname()}-{os.getpid()}"
         self.registry = CollectorRegistry()
         self.metrics = SweeperMetrics(self.registry)
@@ -241,7 +241,8 @@ class Sweeper:
         )
 
     async def start(self) -> Sweeper:
-        self.store = traced(await open_store(self.settings.store), self.tracer, self.settings.store)
+        store = await open_store(self.settings.store)
+        self.store = traced(store, self.tracer, self.settings.store, spans=self.telemetry.full)
         self.http = httpx.AsyncClient()
         await self.health.start()
         self._supervise("sweep", self._sweep_once, allowance_s=15)

@@ -72,6 +72,18 @@ def test_standard_variables_configure_the_provider(tmp_path: Path) -> None:
     assert named.service_name == "q1"
 
 
+def test_detail_is_one_span_per_hop_unless_full_is_asked_for(tmp_path: Path) -> None:
+    env = {"OTEL_TRACES_EXPORTER": "file", "PODIUM_TRACE_FILE": str(tmp_path / "s.jsonl")}
+    hops = start_telemetry(TelemetryConfig.from_env(env, "podium-decider"))
+    full_env = {**env, "PODIUM_TRACE_DETAIL": "FULL"}
+    full = start_telemetry(TelemetryConfig.from_env(full_env, "podium-decider"))
+    try:
+        assert not hops.full and full.full
+    finally:
+        hops.shutdown()
+        full.shutdown()
+
+
 def test_otlp_exporter_comes_from_the_optional_extra() -> None:
     pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
     config = TelemetryConfig.from_env({"OTEL_TRACES_EXPORTER": "otlp"}, "podium-gateway")
@@ -88,6 +100,7 @@ def test_otlp_exporter_comes_from_the_optional_extra() -> None:
         ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER"),
         ({"OTEL_TRACES_SAMPLER_ARG": "2"}, "OTEL_TRACES_SAMPLER_ARG"),
         ({"OTEL_RESOURCE_ATTRIBUTES": "novalue"}, "OTEL_RESOURCE_ATTRIBUTES"),
+        ({"PODIUM_TRACE_DETAIL": "some"}, "PODIUM_TRACE_DETAIL"),
     ],
 )
 def test_a_bad_variable_is_named(env: dict[str, str], variable: str) -> None:
@@ -173,8 +186,37 @@ async def test_rpc_spans_carry_the_context_in_the_envelope(
     assert "error.type" not in failed_server  # the caller's problem, not a server failure
 
 
-async def test_an_unsampled_trace_is_passed_on_and_records_nothing(
+async def test_without_client_spans_the_server_span_is_the_callers_child(
     exporter: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    spans, provider = exporter
+    tracer = provider.get_tracer("test")
+
+    async def claim(params: Any, ctx: CallContext) -> Any:
+        return {"tasks": []}
+
+    server = await RpcServer({"decider.claim": claim}, interceptor=server_tracing(tracer)).start()
+    try:
+        tracing = client_tracing(tracer, spans=False)
+        async with RpcClient([server.address], tracer=tracing) as client:
+            with tracer.start_as_current_span("caller"):
+                await client.call("decider.claim", {"queue": "q", "items": [["t1", "w1"]]})
+            await client.call("decider.claim", {"queue": "q", "items": [["t2", "w2"]]})
+    finally:
+        await server.stop()
+    finished = spans.get_finished_spans()
+    assert [s.kind for s in finished].count(SpanKind.CLIENT) == 0
+    caller = next(s for s in finished if s.name == "caller")
+    served = [s for s in finished if s.kind is SpanKind.SERVER]
+    assert len(served) == 2
+    assert served[0].parent is not None and served[0].parent.span_id == caller.context.span_id
+    assert served[0].context.trace_id == caller.context.trace_id
+    assert served[1].parent is None  # a call outside any span starts a trace of its own
+
+
+@pytest.mark.parametrize("client_spans", [True, False])
+async def test_an_unsampled_trace_is_passed_on_and_records_nothing(
+    exporter: tuple[InMemorySpanExporter, TracerProvider], client_spans: bool
 ) -> None:
     spans, provider = exporter  # parent-based (the default sampler)
     tracer = provider.get_tracer("test")
@@ -186,7 +228,8 @@ async def test_an_unsampled_trace_is_passed_on_and_records_nothing(
 
     server = await RpcServer({"ping": ping}, interceptor=server_tracing(tracer)).start()
     try:
-        async with RpcClient([server.address], tracer=client_tracing(tracer)) as client:
+        tracing = client_tracing(tracer, spans=client_spans)
+        async with RpcClient([server.address], tracer=tracing) as client:
             with untraced():
                 assert await client.call("ping") == "pong"
     finally:
@@ -329,20 +372,26 @@ async def test_no_tracer_no_headers() -> None:
 # -- one workflow across the cluster -----------------------------------------------------------
 
 
-@pytest.fixture(params=["redis", "cassandra"])
+@pytest.fixture(
+    params=[("redis", "hops"), ("cassandra", "full")], ids=["redis-hops", "cassandra-full"]
+)
 async def traced_cluster(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[LocalCluster, Path]]:
     """The whole cluster as separate processes, each exporting spans to its own file; the
-    store is Redis, or the session's Cassandra node (a keyspace of this test's own)."""
+    store is Redis, or the session's Cassandra node (a keyspace of this test's own). With
+    Redis the spans are the default ones (``PODIUM_TRACE_DETAIL=hops``), with Cassandra all
+    of them (``full``: RPC client and store spans too)."""
+    store, detail = request.param
     spans_dir = tmp_path / "spans"
     env = {
         "OTEL_TRACES_EXPORTER": "file",
         "PODIUM_TRACE_FILE": str(spans_dir / "{service}-{pid}.jsonl"),
         "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        "PODIUM_TRACE_DETAIL": detail,
     }
     hosts = ""
-    if request.param == "cassandra":
+    if store == "cassandra":
         node = request.getfixturevalue("cassandra_node")
         hosts = node.host
         env |= {**node.store_env(), "PODIUM_CASSANDRA_KEYSPACE": "traced"}
@@ -352,7 +401,7 @@ async def traced_cluster(
         deciders=1,
         sweepers=1,
         gateway_port=0,
-        store=request.param,
+        store=store,
         cassandra_hosts=hosts,
         work_dir=tmp_path / "cluster",
         extra_env=env,
@@ -467,19 +516,28 @@ async def test_one_workflow_is_followed_across_every_service(
     assert root["service"] == "podium-gateway" and root["kind"] == "SERVER"
     assert root["name"] == "POST /api/workflow/{name}"
     assert root["attributes"]["http.response.status_code"] == 200
-    call = _one(children[root["span_id"]], kind="CLIENT", name="decider.start_workflow")
+    full = cluster.spec.extra_env["PODIUM_TRACE_DETAIL"] == "full"
+    client_spans = [s for s in spans if s["kind"] == "CLIENT"]
+    store_spans = [s for s in spans if "db.system.name" in s["attributes"]]
+    if full:
+        call = _one(children[root["span_id"]], kind="CLIENT", name="decider.start_workflow")
+    else:  # one span per hop: the decider's SERVER span is the request's child
+        assert client_spans == [] and store_spans == []
+        call = root
     # The decide a call asks for is that call's SERVER span (no child span doing the same).
     decide = _one(children[call["span_id"]], service="podium-decider", kind="SERVER")
+    assert decide["name"] == "decider.start_workflow"
     assert decide["attributes"]["podium.decide.operation"] == "start_workflow"
     assert decide["attributes"]["conductor.workflow.id"] == wf["workflowId"]
     assert decide["attributes"]["podium.decide.tasks_scheduled"] == 1
     assert wf["traceParent"].split("-")[2] == decide["span_id"]
     below = _descendants(decide, children)
-    writes = [s for s in below if s["attributes"].get("db.operation.name") == "create_workflow"]
-    assert writes and writes[0]["attributes"]["db.system.name"] == cluster.spec.store
-    if cluster.spec.store == "cassandra":
+    if full:
+        assert {s["service"] for s in client_spans} == services - {"podium-queue-service"}
+        writes = [s for s in below if s["attributes"].get("db.operation.name") == "create_workflow"]
+        assert writes and writes[0]["attributes"]["db.system.name"] == cluster.spec.store
         assert writes[0]["attributes"]["db.namespace"] == "traced"  # the keyspace
-    assert writes[0]["attributes"]["conductor.workflow.id"] == wf["workflowId"]
+        assert writes[0]["attributes"]["conductor.workflow.id"] == wf["workflowId"]
     pushed = [s for s in below if s["name"] == f"push {TYPES[0]}"]
     assert pushed and pushed[0]["service"] == "podium-queue-service"
     assert pushed[0]["attributes"]["messaging.destination.name"] == TYPES[0]

@@ -142,13 +142,21 @@ _NO_SPAN = _NoSpan()
 
 
 class RpcClientTracing:
-    """The ``tracer`` hook of :class:`~podium.rpc_client.RpcClient`: a CLIENT span per call."""
+    """The ``tracer`` hook of :class:`~podium.rpc_client.RpcClient`: a CLIENT span per call, or
+    (``spans=False``) only the caller's context passed on, so that the SERVER span is a child of
+    the caller's span."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, spans: bool = True) -> None:
         self.tracer = tracer
+        self.spans = spans
         self._follows_parent = follows_parent(tracer)
 
     def start(self, method: str, params: Any, headers: dict[str, str]) -> _ClientSpan | _NoSpan:
+        if not self.spans:
+            current = trace.get_current_span()
+            if current.get_span_context().is_valid:
+                inject(current, headers)
+            return _NO_SPAN
         if self._follows_parent:
             parent = unsampled()
             if parent is not None:
@@ -212,9 +220,10 @@ def _server_error(span: Span, code: str, failed: bool) -> None:
         span.set_status(Status(StatusCode.ERROR, code))
 
 
-def client_tracing(tracer: Tracer | None) -> RpcClientTracing | None:
-    """The RpcClient ``tracer`` for a service's tracer (None when tracing is off)."""
-    return RpcClientTracing(tracer) if tracer is not None else None
+def client_tracing(tracer: Tracer | None, spans: bool = True) -> RpcClientTracing | None:
+    """The RpcClient ``tracer`` for a service's tracer (None when tracing is off); with
+    ``spans=False`` calls pass the caller's context on without a CLIENT span of their own."""
+    return RpcClientTracing(tracer, spans) if tracer is not None else None
 
 
 def server_tracing(tracer: Tracer | None) -> Interceptor | None:

@@ -9,6 +9,11 @@
   the exporter itself), ``console`` (JSON on stdout) and ``file`` (JSON lines in
   ``PODIUM_TRACE_FILE``; ``{service}`` and ``{pid}`` in the path are filled in), and
   ``discard`` (spans are made and batched, then dropped: what the instrumentation alone costs).
+* ``PODIUM_TRACE_DETAIL``: ``hops`` (the default) makes one span per hop a request takes: the
+  gateway's HTTP request, each RPC call where it is handled (the SERVER span, a child of the
+  caller's span), each push into a task queue, each decide that is not its call's own. ``full``
+  adds a CLIENT span around each RPC call and a database span around each store call: about
+  twice the spans, for when the time between services or in the store is in question.
 * ``OTEL_SERVICE_NAME`` (default: the service's own name), ``OTEL_RESOURCE_ATTRIBUTES``,
   ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG`` as the specification defines them;
   the ``OTEL_BSP_*`` batch settings are read by the SDK.
@@ -50,6 +55,7 @@ from podium.config import Environ, env_bool, env_list, env_str
 from podium.errors import ConfigError
 from podium.telemetry.jsonl import JsonLinesExporter
 
+DETAILS = ("hops", "full")
 EXPORTERS = ("otlp", "console", "file", "discard", "none")
 SAMPLERS = (
     "always_on",
@@ -73,6 +79,7 @@ class TelemetryConfig:
     sampler_arg: float = 1.0
     otlp_protocol: str = "http/protobuf"
     trace_file: str = ""
+    detail: str = "hops"
 
     @property
     def enabled(self) -> bool:
@@ -105,6 +112,12 @@ class TelemetryConfig:
                 "{pid} in it are filled in)",
                 variable="PODIUM_TRACE_FILE",
             )
+        detail = env_str(env, "PODIUM_TRACE_DETAIL", "hops").lower()
+        if detail not in DETAILS:
+            raise ConfigError(
+                f"PODIUM_TRACE_DETAIL={detail!r} is not one of {', '.join(DETAILS)}",
+                variable="PODIUM_TRACE_DETAIL",
+            )
         protocol = env_str(env, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         protocol = env_str(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", protocol)
         if protocol not in ("http/protobuf", "grpc"):
@@ -120,6 +133,7 @@ class TelemetryConfig:
             sampler_arg=_ratio(env),
             otlp_protocol=protocol,
             trace_file=trace_file,
+            detail=detail,
         )
 
 
@@ -127,11 +141,15 @@ class Telemetry:
     """A service's tracer provider (or none), and the tracer its instrumentation uses.
 
     ``tracer`` is None when tracing is off: callers test for that and skip all span work.
+    ``full`` is whether RPC calls and store calls get client spans (``PODIUM_TRACE_DETAIL``).
     """
 
-    def __init__(self, provider: TracerProvider | None, service_name: str) -> None:
+    def __init__(
+        self, provider: TracerProvider | None, service_name: str, full: bool = False
+    ) -> None:
         self.provider = provider
         self.service_name = service_name
+        self.full = full
         self.tracer: Tracer | None = (
             provider.get_tracer(INSTRUMENTATION_NAME) if provider is not None else None
         )
@@ -170,7 +188,7 @@ def start_telemetry(config: TelemetryConfig) -> Telemetry:
     for exporter in exporters:
         # Batching moves serialisation and I/O off the request path, onto the SDK's thread.
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    return Telemetry(provider, config.service_name)
+    return Telemetry(provider, config.service_name, full=config.detail == "full")
 
 
 def telemetry_from_env(env: Environ, default_service: str) -> Telemetry:

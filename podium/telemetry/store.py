@@ -108,8 +108,9 @@ class TracedStore(Store):
         await self.inner.close()
 
 
-def traced(store: Store, tracer: Tracer | None, config: StoreConfig) -> Store:
-    """``store`` with database spans, or ``store`` itself when tracing is off."""
-    if tracer is None:
+def traced(store: Store, tracer: Tracer | None, config: StoreConfig, spans: bool = True) -> Store:
+    """``store`` with database spans, or ``store`` itself when tracing is off or ``spans`` is
+    False (``PODIUM_TRACE_DETAIL=hops``)."""
+    if tracer is None or not spans:
         return store
     return TracedStore(store, tracer, config)
