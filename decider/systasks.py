@@ -160,17 +160,17 @@ def _flags(t: JSON) -> tuple[bool, bool]:
 
 
 def _join(run: Run, task: JSON) -> bool:
+    """A JOIN ends when every joined task has ended (or one failed that may not): only then is
+    its output (each joined task's output by reference name) gathered. A join still waiting
+    is left as it was, so a fan-out's thousand branches do not rewrite it at each decision."""
     refs = _join_on(task)
     forked = run.latest_by_ref(refs)
     all_terminal = all(t is not None and task_terminal(t["status"]) for t in forked.values())
     optional_failures = []
-    task["outputData"] = output = dict(task.get("outputData") or {})  # copied, then changed
-    for ref in refs:
+    for i, ref in enumerate(refs):
         t = forked[ref]
         if t is None:
             continue
-        if t.get("outputData"):
-            output[ref] = t["outputData"]
         optional, permissive = _flags(t)
         if not task_successful(t["status"]) and not optional and (not permissive or all_terminal):
             failed = [
@@ -179,18 +179,30 @@ def _join(run: Run, task: JSON) -> bool:
             reason = " ".join(str(x.get("reasonForIncompletion")) for x in failed)
             blocking = [x for x in failed if not _flags(x)[0]]
             canceled = all(x["status"] == TaskStatus.CANCELED for x in blocking)
+            _gather_output(task, refs[: i + 1], forked)
             run.set_status(task, TaskStatus.CANCELED if canceled else TaskStatus.FAILED, reason)
             return True
         if optional and t["status"] == TaskStatus.COMPLETED_WITH_ERRORS:
             optional_failures.append(f"{t['taskDefName']}/{t['taskId']}")
     if not all_terminal:
         return False
+    _gather_output(task, refs, forked)
     if optional_failures:
         reason = " ".join(optional_failures) + " completed with errors"
         run.set_status(task, TaskStatus.COMPLETED_WITH_ERRORS, reason)
     else:
         run.set_status(task, TaskStatus.COMPLETED)
     return True
+
+
+def _gather_output(task: JSON, refs: list[str], forked: dict[str, JSON | None]) -> None:
+    """The join's output: the output of each of ``refs`` that has one (the task's own output
+    is copied, then added to)."""
+    task["outputData"] = output = dict(task.get("outputData") or {})
+    for ref in refs:
+        t = forked[ref]
+        if t is not None and t.get("outputData"):
+            output[ref] = t["outputData"]
 
 
 def _exclusive_join(run: Run, task: JSON) -> bool:

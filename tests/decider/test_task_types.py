@@ -202,6 +202,21 @@ def test_fork_join_schedules_branches_and_join_then_continues() -> None:
     assert h.status == "COMPLETED"
 
 
+def test_a_waiting_join_is_not_rewritten_by_each_branch_that_ends() -> None:
+    h = Harness(
+        wf_def(fork("f", [simple("a")], [simple("b")], [simple("c")]), join("j", ["a", "b", "c"]))
+    )
+    h.start()
+    join_before = h.task("j")
+    dec = h.run_worker("a", {"ao": 1})
+    assert [t["referenceTaskName"] for t in dec.changed_tasks] == ["a"]
+    assert h.task("j") == join_before  # output gathered when it ends, not at each branch
+    h.run_worker("b", {"bo": 2})
+    h.run_worker("c")
+    assert h.statuses()["j"] == "COMPLETED"
+    assert h.task("j")["outputData"] == {"a": {"ao": 1}, "b": {"bo": 2}}
+
+
 def test_join_fails_on_non_optional_failure_and_completes_with_errors_on_optional() -> None:
     d = wf_def(fork("f", [simple("a", optional=True)], [simple("b")]), join("j", ["a", "b"]))
     h = Harness(
