@@ -8,7 +8,9 @@ records are never mutated.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
+from itertools import compress
 from typing import Any
 
 from decider.decision import (
@@ -215,18 +217,9 @@ class Run:
     def finish(
         self, next_check_ms: int | None, *, accepted: bool = True, note: str | None = None
     ) -> Decision:
-        before_tasks = {t["taskId"]: t for t in self._before.get("tasks", [])}
-        after_ids = {t["taskId"] for t in self.tasks}
-        created: list[str] = []
-        changed: list[JSON] = []
-        for task in self.tasks:
-            old = before_tasks.get(task["taskId"])
-            if old is None or old != task:
-                task["updateTime"] = self.now
-                changed.append(task)
-                if old is None:
-                    created.append(task["taskId"])
-        removed = [tid for tid in before_tasks if tid not in after_ids]
+        created, changed, removed = _task_changes(self._before.get("tasks") or [], self.tasks)
+        for task in changed:
+            task["updateTime"] = self.now
         head_before = {k: v for k, v in self._before.items() if k != "tasks"}
         head_after = {k: v for k, v in self.wf.items() if k != "tasks"}
         wf_changed = head_before != head_after or bool(changed) or bool(removed)
@@ -246,3 +239,32 @@ class Run:
             accepted=accepted,
             note=note,
         )
+
+
+_task_id = operator.itemgetter("taskId")
+
+
+def _task_changes(before: list[JSON], after: list[JSON]) -> tuple[list[str], list[JSON], list[str]]:
+    """(ids of the tasks ``after`` adds, the tasks of ``after`` that are new or differ from
+    their ``before`` version, ids of the tasks ``after`` no longer has), in ``after``'s order.
+
+    In the usual case ``after`` keeps ``before``'s tasks in their order and appends new ones;
+    then the tasks are compared pairwise in C (a fan-out's thousand branches are compared at
+    each decision). Otherwise they are matched by id.
+    """
+    n = len(before)
+    if len(after) >= n and list(map(_task_id, before)) == list(map(_task_id, after[:n])):
+        changed = list(compress(after, map(operator.ne, before, after)))
+        added = after[n:]
+        return [t["taskId"] for t in added], changed + added, []
+    by_id = {t["taskId"]: t for t in before}
+    created: list[str] = []
+    changed = []
+    for task in after:
+        old = by_id.get(task["taskId"])
+        if old is None or old != task:
+            changed.append(task)
+            if old is None:
+                created.append(task["taskId"])
+    after_ids = set(map(_task_id, after))
+    return created, changed, [tid for tid in by_id if tid not in after_ids]
