@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from itertools import compress
+from operator import itemgetter, not_
 from typing import Any
 
 from decider.binding import resolve_params
@@ -19,6 +21,7 @@ from decider.statuses import (
     BUILT_IN_TYPES,
     SYNC_SYSTEM_TYPES,
     TASK_RETRIABLE,
+    TASK_TERMINAL,
     TaskStatus,
     TaskType,
     WorkflowStatus,
@@ -399,42 +402,53 @@ def next_check_ms(workflow: Mapping[str, Any], ctx: Context) -> int | None:
         return None
     now, cfg = ctx.now_ms, ctx.config
     wf_def = workflow.get("workflowDefinition") or {}
-    deadlines: list[int] = []
+    earliest = _NONE
     timeout_s = int(wf_def.get("timeoutSeconds") or 0)
     if timeout_s > 0 and wf_def.get("timeoutPolicy") == "TIME_OUT_WF":
         retried = int(workflow.get("lastRetriedTime") or 0)
         base = retried if retried > 0 else int(workflow.get("createTime") or 0)
-        deadlines.append(base + timeout_s * 1000)
+        earliest = base + timeout_s * 1000
     if status == WorkflowStatus.PAUSED:
-        return min(deadlines) if deadlines else None
-    for t in workflow.get("tasks", []):
-        if not task_terminal(t["status"]):
-            _add_task_deadlines(deadlines, t, now, cfg.workflow_offset_s)
-    if not deadlines:
-        deadlines.append(now + cfg.workflow_offset_s * 1000)
-    return max(now, min(min(deadlines), now + cfg.max_postpone_s * 1000))
+        return earliest if earliest != _NONE else None
+    tasks = workflow.get("tasks") or []
+    # Only unfinished tasks have deadlines; they are picked out in C (a fan-out's finished
+    # branches are most of its tasks by the end).
+    offset_s = cfg.workflow_offset_s
+    for t in compress(tasks, map(not_, map(TASK_TERMINAL.__contains__, map(_status, tasks)))):
+        deadline = _task_deadline(t, now, offset_s)
+        if deadline < earliest:
+            earliest = deadline
+    if earliest == _NONE:
+        earliest = now + offset_s * 1000
+    return max(now, min(earliest, now + cfg.max_postpone_s * 1000))
 
 
-def _add_task_deadlines(out: list[int], t: Mapping[str, Any], now: int, offset_s: int) -> None:
-    """Append the deadlines of one non-terminal task to ``out``. It runs for every task of a
-    workflow on every decision (a fan-out's thousand branches each time), so it reads each
-    field once, converts only what is set and allocates nothing."""
+#: "no deadline": later than any time in milliseconds
+_NONE = 1 << 62
+_status = itemgetter("status")
+
+
+def _task_deadline(t: Mapping[str, Any], now: int, offset_s: int) -> int:
+    """The earliest deadline of one unfinished task (``_NONE`` if it has none). It runs for
+    every unfinished task of a workflow on every decision (a fan-out's thousand branches each
+    time), so it reads each field once, converts only what is set and allocates nothing."""
+    earliest = _NONE
     task_type = t["taskType"]
     status = t["status"]
     if task_type == TaskType.WAIT and int(t.get("waitTimeout") or 0) > 0:
-        out.append(int(t["waitTimeout"]))
+        earliest = int(t["waitTimeout"])
     if (
         task_type in (TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW)
         and status == TaskStatus.SCHEDULED
     ):
-        out.append(now + offset_s * 1000)
+        earliest = min(earliest, now + offset_s * 1000)
     # Records are plain dicts (decoded msgpack); the ABC check of Mapping costs more here
     workflow_task = t.get("workflowTask")
     if not isinstance(workflow_task, dict):
-        return
+        return earliest
     task_def = workflow_task.get("taskDefinition")
     if not isinstance(task_def, dict):
-        return
+        return earliest
     if task_def.get("timeoutPolicy") != "ALERT_ONLY":
         timeout_s = int(task_def.get("timeoutSeconds") or 0)
         total_s = int(task_def.get("totalTimeoutSeconds") or 0)
@@ -444,14 +458,16 @@ def _add_task_deadlines(out: list[int], t: Mapping[str, Any], now: int, offset_s
         if timeout_s > 0 or total_s > 0 or poll_s > 0:
             delay_ms = int(t.get("startDelayInSeconds") or 0) * 1000
             if timeout_s > 0 and int(t.get("startTime") or 0) > 0:
-                out.append(int(t["startTime"]) + delay_ms + timeout_s * 1000)
+                earliest = min(earliest, int(t["startTime"]) + delay_ms + timeout_s * 1000)
             if total_s > 0 and int(t.get("firstScheduledTime") or 0) > 0:
-                out.append(int(t["firstScheduledTime"]) + total_s * 1000)
+                earliest = min(earliest, int(t["firstScheduledTime"]) + total_s * 1000)
             if poll_s > 0:
                 callback_ms = int(t.get("callbackAfterSeconds") or 0) * 1000
-                out.append(int(t["scheduledTime"]) + delay_ms + poll_s * 1000 + callback_ms)
+                due = int(t["scheduledTime"]) + delay_ms + poll_s * 1000 + callback_ms
+                earliest = min(earliest, due)
     if status == TaskStatus.IN_PROGRESS:
         rt = int(task_def.get("responseTimeoutSeconds") or 0)
         if rt > 0 and response_timeout_applies(t):
             callback_ms = int(t.get("callbackAfterSeconds") or 0) * 1000
-            out.append(int(t.get("updateTime") or now) + rt * 1000 + callback_ms)
+            earliest = min(earliest, int(t.get("updateTime") or now) + rt * 1000 + callback_ms)
+    return earliest
