@@ -12,7 +12,9 @@ started over HTTP, completed by the asyncio HTTP worker in its own process). Mod
 * ``otlp``: full sampling, exported with OTLP/HTTP (protobuf) to a sink in this process that
   answers 200 to everything (skipped unless the ``otlp`` extra is installed);
 * ``discard``: full sampling, spans batched and then dropped (the instrumentation alone);
-* ``file10``: 10 % of traces sampled (``parentbased_traceidratio``), to files.
+* ``file10``: 10 % of traces sampled (``parentbased_traceidratio``), to files;
+* ``file-full``: as ``file``, with ``PODIUM_TRACE_DETAIL=full`` (RPC client and store spans
+  too); the other modes have the default detail, one span per hop.
 
 Rounds are short and alternate the order of the modes, so that drift in the machine's load
 (other jobs) falls on all of them, and each round's ``off`` run is the baseline of that round.
@@ -45,7 +47,7 @@ from benchmarks.workflow_driver import run_workflow_benchmark
 from podium import aio
 from podium.cluster import ClusterSpec, LocalCluster
 
-MODES = ("off", "discard", "file", "otlp", "file10")
+MODES = ("off", "discard", "file", "otlp", "file10", "file-full")
 
 
 def cluster_pids(cluster: LocalCluster) -> dict[str, int]:
@@ -67,7 +69,9 @@ def mode_env(mode: str, spans_dir: Path, sink_port: int) -> dict[str, str]:
         return {**env, "OTEL_TRACES_EXPORTER": "discard"}
     if mode == "file10":
         env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
-    if mode in ("file", "file10"):
+    if mode == "file-full":
+        env = {**env, "PODIUM_TRACE_DETAIL": "full"}
+    if mode in ("file", "file10", "file-full"):
         return {
             **env,
             "OTEL_TRACES_EXPORTER": "file",
@@ -251,7 +255,9 @@ async def main_async(modes: list[str], rounds: int, workflows: int, warmup: int,
         "Redis store and queue), driven in turn\n"
         "- `discard`: full sampling, spans batched then dropped (the instrumentation alone); "
         "`file`: full sampling, JSON lines per process; `otlp`: full sampling, OTLP/HTTP "
-        "protobuf to a local sink; `file10`: `parentbased_traceidratio` 0.1 to a file\n"
+        "protobuf to a local sink; `file10`: `parentbased_traceidratio` 0.1 to a file; "
+        "`file-full`: as `file` with `PODIUM_TRACE_DETAIL=full` (RPC client and store spans "
+        "too; the other modes make one span per hop)\n"
         "- CPU: every process of the cluster, the driver and the worker; spans/workflow count "
         "every exported span (warm-up, idle polls and the driver's reads included)\n\n"
         "## At saturation\n\n"
