@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from decider import operations as ops
 from decider.decision import check_claim_limits
 from decider.statuses import TaskStatus
+from decider.workflow_run import tasks_by_id
 from podium.aio import retrying
 from podium.errors import NotFound
 from podium.queue_client import QueueBatch
@@ -121,7 +122,7 @@ class Claims:
         except NotFound:
             batch.remove(queue, task_ids)
             return []
-        tasks = {t["taskId"]: t for t in decision.workflow.get("tasks") or []}
+        tasks = tasks_by_id(decision.workflow.get("tasks") or [], task_ids)
         gone = [t for t in task_ids if t not in tasks]
         if gone:
             batch.remove(queue, gone)

@@ -27,7 +27,7 @@ from decider.statuses import (
     task_terminal,
     workflow_terminal,
 )
-from decider.workflow_run import Run
+from decider.workflow_run import Run, tasks_by_id
 from podium.clone import clone
 from podium.errors import (
     Conflict,
@@ -146,7 +146,7 @@ def claim_all(
     fan-out's branches): the ones not finished go to the worker; ``accepted`` if any did.
     Ids that are not tasks of the workflow are skipped (their messages are the caller's)."""
     run = Run(workflow, ctx)
-    by_id = {t["taskId"]: t for t in run.tasks} if len(task_ids) > 1 else None
+    by_id = tasks_by_id(run.tasks, task_ids) if len(task_ids) > 1 else None
     handed = 0
     for task_id in task_ids:
         task = by_id.get(task_id) if by_id is not None else run.task_by_id(task_id)
@@ -248,7 +248,9 @@ def update_tasks(
     (an unknown task id, an invalid result); the others still apply.
     """
     run = Run(workflow, ctx)
-    by_id = {t["taskId"]: t for t in run.tasks}
+    by_id = tasks_by_id(
+        run.tasks, (str(r.get("taskId")) for r in results if isinstance(r, Mapping))
+    )
     outcomes: list[Applied | PodiumError] = []
     for result in results:
         try:

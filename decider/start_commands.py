@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
 from decider.decision import (
@@ -26,11 +28,17 @@ def start_workflow_id(workflow_id: str, task_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"startworkflow:{workflow_id}:{task_id}"))
 
 
+_STARTERS = frozenset({TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW})
+_task_type = itemgetter("taskType")
+
+
 def emit_start_commands(run: Run) -> None:
     """Sub-workflows and START_WORKFLOW tasks still SCHEDULED: (re)issue their start."""
     if run.status != WorkflowStatus.RUNNING:
         return
-    for t in run.tasks:
+    tasks = run.tasks
+    # Picked out in C by type: a fan-out's thousand SIMPLE branches are passed over at once.
+    for t in compress(tasks, map(_STARTERS.__contains__, map(_task_type, tasks))):
         if t["status"] != TaskStatus.SCHEDULED:
             continue
         if run.now < int(t.get("scheduledTime") or 0) + 1000 * int(
