@@ -53,7 +53,7 @@ class _Outcome:
 
 def decide(workflow: Mapping[str, Any], ctx: Context) -> Decision:
     """Decide a workflow now: schedule what is due, run sync system tasks, end it if done."""
-    run = Run(workflow, ctx)
+    run = Run(workflow, ctx, share_settled=True)
     decide_run(run)
     return finish(run)
 

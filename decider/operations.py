@@ -110,7 +110,7 @@ def start_workflow(
 
 def decide(workflow: Mapping[str, Any], ctx: Context) -> Decision:
     """Re-evaluate a workflow now (sweeper, ``PUT /workflow/decide/{id}``)."""
-    run = Run(workflow, ctx)
+    run = Run(workflow, ctx, share_settled=True)
     decide_run(run)
     return finish(run)
 
@@ -145,7 +145,7 @@ def claim_all(
     """:func:`claim` for several popped tasks of one workflow, in one decision (a poll of a
     fan-out's branches): the ones not finished go to the worker; ``accepted`` if any did.
     Ids that are not tasks of the workflow are skipped (their messages are the caller's)."""
-    run = Run(workflow, ctx)
+    run = Run(workflow, ctx, share_settled=True)
     by_id = tasks_by_id(run.tasks, task_ids) if len(task_ids) > 1 else None
     handed = 0
     for task_id in task_ids:
@@ -219,7 +219,7 @@ def update_task(
     ``callbackAfterSeconds``. ``extendLease`` only refreshes ``updateTime``.
     """
     _validate_result(result)
-    run = Run(workflow, ctx)
+    run = Run(workflow, ctx, share_settled=True)
     applied = _apply_result(run, task_in(run, str(result["taskId"])), result, merge_output)
     if applied.decide:
         decide_run(run)
@@ -247,7 +247,7 @@ def update_tasks(
     Returns the decision and, per result, what it did or the error that refused it alone
     (an unknown task id, an invalid result); the others still apply.
     """
-    run = Run(workflow, ctx)
+    run = Run(workflow, ctx, share_settled=True)
     by_id = tasks_by_id(
         run.tasks, (str(r.get("taskId")) for r in results if isinstance(r, Mapping))
     )

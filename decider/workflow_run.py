@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Mapping
 from itertools import compress
+from operator import and_
 from typing import Any
 
 from decider.decision import (
@@ -23,6 +24,7 @@ from decider.decision import (
 from decider.statuses import (
     SYNC_SYSTEM_TYPES,
     SYSTEM_TYPES,
+    TASK_TERMINAL,
     TaskStatus,
     TaskType,
     WorkflowStatus,
@@ -64,7 +66,9 @@ def queue_name(task: Mapping[str, Any]) -> str | None:
 class Run:
     """A mutable copy of one workflow and the effects collected while deciding it."""
 
-    def __init__(self, workflow: Mapping[str, Any], ctx: Context) -> None:
+    def __init__(
+        self, workflow: Mapping[str, Any], ctx: Context, *, share_settled: bool = False
+    ) -> None:
         self.ctx = ctx
         self.now = ctx.now_ms
         self._before = workflow
@@ -80,6 +84,12 @@ class Run:
         #
         # The workflow's input is shared too: operations replace it whole (rerun), never
         # change it, and a fan-out's input may hold every child.
+        #
+        # Settled tasks (finished, and processed by a decide: ``executed``) are not copied at
+        # all: deciding never changes them again, so a fan-out's finished branches cost
+        # nothing here nor in finish(). The operations a fan-out repeats (claim, update,
+        # decide) ask for it with ``share_settled=True``; the others, some of which reopen
+        # finished tasks (retry, rerun), copy every task.
         head = dict(workflow)
         shared: dict[str, Any] = {
             k: head.pop(k) for k in ("workflowDefinition", "input") if k in head
@@ -87,7 +97,15 @@ class Run:
         tasks = head.pop("tasks", None) or []
         self.wf: JSON = clone(head)
         self.wf.update(shared)
-        self.wf["tasks"] = [dict(t) for t in tasks]
+        if share_settled:
+            settled = map(
+                and_, map(bool, map(_executed, tasks)), map(_terminal, map(_status, tasks))
+            )
+            self.wf["tasks"] = [
+                t if done else dict(t) for t, done in zip(tasks, settled, strict=True)
+            ]
+        else:
+            self.wf["tasks"] = [dict(t) for t in tasks]
         self.pushes: dict[tuple[str, str], QueuePush] = {}
         self.removals: dict[tuple[str, str], QueueRemove] = {}
         self.commands: list[Command] = []
@@ -242,6 +260,9 @@ class Run:
 
 
 _task_id = operator.itemgetter("taskId")
+_status = operator.itemgetter("status")
+_executed = operator.methodcaller("get", "executed")
+_terminal = TASK_TERMINAL.__contains__
 
 
 def tasks_by_id(tasks: list[JSON], ids: Iterable[str]) -> dict[str, JSON]:
@@ -261,7 +282,9 @@ def _task_changes(before: list[JSON], after: list[JSON]) -> tuple[list[str], lis
     """
     n = len(before)
     if len(after) >= n and list(map(_task_id, before)) == list(map(_task_id, after[:n])):
-        changed = list(compress(after, map(operator.ne, before, after)))
+        # A settled task shared with ``before`` is the same object: only copies are compared.
+        copies = compress(range(n), map(operator.is_not, before, after))
+        changed = [after[i] for i in copies if before[i] != after[i]]
         added = after[n:]
         return [t["taskId"] for t in added], changed + added, []
     by_id = {t["taskId"]: t for t in before}
