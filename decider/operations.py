@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import methodcaller
 from typing import Any
 
 from decider.decide import decide_run, finish
@@ -41,6 +42,7 @@ from podium.errors import (
 from podium.types import JSON
 
 REASON_LIMIT = 500
+_task_id = methodcaller("get", "taskId")
 
 
 def start_workflow(
@@ -134,7 +136,7 @@ def claim(
     A task already finished is not handed out (``accepted=False``, its message removed).
     Limits are checked before, with :func:`decider.decision.check_claim_limits`.
     """
-    if not any(t.get("taskId") == task_id for t in workflow.get("tasks") or []):
+    if task_id not in map(_task_id, workflow.get("tasks") or []):
         raise no_such_task(task_id)
     return claim_all(workflow, [task_id], worker_id, ctx)
 
@@ -145,11 +147,11 @@ def claim_all(
     """:func:`claim` for several popped tasks of one workflow, in one decision (a poll of a
     fan-out's branches): the ones not finished go to the worker; ``accepted`` if any did.
     Ids that are not tasks of the workflow are skipped (their messages are the caller's)."""
-    run = Run(workflow, ctx, share_settled=True)
-    by_id = tasks_by_id(run.tasks, task_ids) if len(task_ids) > 1 else None
+    run = Run(workflow, ctx, share_all=True)  # only the claimed tasks change
+    by_id = run.own(task_ids)
     handed = 0
     for task_id in task_ids:
-        task = by_id.get(task_id) if by_id is not None else run.task_by_id(task_id)
+        task = by_id.get(task_id)
         if task is None:
             continue
         if task_terminal(task["status"]) or workflow_terminal(run.status):

@@ -67,7 +67,12 @@ class Run:
     """A mutable copy of one workflow and the effects collected while deciding it."""
 
     def __init__(
-        self, workflow: Mapping[str, Any], ctx: Context, *, share_settled: bool = False
+        self,
+        workflow: Mapping[str, Any],
+        ctx: Context,
+        *,
+        share_settled: bool = False,
+        share_all: bool = False,
     ) -> None:
         self.ctx = ctx
         self.now = ctx.now_ms
@@ -89,7 +94,9 @@ class Run:
         # all: deciding never changes them again, so a fan-out's finished branches cost
         # nothing here nor in finish(). The operations a fan-out repeats (claim, update,
         # decide) ask for it with ``share_settled=True``; the others, some of which reopen
-        # finished tasks (retry, rerun), copy every task.
+        # finished tasks (retry, rerun), copy every task. A claim, which changes only the
+        # tasks it hands out, shares every task (``share_all``) and copies those with
+        # :meth:`own` before changing them.
         head = dict(workflow)
         shared: dict[str, Any] = {
             k: head.pop(k) for k in ("workflowDefinition", "input") if k in head
@@ -97,7 +104,9 @@ class Run:
         tasks = head.pop("tasks", None) or []
         self.wf: JSON = clone(head)
         self.wf.update(shared)
-        if share_settled:
+        if share_all:
+            self.wf["tasks"] = list(tasks)
+        elif share_settled:
             settled = map(
                 and_, map(bool, map(_executed, tasks)), map(_terminal, map(_status, tasks))
             )
@@ -131,6 +140,17 @@ class Run:
 
     def task_by_id(self, task_id: str) -> JSON | None:
         return next((t for t in self.tasks if t["taskId"] == task_id), None)
+
+    def own(self, task_ids: Iterable[str]) -> dict[str, JSON]:
+        """Private copies of the tasks with these ids, put in place of the shared ones (a
+        run made with ``share_all``), by id; ids that are not tasks of the workflow are left
+        out. The tasks are found in C: a claim names a few of a fan-out's thousand tasks."""
+        tasks = self.tasks
+        wanted = set(task_ids)
+        owned: dict[str, JSON] = {}
+        for i in compress(range(len(tasks)), map(wanted.__contains__, map(_task_id, tasks))):
+            tasks[i] = owned[tasks[i]["taskId"]] = dict(tasks[i])
+        return owned
 
     def task_by_ref(self, ref: str) -> JSON | None:
         """The last task with this reference name (the latest retry)."""
