@@ -61,7 +61,14 @@ def decide(workflow: Mapping[str, Any], ctx: Context) -> Decision:
 def finish(run: Run, *, accepted: bool = True, note: str | None = None) -> Decision:
     """Close a run into a Decision, with the next check time computed on the final record."""
     decision = run.finish(None, accepted=accepted, note=note)
-    return dataclasses.replace(decision, next_check_ms=next_check_ms(decision.workflow, run.ctx))
+    next_check = next_check_ms(
+        decision.workflow,
+        run.ctx,
+        before=run.before,
+        changed=decision.changed_tasks,
+        removed=decision.removed_task_ids,
+    )
+    return dataclasses.replace(decision, next_check_ms=next_check)
 
 
 def decide_run(run: Run) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import compress
 from operator import itemgetter, not_
 from typing import Any
@@ -28,7 +28,7 @@ from decider.statuses import (
     task_terminal,
     workflow_terminal,
 )
-from decider.workflow_run import Run, TerminateSignal
+from decider.workflow_run import Run, TerminateSignal, WorkflowRecord
 from podium.clone import clone
 from podium.types import JSON
 
@@ -390,12 +390,26 @@ def end_by_signal(run: Run, sig: TerminateSignal) -> None:
 # --- when to look again -------------------------------------------------------------------
 
 
-def next_check_ms(workflow: Mapping[str, Any], ctx: Context) -> int | None:
+def next_check_ms(
+    workflow: Mapping[str, Any],
+    ctx: Context,
+    *,
+    before: Mapping[str, Any] | None = None,
+    changed: Sequence[Mapping[str, Any]] = (),
+    removed: Sequence[str] = (),
+) -> int | None:
     """When the workflow must be decided again: its earliest deadline, capped; None if ended.
 
     Deadlines: workflow timeout (TIME_OUT_WF), task timeouts and total timeouts (not
     ALERT_ONLY), poll timeouts, response timeouts, WAIT ends. A running workflow with none is
     looked at again after ``workflow_offset_s``; no delay exceeds ``max_postpone_s``.
+
+    The deadline of each unfinished task is kept on ``workflow`` (a
+    :class:`~decider.workflow_run.WorkflowRecord`). Given the decision's input record
+    ``before`` with its deadlines kept, and the tasks the decision ``changed`` (or added) and
+    ``removed``, only those are worked out again: the others are the same tasks with the
+    same deadlines. So a fan-out's claim or update costs a few tasks' deadlines, not a
+    thousand.
     """
     status = workflow.get("status")
     if status is None or workflow_terminal(str(status)):
@@ -410,17 +424,78 @@ def next_check_ms(workflow: Mapping[str, Any], ctx: Context) -> int | None:
         earliest = base + timeout_s * 1000
     if status == WorkflowStatus.PAUSED:
         return earliest if earliest != _NONE else None
-    tasks = workflow.get("tasks") or []
-    # Only unfinished tasks have deadlines; they are picked out in C (a fan-out's finished
-    # branches are most of its tasks by the end).
     offset_s = cfg.workflow_offset_s
-    for t in compress(tasks, map(not_, map(TASK_TERMINAL.__contains__, map(_status, tasks)))):
-        deadline = _task_deadline(t, now, offset_s)
-        if deadline < earliest:
-            earliest = deadline
+    known = getattr(before, "deadlines", None)
+    if isinstance(known, TaskDeadlines):
+        deadlines = known.updated(changed, removed)
+    else:
+        deadlines = TaskDeadlines.of(workflow.get("tasks") or [])
+    if isinstance(workflow, WorkflowRecord):
+        workflow.deadlines = deadlines
+    earliest = min(earliest, deadlines.earliest(now, offset_s))
     if earliest == _NONE:
         earliest = now + offset_s * 1000
     return max(now, min(earliest, now + cfg.max_postpone_s * 1000))
+
+
+class TaskDeadlines:
+    """The deadline of each unfinished task of a record, by task id.
+
+    Most deadlines follow from the task's own fields (``fixed``); those of a SUB_WORKFLOW or
+    START_WORKFLOW still SCHEDULED, and of a task IN_PROGRESS without ``updateTime``, move
+    with the clock and are worked out at each use (``moving``: the tasks themselves).
+    """
+
+    __slots__ = ("fixed", "moving")
+
+    def __init__(self, fixed: dict[str, int], moving: dict[str, Mapping[str, Any]]) -> None:
+        self.fixed = fixed
+        self.moving = moving
+
+    @classmethod
+    def of(cls, tasks: Sequence[Mapping[str, Any]]) -> TaskDeadlines:
+        """The deadlines of every unfinished task among ``tasks`` (picked out in C: a
+        fan-out's finished branches are most of its tasks by the end)."""
+        deadlines = cls({}, {})
+        open_tasks = compress(
+            tasks, map(not_, map(TASK_TERMINAL.__contains__, map(_status, tasks)))
+        )
+        for t in open_tasks:
+            deadlines._add(t)
+        return deadlines
+
+    def updated(
+        self, changed: Sequence[Mapping[str, Any]], removed: Sequence[str]
+    ) -> TaskDeadlines:
+        """These deadlines after a decision that changed (or added) ``changed`` and removed
+        the tasks ``removed``; the others are unchanged tasks."""
+        out = TaskDeadlines(dict(self.fixed), dict(self.moving))
+        for task_id in removed:
+            out.fixed.pop(task_id, None)
+            out.moving.pop(task_id, None)
+        for t in changed:
+            out.fixed.pop(t["taskId"], None)
+            out.moving.pop(t["taskId"], None)
+            if not task_terminal(t["status"]):
+                out._add(t)
+        return out
+
+    def _add(self, t: Mapping[str, Any]) -> None:
+        status = t["status"]
+        if (
+            t["taskType"] in (TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW)
+            and status == TaskStatus.SCHEDULED
+        ) or (status == TaskStatus.IN_PROGRESS and not t.get("updateTime")):
+            self.moving[t["taskId"]] = t
+        else:
+            self.fixed[t["taskId"]] = _task_deadline(t, 0, 0)  # the clock plays no part
+
+    def earliest(self, now: int, offset_s: int) -> int:
+        """The earliest of them (``_NONE`` if there is none)."""
+        earliest = min(self.fixed.values(), default=_NONE)
+        for t in self.moving.values():
+            earliest = min(earliest, _task_deadline(t, now, offset_s))
+        return earliest
 
 
 #: "no deadline": later than any time in milliseconds

@@ -37,6 +37,21 @@ from podium.queues import task_queue
 from podium.types import JSON
 
 
+class WorkflowRecord(dict[str, Any]):
+    """A workflow record as a decision leaves it: a plain dict to everything that reads it,
+    which also carries ``deadlines``, the deadline of each of its unfinished tasks as
+    :func:`decider.lifecycle.next_check_ms` found them (None until then). The next decision
+    on this same record (the owner decides on the record it kept) then only works out the
+    deadlines of the tasks it changed. A record read from the store is a plain dict: its
+    deadlines are worked out from all its tasks."""
+
+    __slots__ = ("deadlines",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadlines: Any = None
+
+
 class TerminateSignal(Exception):
     """Ends the workflow from inside decide (Conductor's TerminateWorkflowException)."""
 
@@ -102,7 +117,7 @@ class Run:
             k: head.pop(k) for k in ("workflowDefinition", "input") if k in head
         }
         tasks = head.pop("tasks", None) or []
-        self.wf: JSON = clone(head)
+        self.wf: JSON = WorkflowRecord(clone(head))
         self.wf.update(shared)
         if share_all:
             self.wf["tasks"] = list(tasks)
@@ -123,6 +138,11 @@ class Run:
         self.delay_ms: dict[str, int] = {}
 
     # --- views ------------------------------------------------------------------------------
+
+    @property
+    def before(self) -> Mapping[str, Any]:
+        """The workflow record the run began from (never changed)."""
+        return self._before
 
     @property
     def tasks(self) -> list[JSON]:
@@ -263,6 +283,8 @@ class Run:
         wf_changed = head_before != head_after or bool(changed) or bool(removed)
         if wf_changed:
             self.wf["updateTime"] = self.now
+        if not isinstance(self.wf, WorkflowRecord):
+            self.wf = WorkflowRecord(self.wf)
         return Decision(
             workflow=self.wf,
             changed_tasks=changed,

@@ -77,6 +77,11 @@ class Harness:
         if self.history:
             changed = _first_difference(self.history[-1].workflow, self._input)
             assert changed is None, f"an operation changed its input at {changed}"
+        # The next check worked out from the deadlines kept on the input record (only the
+        # changed tasks' again) equals the one worked out from every task.
+        if dec.next_check_ms is not None:
+            plain = copy.deepcopy(dict(dec.workflow))
+            assert d.next_check_ms(plain, self.ctx()) == dec.next_check_ms
         self.last = dec
         self.history.append(dec)
         self.wf = dec.workflow
