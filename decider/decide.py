@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter, methodcaller, not_, or_
 from typing import Any
 
 from decider.decision import Context, Decision
@@ -42,6 +44,18 @@ from decider.statuses import (
 from decider.systasks import execute
 from decider.workflow_run import Run, TerminateSignal
 from podium.types import JSON
+
+_status = itemgetter("status")
+
+
+_is_skipped_status = TaskStatus.SKIPPED.value.__eq__
+_is_terminate_type = TaskType.TERMINATE.value.__eq__
+
+
+_task_type = itemgetter("taskType")
+_ref = itemgetter("referenceTaskName")
+_executed = methodcaller("get", "executed")
+_retried = methodcaller("get", "retried")
 
 
 @dataclass
@@ -96,7 +110,7 @@ def _apply(run: Run, outcome: _Outcome) -> bool:
     added = run.schedule(outcome.to_schedule)
     # a task born finished (FORK, a failed mapping) or a sync one needs another pass
     changed = any(t["taskType"] in SYNC_SYSTEM_TYPES or task_terminal(t["status"]) for t in added)
-    present = {id(t) for t in run.tasks}
+    present = set(map(id, run.tasks))
     for task in outcome.to_schedule:
         if id(task) in present and task["taskType"] in SYNC_SYSTEM_TYPES and execute(run, task):
             changed = True
@@ -104,23 +118,27 @@ def _apply(run: Run, outcome: _Outcome) -> bool:
 
 
 def _decide_once(run: Run) -> _Outcome:
+    # The scans over every task are done in C (a fan-out has thousands): flags per task, then
+    # the tasks picked out with them.
+    tasks = run.tasks
     pre: list[JSON] = []
-    if not any(t["status"] != TaskStatus.SKIPPED and not t.get("executed") for t in run.tasks):
+    if all(
+        map(or_, map(_is_skipped_status, map(_status, tasks)), map(bool, map(_executed, tasks)))
+    ):
         pre = _first_tasks(run)
     check_workflow_timeout(run)
     if run.status == WorkflowStatus.PAUSED:
         return _Outcome()
-    pending = [
-        t
-        for t in run.tasks
-        if not t.get("retried") and t["status"] != TaskStatus.SKIPPED and not t.get("executed")
-    ]
-    executed_refs = {t["referenceTaskName"] for t in run.tasks if t.get("executed")}
+    skipped = map(_is_skipped_status, map(_status, tasks))
+    executed = list(map(bool, map(_executed, tasks)))
+    done = map(or_, map(or_, map(bool, map(_retried, tasks)), skipped), executed)
+    pending = list(compress(tasks, map(not_, done)))
+    executed_refs = set(map(_ref, compress(tasks, executed)))
     terminate_task = next(
         (
             t
-            for t in run.tasks
-            if t["taskType"] == TaskType.TERMINATE and t["status"] == TaskStatus.COMPLETED
+            for t in compress(tasks, map(_is_terminate_type, map(_task_type, tasks)))
+            if t["status"] == TaskStatus.COMPLETED
         ),
         None,
     )

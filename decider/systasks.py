@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from operator import itemgetter
 
 from decider import scripting
 from decider.definition_tree import append_iteration
 from decider.mapping import JS_EVALUATORS, evaluate
-from decider.statuses import TaskStatus, TaskType, task_successful, task_terminal
+from decider.statuses import (
+    TASK_SUCCESSFUL,
+    TASK_TERMINAL,
+    TaskStatus,
+    TaskType,
+    task_successful,
+    task_terminal,
+)
 from decider.workflow_run import Run
 from podium.clone import clone
 from podium.types import JSON
@@ -159,13 +167,27 @@ def _flags(t: JSON) -> tuple[bool, bool]:
     return bool(workflow_task.get("optional")), bool(workflow_task.get("permissive"))
 
 
+#: Statuses of a joined task that neither fail the join nor make it COMPLETED_WITH_ERRORS.
+_PLAIN_SUCCESS = TASK_SUCCESSFUL - {TaskStatus.COMPLETED_WITH_ERRORS}
+_status = itemgetter("status")
+
+
 def _join(run: Run, task: JSON) -> bool:
     """A JOIN ends when every joined task has ended (or one failed that may not): only then is
     its output (each joined task's output by reference name) gathered. A join still waiting
     is left as it was, so a fan-out's thousand branches do not rewrite it at each decision."""
     refs = _join_on(task)
     forked = run.latest_by_ref(refs)
-    all_terminal = all(t is not None and task_terminal(t["status"]) for t in forked.values())
+    found = [t for t in forked.values() if t is not None]
+    statuses = set(map(_status, found))
+    all_terminal = len(found) == len(refs) and TASK_TERMINAL.issuperset(statuses)
+    if _PLAIN_SUCCESS.issuperset(statuses):
+        # The usual case, told in C: no joined task failed or completed with errors.
+        if not all_terminal:
+            return False
+        _gather_output(task, refs, forked)
+        run.set_status(task, TaskStatus.COMPLETED)
+        return True
     optional_failures = []
     for i, ref in enumerate(refs):
         t = forked[ref]

@@ -182,10 +182,9 @@ class Run:
     def latest_by_ref(self, refs: list[str]) -> dict[str, JSON | None]:
         """:meth:`task_by_ref` of each of ``refs``, in one pass over the tasks (a join of a
         thousand branches would otherwise scan them a thousand times)."""
-        latest: dict[str, JSON] = {}
-        for t in self.tasks:
-            latest[t["referenceTaskName"]] = t
-        return {r: latest.get(r) for r in refs}
+        tasks = self.tasks
+        latest = dict(zip(map(_ref, tasks), tasks, strict=True))  # in C; the last one wins
+        return dict(zip(refs, map(latest.get, refs), strict=True))
 
     # --- effects ----------------------------------------------------------------------------
 
@@ -222,6 +221,8 @@ class Run:
 
     def schedule(self, new_tasks: list[JSON]) -> list[JSON]:
         """Add tasks to the workflow (deduplicated by ref + retryCount) and queue them."""
+        if not new_tasks:
+            return []
         existing = {(t["referenceTaskName"], t.get("retryCount", 0)) for t in self.tasks}
         added: list[JSON] = []
         seq = max((t.get("seq", 0) for t in self.tasks), default=0)
@@ -303,6 +304,7 @@ class Run:
 
 _task_id = operator.itemgetter("taskId")
 _status = operator.itemgetter("status")
+_ref = operator.itemgetter("referenceTaskName")
 _executed = operator.methodcaller("get", "executed")
 _terminal = TASK_TERMINAL.__contains__
 
@@ -325,8 +327,9 @@ def _task_changes(before: list[JSON], after: list[JSON]) -> tuple[list[str], lis
     n = len(before)
     if len(after) >= n and list(map(_task_id, before)) == list(map(_task_id, after[:n])):
         # A settled task shared with ``before`` is the same object: only copies are compared.
-        copies = compress(range(n), map(operator.is_not, before, after))
-        changed = [after[i] for i in copies if before[i] != after[i]]
+        copies = list(compress(range(n), map(operator.is_not, before, after)))
+        olds, news = map(before.__getitem__, copies), list(map(after.__getitem__, copies))
+        changed = list(compress(news, map(operator.ne, olds, news)))
         added = after[n:]
         return [t["taskId"] for t in added], changed + added, []
     by_id = {t["taskId"]: t for t in before}
