@@ -12,7 +12,7 @@ import operator
 from collections.abc import Iterable, Mapping
 from itertools import compress
 from operator import and_
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from decider.decision import (
     Command,
@@ -36,6 +36,9 @@ from podium.events import EVENT_TASK_QUEUE
 from podium.queues import task_queue
 from podium.types import JSON
 
+if TYPE_CHECKING:
+    from decider.lifecycle import TaskDeadlines
+
 
 class WorkflowRecord(dict[str, Any]):
     """A workflow record as a decision leaves it: a plain dict to everything that reads it,
@@ -49,7 +52,7 @@ class WorkflowRecord(dict[str, Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.deadlines: Any = None
+        self.deadlines: TaskDeadlines | None = None
 
 
 class TerminateSignal(Exception):
