@@ -114,6 +114,13 @@ def split_flags(result: Any, sizes: list[int]) -> list[Any]:
     return out
 
 
+def split_flags_woke(result: Any, sizes: list[int]) -> list[Any]:
+    """One flag per item, then whether the script woke the queue's waiting pops: each caller
+    gets (its slice, woke); a merged call woke for all of them or for none."""
+    woke = bool(result[-1])
+    return [(flags, woke) for flags in split_flags(result[:-1], sizes)]
+
+
 def split_pop(result: Any, sizes: list[int]) -> list[Any]:
     """A merged pop: callers take the leased messages in arrival order, up to their counts.
 

@@ -21,7 +21,7 @@ from typing import Any
 from podium.aio import OwnedTasks
 from podium.errors import InvalidArgument, PodiumError, Unavailable
 from podium.queue_client import MessageInfo, RawMessage
-from queue_service.coalesce import Coalescer, split_flags
+from queue_service.coalesce import Coalescer, split_flags, split_flags_woke
 from queue_service.lease_recovery import LeaseRecovery
 from queue_service.limits import (
     QueueLimits,
@@ -150,29 +150,35 @@ class QueueEngine:
         mode = "absent" if if_absent else "push"
         now = self._clock()
 
-        async def one(idx: int, positions: list[int]) -> tuple[list[int], list[int]]:
+        async def one(idx: int, positions: list[int]) -> tuple[int, list[int], list[int], bool]:
             shard = shards[idx]
             tail: list[Any] = []
             for pos in positions:
                 m = messages[pos]
                 tail += [m.id, m.delay_ms, m.priority, m.body]
             head = [now, mode, self.polls.channel, self.polls.note(queue)]
-            flags = await self._merge[shard.name].call(
+            flags, woke = await self._merge[shard.name].call(
                 ("push", queue, mode),
                 "push",
                 shard.keys(queue).all,
                 head,
                 tail,
                 len(positions),
-                split_flags,
+                split_flags_woke,
             )
-            return positions, flags
+            return idx, positions, flags, woke
 
         out = [False] * len(messages)
-        for positions, flags in await _gather(one(i, p) for i, p in groups.items()):
+        woken: list[str] = []
+        for idx, positions, flags, woke in await _gather(one(i, p) for i, p in groups.items()):
             for pos, flag in zip(positions, flags, strict=True):
                 out[pos] = flag == 1
-        self.polls.wake(queue, [shards[i].name for i in groups], len(messages))
+            if woke:
+                woken.append(shards[idx].name)
+        # Only a message due now, or due before everything delayed so far, changes when a
+        # waiting pop must look again (the script says which); others leave the polls asleep.
+        if woken:
+            self.polls.wake(queue, woken, len(messages))
         return out
 
     async def ack(self, queue: str, ids: Sequence[str]) -> list[bool]:
@@ -260,19 +266,18 @@ class QueueEngine:
         check_int(priority, "priority", 0, 99)
         check_int(fence, "fence", 0, 2**53)
         shard = await self.registry.shard_for(queue, msg_id)
-        (flag,) = await self._merge[shard.name].call(
+        (flag,), woke = await self._merge[shard.name].call(
             ("schedule", queue),
             "schedule",
             shard.keys(queue).all,
             [self._clock(), self.polls.channel, self.polls.note(queue)],
             [msg_id, delay_ms, priority, fence],
             1,
-            split_flags,
+            split_flags_woke,
         )
-        applied = bool(flag == 1)
-        if applied:
+        if woke:  # due now, or before every other delayed entry: waiting pops look again
             self.polls.wake(queue, [shard.name])
-        return applied
+        return bool(flag == 1)
 
     async def flush(self, queue: str) -> None:
         for shard in await self.shards_of(queue):

@@ -152,6 +152,61 @@ async def test_a_push_wakes_one_sleeping_poll_per_message(engine: QueueEngine) -
     assert sorted(m[0] for got in rest for m in got) == ["m0", "m1", "m2", "m3"]
 
 
+def _same_shard(prefix: str, shards: int, n: int) -> list[str]:
+    """``n`` message ids that all live on shard 0 of ``shards``."""
+    ids = (f"{prefix}{i}" for i in range(1000))
+    return [i for i in ids if shard_index(i, shards) == 0][:n]
+
+
+async def test_only_a_message_due_sooner_wakes_a_sleeping_poll(engine: QueueEngine) -> None:
+    queue = "timers"
+    first, later, timer, sooner = _same_shard("t", len(engine.shards), 4)
+    await engine.push(queue, [RawMessage(first, encode_payload(1), 60_000, 0)])
+    poll = asyncio.ensure_future(engine.pop(queue, 1, 10_000, wait_ms=10_000))
+    await eventually(
+        lambda: _now(sum(engine._waiters.get(queue, {}).values()) == 1),
+        timeout_s=10, what="the poll asleep", interval_s=0.001,
+    )  # fmt: skip
+    calls = sum(m.calls for m in engine._merge.values())
+    # Due after the earliest delayed message: the poll's wake-up time stands.
+    await engine.push(queue, [RawMessage(later, encode_payload(2), 120_000, 0)])
+    assert await engine.schedule(queue, timer, 90_000, 1)
+    assert engine._waiters[queue] and all(engine._waiters[queue].values())
+    assert sum(m.calls for m in engine._merge.values()) == calls + 2  # no pop ran
+    # Due sooner than anything before it: the poll looks again and sleeps until then.
+    started = time.monotonic()
+    await engine.push(queue, [RawMessage(sooner, encode_payload(3), 300, 0)])
+    assert [m[0] for m in await poll] == [sooner]
+    assert 0.25 < time.monotonic() - started < 0.9  # not the 1 s safety re-check
+
+
+async def test_only_a_message_due_sooner_is_announced_to_other_replicas(
+    redis_shards: list[RedisServer],
+) -> None:
+    eng = await QueueEngine(specs(redis_shards[:1]), requeue_interval_s=60).start()
+    listener = eng.shards[0].redis.pubsub()
+    try:
+        await listener.subscribe("pq:notify")
+        await eng.push("announce", [RawMessage("a", encode_payload(1), 60_000, 0)])  # earliest
+        await eng.push("announce", [RawMessage("b", encode_payload(2), 90_000, 0)])
+        assert await eng.schedule("announce", "c", 120_000, 1)
+        await eng.push("announce", [RawMessage("d", encode_payload(3), 0, 0)])  # due now
+        assert await eng.schedule("announce", "e", 0, 1)
+        await eng.shards[0].redis.publish("pq:notify", "end")
+        notes: list[str] = []
+        async with asyncio.timeout(10):
+            while not notes or notes[-1] != "end":
+                # None for the subscription's own confirmation, which is skipped
+                msg = await listener.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if msg is not None:
+                    notes.append(msg["data"].decode())
+        # One for the earliest delayed message, one for each message due now.
+        assert [_sender(n)[1] for n in notes] == ["announce"] * 3 + ["end"]
+    finally:
+        await listener.aclose()
+        await eng.stop()
+
+
 def test_a_notification_names_its_replica_and_queue() -> None:
     assert _sender("0123456789ab:SIMPLE:a") == ("0123456789ab", "SIMPLE:a")
     assert _sender("SIMPLE_a") == ("", "SIMPLE_a")  # a bare queue name (an older replica)
