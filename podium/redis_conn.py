@@ -34,7 +34,6 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.sentinel import Sentinel
-from redis.commands.core import AsyncScript
 
 from podium.errors import ConfigError, Unavailable
 
@@ -213,7 +212,7 @@ def connect(
 
 async def run_replicated(
     client: aioredis.Redis,
-    script: AsyncScript,
+    script: Any,  # an AsyncScript or a PipedScript: called with client=
     keys: list[Any],
     args: list[Any],
     *,

@@ -18,13 +18,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from podium.errors import ConfigError, InternalError, Unavailable
 from podium.redis_conn import SCHEMES, connect, redact_url, run_replicated
+from podium.redis_pipe import PipedScript, RedisPipe
 
 SCRIPT_NAMES = (
     "push",
@@ -151,8 +151,10 @@ class Shard:
             socket_connect_timeout=1.0,
             socket_timeout=socket_timeout_s,
         )
-        self.scripts: dict[str, AsyncScript] = {
-            name: self.redis.register_script(src) for name, src in _SCRIPT_SOURCES.items()
+        #: the scripts' calls, pipelined over one connection of their own (podium/redis_pipe.py)
+        self.pipe = RedisPipe(self.redis, timeout_s=socket_timeout_s)
+        self.scripts: dict[str, PipedScript] = {
+            name: PipedScript(self.redis, self.pipe, src) for name, src in _SCRIPT_SOURCES.items()
         }
         self._keys: dict[str, QueueKeys] = {}
 
@@ -197,4 +199,5 @@ class Shard:
         )
 
     async def close(self) -> None:
+        await self.pipe.aclose()
         await self.redis.aclose()

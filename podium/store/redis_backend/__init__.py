@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from podium.redis_conn import connect, redact_url
+from podium.redis_pipe import RedisPipe
 from podium.store.api import Store
 from podium.store.config import StoreConfig
 from podium.store.redis_backend.audit import RedisAudit
@@ -15,13 +16,19 @@ from podium.store.redis_backend.replies import redis_errors
 from podium.store.redis_backend.schedules import RedisSchedules
 from podium.store.redis_backend.scripts import Scripts
 
+#: A script call not answered in this time ends its connection and fails as Unavailable (the
+#: longest script, a purge, handles at most 1,000 workflows).
+SCRIPT_TIMEOUT_S = 10.0
+
 
 class RedisStore(Store):
     """Both interfaces over one Redis client; build it with :meth:`open`."""
 
     def __init__(self, client: Redis, config: StoreConfig) -> None:
         keys = Keys(config.key_prefix)
-        scripts = Scripts.register(client)
+        #: the scripts' calls (every read and commit of executions) share one pipelined connection
+        self._pipe = RedisPipe(client, timeout_s=SCRIPT_TIMEOUT_S)
+        scripts = Scripts.register(client, self._pipe)
         self._client = client
         self._closed = False
         self.metadata = RedisMetadata(client, keys, scripts, config)
@@ -49,6 +56,7 @@ class RedisStore(Store):
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            await self._pipe.aclose()
             await self._client.aclose()
 
 

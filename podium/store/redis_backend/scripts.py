@@ -1,7 +1,8 @@
 """The Lua scripts of the Redis backend, read from ``podium/store/scripts``.
 
-redis-py's Script objects call by SHA and load the source again after a NOSCRIPT reply (a
-restarted server has an empty script cache).
+Each is called by its SHA over the store's pipelined connection (``podium/redis_pipe.py``),
+which loads the source again after a NOSCRIPT reply (a restarted server has an empty script
+cache).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+
+from podium.redis_pipe import PipedScript, RedisPipe
 
 
 def _source(name: str) -> str:
@@ -19,23 +21,24 @@ def _source(name: str) -> str:
 
 @dataclass(frozen=True)
 class Scripts:
-    read: AsyncScript
-    commit: AsyncScript
-    remove: AsyncScript
-    add_logs: AsyncScript
-    def_put: AsyncScript
-    def_remove: AsyncScript
-    handler_put: AsyncScript
-    purge: AsyncScript
-    idempotency: AsyncScript
-    audit_append: AsyncScript
+    read: PipedScript
+    commit: PipedScript
+    remove: PipedScript
+    add_logs: PipedScript
+    def_put: PipedScript
+    def_remove: PipedScript
+    handler_put: PipedScript
+    purge: PipedScript
+    idempotency: PipedScript
+    audit_append: PipedScript
 
     @classmethod
-    def register(cls, client: Redis) -> Scripts:
-        """Wrap every script for ``client`` (no I/O: sources load on first use)."""
+    def register(cls, client: Redis, pipe: RedisPipe) -> Scripts:
+        """Wrap every script for ``client``, called through ``pipe`` (no I/O: sources load
+        on first use)."""
         return cls(
             **{
-                name: client.register_script(_source(name))
+                name: PipedScript(client, pipe, _source(name))
                 for name in (
                     "read",
                     "commit",

@@ -7,6 +7,7 @@ script checks it is still current, answering "call again" if not.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -137,6 +138,13 @@ class RedisWriter:
                     what="commit",
                 )]  # fmt: skip
             return [await self._s.commit(keys=keys, args=args)]
+        if not self._wait_replicas:  # pipelined on the scripts' connection: one write
+            return list(
+                await asyncio.gather(
+                    *(self._s.commit(keys=keys, args=args) for keys, args in calls),
+                    return_exceptions=True,
+                )
+            )
         pipe = self._r.pipeline(transaction=False)
         sha = self._s.commit.sha
         for keys, args in calls:
