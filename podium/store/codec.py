@@ -35,3 +35,14 @@ def decode(blob: bytes | str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PodiumError(f"stored record is a {type(value).__name__}, not a map")
     return value
+
+
+def with_input(record: dict[str, Any], input_blob: bytes | None) -> dict[str, Any]:
+    """A workflow record read back, with its input if the store keeps that apart (``None``: the
+    record holds its input itself, as records written before the split do)."""
+    if input_blob is not None:
+        try:
+            record["input"] = msgpack.unpackb(input_blob, raw=False, strict_map_key=False)
+        except (ValueError, msgpack.ExtraData) as exc:
+            raise PodiumError(f"stored workflow input cannot be decoded: {exc}") from exc
+    return record

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from podium.errors import InvalidArgument
+import msgpack
+
+from podium.errors import InvalidArgument, LimitExceeded
 from podium.store.codec import encode
 from podium.store.errors import DuplicateTask
 from podium.store.model import (
@@ -48,13 +50,47 @@ class PreparedCommit:
     tasks: tuple[PreparedTask, ...]
     #: Ids of tasks of the workflow to delete in the same commit.
     removed: tuple[str, ...] = ()
+    #: With ``split_input``: ``blob`` leaves out the workflow's input, which stays here to be
+    #: encoded (``input_blob``) only when the store writes it.
+    input: object = None
+    split: bool = False
+    max_bytes: int = 0
+
+    def input_blob(self) -> bytes:
+        """The workflow input, encoded; with ``blob``, within the record size limit."""
+        try:
+            blob: bytes = msgpack.packb(self.input, use_bin_type=True)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidArgument(f"workflow input cannot be serialised: {exc}") from exc
+        if len(blob) + len(self.blob) > self.max_bytes:
+            raise LimitExceeded(
+                f"workflow {self.workflow_id} is {len(blob) + len(self.blob)} bytes serialised, "
+                f"over the limit of {self.max_bytes}",
+                size=len(blob) + len(self.blob),
+                limit=self.max_bytes,
+            )
+        return blob
 
 
 def prepare_commit(
-    workflow: Record, tasks: Sequence[Record], max_bytes: int, removed: Sequence[str] = ()
+    workflow: Record,
+    tasks: Sequence[Record],
+    max_bytes: int,
+    removed: Sequence[str] = (),
+    *,
+    split_input: bool = False,
 ) -> PreparedCommit:
-    """Check and encode a commit; raise before any write if something is wrong."""
+    """Check and encode a commit; raise before any write if something is wrong.
+
+    With ``split_input`` the record is encoded without its ``input`` (a store that keeps the
+    input apart writes it only when it changed: a fan-out's input of 10,000 children is
+    written once, not with each of its 20,000 commits)."""
     wf = check_workflow(workflow)
+    record = wf
+    inp: object = None
+    if split_input:
+        inp = wf.get("input")
+        record = {k: v for k, v in wf.items() if k != "input"}
     wid = str(wf["workflowId"])
     prepared: list[PreparedTask] = []
     seen_ids: set[str] = set()
@@ -99,11 +135,14 @@ def prepare_commit(
         def_version=int(wf["workflowVersion"]),
         correlation_id=corr if corr else None,
         record=wf,
-        blob=encode(wf, max_bytes, f"workflow {wid}"),
+        blob=encode(record, max_bytes, f"workflow {wid}"),
         terminal=is_terminal_workflow(wf),
         index_time=workflow_index_time(wf),
         tasks=tuple(prepared),
         removed=gone,
+        input=inp,
+        split=split_input,
+        max_bytes=max_bytes,
     )
 
 

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from podium.errors import NotFound, Unavailable
 from podium.store.api import ExecutionStore, IdempotencyBinding, WorkflowSnapshot
-from podium.store.codec import decode, encode
+from podium.store.codec import decode, encode, with_input
 from podium.store.config import StoreConfig
 from podium.store.model import Record, workflow_index_time
 from podium.store.prepare import check_expected_version, prepare_commit, sort_tasks
@@ -40,7 +40,7 @@ class RedisExecutions(IndexedSearch, ExecutionStore):
     # -- writes -------------------------------------------------------------------------
 
     async def create_workflow(self, workflow: Record, tasks: Sequence[Record] = ()) -> int:
-        prep = prepare_commit(workflow, tasks, self._cfg.max_record_bytes)
+        prep = prepare_commit(workflow, tasks, self._cfg.max_record_bytes, split_input=True)
         return await self._writer.commit(prep, 0)
 
     async def commit(
@@ -52,7 +52,9 @@ class RedisExecutions(IndexedSearch, ExecutionStore):
         removed_task_ids: Sequence[str] = (),
     ) -> int:
         check_expected_version(expected_version)
-        prep = prepare_commit(workflow, tasks, self._cfg.max_record_bytes, removed_task_ids)
+        prep = prepare_commit(
+            workflow, tasks, self._cfg.max_record_bytes, removed_task_ids, split_input=True
+        )
         return await self._writer.commit(prep, expected_version)
 
     async def remove_workflow(self, workflow_id: str) -> None:
@@ -73,7 +75,7 @@ class RedisExecutions(IndexedSearch, ExecutionStore):
             reply = await self._s.read(keys=keys, args=["1" if include_tasks else "0"])
         if reply is None:
             raise NotFound(f"No such workflow found by id: {workflow_id}", workflowId=workflow_id)
-        wf = decode(reply[0])
+        wf = with_input(decode(reply[0]), reply[3])
         if include_tasks:
             wf["tasks"] = sort_tasks([decode(b) for b in reply[2]])
         return WorkflowSnapshot(wf, int(reply[1]))

@@ -7,7 +7,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from podium.store.codec import decode
+from podium.store.codec import decode, with_input
 from podium.store.model import Record
 from podium.store.redis_backend.keys import Keys
 from podium.store.redis_backend.replies import redis_errors, text
@@ -64,9 +64,9 @@ class RedisSearchSource:
         with redis_errors("read"):
             async with self._r.pipeline(transaction=False) as pipe:
                 for wid in ids:
-                    pipe.hget(self._k.workflow(wid), "rec")
-                blobs = await pipe.execute()
-        return [decode(b) if b is not None else None for b in blobs]
+                    pipe.hmget(self._k.workflow(wid), ["rec", "inp"])
+                replies = await pipe.execute()
+        return [with_input(decode(rec), inp) if rec is not None else None for rec, inp in replies]
 
     async def drop_entries(self, kind: Kind, candidates: Sequence[Candidate]) -> None:
         with redis_errors("search"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 _MAX_TRIES = 8
 # Expired workflows whose index entries one terminal commit purges on the side.
 _PURGE_ON_COMMIT = 16
+# Running workflows whose last committed input a writer remembers (see RedisWriter._inputs).
+_KNOWN_INPUTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,19 +97,31 @@ class RedisWriter:
         self._commits: Merged[tuple[list[str], list[Any]], Any] = Merged(
             self._send_commits, max_in_flight=2, max_items=64, name="store-commits"
         )
+        #: workflow id -> (version, input object) of this writer's last commit of it: a commit
+        #: at that version whose record holds the very same input leaves the stored one as it
+        #: is (the decider shares a workflow's input between its decisions, never changing it)
+        self._inputs: OrderedDict[str, tuple[int, object]] = OrderedDict()
 
     async def commit(self, prep: PreparedCommit, expected: int) -> int:
         """Run commit.lua; ``expected`` 0 creates. See ExecutionStore.commit."""
         # When expiry starts, every key of the workflow must be in KEYS: read its tasks first.
         # Otherwise try without them; the script answers 3 if it needs them after all.
         full = prep.terminal and self._retention_ms > 0
+        known = self._inputs.pop(prep.workflow_id, None)
+        same = known is not None and known[0] == expected and known[1] is prep.input
+        input_arg = b"=" if same else prep.input_blob()
         for _ in range(_MAX_TRIES):
             others, removed = await self._stored_tasks(prep, expected, full)
             keys, args = self._commit_call(prep, expected, others if full else None, removed)
+            args.append(input_arg)
             with redis_errors("commit"):
                 reply = await self._commits((keys, args))
             code = int(reply[0])
             if code == 1:
+                if not prep.terminal:
+                    self._inputs[prep.workflow_id] = (int(reply[1]), prep.input)
+                    if len(self._inputs) > _KNOWN_INPUTS:
+                        self._inputs.popitem(last=False)
                 if prep.terminal and self._retention_ms > 0:
                     await self._purge_on_the_side()
                 return int(reply[1])

@@ -1,7 +1,8 @@
 -- Commit a workflow record, some of its tasks and the removal of others, if the stored version
 -- is the expected one. Every check runs before the first write: a refused commit writes nothing.
 --
--- KEYS[1]  workflow hash (fields: rec = record, ver = version, exp = 1 while expiring)
+-- KEYS[1]  workflow hash (fields: rec = record without its input, inp = the input,
+--          ver = version, exp = 1 while expiring)
 -- KEYS[2]  tasks hash of the workflow (task id -> task record)
 -- KEYS[3]  uniqueness hash of the workflow (unique key -> task id)
 -- KEYS[4]  running hash of the workflow name (workflow id -> definition version)
@@ -31,6 +32,8 @@
 --          task id, record (msgpack), unique key, 1 if terminal, index time
 -- then m = number of other stored tasks (0 unless ARGV[8] = 1), then their ids
 -- then r = number of removed tasks, then 2 values per removed task: task id, unique key
+-- then, last, the workflow input (msgpack), kept apart from the record in field inp; '=' keeps
+--          the stored one (the writer's own previous commit, at the expected version, wrote it)
 --
 -- Returns {1, new version} | {0, stored version (0 = no workflow)}
 --       | {2, unique key, owning task id} | {3} (call again listing every task)
@@ -105,6 +108,7 @@ end
 
 local new_version = stored + 1
 redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'ver', new_version, 'exp', want_exp and 1 or 0)
+if ARGV[#ARGV] ~= '=' then redis.call('HSET', KEYS[1], 'inp', ARGV[#ARGV]) end
 
 for i = 0, n - 1 do
   local a = base_a + i * 5
