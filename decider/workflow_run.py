@@ -226,15 +226,24 @@ class Run:
         """Add tasks to the workflow (deduplicated by ref + retryCount) and queue them."""
         if not new_tasks:
             return []
-        existing = {(t["referenceTaskName"], t.get("retryCount", 0)) for t in self.tasks}
+        # Only tasks with the new ones' reference names can clash, and they are picked out in C:
+        # most calls re-offer a task already there (a JOIN still waiting), and a fan-out has
+        # thousands of others.
+        tasks = self.tasks
+        refs = {t["referenceTaskName"] for t in new_tasks}
+        same_ref = compress(tasks, map(refs.__contains__, map(_ref, tasks)))
+        existing = {(t["referenceTaskName"], t.get("retryCount", 0)) for t in same_ref}
         added: list[JSON] = []
-        seq = max((t.get("seq", 0) for t in self.tasks), default=0)
+        before = len(tasks)
+        seq: int | None = None  # the highest seq of the tasks before this call, once needed
         for task in new_tasks:
             key = (task["referenceTaskName"], task.get("retryCount", 0))
             if key in existing:
                 continue
             existing.add(key)
             if not task.get("seq"):
+                if seq is None:
+                    seq = max(map(_seq, tasks[:before]), default=0)
                 seq += 1
                 task["seq"] = seq
             task["scheduledTime"] = self.now
@@ -309,6 +318,7 @@ _task_id = operator.itemgetter("taskId")
 _status = operator.itemgetter("status")
 _ref = operator.itemgetter("referenceTaskName")
 _executed = operator.methodcaller("get", "executed")
+_seq = operator.methodcaller("get", "seq", 0)
 _terminal = TASK_TERMINAL.__contains__
 
 
