@@ -53,13 +53,14 @@ def _error(reply: hiredis.ReplyError) -> RedisError:
 class _Protocol(asyncio.Protocol):
     """Replies in order to the futures of the commands sent, one write per tick."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(self, transport: asyncio.Transport, owner: object) -> None:
         self.transport = transport
+        #: the redis-py connection that opened the socket: its stream objects must live as long
+        self.owner = owner
         self.reader = hiredis.Reader()
         self.pending: deque[asyncio.Future[Any]] = deque()
         self.out: list[bytes] = []
         self.lost: BaseException | None = None
-        self.owner: object = None
 
     def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -168,8 +169,7 @@ class RedisPipe:
         if writer is None:  # pragma: no cover - a redis-py without a stream writer
             raise RedisConnectionError("redis-py's connection has no stream to take over")
         transport = writer.transport
-        protocol = _Protocol(transport)
-        protocol.owner = conn  # kept: its stream objects must live as long as the socket
+        protocol = _Protocol(transport, conn)
         transport.set_protocol(protocol)
         if transport.is_closing():
             protocol.lost = RedisConnectionError("connection to Redis closed while opening")

@@ -9,16 +9,18 @@ import msgpack
 from podium.errors import InvalidArgument, LimitExceeded, PodiumError
 
 
-def encode(record: dict[str, Any], limit: int, what: str) -> bytes:
-    """Serialise ``record``; raise :class:`LimitExceeded` if it is over ``limit`` bytes."""
+def encode(record: Any, limit: int, what: str, *, beside: int = 0) -> bytes:
+    """Serialise ``record``; raise :class:`LimitExceeded` if it is over ``limit`` bytes, counting
+    ``beside`` bytes stored with it (a workflow's input kept apart from its record)."""
     try:
         blob: bytes = msgpack.packb(record, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidArgument(f"{what} cannot be serialised: {exc}") from exc
-    if len(blob) > limit:
+    size = len(blob) + beside
+    if size > limit:
         raise LimitExceeded(
-            f"{what} is {len(blob)} bytes serialised, over the limit of {limit}",
-            size=len(blob),
+            f"{what} is {size} bytes serialised, over the limit of {limit}",
+            size=size,
             limit=limit,
         )
     return blob

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import msgpack
-
-from podium.errors import InvalidArgument, LimitExceeded
+from podium.errors import InvalidArgument
 from podium.store.codec import encode
 from podium.store.errors import DuplicateTask
 from podium.store.model import (
@@ -53,23 +51,13 @@ class PreparedCommit:
     #: With ``split_input``: ``blob`` leaves out the workflow's input, which stays here to be
     #: encoded (``input_blob``) only when the store writes it.
     input: object = None
-    split: bool = False
     max_bytes: int = 0
 
     def input_blob(self) -> bytes:
         """The workflow input, encoded; with ``blob``, within the record size limit."""
-        try:
-            blob: bytes = msgpack.packb(self.input, use_bin_type=True)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InvalidArgument(f"workflow input cannot be serialised: {exc}") from exc
-        if len(blob) + len(self.blob) > self.max_bytes:
-            raise LimitExceeded(
-                f"workflow {self.workflow_id} is {len(blob) + len(self.blob)} bytes serialised, "
-                f"over the limit of {self.max_bytes}",
-                size=len(blob) + len(self.blob),
-                limit=self.max_bytes,
-            )
-        return blob
+        return encode(
+            self.input, self.max_bytes, f"workflow {self.workflow_id}", beside=len(self.blob)
+        )
 
 
 def prepare_commit(
@@ -141,7 +129,6 @@ def prepare_commit(
         tasks=tuple(prepared),
         removed=gone,
         input=inp,
-        split=split_input,
         max_bytes=max_bytes,
     )
 

@@ -144,15 +144,6 @@ class RedisWriter:
         With ``redis_wait_replicas`` one WAIT follows them all. A commit refused there may
         be on the primary: the caller's retry is fenced by the version, so it cannot apply
         twice."""
-        if len(calls) == 1:
-            keys, args = calls[0]
-            if self._wait_replicas:
-                return [await run_replicated(
-                    self._r, self._s.commit, keys, args,
-                    replicas=self._wait_replicas, timeout_ms=self._wait_timeout_ms,
-                    what="commit",
-                )]  # fmt: skip
-            return [await self._s.commit(keys=keys, args=args)]
         if not self._wait_replicas:  # pipelined on the scripts' connection: one write
             return list(
                 await asyncio.gather(
@@ -160,6 +151,13 @@ class RedisWriter:
                     return_exceptions=True,
                 )
             )
+        if len(calls) == 1:
+            keys, args = calls[0]
+            return [await run_replicated(
+                self._r, self._s.commit, keys, args,
+                replicas=self._wait_replicas, timeout_ms=self._wait_timeout_ms,
+                what="commit",
+            )]  # fmt: skip
         pipe = self._r.pipeline(transaction=False)
         sha = self._s.commit.sha
         for keys, args in calls:
