@@ -133,6 +133,9 @@ def _decide_once(run: Run) -> _Outcome:
     executed = list(map(bool, map(_executed, tasks)))
     done = map(or_, map(or_, map(bool, map(_retried, tasks)), skipped), executed)
     pending = list(compress(tasks, map(not_, done)))
+    if run.quiet:
+        # Quiet tasks (worker tasks waiting, no deadline due: Run) have nothing to process.
+        pending = list(compress(pending, map(not_, map(run.quiet.__contains__, map(id, pending)))))
     executed_refs = set(map(_ref, compress(tasks, executed)))
     terminate_task = next(
         (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from itertools import compress
 from operator import itemgetter, not_
 from typing import Any
@@ -25,6 +25,7 @@ from decider.statuses import (
     TaskStatus,
     TaskType,
     WorkflowStatus,
+    is_system_type,
     task_terminal,
     workflow_terminal,
 )
@@ -284,9 +285,10 @@ def _record_failed_tasks(run: Run) -> None:
 
 def cancel_non_terminal(run: Run) -> None:
     """CANCEL every unfinished task; running sub-workflows are told to terminate."""
-    for t in run.tasks:
+    for i, t in enumerate(run.tasks):
         if task_terminal(t["status"]):
             continue
+        t = run.own_at(i)
         run.set_status(t, TaskStatus.CANCELED)
         if t["taskType"] == TaskType.SUB_WORKFLOW and t.get("subWorkflowId"):
             reason = run.wf.get("reasonForIncompletion")
@@ -444,13 +446,26 @@ class TaskDeadlines:
     Most deadlines follow from the task's own fields (``fixed``); those of a SUB_WORKFLOW or
     START_WORKFLOW still SCHEDULED, and of a task IN_PROGRESS without ``updateTime``, move
     with the clock and are worked out at each use (``moving``: the tasks themselves).
+
+    ``quiet`` holds the fixed deadlines of the worker tasks (SCHEDULED or IN_PROGRESS, not a
+    system type) whose TaskDef is their own ``workflowTask.taskDefinition``, the one
+    :func:`check_task_timeouts` applies. Until its deadline such a task gives a decide
+    nothing to do: no timeout is due, it has not failed, it has not ended. So a decision on
+    this record shares it uncopied and passes it over (:meth:`quiet_at`), and a fan-out's
+    waiting branches cost a decision nothing each.
     """
 
-    __slots__ = ("fixed", "moving")
+    __slots__ = ("fixed", "moving", "quiet")
 
-    def __init__(self, fixed: dict[str, int], moving: dict[str, Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        fixed: dict[str, int],
+        moving: dict[str, Mapping[str, Any]],
+        quiet: dict[str, int] | None = None,
+    ) -> None:
         self.fixed = fixed
         self.moving = moving
+        self.quiet: dict[str, int] = {} if quiet is None else quiet
 
     @classmethod
     def of(cls, tasks: Sequence[Mapping[str, Any]]) -> TaskDeadlines:
@@ -469,16 +484,26 @@ class TaskDeadlines:
     ) -> TaskDeadlines:
         """These deadlines after a decision that changed (or added) ``changed`` and removed
         the tasks ``removed``; the others are unchanged tasks."""
-        out = TaskDeadlines(dict(self.fixed), dict(self.moving))
+        out = TaskDeadlines(dict(self.fixed), dict(self.moving), dict(self.quiet))
         for task_id in removed:
-            out.fixed.pop(task_id, None)
-            out.moving.pop(task_id, None)
+            out._drop(task_id)
         for t in changed:
-            out.fixed.pop(t["taskId"], None)
-            out.moving.pop(t["taskId"], None)
+            out._drop(t["taskId"])
             if not task_terminal(t["status"]):
                 out._add(t)
         return out
+
+    def quiet_at(self, now: int) -> Container[str]:
+        """The ids of the quiet tasks whose deadline is still ahead at ``now``."""
+        quiet = self.quiet
+        if min(quiet.values(), default=_NONE) > now:  # the usual case, told in C
+            return quiet.keys()
+        return {task_id for task_id, due in quiet.items() if due > now}
+
+    def _drop(self, task_id: str) -> None:
+        self.fixed.pop(task_id, None)
+        self.moving.pop(task_id, None)
+        self.quiet.pop(task_id, None)
 
     def _add(self, t: Mapping[str, Any]) -> None:
         status = t["status"]
@@ -487,8 +512,10 @@ class TaskDeadlines:
             and status == TaskStatus.SCHEDULED
         ) or (status == TaskStatus.IN_PROGRESS and not t.get("updateTime")):
             self.moving[t["taskId"]] = t
-        else:
-            self.fixed[t["taskId"]] = _task_deadline(t, 0, 0)  # the clock plays no part
+            return
+        due = self.fixed[t["taskId"]] = _task_deadline(t, 0, 0)  # the clock plays no part
+        if status in _QUIET_STATUSES and not is_system_type(t["taskType"]) and _own_def(t):
+            self.quiet[t["taskId"]] = due
 
     def earliest(self, now: int, offset_s: int) -> int:
         """The earliest of them (``_NONE`` if there is none)."""
@@ -496,6 +523,16 @@ class TaskDeadlines:
         for t in self.moving.values():
             earliest = min(earliest, _task_deadline(t, now, offset_s))
         return earliest
+
+
+_QUIET_STATUSES = frozenset({TaskStatus.SCHEDULED, TaskStatus.IN_PROGRESS})
+
+
+def _own_def(t: Mapping[str, Any]) -> bool:
+    """Whether the task carries its TaskDef (else :func:`task_def_for` may look it up in the
+    definition by reference name, which :func:`_task_deadline` does not)."""
+    workflow_task = t.get("workflowTask")
+    return isinstance(workflow_task, dict) and isinstance(workflow_task.get("taskDefinition"), dict)
 
 
 #: "no deadline": later than any time in milliseconds

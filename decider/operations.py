@@ -28,7 +28,7 @@ from decider.statuses import (
     task_terminal,
     workflow_terminal,
 )
-from decider.workflow_run import Run, tasks_by_id
+from decider.workflow_run import Run
 from podium.clone import clone
 from podium.errors import (
     Conflict,
@@ -222,7 +222,11 @@ def update_task(
     """
     _validate_result(result)
     run = Run(workflow, ctx, share_settled=True)
-    applied = _apply_result(run, task_in(run, str(result["taskId"])), result, merge_output)
+    task_id = str(result["taskId"])
+    task = run.own([task_id]).get(task_id)
+    if task is None:
+        raise no_such_task(task_id)
+    applied = _apply_result(run, task, result, merge_output)
     if applied.decide:
         decide_run(run)
     return finish(run, accepted=applied.accepted, note=applied.note)
@@ -250,9 +254,7 @@ def update_tasks(
     (an unknown task id, an invalid result); the others still apply.
     """
     run = Run(workflow, ctx, share_settled=True)
-    by_id = tasks_by_id(
-        run.tasks, (str(r.get("taskId")) for r in results if isinstance(r, Mapping))
-    )
+    by_id = run.own(str(r.get("taskId")) for r in results if isinstance(r, Mapping))
     outcomes: list[Applied | PodiumError] = []
     for result in results:
         try:

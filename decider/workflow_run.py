@@ -9,9 +9,9 @@ records are never mutated.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from itertools import compress
-from operator import and_
+from operator import and_, not_, or_
 from typing import TYPE_CHECKING, Any
 
 from decider.decision import (
@@ -110,11 +110,13 @@ class Run:
         #
         # Settled tasks (finished, and processed by a decide: ``executed``) are not copied at
         # all: deciding never changes them again, so a fan-out's finished branches cost
-        # nothing here nor in finish(). The operations a fan-out repeats (claim, update,
-        # decide) ask for it with ``share_settled=True``; the others, some of which reopen
-        # finished tasks (retry, rerun), copy every task. A claim, which changes only the
-        # tasks it hands out, shares every task (``share_all``) and copies those with
-        # :meth:`own` before changing them.
+        # nothing here nor in finish(). Nor are quiet ones: worker tasks waiting for a worker
+        # whose deadline is ahead (TaskDeadlines.quiet, kept on a record a decision left);
+        # the decide loop passes them over (:attr:`quiet`). The operations a fan-out repeats
+        # (update, decide) ask for this with ``share_settled=True``, and copy a task with
+        # :meth:`own` before changing it; the others, some of which reopen finished tasks
+        # (retry, rerun), copy every task. A claim, which changes only the tasks it hands
+        # out, shares every task (``share_all``) and owns those.
         head = dict(workflow)
         shared: dict[str, Any] = {
             k: head.pop(k) for k in ("workflowDefinition", "input") if k in head
@@ -122,15 +124,25 @@ class Run:
         tasks = head.pop("tasks", None) or []
         self.wf: JSON = WorkflowRecord(clone(head))
         self.wf.update(shared)
+        #: ``id()`` of the quiet tasks this run shares with its input: never changed, passed
+        #: over by the decide loop (a task taken with :meth:`own` is a new object)
+        self.quiet: Container[int] = ()
         if share_all:
             self.wf["tasks"] = list(tasks)
         elif share_settled:
-            settled = map(
-                and_, map(bool, map(_executed, tasks)), map(_terminal, map(_status, tasks))
+            kept = list(
+                map(and_, map(bool, map(_executed, tasks)), map(_terminal, map(_status, tasks)))
             )
-            self.wf["tasks"] = [
-                t if done else dict(t) for t, done in zip(tasks, settled, strict=True)
-            ]
+            deadlines = getattr(workflow, "deadlines", None)
+            if deadlines is not None:
+                quiet_ids = deadlines.quiet_at(self.now)
+                quiet = list(map(quiet_ids.__contains__, map(_task_id, tasks)))
+                self.quiet = set(map(id, compress(tasks, quiet)))
+                kept = list(map(or_, kept, quiet))
+            copies = list(tasks)
+            for i in compress(range(len(copies)), map(not_, kept)):
+                copies[i] = dict(copies[i])
+            self.wf["tasks"] = copies
         else:
             self.wf["tasks"] = [dict(t) for t in tasks]
         self.pushes: dict[tuple[str, str], QueuePush] = {}
@@ -166,14 +178,22 @@ class Run:
 
     def own(self, task_ids: Iterable[str]) -> dict[str, JSON]:
         """Private copies of the tasks with these ids, put in place of the shared ones (a
-        run made with ``share_all``), by id; ids that are not tasks of the workflow are left
-        out. The tasks are found in C: a claim names a few of a fan-out's thousand tasks."""
+        run made with ``share_all`` or ``share_settled``), by id; ids that are not tasks of
+        the workflow are left out. The tasks are found in C: a claim or an update names a few
+        of a fan-out's thousand tasks."""
         tasks = self.tasks
         wanted = set(task_ids)
         owned: dict[str, JSON] = {}
         for i in compress(range(len(tasks)), map(wanted.__contains__, map(_task_id, tasks))):
             tasks[i] = owned[tasks[i]["taskId"]] = dict(tasks[i])
         return owned
+
+    def own_at(self, index: int) -> JSON:
+        """The task at ``index``, copied first if it is a quiet one shared with the input."""
+        task = self.tasks[index]
+        if id(task) in self.quiet:
+            task = self.tasks[index] = dict(task)
+        return task
 
     def task_by_ref(self, ref: str) -> JSON | None:
         """The last task with this reference name (the latest retry)."""

@@ -4,8 +4,8 @@ reference name, with a deterministic id generator and an explicit clock."""
 from __future__ import annotations
 
 import copy
-import itertools
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import decider as d
@@ -38,11 +38,12 @@ class Ids:
     """Deterministic ids: ``id-1``, ``id-2``, ..."""
 
     def __init__(self, prefix: str = "id") -> None:
-        self._n = itertools.count(1)
+        self.n = 0
         self.prefix = prefix
 
     def __call__(self) -> str:
-        return f"{self.prefix}-{next(self._n)}"
+        self.n += 1
+        return f"{self.prefix}-{self.n}"
 
 
 class Harness:
@@ -90,6 +91,27 @@ class Harness:
 
     # --- operations -----------------------------------------------------------------------
 
+    def _op(self, op: Callable[[JSON, Context], Decision], at: int | None) -> Decision:
+        """Run ``op`` on the current record as the previous decision left it, which is how
+        the owning decider sees it (with the deadlines kept on it, so quiet tasks are shared
+        and passed over), and again on a deep copy as a fresh read from the store gives it:
+        both decisions must be the same."""
+        fresh = copy.deepcopy(dict(self.wf))
+        first_id = self.ids.n
+        dec = op(self.wf, self.ctx(at))
+        if getattr(self.wf, "deadlines", None) is not None:
+            ids = Ids(self.ids.prefix)
+            ids.n = first_id
+            ctx = Context(now_ms=self.now, ids=ids, task_defs=self.task_defs, config=self.config)
+            again = op(fresh, ctx)
+            where = _first_difference(dict(dec.workflow), dict(again.workflow))
+            assert where is None, f"the kept record's decision differs at {where}"
+            for f in dataclasses.fields(Decision):
+                if f.name != "workflow":
+                    mine, theirs = getattr(dec, f.name), getattr(again, f.name)
+                    assert mine == theirs, f"the kept record's decision differs in {f.name}"
+        return self._keep(dec)
+
     def start(
         self, input: Mapping[str, Any] | None = None, at: int = 0, **request: Any
     ) -> Decision:
@@ -104,7 +126,8 @@ class Harness:
         raise KeyError(f"no task {ref}: {self.refs()}")
 
     def claim(self, ref: str, at: int | None = None, worker: str = "w1") -> Decision:
-        return self._keep(d.claim(self.wf, self.task(ref)["taskId"], worker, self.ctx(at)))
+        task_id = self.task(ref)["taskId"]
+        return self._op(lambda wf, ctx: d.claim(wf, task_id, worker, ctx), at)
 
     def update(self, ref: str, status: str, at: int | None = None, **fields: Any) -> Decision:
         result = {
@@ -113,7 +136,7 @@ class Harness:
             "status": status,
             **fields,
         }
-        return self._keep(d.update_task(self.wf, result, self.ctx(at)))
+        return self._op(lambda wf, ctx: d.update_task(wf, result, ctx), at)
 
     def complete(
         self, ref: str, output: Mapping[str, Any] | None = None, at: int | None = None
@@ -133,11 +156,11 @@ class Harness:
         return self.complete(ref, output, at)
 
     def decide(self, at: int | None = None) -> Decision:
-        return self._keep(d.decide(self.wf, self.ctx(at)))
+        return self._op(d.decide, at)
 
     def apply(self, fn: Any, *args: Any, at: int | None = None, **kwargs: Any) -> Decision:
         """Any operation ``fn(workflow, *args, ctx, **kwargs)``."""
-        return self._keep(fn(self.wf, *args, self.ctx(at), **kwargs))
+        return self._op(lambda wf, ctx: fn(wf, *args, ctx, **kwargs), at)
 
     def child(
         self,
@@ -148,16 +171,17 @@ class Harness:
         at: int | None = None,
     ) -> Decision:
         t = self.task(ref)
-        return self._keep(
-            d.child_status(
-                self.wf,
+        return self._op(
+            lambda wf, ctx: d.child_status(
+                wf,
                 t["taskId"],
                 t["subWorkflowId"],
                 status,
-                self.ctx(at),
+                ctx,
                 output=output,
                 reason=reason,
-            )
+            ),
+            at,
         )
 
     # --- views ----------------------------------------------------------------------------
