@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from decider import operations as ops
 from decider.decision import check_claim_limits
 from decider.statuses import TaskStatus
-from decider.workflow_run import tasks_by_id
+from decider.task_index import tasks_by_id
 from podium.aio import retrying
 from podium.errors import NotFound
 from podium.queue_client import QueueBatch
@@ -122,16 +122,21 @@ class Claims:
         except NotFound:
             batch.remove(queue, task_ids)
             return []
-        tasks = tasks_by_id(decision.workflow.get("tasks") or [], task_ids)
-        gone = [t for t in task_ids if t not in tasks]
-        if gone:
-            batch.remove(queue, gone)
+        # A task handed out is one the claim changed; only the others are looked for in the
+        # record, whose messages go if they are not tasks of it (any more).
+        handed = {t["taskId"]: t for t in decision.changed_tasks}
+        unknown = [t for t in task_ids if t not in handed]
+        if unknown:
+            present = tasks_by_id(decision.workflow, unknown)
+            gone = [t for t in unknown if t not in present]
+            if gone:
+                batch.remove(queue, gone)
         if not decision.accepted:
             return []
         return [
-            dict(tasks[t])
+            dict(handed[t])
             for t in task_ids
-            if t in tasks and tasks[t]["status"] == TaskStatus.IN_PROGRESS.value
+            if t in handed and handed[t]["status"] == TaskStatus.IN_PROGRESS.value
         ]
 
     async def _claim_one(

@@ -39,6 +39,7 @@ from decider.records import Records
 from decider.script_host import ScriptHost
 from decider.scripting import NeedsScriptThread, OnLoop, Scripts
 from decider.task_def_cache import Lookups, TaskDefCache, task_names
+from decider.task_index import tasks_by_id
 from podium.aio import retrying
 from podium.definitions.expressions import JsonPaths
 from podium.definitions.validation import ValidatedDefinitions
@@ -341,7 +342,7 @@ class CommitLoop:
                         j += 1
                 part = group[i:j]
                 for e in part:
-                    e.span.read(state, e.task_id)
+                    e.span.read(state, e.task_id, tasks_by_id)
                 try:
                     if len(part) == 1:
                         decision, ctx = await self.run_op(

@@ -63,6 +63,8 @@ class _Outcome:
     to_schedule: list[JSON] = field(default_factory=list)
     complete: bool = False
     terminate_task: JSON | None = None
+    #: ``id()`` of the tasks the pass processed (any of them may be offered again)
+    pending_ids: set[int] = field(default_factory=set)
 
 
 def decide(workflow: Mapping[str, Any], ctx: Context) -> Decision:
@@ -110,21 +112,49 @@ def _apply(run: Run, outcome: _Outcome) -> bool:
     added = run.schedule(outcome.to_schedule)
     # a task born finished (FORK, a failed mapping) or a sync one needs another pass
     changed = any(t["taskType"] in SYNC_SYSTEM_TYPES or task_terminal(t["status"]) for t in added)
-    present = set(map(id, run.tasks))
+    # What is offered is a new task (present if scheduled) or a pending one (present).
+    present = set(map(id, added)) | outcome.pending_ids
     for task in outcome.to_schedule:
         if id(task) in present and task["taskType"] in SYNC_SYSTEM_TYPES and execute(run, task):
             changed = True
     return changed
 
 
+class _ExecutedRefs:
+    """The reference names of the tasks processed (``executed``) when a pass began, less those
+    the pass takes back; looked up per name, through the index, for the few names a pass asks
+    about (an indexed run), instead of collected from every task."""
+
+    __slots__ = ("_now", "_run", "dropped")
+
+    def __init__(self, run: Run, executed_now: set[int]) -> None:
+        self._run = run
+        self._now = executed_now  # id() of the tasks this pass marks executed
+        self.dropped: set[str] = set()
+
+    def discard(self, ref: str) -> None:
+        self.dropped.add(ref)
+
+    def __contains__(self, ref: object) -> bool:
+        if not isinstance(ref, str) or ref in self.dropped:
+            return False
+        tasks = self._run.tasks
+        return any(
+            tasks[i].get("executed") and id(tasks[i]) not in self._now
+            for i in self._run.positions(ref)
+        )
+
+
 def _decide_once(run: Run) -> _Outcome:
     # The scans over every task are done in C (a fan-out has thousands): flags per task, then
-    # the tasks picked out with them.
-    tasks = run.tasks
+    # the tasks picked out with them. An indexed run looks only at its candidates: the other
+    # tasks are settled (processed) or quiet (waiting, nothing due), see Run.
+    indexed = run.indexed()
+    tasks = run.candidates() if indexed else run.tasks
     pre: list[JSON] = []
     if all(
         map(or_, map(_is_skipped_status, map(_status, tasks)), map(bool, map(_executed, tasks)))
-    ):
+    ) and not (indexed and run.quiet_left):
         pre = _first_tasks(run)
     check_workflow_timeout(run)
     if run.status == WorkflowStatus.PAUSED:
@@ -133,28 +163,36 @@ def _decide_once(run: Run) -> _Outcome:
     executed = list(map(bool, map(_executed, tasks)))
     done = map(or_, map(or_, map(bool, map(_retried, tasks)), skipped), executed)
     pending = list(compress(tasks, map(not_, done)))
-    if run.quiet:
-        # Quiet tasks (worker tasks waiting, no deadline due: Run) have nothing to process.
-        pending = list(compress(pending, map(not_, map(run.quiet.__contains__, map(id, pending)))))
-    executed_refs = set(map(_ref, compress(tasks, executed)))
+    executed_now: set[int] = set()
+    executed_refs: set[str] | _ExecutedRefs
+    if indexed:
+        executed_refs = _ExecutedRefs(run, executed_now)
+        typed = run.system_tasks()
+    else:
+        executed_refs = set(map(_ref, compress(tasks, executed)))
+        typed = tasks
     terminate_task = next(
         (
             t
-            for t in compress(tasks, map(_is_terminate_type, map(_task_type, tasks)))
+            for t in compress(typed, map(_is_terminate_type, map(_task_type, typed)))
             if t["status"] == TaskStatus.COMPLETED
         ),
         None,
     )
     to_schedule: dict[str, JSON] = {t["referenceTaskName"]: t for t in pre}
     for task in pending:
-        _process_pending(run, task, to_schedule, executed_refs)
+        _process_pending(run, task, to_schedule, executed_refs, executed_now)
     unscheduled = [t for ref, t in to_schedule.items() if ref not in executed_refs]
     complete = terminate_task is not None or (not unscheduled and _check_completion(run))
-    return _Outcome(unscheduled, complete, terminate_task)
+    return _Outcome(unscheduled, complete, terminate_task, set(map(id, pending)))
 
 
 def _process_pending(
-    run: Run, task: JSON, to_schedule: dict[str, JSON], executed_refs: set[str]
+    run: Run,
+    task: JSON,
+    to_schedule: dict[str, JSON],
+    executed_refs: set[str] | _ExecutedRefs,
+    executed_now: set[int],
 ) -> None:
     ref = task["referenceTaskName"]
     if is_system_type(task["taskType"]) and not task_terminal(task["status"]):
@@ -174,6 +212,7 @@ def _process_pending(
                 task["status"] = TaskStatus.COMPLETED_WITH_ERRORS.value
     if not task.get("executed") and not task.get("retried") and task_terminal(task["status"]):
         task["executed"] = True
+        executed_now.add(id(task))
         for nxt in _next_tasks(run, task):
             to_schedule.setdefault(nxt["referenceTaskName"], nxt)
 
@@ -181,9 +220,10 @@ def _process_pending(
 def _is_skipped(run: Run, workflow_task: JSON | None) -> bool:
     if workflow_task is None:
         return False
-    ref = workflow_task["taskReferenceName"]
+    tasks = run.tasks
     return any(
-        t["referenceTaskName"] == ref and t["status"] == TaskStatus.SKIPPED for t in run.tasks
+        tasks[i]["status"] == TaskStatus.SKIPPED
+        for i in run.positions(workflow_task["taskReferenceName"])
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from decider.scripting import Scripts
+from decider.task_index import tasks_by_id
 from podium.definitions.expressions import JsonPaths
 from podium.definitions.validation import ValidatedDefinitions
 from podium.types import JSON
@@ -213,7 +214,7 @@ def combine(decisions: Sequence[Decision]) -> Decision:
     if len(decisions) == 1:
         return decisions[0]
     last = decisions[-1]
-    final = {t["taskId"]: t for t in last.workflow.get("tasks") or []}
+    final = tasks_by_id(last.workflow)
     changed = dict.fromkeys(t["taskId"] for d in decisions for t in d.changed_tasks)
     created = dict.fromkeys(i for d in decisions for i in d.created_task_ids)
     removed = dict.fromkeys(i for d in decisions for i in d.removed_task_ids)

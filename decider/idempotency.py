@@ -54,8 +54,7 @@ def strategy_of(request: Mapping[str, Any]) -> str:
     strategy = request.get("idempotencyStrategy") or "FAIL"
     if strategy not in STRATEGIES:
         raise InvalidArgument(
-            f"idempotencyStrategy must be one of {', '.join(sorted(STRATEGIES))}, "
-            f"not {strategy!r}",
+            f"idempotencyStrategy must be one of {', '.join(sorted(STRATEGIES))}, not {strategy!r}",
             field="idempotencyStrategy",
         )
     return str(strategy)

@@ -428,8 +428,9 @@ def next_check_ms(
         return earliest if earliest != _NONE else None
     offset_s = cfg.workflow_offset_s
     known = getattr(before, "deadlines", None)
-    if isinstance(known, TaskDeadlines):
-        deadlines = known.updated(changed, removed)
+    if isinstance(known, TaskDeadlines) and isinstance(before, WorkflowRecord):
+        before.deadlines = None  # moved to ``workflow``, brought up to date
+        deadlines = known.advance(changed, removed)
     else:
         deadlines = TaskDeadlines.of(workflow.get("tasks") or [])
     if isinstance(workflow, WorkflowRecord):
@@ -479,12 +480,14 @@ class TaskDeadlines:
             deadlines._add(t)
         return deadlines
 
-    def updated(
+    def advance(
         self, changed: Sequence[Mapping[str, Any]], removed: Sequence[str]
     ) -> TaskDeadlines:
-        """These deadlines after a decision that changed (or added) ``changed`` and removed
-        the tasks ``removed``; the others are unchanged tasks."""
-        out = TaskDeadlines(dict(self.fixed), dict(self.moving), dict(self.quiet))
+        """These deadlines made those after a decision that changed (or added) ``changed``
+        and removed the tasks ``removed``; the others are unchanged tasks. Changed in place
+        and returned: they move from the decision's input record to its output record (see
+        decider.task_index), where a copy would cost a pass over all tasks."""
+        out = self
         for task_id in removed:
             out._drop(task_id)
         for t in changed:

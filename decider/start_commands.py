@@ -36,8 +36,7 @@ def emit_start_commands(run: Run) -> None:
     """Sub-workflows and START_WORKFLOW tasks still SCHEDULED: (re)issue their start."""
     if run.status != WorkflowStatus.RUNNING:
         return
-    tasks = run.tasks
-    # Picked out in C by type: a fan-out's thousand SIMPLE branches are passed over at once.
+    tasks = run.system_tasks()  # a fan-out's thousand SIMPLE branches are not among them
     for t in compress(tasks, map(_STARTERS.__contains__, map(_task_type, tasks))):
         if t["status"] != TaskStatus.SCHEDULED:
             continue

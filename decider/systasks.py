@@ -6,9 +6,11 @@ Each executor takes a non-terminal task and answers whether it changed it. DO_WH
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
-from operator import itemgetter
+from itertools import compress, count
+from operator import itemgetter, not_
 
 from decider import scripting
 from decider.definition_tree import append_iteration
@@ -21,6 +23,7 @@ from decider.statuses import (
     task_successful,
     task_terminal,
 )
+from decider.task_index import JoinProgress
 from decider.workflow_run import Run
 from podium.clone import clone
 from podium.types import JSON
@@ -175,7 +178,14 @@ _status = itemgetter("status")
 def _join(run: Run, task: JSON) -> bool:
     """A JOIN ends when every joined task has ended (or one failed that may not): only then is
     its output (each joined task's output by reference name) gathered. A join still waiting
-    is left as it was, so a fan-out's thousand branches do not rewrite it at each decision."""
+    is left as it was, so a fan-out's thousand branches do not rewrite it at each decision.
+
+    While it waits with no joined task failed, an indexed run (decider.task_index) goes on
+    from where the last evaluation left off (JoinProgress) instead of looking at every
+    branch again: a fan-out's join then costs each decision the branches that changed."""
+    if run.indexed() and _still_waiting(run, task):
+        return False
+    run.joins.pop(task["taskId"], None)
     refs = _join_on(task)
     forked = run.latest_by_ref(refs)
     found = [t for t in forked.values() if t is not None]
@@ -184,6 +194,16 @@ def _join(run: Run, task: JSON) -> bool:
     if _PLAIN_SUCCESS.issuperset(statuses):
         # The usual case, told in C: no joined task failed or completed with errors.
         if not all_terminal:
+            if run.indexed():
+                ended = map(TASK_TERMINAL.__contains__, (_status(forked[r] or _NONE) for r in refs))
+                done = next(compress(count(), map(not_, ended)), len(refs))
+                run.joins[task["taskId"]] = JoinProgress(
+                    task["inputData"],
+                    int(task.get("iteration") or 0),
+                    tuple(refs),
+                    frozenset(refs),
+                    done,
+                )
             return False
         _gather_output(task, refs, forked)
         run.set_status(task, TaskStatus.COMPLETED)
@@ -214,6 +234,39 @@ def _join(run: Run, task: JSON) -> bool:
         run.set_status(task, TaskStatus.COMPLETED_WITH_ERRORS, reason)
     else:
         run.set_status(task, TaskStatus.COMPLETED)
+    return True
+
+
+_NONE = {"status": ""}
+
+
+def _still_waiting(run: Run, task: JSON) -> bool:
+    """Whether a join that was waiting, with no joined task failed, at its last evaluation
+    (the progress the run carries) still waits: the joined tasks this run changed or added
+    are, in their latest attempt, not failed, and not every joined task has ended. Moves the
+    progress on. False means: evaluate the join in full."""
+    progress = run.joins.get(task["taskId"])
+    if (
+        progress is None
+        or progress.inputs is not task["inputData"]
+        or progress.iteration != int(task.get("iteration") or 0)
+    ):
+        return False
+    for t in run.candidates():
+        ref = t["referenceTaskName"]
+        if ref in progress.ref_set:
+            latest = run.task_by_ref(ref)
+            if latest is None or latest["status"] not in _PLAIN_SUCCESS:
+                return False
+    refs, done = progress.refs, progress.done
+    while done < len(refs):
+        latest = run.task_by_ref(refs[done])
+        if latest is None or latest["status"] not in TASK_TERMINAL:
+            break
+        done += 1
+    if done == len(refs):
+        return False  # all ended: the full evaluation ends the join
+    run.joins[task["taskId"]] = dataclasses.replace(progress, done=done)
     return True
 
 

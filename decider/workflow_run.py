@@ -9,9 +9,8 @@ records are never mutated.
 from __future__ import annotations
 
 import operator
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from itertools import compress
-from operator import and_, not_, or_
 from typing import TYPE_CHECKING, Any
 
 from decider.decision import (
@@ -31,6 +30,7 @@ from decider.statuses import (
     is_system_type,
     task_terminal,
 )
+from decider.task_index import JoinProgress, TaskIndex
 from podium.clone import clone
 from podium.events import EVENT_TASK_QUEUE
 from podium.queues import task_queue
@@ -46,13 +46,15 @@ class WorkflowRecord(dict[str, Any]):
     :func:`decider.lifecycle.next_check_ms` found them (None until then). The next decision
     on this same record (the owner decides on the record it kept) then only works out the
     deadlines of the tasks it changed. A record read from the store is a plain dict: its
-    deadlines are worked out from all its tasks."""
+    deadlines are worked out from all its tasks. ``index`` (decider.task_index) is kept the
+    same way: where its tasks are."""
 
-    __slots__ = ("deadlines",)
+    __slots__ = ("deadlines", "index")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deadlines: TaskDeadlines | None = None
+        self.index: TaskIndex | None = None
 
 
 class TerminateSignal(Exception):
@@ -111,12 +113,14 @@ class Run:
         # Settled tasks (finished, and processed by a decide: ``executed``) are not copied at
         # all: deciding never changes them again, so a fan-out's finished branches cost
         # nothing here nor in finish(). Nor are quiet ones: worker tasks waiting for a worker
-        # whose deadline is ahead (TaskDeadlines.quiet, kept on a record a decision left);
-        # the decide loop passes them over (:attr:`quiet`). The operations a fan-out repeats
-        # (update, decide) ask for this with ``share_settled=True``, and copy a task with
-        # :meth:`own` before changing it; the others, some of which reopen finished tasks
-        # (retry, rerun), copy every task. A claim, which changes only the tasks it hands
-        # out, shares every task (``share_all``) and owns those.
+        # whose deadline is ahead (TaskDeadlines.quiet, kept on a record a decision left).
+        # Through the record's TaskIndex (decider.task_index) the run finds the other tasks
+        # without a pass over all, and the decide loop looks only at those (candidates()).
+        # The operations a fan-out repeats (update, decide) ask for this with
+        # ``share_settled=True``, and copy a task with :meth:`own` before changing it; the
+        # others, some of which reopen finished tasks (retry, rerun), copy every task. A
+        # claim, which changes only the tasks it hands out, shares every task (``share_all``)
+        # and owns those.
         head = dict(workflow)
         shared: dict[str, Any] = {
             k: head.pop(k) for k in ("workflowDefinition", "input") if k in head
@@ -124,27 +128,35 @@ class Run:
         tasks = head.pop("tasks", None) or []
         self.wf: JSON = WorkflowRecord(clone(head))
         self.wf.update(shared)
-        #: ``id()`` of the quiet tasks this run shares with its input: never changed, passed
-        #: over by the decide loop (a task taken with :meth:`own` is a new object)
-        self.quiet: Container[int] = ()
-        if share_all:
-            self.wf["tasks"] = list(tasks)
-        elif share_settled:
-            kept = list(
-                map(and_, map(bool, map(_executed, tasks)), map(_terminal, map(_status, tasks)))
-            )
-            deadlines = getattr(workflow, "deadlines", None)
-            if deadlines is not None:
-                quiet_ids = deadlines.quiet_at(self.now)
-                quiet = list(map(quiet_ids.__contains__, map(_task_id, tasks)))
-                self.quiet = set(map(id, compress(tasks, quiet)))
-                kept = list(map(or_, kept, quiet))
+        self._base: list[JSON] = tasks
+        #: the index of the input's tasks (runs that share tasks); it holds for this run's
+        #: list as long as that list is only appended to (:meth:`indexed`)
+        self.index: TaskIndex | None = None
+        #: positions (below ``index.size``) where this run's list holds its own copy
+        self._copied: set[int] = set()
+        #: how many quiet tasks this run shares with its input (not copied)
+        self.quiet_left = 0
+        #: progress of waiting JOINs, as this run leaves them (see decider.systasks)
+        self.joins: dict[str, JoinProgress] = {}
+        self._base_ids: set[int] | None = None
+        if share_all or share_settled:
+            index = getattr(workflow, "index", None)
+            if not isinstance(index, TaskIndex) or index.size != len(tasks):
+                index = TaskIndex.of(tasks)
+            self.index = index
+            self.joins = dict(index.joins)
             copies = list(tasks)
-            for i in compress(range(len(copies)), map(not_, kept)):
-                copies[i] = dict(copies[i])
-            self.wf["tasks"] = copies
+            if share_settled:
+                deadlines = getattr(workflow, "deadlines", None)
+                quiet = deadlines.quiet_at(self.now) if deadlines is not None else ()
+                active = index.unsettled.difference(quiet) if quiet else index.unsettled
+                self.quiet_left = len(index.unsettled) - len(active)
+                self._copied = set(map(index.at.__getitem__, active))
+                for i in self._copied:
+                    copies[i] = dict(copies[i])
+            self.wf["tasks"] = self._list = copies
         else:
-            self.wf["tasks"] = [dict(t) for t in tasks]
+            self.wf["tasks"] = self._list = [dict(t) for t in tasks]
         self.pushes: dict[tuple[str, str], QueuePush] = {}
         self.removals: dict[tuple[str, str], QueueRemove] = {}
         self.commands: list[Command] = []
@@ -173,34 +185,99 @@ class Run:
     def status(self) -> str:
         return str(self.wf["status"])
 
+    def indexed(self) -> bool:
+        """Whether :attr:`index` holds for :attr:`tasks` (the list was only appended to)."""
+        return self.index is not None and self.wf["tasks"] is self._list
+
+    def _appended(self) -> range:
+        """Positions of the tasks this run appended (an indexed run)."""
+        assert self.index is not None
+        return range(self.index.size, len(self.tasks))
+
     def task_by_id(self, task_id: str) -> JSON | None:
+        if self.indexed():
+            assert self.index is not None
+            i = self.index.at.get(task_id)
+            if i is not None:
+                return self.tasks[i]
+            return next(
+                (self.tasks[j] for j in self._appended() if self.tasks[j]["taskId"] == task_id),
+                None,
+            )
         return next((t for t in self.tasks if t["taskId"] == task_id), None)
 
     def own(self, task_ids: Iterable[str]) -> dict[str, JSON]:
         """Private copies of the tasks with these ids, put in place of the shared ones (a
         run made with ``share_all`` or ``share_settled``), by id; ids that are not tasks of
-        the workflow are left out. The tasks are found in C: a claim or an update names a few
-        of a fan-out's thousand tasks."""
+        the workflow are left out. A claim or an update names a few of a fan-out's thousand
+        tasks: they are found by the index, or else in C."""
         tasks = self.tasks
         wanted = set(task_ids)
         owned: dict[str, JSON] = {}
-        for i in compress(range(len(tasks)), map(wanted.__contains__, map(_task_id, tasks))):
+        if self.indexed():
+            assert self.index is not None
+            at = self.index.at
+            positions = [at[t] for t in wanted if t in at]
+            positions += [j for j in self._appended() if tasks[j]["taskId"] in wanted]
+        else:
+            positions = list(
+                compress(range(len(tasks)), map(wanted.__contains__, map(_task_id, tasks)))
+            )
+        for i in positions:
+            self._mark_owned(i, tasks[i])
             tasks[i] = owned[tasks[i]["taskId"]] = dict(tasks[i])
         return owned
 
     def own_at(self, index: int) -> JSON:
-        """The task at ``index``, copied first if it is a quiet one shared with the input."""
+        """The task at ``index``, copied first if it is shared with the input."""
         task = self.tasks[index]
-        if id(task) in self.quiet:
+        if self._base_ids is None:
+            self._base_ids = set(map(id, self._base))
+        if id(task) in self._base_ids:
+            self._mark_owned(index, task)
             task = self.tasks[index] = dict(task)
         return task
 
+    def _mark_owned(self, i: int, task: JSON) -> None:
+        if not self.indexed():
+            return
+        assert self.index is not None
+        if i < self.index.size and i not in self._copied:
+            self._copied.add(i)
+            if task["taskId"] in self.index.unsettled:
+                self.quiet_left -= 1  # every unsettled task not copied is a quiet one
+
+    def candidates(self) -> list[JSON]:
+        """The tasks a decide pass must look at, in order (an indexed run): this run's copies
+        and the tasks it appended. The others are settled or quiet."""
+        tasks = self.tasks
+        return [tasks[i] for i in sorted(self._copied)] + tasks[len(self._base) :]
+
+    def system_tasks(self) -> list[JSON]:
+        """The system-type tasks, in order."""
+        tasks = self.tasks
+        if self.indexed():
+            assert self.index is not None
+            found = [tasks[i] for i in self.index.system]
+            return found + [
+                tasks[j] for j in self._appended() if is_system_type(tasks[j]["taskType"])
+            ]
+        return [t for t in tasks if is_system_type(t["taskType"])]
+
+    def positions(self, ref: str) -> list[int]:
+        """Positions of the tasks with this reference name, in order."""
+        tasks = self.tasks
+        if self.indexed():
+            assert self.index is not None
+            found = self.index.by_ref.get(ref, [])
+            more = [j for j in self._appended() if tasks[j]["referenceTaskName"] == ref]
+            return found + more if more else found
+        return list(compress(range(len(tasks)), map(ref.__eq__, map(_ref, tasks))))
+
     def task_by_ref(self, ref: str) -> JSON | None:
         """The last task with this reference name (the latest retry)."""
-        for t in reversed(self.tasks):
-            if t["referenceTaskName"] == ref:
-                return t
-        return None
+        positions = self.positions(ref)
+        return self.tasks[positions[-1]] if positions else None
 
     def latest_by_ref(self, refs: list[str]) -> dict[str, JSON | None]:
         """:meth:`task_by_ref` of each of ``refs``, in one pass over the tasks (a join of a
@@ -251,7 +328,10 @@ class Run:
         # thousands of others.
         tasks = self.tasks
         refs = {t["referenceTaskName"] for t in new_tasks}
-        same_ref = compress(tasks, map(refs.__contains__, map(_ref, tasks)))
+        if self.indexed():
+            same_ref: Iterable[JSON] = [tasks[i] for ref in refs for i in self.positions(ref)]
+        else:
+            same_ref = compress(tasks, map(refs.__contains__, map(_ref, tasks)))
         existing = {(t["referenceTaskName"], t.get("retryCount", 0)) for t in same_ref}
         added: list[JSON] = []
         before = len(tasks)
@@ -263,7 +343,12 @@ class Run:
             existing.add(key)
             if not task.get("seq"):
                 if seq is None:
-                    seq = max(map(_seq, tasks[:before]), default=0)
+                    if self.indexed():
+                        assert self.index is not None
+                        appended = tasks[self.index.size : before]
+                        seq = max(self.index.max_seq, max(map(_seq, appended), default=0))
+                    else:
+                        seq = max(map(_seq, tasks[:before]), default=0)
                 seq += 1
                 task["seq"] = seq
             task["scheduledTime"] = self.now
@@ -308,7 +393,11 @@ class Run:
     def finish(
         self, next_check_ms: int | None, *, accepted: bool = True, note: str | None = None
     ) -> Decision:
-        created, changed, removed = _task_changes(self._before.get("tasks") or [], self.tasks)
+        if self.indexed():
+            created, changed = self._indexed_changes()
+            removed: list[str] = []
+        else:
+            created, changed, removed = _task_changes(self._base, self.tasks)
         for task in changed:
             task["updateTime"] = self.now
         head_before = {k: v for k, v in self._before.items() if k != "tasks"}
@@ -318,6 +407,13 @@ class Run:
             self.wf["updateTime"] = self.now
         if not isinstance(self.wf, WorkflowRecord):
             self.wf = WorkflowRecord(self.wf)
+        if self.index is not None:
+            if isinstance(self._before, WorkflowRecord) and self._before.index is self.index:
+                self._before.index = None  # moved to the output record (TaskIndex.advance)
+            if self.indexed():
+                self.wf.index = self.index.advance(self.tasks, self._copied, self.joins)
+            else:  # an indexed run whose list was rebuilt (keepLastN)
+                self.wf.index = TaskIndex.of(self.tasks)
         return Decision(
             workflow=self.wf,
             changed_tasks=changed,
@@ -333,6 +429,14 @@ class Run:
             note=note,
         )
 
+    def _indexed_changes(self) -> tuple[list[str], list[JSON]]:
+        """:func:`_task_changes` of an indexed run: only its copies can differ from the input,
+        and the tasks it appended are new."""
+        tasks, base = self.tasks, self._base
+        changed = [tasks[i] for i in sorted(self._copied) if tasks[i] != base[i]]
+        added = tasks[len(base) :]
+        return [t["taskId"] for t in added], changed + added
+
 
 _task_id = operator.itemgetter("taskId")
 _status = operator.itemgetter("status")
@@ -340,13 +444,6 @@ _ref = operator.itemgetter("referenceTaskName")
 _executed = operator.methodcaller("get", "executed")
 _seq = operator.methodcaller("get", "seq", 0)
 _terminal = TASK_TERMINAL.__contains__
-
-
-def tasks_by_id(tasks: list[JSON], ids: Iterable[str]) -> dict[str, JSON]:
-    """The tasks among ``tasks`` whose id is one of ``ids``, by id. They are picked out in C:
-    a claim or an update names a few of a fan-out's thousand tasks."""
-    wanted = set(ids)
-    return {t["taskId"]: t for t in compress(tasks, map(wanted.__contains__, map(_task_id, tasks)))}
 
 
 def _task_changes(before: list[JSON], after: list[JSON]) -> tuple[list[str], list[JSON], list[str]]:

@@ -17,7 +17,7 @@ Nothing is stored for an unsampled trace, since a link into it would lead nowher
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -57,14 +57,25 @@ class DecideSpan:
         self.span = span
         self._linked = False
 
-    def read(self, workflow: Mapping[str, Any], task_id: str | None) -> None:
-        """The workflow as read: link to its start and to the task's scheduler (once)."""
+    def read(
+        self,
+        workflow: Mapping[str, Any],
+        task_id: str | None,
+        find: Callable[[Mapping[str, Any], Iterable[str]], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """The workflow as read: link to its start and to the task's scheduler (once).
+        ``find(workflow, ids)`` gives the record's tasks with these ids (the decider's finds
+        them through the record's index); without it the tasks are scanned."""
         span = self.span
         if span is None or self._linked or not span.is_recording():
             return
         self._linked = True
         if task_id is not None:
-            task = next((t for t in workflow.get("tasks") or () if t["taskId"] == task_id), None)
+            if find is not None:
+                task = find(workflow, (task_id,)).get(task_id)
+            else:
+                tasks = workflow.get("tasks") or ()
+                task = next((t for t in tasks if t["taskId"] == task_id), None)
             scheduler = link_to(span, task, "scheduled_by")
         else:
             scheduler = None
