@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Container, Mapping, Sequence
+import heapq
+from collections.abc import Mapping, Sequence
 from itertools import compress
 from operator import itemgetter, not_
 from typing import Any
@@ -25,10 +26,10 @@ from decider.statuses import (
     TaskStatus,
     TaskType,
     WorkflowStatus,
-    is_system_type,
     task_terminal,
     workflow_terminal,
 )
+from decider.task_index import quiet_kind
 from decider.workflow_run import Run, TerminateSignal, WorkflowRecord
 from podium.clone import clone
 from podium.types import JSON
@@ -448,15 +449,19 @@ class TaskDeadlines:
     START_WORKFLOW still SCHEDULED, and of a task IN_PROGRESS without ``updateTime``, move
     with the clock and are worked out at each use (``moving``: the tasks themselves).
 
-    ``quiet`` holds the fixed deadlines of the worker tasks (SCHEDULED or IN_PROGRESS, not a
-    system type) whose TaskDef is their own ``workflowTask.taskDefinition``, the one
-    :func:`check_task_timeouts` applies. Until its deadline such a task gives a decide
-    nothing to do: no timeout is due, it has not failed, it has not ended. So a decision on
-    this record shares it uncopied and passes it over (:meth:`quiet_at`), and a fan-out's
-    waiting branches cost a decision nothing each.
+    ``quiet`` holds the fixed deadlines of the quiet tasks
+    (:func:`decider.task_index.quiet_kind`: worker tasks waiting, whose TaskDef is their own
+    ``workflowTask.taskDefinition``, the one :func:`check_task_timeouts` applies). Until its
+    deadline such a task gives a decide nothing to do: no timeout is due, it has not failed,
+    it has not ended. So a decision on this record shares it uncopied and passes it over
+    (:meth:`due_quiet`), and a fan-out's waiting branches cost a decision nothing each.
+
+    The earliest deadlines are found with heaps, whose entries a change leaves behind and a
+    look at the top drops when they no longer match (a pass over every deadline at each
+    decision would make a fan-out quadratic).
     """
 
-    __slots__ = ("fixed", "moving", "quiet")
+    __slots__ = ("_heap", "_quiet_heap", "fixed", "moving", "quiet")
 
     def __init__(
         self,
@@ -467,6 +472,10 @@ class TaskDeadlines:
         self.fixed = fixed
         self.moving = moving
         self.quiet: dict[str, int] = {} if quiet is None else quiet
+        self._heap = [(due, tid) for tid, due in fixed.items() if due < _NONE]
+        self._quiet_heap = [(due, tid) for tid, due in self.quiet.items() if due < _NONE]
+        heapq.heapify(self._heap)
+        heapq.heapify(self._quiet_heap)
 
     @classmethod
     def of(cls, tasks: Sequence[Mapping[str, Any]]) -> TaskDeadlines:
@@ -487,21 +496,25 @@ class TaskDeadlines:
         and removed the tasks ``removed``; the others are unchanged tasks. Changed in place
         and returned: they move from the decision's input record to its output record (see
         decider.task_index), where a copy would cost a pass over all tasks."""
-        out = self
         for task_id in removed:
-            out._drop(task_id)
+            self._drop(task_id)
         for t in changed:
-            out._drop(t["taskId"])
+            self._drop(t["taskId"])
             if not task_terminal(t["status"]):
-                out._add(t)
-        return out
+                self._add(t)
+        if len(self._heap) > 2 * len(self.fixed) + 1024:  # mostly entries left behind
+            self._heap = [(due, tid) for tid, due in self.fixed.items() if due < _NONE]
+            heapq.heapify(self._heap)
+        if len(self._quiet_heap) > 2 * len(self.quiet) + 1024:
+            self._quiet_heap = [(due, tid) for tid, due in self.quiet.items() if due < _NONE]
+            heapq.heapify(self._quiet_heap)
+        return self
 
-    def quiet_at(self, now: int) -> Container[str]:
-        """The ids of the quiet tasks whose deadline is still ahead at ``now``."""
-        quiet = self.quiet
-        if min(quiet.values(), default=_NONE) > now:  # the usual case, told in C
-            return quiet.keys()
-        return {task_id for task_id, due in quiet.items() if due > now}
+    def due_quiet(self, now: int) -> set[str]:
+        """The ids of the quiet tasks whose deadline has come at ``now`` (usually none)."""
+        if _top(self._quiet_heap, self.quiet) > now:
+            return set()
+        return {task_id for task_id, due in self.quiet.items() if due <= now}
 
     def _drop(self, task_id: str) -> None:
         self.fixed.pop(task_id, None)
@@ -510,32 +523,38 @@ class TaskDeadlines:
 
     def _add(self, t: Mapping[str, Any]) -> None:
         status = t["status"]
+        task_id = t["taskId"]
         if (
             t["taskType"] in (TaskType.SUB_WORKFLOW, TaskType.START_WORKFLOW)
             and status == TaskStatus.SCHEDULED
         ) or (status == TaskStatus.IN_PROGRESS and not t.get("updateTime")):
-            self.moving[t["taskId"]] = t
+            self.moving[task_id] = t
             return
-        due = self.fixed[t["taskId"]] = _task_deadline(t, 0, 0)  # the clock plays no part
-        if status in _QUIET_STATUSES and not is_system_type(t["taskType"]) and _own_def(t):
-            self.quiet[t["taskId"]] = due
+        due = self.fixed[task_id] = _task_deadline(t, 0, 0)  # the clock plays no part
+        if due < _NONE:
+            heapq.heappush(self._heap, (due, task_id))
+        if quiet_kind(t):
+            self.quiet[task_id] = due
+            if due < _NONE:
+                heapq.heappush(self._quiet_heap, (due, task_id))
 
     def earliest(self, now: int, offset_s: int) -> int:
         """The earliest of them (``_NONE`` if there is none)."""
-        earliest = min(self.fixed.values(), default=_NONE)
+        earliest = _top(self._heap, self.fixed)
         for t in self.moving.values():
             earliest = min(earliest, _task_deadline(t, now, offset_s))
         return earliest
 
 
-_QUIET_STATUSES = frozenset({TaskStatus.SCHEDULED, TaskStatus.IN_PROGRESS})
-
-
-def _own_def(t: Mapping[str, Any]) -> bool:
-    """Whether the task carries its TaskDef (else :func:`task_def_for` may look it up in the
-    definition by reference name, which :func:`_task_deadline` does not)."""
-    workflow_task = t.get("workflowTask")
-    return isinstance(workflow_task, dict) and isinstance(workflow_task.get("taskDefinition"), dict)
+def _top(heap: list[tuple[int, str]], current: Mapping[str, int]) -> int:
+    """The smallest deadline in ``heap`` that is still ``current``'s (entries left behind by a
+    change are dropped on the way); ``_NONE`` if none."""
+    while heap:
+        due, task_id = heap[0]
+        if current.get(task_id) == due:
+            return due
+        heapq.heappop(heap)
+    return _NONE
 
 
 #: "no deadline": later than any time in milliseconds

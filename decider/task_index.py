@@ -19,7 +19,7 @@ from itertools import compress
 from operator import itemgetter
 from typing import Any
 
-from decider.statuses import TASK_TERMINAL, is_system_type
+from decider.statuses import TASK_TERMINAL, TaskStatus, is_system_type
 
 JSON = dict[str, Any]
 
@@ -50,11 +50,13 @@ class TaskIndex:
     * ``system``: positions of system-type tasks, in order;
     * ``unsettled``: ids of the tasks not settled. A settled task has ended and been processed
       by a decide (``executed``): deciding never changes it again;
+    * ``loud``: those of them that are not of the quiet kind (:func:`quiet_kind`): each
+      decision looks at these, and at the quiet ones whose deadline has come;
     * ``max_seq``: the highest ``seq``;
     * ``joins``: the progress of waiting JOINs, by task id.
     """
 
-    __slots__ = ("at", "by_ref", "joins", "max_seq", "size", "system", "unsettled")
+    __slots__ = ("at", "by_ref", "joins", "loud", "max_seq", "size", "system", "unsettled")
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class TaskIndex:
         self.by_ref = by_ref
         self.system = system
         self.unsettled = unsettled
+        self.loud: set[str] = set()  # filled with unsettled by _extend
         self.max_seq = max_seq
         self.joins = joins
         self.size = len(at)
@@ -95,11 +98,7 @@ class TaskIndex:
         output record, and the input record is left without one (a later decision on it,
         rare, builds one anew). A copy would cost each decision a pass over all tasks."""
         for i in touched:
-            t = tasks[i]
-            if t.get("executed") and t["status"] in TASK_TERMINAL:
-                self.unsettled.discard(t["taskId"])
-            else:
-                self.unsettled.add(t["taskId"])
+            self._file(tasks[i])
         self._extend(tasks, self.size)
         self.joins = joins
         return self
@@ -117,10 +116,39 @@ class TaskIndex:
                 positions.append(i)
             if is_system_type(t["taskType"]):
                 self.system.append(i)
-            if not (t.get("executed") and t["status"] in TASK_TERMINAL):
-                self.unsettled.add(task_id)
+            self._file(t)
             self.max_seq = max(self.max_seq, int(t.get("seq") or 0))
         self.size = len(tasks)
+
+    def _file(self, t: Mapping[str, Any]) -> None:
+        """Put a task in ``unsettled`` and ``loud``, or take it out, as its state says."""
+        task_id = t["taskId"]
+        if t.get("executed") and t["status"] in TASK_TERMINAL:
+            self.unsettled.discard(task_id)
+            self.loud.discard(task_id)
+            return
+        self.unsettled.add(task_id)
+        if quiet_kind(t):
+            self.loud.discard(task_id)
+        else:
+            self.loud.add(task_id)
+
+
+_WAITING = frozenset({TaskStatus.SCHEDULED, TaskStatus.IN_PROGRESS})
+
+
+def quiet_kind(t: Mapping[str, Any]) -> bool:
+    """Whether a task is of the kind a decide has nothing to do with until its deadline: a
+    worker task (not a system type) SCHEDULED, or IN_PROGRESS since ``updateTime``, that
+    carries its TaskDef (without one, the TaskDef that applies may be the definition's, found
+    by reference name, which the kept deadlines do not follow)."""
+    status = t["status"]
+    if status not in _WAITING or is_system_type(t["taskType"]):
+        return False
+    if status == TaskStatus.IN_PROGRESS and not t.get("updateTime"):
+        return False  # its deadline moves with the clock
+    workflow_task = t.get("workflowTask")
+    return isinstance(workflow_task, dict) and isinstance(workflow_task.get("taskDefinition"), dict)
 
 
 def tasks_by_id(

@@ -148,8 +148,12 @@ class Run:
             copies = list(tasks)
             if share_settled:
                 deadlines = getattr(workflow, "deadlines", None)
-                quiet = deadlines.quiet_at(self.now) if deadlines is not None else ()
-                active = index.unsettled.difference(quiet) if quiet else index.unsettled
+                active: set[str] = index.unsettled
+                # The kept deadlines and index describe this same record (they move together
+                # from decision to decision): their sizes must agree.
+                quiet = len(index.unsettled) - len(index.loud)
+                if deadlines is not None and len(deadlines.quiet) == quiet:
+                    active = index.loud | deadlines.due_quiet(self.now)
                 self.quiet_left = len(index.unsettled) - len(active)
                 self._copied = set(map(index.at.__getitem__, active))
                 for i in self._copied:
