@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -49,11 +49,13 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from podium.config import Environ, env_bool, env_list, env_str
 from podium.errors import ConfigError
 from podium.telemetry.jsonl import JsonLinesExporter
+from podium.telemetry.lean import LeanTracer
 
 DETAILS = ("hops", "full")
 EXPORTERS = ("otlp", "console", "file", "discard", "none")
@@ -145,14 +147,25 @@ class Telemetry:
     """
 
     def __init__(
-        self, provider: TracerProvider | None, service_name: str, full: bool = False
+        self,
+        provider: TracerProvider | None,
+        service_name: str,
+        full: bool = False,
+        processors: Sequence[SpanProcessor] | None = None,
     ) -> None:
+        """With ``processors`` (the provider's own, as :func:`start_telemetry` passes them),
+        spans are made by a :class:`~podium.telemetry.lean.LeanTracer` feeding them; without,
+        by the provider's SDK tracer."""
         self.provider = provider
         self.service_name = service_name
         self.full = full
-        self.tracer: Tracer | None = (
-            provider.get_tracer(INSTRUMENTATION_NAME) if provider is not None else None
-        )
+        self.tracer: Tracer | None = None
+        if provider is not None:
+            if processors is None:
+                self.tracer = provider.get_tracer(INSTRUMENTATION_NAME)
+            else:
+                scope = InstrumentationScope(INSTRUMENTATION_NAME)
+                self.tracer = LeanTracer(provider.sampler, provider.resource, scope, processors)
 
     @classmethod
     def off(cls, service_name: str = "podium") -> Telemetry:
@@ -185,10 +198,14 @@ def start_telemetry(config: TelemetryConfig) -> Telemetry:
     provider = TracerProvider(
         resource=Resource.create(attributes), sampler=_sampler(config.sampler, config.sampler_arg)
     )
+    processors: list[SpanProcessor] = []
     for exporter in exporters:
         # Batching moves serialisation and I/O off the request path, onto the SDK's thread.
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    return Telemetry(provider, config.service_name, full=config.detail == "full")
+        processors.append(BatchSpanProcessor(exporter))
+        provider.add_span_processor(processors[-1])
+    return Telemetry(
+        provider, config.service_name, full=config.detail == "full", processors=processors
+    )
 
 
 def telemetry_from_env(env: Environ, default_service: str) -> Telemetry:
