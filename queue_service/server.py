@@ -254,9 +254,12 @@ class QueueService:
             requeue_interval_s=settings.requeue_interval_ms / 1000.0,
         )
         self.registry = CollectorRegistry()
-        # Traced, the handlers reach the engine through a proxy that opens a span per operation.
+        # With full detail, the handlers reach the engine through a proxy that opens a PRODUCER
+        # span per push of a batch; with the default detail the batch's span names its pushes.
         served = (
-            self.engine if tracer is None else cast(QueueEngine, TracedEngine(self.engine, tracer))
+            cast(QueueEngine, TracedEngine(self.engine, tracer))
+            if tracer is not None and self.telemetry.full
+            else self.engine
         )
         self.rpc = RpcServer(
             handlers(served),
