@@ -174,7 +174,8 @@ class Claims:
         )
         if not decision.accepted:
             return None
-        for t in decision.workflow.get("tasks") or []:
+        # a task handed out is one the claim changed (a fan-out has thousands of others)
+        for t in decision.changed_tasks:
             if t["taskId"] == task_id:
                 return dict(t)
         return None
