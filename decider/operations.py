@@ -28,6 +28,7 @@ from decider.statuses import (
     task_terminal,
     workflow_terminal,
 )
+from decider.task_index import tasks_by_id
 from decider.workflow_run import Run
 from podium.clone import clone
 from podium.errors import (
@@ -136,7 +137,7 @@ def claim(
     A task already finished is not handed out (``accepted=False``, its message removed).
     Limits are checked before, with :func:`decider.decision.check_claim_limits`.
     """
-    if task_id not in map(_task_id, workflow.get("tasks") or []):
+    if task_id not in tasks_by_id(workflow, (task_id,)):  # through the record's index
         raise no_such_task(task_id)
     return claim_all(workflow, [task_id], worker_id, ctx)
 
