@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import methodcaller
 from typing import Any
 
 from decider.decide import decide_run, finish
@@ -43,7 +42,6 @@ from podium.errors import (
 from podium.types import JSON
 
 REASON_LIMIT = 500
-_task_id = methodcaller("get", "taskId")
 
 
 def start_workflow(
