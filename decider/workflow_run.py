@@ -139,6 +139,7 @@ class Run:
         #: progress of waiting JOINs, as this run leaves them (see decider.systasks)
         self.joins: dict[str, JoinProgress] = {}
         self._base_ids: set[int] | None = None
+        self._new = _Appended(len(tasks))
         if share_all or share_settled:
             index = getattr(workflow, "index", None)
             if not isinstance(index, TaskIndex) or index.size != len(tasks):
@@ -193,21 +194,27 @@ class Run:
         """Whether :attr:`index` holds for :attr:`tasks` (the list was only appended to)."""
         return self.index is not None and self.wf["tasks"] is self._list
 
-    def _appended(self) -> range:
-        """Positions of the tasks this run appended (an indexed run)."""
-        assert self.index is not None
-        return range(self.index.size, len(self.tasks))
+    def _appended(self) -> _Appended:
+        """Where the tasks this run appended are (an indexed run), brought up to date with
+        the tasks appended since the last look: each task is filed once."""
+        found = self._new
+        tasks = self.tasks
+        for j in range(found.upto, len(tasks)):
+            t = tasks[j]
+            found.at[t["taskId"]] = j
+            found.by_ref.setdefault(t["referenceTaskName"], []).append(j)
+            if is_system_type(t["taskType"]):
+                found.system.append(j)
+        found.upto = len(tasks)
+        return found
 
     def task_by_id(self, task_id: str) -> JSON | None:
         if self.indexed():
             assert self.index is not None
             i = self.index.at.get(task_id)
-            if i is not None:
-                return self.tasks[i]
-            return next(
-                (self.tasks[j] for j in self._appended() if self.tasks[j]["taskId"] == task_id),
-                None,
-            )
+            if i is None:
+                i = self._appended().at.get(task_id)
+            return None if i is None else self.tasks[i]
         return next((t for t in self.tasks if t["taskId"] == task_id), None)
 
     def own(self, task_ids: Iterable[str]) -> dict[str, JSON]:
@@ -220,9 +227,9 @@ class Run:
         owned: dict[str, JSON] = {}
         if self.indexed():
             assert self.index is not None
-            at = self.index.at
+            at, new = self.index.at, self._appended().at
             positions = [at[t] for t in wanted if t in at]
-            positions += [j for j in self._appended() if tasks[j]["taskId"] in wanted]
+            positions += [new[t] for t in wanted if t in new]
         else:
             positions = list(
                 compress(range(len(tasks)), map(wanted.__contains__, map(_task_id, tasks)))
@@ -262,10 +269,7 @@ class Run:
         tasks = self.tasks
         if self.indexed():
             assert self.index is not None
-            found = [tasks[i] for i in self.index.system]
-            return found + [
-                tasks[j] for j in self._appended() if is_system_type(tasks[j]["taskType"])
-            ]
+            return [tasks[i] for i in self.index.system + self._appended().system]
         return [t for t in tasks if is_system_type(t["taskType"])]
 
     def positions(self, ref: str) -> list[int]:
@@ -274,7 +278,7 @@ class Run:
         if self.indexed():
             assert self.index is not None
             found = self.index.by_ref.get(ref, [])
-            more = [j for j in self._appended() if tasks[j]["referenceTaskName"] == ref]
+            more = self._appended().by_ref.get(ref)
             return found + more if more else found
         return list(compress(range(len(tasks)), map(ref.__eq__, map(_ref, tasks))))
 
@@ -440,6 +444,19 @@ class Run:
         changed = [tasks[i] for i in sorted(self._copied) if tasks[i] != base[i]]
         added = tasks[len(base) :]
         return [t["taskId"] for t in added], changed + added
+
+
+class _Appended:
+    """The tasks an indexed run appended: positions by id, by reference name, of the system
+    ones; filed up to position ``upto``."""
+
+    __slots__ = ("at", "by_ref", "system", "upto")
+
+    def __init__(self, upto: int) -> None:
+        self.upto = upto
+        self.at: dict[str, int] = {}
+        self.by_ref: dict[str, list[int]] = {}
+        self.system: list[int] = []
 
 
 _task_id = operator.itemgetter("taskId")
