@@ -20,8 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 from decider.statuses import TASK_TERMINAL, TaskStatus, is_system_type
-
-JSON = dict[str, Any]
+from podium.types import JSON
 
 
 @dataclass(frozen=True)
