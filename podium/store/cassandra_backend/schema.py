@@ -21,6 +21,9 @@ from podium.store.config import StoreConfig
 
 log = logging.getLogger(__name__)
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.cql$")
+#: How long one schema statement may take. A table or keyspace made on a busy node flushes
+#: the schema tables first, which can take longer than the 10 s a query is given.
+SCHEMA_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,13 @@ def migrate(session: Session, config: StoreConfig) -> list[int]:
     heard of it yet.
     """
     agreed = session.cluster.control_connection.wait_for_schema_agreement
-    session.execute(keyspace_cql(config))
+    session.execute(keyspace_cql(config), timeout=SCHEMA_TIMEOUT_S)
     agreed()
     session.set_keyspace(config.cassandra_keyspace)
     session.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version int PRIMARY KEY, name text, applied_at timestamp)"
+        "(version int PRIMARY KEY, name text, applied_at timestamp)",
+        timeout=SCHEMA_TIMEOUT_S,
     )
     agreed()
     applied = {row["version"] for row in session.execute("SELECT version FROM schema_migrations")}
@@ -91,7 +95,7 @@ def migrate(session: Session, config: StoreConfig) -> list[int]:
             continue
         log.info("applying schema migration %04d_%s", m.version, m.name)
         for stmt in m.statements:
-            session.execute(stmt)
+            session.execute(stmt, timeout=SCHEMA_TIMEOUT_S)
             agreed()
         session.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) "
