@@ -472,10 +472,8 @@ class TaskDeadlines:
         self.fixed = fixed
         self.moving = moving
         self.quiet: dict[str, int] = {} if quiet is None else quiet
-        self._heap = [(due, tid) for tid, due in fixed.items() if due < _NONE]
-        self._quiet_heap = [(due, tid) for tid, due in self.quiet.items() if due < _NONE]
-        heapq.heapify(self._heap)
-        heapq.heapify(self._quiet_heap)
+        self._heap = _heap_of(fixed)
+        self._quiet_heap = _heap_of(self.quiet)
 
     @classmethod
     def of(cls, tasks: Sequence[Mapping[str, Any]]) -> TaskDeadlines:
@@ -503,11 +501,9 @@ class TaskDeadlines:
             if not task_terminal(t["status"]):
                 self._add(t)
         if len(self._heap) > 2 * len(self.fixed) + 1024:  # mostly entries left behind
-            self._heap = [(due, tid) for tid, due in self.fixed.items() if due < _NONE]
-            heapq.heapify(self._heap)
+            self._heap = _heap_of(self.fixed)
         if len(self._quiet_heap) > 2 * len(self.quiet) + 1024:
-            self._quiet_heap = [(due, tid) for tid, due in self.quiet.items() if due < _NONE]
-            heapq.heapify(self._quiet_heap)
+            self._quiet_heap = _heap_of(self.quiet)
         return self
 
     def due_quiet(self, now: int) -> set[str]:
@@ -544,6 +540,13 @@ class TaskDeadlines:
         for t in self.moving.values():
             earliest = min(earliest, _task_deadline(t, now, offset_s))
         return earliest
+
+
+def _heap_of(deadlines: Mapping[str, int]) -> list[tuple[int, str]]:
+    """A heap of the deadlines that are set (``_NONE`` is none)."""
+    heap = [(due, task_id) for task_id, due in deadlines.items() if due < _NONE]
+    heapq.heapify(heap)
+    return heap
 
 
 def _top(heap: list[tuple[int, str]], current: Mapping[str, int]) -> int:
