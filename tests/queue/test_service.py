@@ -66,6 +66,9 @@ def test_sigterm_ends_long_polls_and_exits_within_a_bound(redis_server: RedisSer
             client = QueueClient.connect([f"127.0.0.1:{port}"])
             try:
                 poll = asyncio.ensure_future(client.pop("idle", 1, 1000, wait_ms=30_000))
+                # Let the poll's task send its call first: the ping's answer then shows that
+                # the server has read the poll (the calls of one connection are read in order).
+                await asyncio.sleep(0)
                 await client.ping()  # the connection is up; the poll is parked on the server
                 started = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
