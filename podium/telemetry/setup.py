@@ -17,6 +17,10 @@
 * ``OTEL_SERVICE_NAME`` (default: the service's own name), ``OTEL_RESOURCE_ATTRIBUTES``,
   ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG`` as the specification defines them;
   the ``OTEL_BSP_*`` batch settings are read by the SDK.
+* ``PODIUM_TRACE_EXPORT_PROCESS`` (default ``true``): the ``otlp``, ``console`` and ``file``
+  exporters run in a child process of the service, which the service's batch thread sends
+  its spans to, packed (:mod:`podium.telemetry.export_process`); ``false`` runs them in the
+  batch thread itself. ``discard`` always stays in the service.
 
 Podium's default differs from the specification's (``otlp``) on purpose: the OTLP exporter is
 an optional extra, and a service must start without a collector.
@@ -31,7 +35,7 @@ import importlib
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
@@ -54,6 +58,7 @@ from opentelemetry.trace import Tracer
 
 from podium.config import Environ, env_bool, env_list, env_str
 from podium.errors import ConfigError
+from podium.telemetry.export_process import ExportProcess
 from podium.telemetry.jsonl import JsonLinesExporter
 from podium.telemetry.lean import LeanTracer
 
@@ -82,6 +87,7 @@ class TelemetryConfig:
     otlp_protocol: str = "http/protobuf"
     trace_file: str = ""
     detail: str = "hops"
+    export_process: bool = True
 
     @property
     def enabled(self) -> bool:
@@ -136,6 +142,7 @@ class TelemetryConfig:
             otlp_protocol=protocol,
             trace_file=trace_file,
             detail=detail,
+            export_process=env_bool(env, "PODIUM_TRACE_EXPORT_PROCESS", True),
         )
 
 
@@ -159,6 +166,8 @@ class Telemetry:
         self.provider = provider
         self.service_name = service_name
         self.full = full
+        #: the exporters its batch processors feed (set by :func:`start_telemetry`)
+        self.exporters: tuple[SpanExporter, ...] = ()
         self.tracer: Tracer | None = None
         if provider is not None:
             if processors is None:
@@ -191,21 +200,41 @@ def start_telemetry(config: TelemetryConfig) -> Telemetry:
     """Build the provider ``config`` describes (no provider when no exporter is configured)."""
     if not config.enabled:
         return Telemetry.off(config.service_name)
-    exporters = [_exporter(name, config) for name in config.exporters]
+    config = replace(config, trace_file=_trace_path(config))
+    moved = [n for n in config.exporters if n != "discard"] if config.export_process else []
+    exporters = [exporter(name, config) for name in config.exporters if name not in moved]
+    if "otlp" in moved:
+        _otlp_module(config.otlp_protocol)  # a missing extra fails here, not in the child
     attributes: dict[str, str] = dict(config.resource_attributes)
     attributes["service.name"] = config.service_name
     attributes.setdefault("service.instance.id", str(uuid.uuid4()))
     provider = TracerProvider(
         resource=Resource.create(attributes), sampler=_sampler(config.sampler, config.sampler_arg)
     )
+    if moved:
+        exporters.append(
+            ExportProcess(
+                {
+                    "exporters": moved,
+                    "service_name": config.service_name,
+                    "trace_file": config.trace_file,
+                    "otlp_protocol": config.otlp_protocol,
+                    "resource": dict(provider.resource.attributes),
+                    "schema_url": provider.resource.schema_url,
+                    "scope": INSTRUMENTATION_NAME,
+                }
+            )
+        )
     processors: list[SpanProcessor] = []
-    for exporter in exporters:
+    for exp in exporters:
         # Batching moves serialisation and I/O off the request path, onto the SDK's thread.
-        processors.append(BatchSpanProcessor(exporter))
+        processors.append(BatchSpanProcessor(exp))
         provider.add_span_processor(processors[-1])
-    return Telemetry(
+    telemetry = Telemetry(
         provider, config.service_name, full=config.detail == "full", processors=processors
     )
+    telemetry.exporters = tuple(exporters)
+    return telemetry
 
 
 def telemetry_from_env(env: Environ, default_service: str) -> Telemetry:
@@ -213,20 +242,28 @@ def telemetry_from_env(env: Environ, default_service: str) -> Telemetry:
     return start_telemetry(TelemetryConfig.from_env(env, default_service))
 
 
-def _exporter(name: str, config: TelemetryConfig) -> SpanExporter:
+def _trace_path(config: TelemetryConfig) -> str:
+    """The trace file with ``{service}`` and ``{pid}`` (the service's) filled in."""
+    return config.trace_file.replace("{service}", config.service_name).replace(
+        "{pid}", str(os.getpid())
+    )
+
+
+def exporter(name: str, config: TelemetryConfig) -> SpanExporter:
+    """The exporter ``name`` (one of :data:`EXPORTERS` but ``none``) as ``config`` sets it."""
     if name == "console":
         return ConsoleSpanExporter(service_name=config.service_name)
     if name == "discard":
         return _Discard()
     if name == "file":
-        path = config.trace_file.replace("{service}", config.service_name).replace(
-            "{pid}", str(os.getpid())
-        )
-        return JsonLinesExporter(path, config.service_name)
-    return _otlp_exporter(config.otlp_protocol)
+        return JsonLinesExporter(_trace_path(config), config.service_name)
+    module = _otlp_module(config.otlp_protocol)
+    otlp: SpanExporter = importlib.import_module(f"{module}.trace_exporter").OTLPSpanExporter()
+    return otlp
 
 
-def _otlp_exporter(protocol: str) -> SpanExporter:
+def _otlp_module(protocol: str) -> str:
+    """The OTLP exporter package for ``protocol``; ConfigError if it is not installed."""
     transport = "grpc" if protocol == "grpc" else "http"
     try:
         # Imported by name: the exporters are optional (the ``otlp`` extra).
@@ -237,10 +274,7 @@ def _otlp_exporter(protocol: str) -> SpanExporter:
             "(pip install 'podium[otlp]')",
             variable="OTEL_TRACES_EXPORTER",
         ) from None
-    exporter: SpanExporter = importlib.import_module(
-        f"{module.__name__}.trace_exporter"
-    ).OTLPSpanExporter()
-    return exporter
+    return module.__name__
 
 
 class _Discard(SpanExporter):
