@@ -31,7 +31,7 @@ class RedisStore(Store):
         scripts = Scripts.register(client, self._pipe)
         self._client = client
         self._closed = False
-        self.metadata = RedisMetadata(client, keys, scripts, config)
+        self.metadata = RedisMetadata(client, keys, scripts, config, self._pipe)
         self.executions = RedisExecutions(client, keys, scripts, config)
         self.audit = RedisAudit(client, keys, scripts, config)
         self.schedules = RedisSchedules(client, config)

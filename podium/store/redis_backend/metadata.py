@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from podium.errors import Conflict, NotFound, Unavailable
+from podium.redis_pipe import RedisPipe
 from podium.store.api import MetadataStore
 from podium.store.codec import decode, encode
 from podium.store.config import StoreConfig
@@ -22,8 +23,13 @@ from podium.store.redis_backend.scripts import Scripts
 class RedisMetadata(MetadataStore):
     """:class:`MetadataStore` on Redis: task defs in one hash, workflow defs in a hash per name."""
 
-    def __init__(self, client: Redis, keys: Keys, scripts: Scripts, config: StoreConfig) -> None:
+    def __init__(
+        self, client: Redis, keys: Keys, scripts: Scripts, config: StoreConfig, pipe: RedisPipe
+    ) -> None:
         self._r = client
+        #: a start reads its workflow's definition: that read goes through the pipelined
+        #: connection, as the executions' reads do
+        self._pipe = pipe
         self._k = keys
         self._s = scripts
         self._cfg = config
@@ -93,11 +99,17 @@ class RedisMetadata(MetadataStore):
 
     async def get_workflow_def(self, name: str, version: int | None = None) -> Record:
         with redis_errors("metadata"):
+            key = self._k.workflow_def(name)
             if version is None:
-                found = await self._r.hgetall(self._k.workflow_def(name))
+                reply = await self._pipe.execute("HGETALL", key)  # [version, blob, ...]
+                found = (
+                    reply
+                    if isinstance(reply, dict)
+                    else dict(zip(reply[::2], reply[1::2], strict=True))
+                )
                 blob = found[max(found, key=int)] if found else None
             else:
-                blob = await self._r.hget(self._k.workflow_def(name), version)
+                blob = await self._pipe.execute("HGET", key, version)
         if blob is None:
             suffix = "" if version is None else f" and version: {version}"
             raise NotFound(
