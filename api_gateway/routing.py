@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from api_gateway.access import Rule, check_policy, refusal, rule_for
 from api_gateway.context import Gateway
@@ -119,3 +121,56 @@ def routes(endpoints: Sequence[Endpoint]) -> list[Route]:
     """
     check_policy(endpoints)
     return [Route(e.path, _wrap(e, rule_for(e)), methods=[e.method]) for e in endpoints]
+
+
+class GroupedRouter(Router):
+    """Starlette's router, asking only the routes that can match a request's first two
+    path segments.
+
+    Starlette tries every route in order, a regular expression each: with the API's hundred
+    routes that is 30-40 µs per request before the handler runs. Routes are grouped here by
+    their first two segments (``("api", "tasks")``); a request is handed to Starlette's own
+    :meth:`Router.app` over its group, whose routes keep their order, so the chosen route, a
+    405 for a known path, the redirect of a trailing slash and the 404 are what the whole
+    list gives. A route with a parameter in its first two segments (or anything but a plain
+    :class:`Route`) is in every group; a path with fewer than two segments is served by the
+    whole list.
+    """
+
+    def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(routes=list(routes), **kwargs)
+        everywhere = [r for r in self.routes if _group_of(r) is None]
+        keys = {key for r in self.routes if (key := _group_of(r)) is not None}
+        self._groups = {
+            key: Router(
+                routes=[r for r in self.routes if _group_of(r) in (key, None)],
+                redirect_slashes=self.redirect_slashes,
+                default=self.default,
+            )
+            for key in keys
+        }
+        self._rest = Router(
+            routes=everywhere, redirect_slashes=self.redirect_slashes, default=self.default
+        )
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await super().app(scope, receive, send)
+            return
+        parts = get_route_path(scope).split("/", 3)
+        if len(parts) < 3 or not parts[1] or not parts[2]:
+            await super().app(scope, receive, send)
+            return
+        scope.setdefault("router", self)  # url_for and friends see every route
+        group = self._groups.get((parts[1], parts[2]), self._rest)
+        await group.app(scope, receive, send)
+
+
+def _group_of(route: BaseRoute) -> tuple[str, str] | None:
+    """The first two segments of a plain route's path; None if either is a parameter."""
+    if not isinstance(route, Route):
+        return None
+    parts = route.path.split("/", 3)
+    if len(parts) < 3 or not parts[1] or not parts[2] or "{" in parts[1] + parts[2]:
+        return None
+    return parts[1], parts[2]

@@ -41,7 +41,7 @@ from api_gateway.errors import handle_http_exception
 from api_gateway.http import ok_json
 from api_gateway.limits import BodyLimits
 from api_gateway.openapi import build
-from api_gateway.routing import Endpoint, routes
+from api_gateway.routing import Endpoint, GroupedRouter, routes
 from api_gateway.settings import GatewaySettings
 from api_gateway.tracing import HttpTracing, instrument
 from api_gateway.webui import WebUi
@@ -194,6 +194,7 @@ def create_app(
         exception_handlers={HTTPException: handle_http_exception},
         lifespan=lifespan,
     )
+    app.router = GroupedRouter(app.router.routes, lifespan=lifespan)
     return app
 
 
