@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from podium.errors import ConfigError
 from podium.telemetry.export_process import ExportProcess, pack_spans, unpack_spans
 from podium.telemetry.lean import LeanTracer
 from podium.telemetry.setup import TelemetryConfig, start_telemetry
@@ -111,6 +113,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _niced(by: int) -> int:
+    return min(19, os.getpriority(os.PRIO_PROCESS, 0) + by)
+
+
+def _wait_until(done: Callable[[], bool], limit_s: float = 20.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not done():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
 def _wait_gone(pid: int, limit_s: float = 20.0) -> None:
     deadline = time.monotonic() + limit_s
     while _alive(pid):
@@ -132,12 +145,36 @@ def test_a_service_file_exporter_runs_in_a_child_and_writes_every_span(tmp_path:
     telemetry.flush()
     child = relay.pid
     assert child is not None and child != os.getpid()
+    # It lowers its own priority once it has read its first frame.
+    _wait_until(lambda: os.getpriority(os.PRIO_PROCESS, child) == _niced(10))
     telemetry.shutdown()
     assert not _alive(child)
     # The file is named by the service's pid, not the child's, and holds every span.
     lines = _read(tmp_path / f"podium-decider-{os.getpid()}.jsonl")
     assert sorted(line["attributes"]["i"] for line in lines) == list(range(50))
     assert {line["service"] for line in lines} == {"podium-decider"}
+
+
+def test_the_childs_priority_is_set_and_checked(tmp_path: Path) -> None:
+    env = {
+        "OTEL_TRACES_EXPORTER": "file",
+        "PODIUM_TRACE_FILE": str(tmp_path / "t.jsonl"),
+        "PODIUM_TRACE_EXPORT_NICE": "3",
+    }
+    telemetry = start_telemetry(TelemetryConfig.from_env(env, "podium-queue-service"))
+    (relay,) = telemetry.exporters
+    assert isinstance(relay, ExportProcess) and telemetry.tracer is not None
+    try:
+        telemetry.tracer.start_span("one").end()
+        telemetry.flush()
+        child = relay.pid
+        assert child is not None
+        _wait_until(lambda: os.getpriority(os.PRIO_PROCESS, child) == _niced(3))
+    finally:
+        telemetry.shutdown()
+    for bad in ("-1", "20", "low"):
+        with pytest.raises(ConfigError, match="PODIUM_TRACE_EXPORT_NICE"):
+            TelemetryConfig.from_env({**env, "PODIUM_TRACE_EXPORT_NICE": bad}, "podium-decider")
 
 
 def test_export_in_the_batch_thread_when_asked(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ which rebuilds the spans and hands them to the configured exporters. The child:
   on the service's shutdown, and on the service's death (kill -9 included), since the pipe's
   only writer is gone. It runs in a session of its own, so that the SIGINT or SIGTERM a
   terminal or a supervisor sends to the service's process group does not cut it off before it
-  has sent what the service handed it last.
+  has sent what the service handed it last;
+* runs at a lower scheduling priority than its service (``nice``, 10 by default): exporting
+  takes the CPU the service leaves, and when both want a core the service gets it.
 
 A frame is a 4-byte big-endian length and a msgpack payload. If the child dies, the next
 batch starts another one; a pipe that stays full (the exporters cannot keep up) blocks the
@@ -150,7 +152,8 @@ class ExportProcess(SpanExporter):
     """The exporter a service's batch processor feeds: batches go to the child (see module).
 
     ``spec`` is the child's first frame: ``exporters``, ``service_name``, ``trace_file``
-    (resolved), ``otlp_protocol``, ``resource`` (attributes), ``schema_url``, ``scope``.
+    (resolved), ``otlp_protocol``, ``resource`` (attributes), ``schema_url``, ``scope``,
+    ``nice`` (added to the child's niceness).
     """
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
@@ -239,6 +242,7 @@ def main() -> int:
     if head is None:
         return 0
     spec = msgpack.unpackb(head)
+    os.nice(int(spec.get("nice", 0)))
     exporters = _child_exporters(spec)
     resource = Resource(spec["resource"], spec.get("schema_url") or None)
     scope = InstrumentationScope(spec["scope"])

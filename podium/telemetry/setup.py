@@ -21,6 +21,9 @@
   exporters run in a child process of the service, which the service's batch thread sends
   its spans to, packed (:mod:`podium.telemetry.export_process`); ``false`` runs them in the
   batch thread itself. ``discard`` always stays in the service.
+* ``PODIUM_TRACE_EXPORT_NICE`` (0-19, default 10): how much lower the child's scheduling
+  priority is than its service's (``nice``), so that exporting takes the CPU the service does
+  not use rather than the service's own.
 
 Podium's default differs from the specification's (``otlp``) on purpose: the OTLP exporter is
 an optional extra, and a service must start without a collector.
@@ -56,7 +59,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
-from podium.config import Environ, env_bool, env_list, env_str
+from podium.config import Environ, env_bool, env_int, env_list, env_str
 from podium.errors import ConfigError
 from podium.telemetry.export_process import ExportProcess
 from podium.telemetry.jsonl import JsonLinesExporter
@@ -88,6 +91,7 @@ class TelemetryConfig:
     trace_file: str = ""
     detail: str = "hops"
     export_process: bool = True
+    export_nice: int = 10
 
     @property
     def enabled(self) -> bool:
@@ -143,6 +147,7 @@ class TelemetryConfig:
             trace_file=trace_file,
             detail=detail,
             export_process=env_bool(env, "PODIUM_TRACE_EXPORT_PROCESS", True),
+            export_nice=env_int(env, "PODIUM_TRACE_EXPORT_NICE", 10, minimum=0, maximum=19),
         )
 
 
@@ -222,6 +227,7 @@ def start_telemetry(config: TelemetryConfig) -> Telemetry:
                     "resource": dict(provider.resource.attributes),
                     "schema_url": provider.resource.schema_url,
                     "scope": INSTRUMENTATION_NAME,
+                    "nice": config.export_nice,
                 }
             )
         )
