@@ -20,13 +20,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 from opentelemetry.trace.span import TraceState
 
 from podium.errors import ConfigError
 from podium.telemetry.export_process import ExportProcess, pack_spans, unpack_spans
 from podium.telemetry.lean import LeanTracer
-from podium.telemetry.setup import TelemetryConfig, start_telemetry
+from podium.telemetry.setup import Telemetry, TelemetryConfig, start_telemetry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -124,11 +124,16 @@ def _wait_until(done: Callable[[], bool], limit_s: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def _wait_gone(pid: int, limit_s: float = 20.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"export process {pid} still runs"
-        time.sleep(0.02)
+def _wait_gone(pid: int) -> None:
+    _wait_until(lambda: not _alive(pid))
+
+
+def _relayed(env: dict[str, str], service: str) -> tuple[Telemetry, ExportProcess, Tracer]:
+    """A service's telemetry whose one exporter is the export process."""
+    telemetry = start_telemetry(TelemetryConfig.from_env(env, service))
+    (relay,) = telemetry.exporters
+    assert isinstance(relay, ExportProcess) and telemetry.tracer is not None
+    return telemetry, relay, telemetry.tracer
 
 
 def test_a_service_file_exporter_runs_in_a_child_and_writes_every_span(tmp_path: Path) -> None:
@@ -136,12 +141,9 @@ def test_a_service_file_exporter_runs_in_a_child_and_writes_every_span(tmp_path:
         "OTEL_TRACES_EXPORTER": "file",
         "PODIUM_TRACE_FILE": str(tmp_path / "{service}-{pid}.jsonl"),
     }
-    telemetry = start_telemetry(TelemetryConfig.from_env(env, "podium-decider"))
-    (relay,) = telemetry.exporters
-    assert isinstance(relay, ExportProcess)
-    assert telemetry.tracer is not None
+    telemetry, relay, tracer = _relayed(env, "podium-decider")
     for i in range(50):
-        telemetry.tracer.start_span(f"op {i}", attributes={"i": i}).end()
+        tracer.start_span(f"op {i}", attributes={"i": i}).end()
     telemetry.flush()
     child = relay.pid
     assert child is not None and child != os.getpid()
@@ -161,11 +163,9 @@ def test_the_childs_priority_is_set_and_checked(tmp_path: Path) -> None:
         "PODIUM_TRACE_FILE": str(tmp_path / "t.jsonl"),
         "PODIUM_TRACE_EXPORT_NICE": "3",
     }
-    telemetry = start_telemetry(TelemetryConfig.from_env(env, "podium-queue-service"))
-    (relay,) = telemetry.exporters
-    assert isinstance(relay, ExportProcess) and telemetry.tracer is not None
+    telemetry, relay, tracer = _relayed(env, "podium-queue-service")
     try:
-        telemetry.tracer.start_span("one").end()
+        tracer.start_span("one").end()
         telemetry.flush()
         child = relay.pid
         assert child is not None
@@ -200,17 +200,15 @@ def test_export_in_the_batch_thread_when_asked(tmp_path: Path) -> None:
 
 def test_a_dead_child_is_replaced_by_the_next_batch(tmp_path: Path) -> None:
     env = {"OTEL_TRACES_EXPORTER": "file", "PODIUM_TRACE_FILE": str(tmp_path / "t.jsonl")}
-    telemetry = start_telemetry(TelemetryConfig.from_env(env, "podium-sweeper"))
-    (relay,) = telemetry.exporters
-    assert isinstance(relay, ExportProcess) and telemetry.tracer is not None
+    telemetry, relay, tracer = _relayed(env, "podium-sweeper")
     try:
-        telemetry.tracer.start_span("before").end()
+        tracer.start_span("before").end()
         telemetry.flush()
         first = relay.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
         _wait_gone(first)
-        telemetry.tracer.start_span("after").end()
+        tracer.start_span("after").end()
         telemetry.flush()
         assert relay.pid not in (None, first)
     finally:
@@ -221,7 +219,7 @@ def test_a_dead_child_is_replaced_by_the_next_batch(tmp_path: Path) -> None:
 
 SERVICE = """
 import os, sys, time
-from podium.telemetry.setup import TelemetryConfig, start_telemetry
+from podium.telemetry.setup import Telemetry, TelemetryConfig, start_telemetry
 t = start_telemetry(TelemetryConfig.from_env(os.environ, "podium-gateway"))
 for i in range(20):
     t.tracer.start_span(f"span {i}").end()

@@ -223,6 +223,7 @@ class ExportProcess(SpanExporter):
 
 
 def _child_exporters(spec: Mapping[str, Any]) -> list[SpanExporter]:
+    # Imported here: setup imports this module for ExportProcess.
     from podium.telemetry.setup import TelemetryConfig, exporter
 
     config = TelemetryConfig(
