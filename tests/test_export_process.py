@@ -242,6 +242,7 @@ def test_the_child_sends_what_it_holds_when_its_service_dies(
         [sys.executable, "-c", SERVICE],
         env=env,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
@@ -251,6 +252,8 @@ def test_the_child_sends_what_it_holds_when_its_service_dies(
         os.killpg(service.pid, sig)  # as a supervisor signals the service's process group
         service.wait()
         _wait_gone(child)  # its stdin closed with the service: it sent what it had and left
+        assert service.stderr is not None
+        assert service.stderr.read() == ""  # the child's stderr too: no warning, no traceback
     finally:
         service.kill()
         service.wait()

@@ -5,7 +5,7 @@ message, and the JSON lines one about 10 µs; in the service's own batch thread 
 taken from the event loop (one interpreter lock), on the path every request waits on. With
 ``PODIUM_TRACE_EXPORT_PROCESS`` on (the default), :class:`ExportProcess` is the only exporter
 the service's batch processor feeds: it packs each batch with msgpack (about 4 µs per span)
-and writes it to the stdin of a child process (``python -m podium.telemetry.export_process``),
+and writes it to the stdin of a child process (``python -m podium.telemetry.export_child``),
 which rebuilds the spans and hands them to the configured exporters. The child:
 
 * is told what to do by the first frame (exporters, resolved trace file, OTLP protocol, the
@@ -170,7 +170,7 @@ class ExportProcess(SpanExporter):
 
     def _start(self) -> subprocess.Popen[bytes]:
         child = subprocess.Popen(
-            [sys.executable, "-m", "podium.telemetry.export_process"],
+            [sys.executable, "-m", "podium.telemetry.export_child"],
             stdin=subprocess.PIPE,
             env=os.environ.copy(),
             start_new_session=True,
@@ -259,7 +259,3 @@ def main() -> int:
         for exp in exporters:
             exp.shutdown()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
