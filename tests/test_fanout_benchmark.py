@@ -1,9 +1,11 @@
 """The fan-out benchmark's Podium part (``python -m benchmarks.fanout``) with tiny fan-outs.
 
 A real local cluster (Redis store, one replica of each service) runs the FORK_JOIN_DYNAMIC
-workflow of ``benchmarks/fanout.py`` with 10 and then 20 SIMPLE children from its input, completed
-by the benchmark's own worker process; the rows must show every child completed, a decider CPU
-figure and the per-child ratios, and the report must say when a system was not measured.
+workflow of ``benchmarks/fanout.py`` with 100 and then 400 SIMPLE children from its input,
+completed by the benchmark's own worker process; the rows must show every child completed, a
+decider CPU figure and the per-child ratios, and the report must say when a system was not
+measured. The sizes are large enough for the decider's CPU to show in ``/proc``'s clock ticks
+(about 0.3 ms per child): with 20 children it can read as zero.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ async def test_podium_fanout_completes_every_child_and_reports_costs_per_child(
     tmp_path: Path,
 ) -> None:
     cfg = FanoutConfig(
-        sizes=(10, 20), limit_s=30.0, warmup_runs=0, systems=("podium",), out=tmp_path
+        sizes=(100, 400), limit_s=30.0, warmup_runs=0, systems=("podium",), out=tmp_path
     )
     notes: list[str] = []
     rows = await measure_podium(cfg, notes)
-    assert [r["n"] for r in rows] == [10, 20]
+    assert [r["n"] for r in rows] == [100, 400]
     for r in rows:
         assert r["result"] == "COMPLETED", r
         assert r["children"] == r["children_completed"] == r["n"]
@@ -42,7 +44,7 @@ async def test_podium_fanout_completes_every_child_and_reports_costs_per_child(
     unavailable = {"system": "conductor", "error": "server unavailable: not in this test"}
     assert notes == []  # nothing went wrong
     text = report([*rows, unavailable], cfg, notes).read_text()
-    assert "| podium | 20 | COMPLETED | 20/20 |" in text
+    assert "| podium | 400 | COMPLETED | 400/400 |" in text
     assert "conductor: not measured** (server unavailable: not in this test)" in text
     saved = json.loads((tmp_path / "fanout.json").read_text())
-    assert [r.get("n") for r in saved] == [10, 20, None]
+    assert [r.get("n") for r in saved] == [100, 400, None]
