@@ -164,15 +164,15 @@ class Telemetry:
         service_name: str,
         full: bool = False,
         processors: Sequence[SpanProcessor] | None = None,
+        exporters: Sequence[SpanExporter] = (),
     ) -> None:
         """With ``processors`` (the provider's own, as :func:`start_telemetry` passes them),
         spans are made by a :class:`~podium.telemetry.lean.LeanTracer` feeding them; without,
-        by the provider's SDK tracer."""
+        by the provider's SDK tracer. ``exporters`` are those the processors feed."""
         self.provider = provider
         self.service_name = service_name
         self.full = full
-        #: the exporters its batch processors feed (set by :func:`start_telemetry`)
-        self.exporters: tuple[SpanExporter, ...] = ()
+        self.exporters = tuple(exporters)
         self.tracer: Tracer | None = None
         if provider is not None:
             if processors is None:
@@ -236,11 +236,13 @@ def start_telemetry(config: TelemetryConfig) -> Telemetry:
         # Batching moves serialisation and I/O off the request path, onto the SDK's thread.
         processors.append(BatchSpanProcessor(exp))
         provider.add_span_processor(processors[-1])
-    telemetry = Telemetry(
-        provider, config.service_name, full=config.detail == "full", processors=processors
+    return Telemetry(
+        provider,
+        config.service_name,
+        full=config.detail == "full",
+        processors=processors,
+        exporters=exporters,
     )
-    telemetry.exporters = tuple(exporters)
-    return telemetry
 
 
 def telemetry_from_env(env: Environ, default_service: str) -> Telemetry:
@@ -261,8 +263,8 @@ def exporter(name: str, config: TelemetryConfig) -> SpanExporter:
         return ConsoleSpanExporter(service_name=config.service_name)
     if name == "discard":
         return _Discard()
-    if name == "file":
-        return JsonLinesExporter(_trace_path(config), config.service_name)
+    if name == "file":  # config.trace_file as start_telemetry resolved it
+        return JsonLinesExporter(config.trace_file, config.service_name)
     module = _otlp_module(config.otlp_protocol)
     otlp: SpanExporter = importlib.import_module(f"{module}.trace_exporter").OTLPSpanExporter()
     return otlp
