@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 
 from podium.errors import Conflict, InvalidArgument, LimitExceeded, NotFound
+from podium.launch.redis import RedisServer
+from podium.redis_conn import connect
 from podium.store import Store
+from podium.store.redis_backend import RedisStore
 
-from .conftest import MakeStore
+from .conftest import MakeStore, redis_config
 
 
 def wf_def(name: str, version: int, **extra: Any) -> dict[str, Any]:
@@ -47,6 +50,30 @@ async def test_task_definitions(store: Store, ns: str) -> None:
     with pytest.raises(NotFound):
         await md.remove_task_def(a)
     assert [d["name"] for d in mine(await md.list_task_defs(), ns)] == [b]
+
+
+async def test_the_latest_definition_is_found_over_resp2_too(
+    redis_server: RedisServer, ns: str
+) -> None:
+    """A start reads its definition over the pipelined connection, which answers HGETALL in
+    the protocol redis-py agreed on: a map (RESP3), or a flat list where it fell back to
+    RESP2. Both give the highest version."""
+    config = redis_config(redis_server)
+    for protocol in (2, 3):
+        client = connect(
+            config.redis_url, variable="test", decode_responses=False, protocol=protocol
+        )
+        store = RedisStore(client, config)
+        try:
+            name = f"resp{protocol}_{ns}"
+            for version in (1, 10, 2):
+                await store.metadata.create_workflow_def(wf_def(name, version))
+            assert (await store.metadata.get_workflow_def(name))["version"] == 10
+            assert (await store.metadata.get_workflow_def(name, 2))["version"] == 2
+            with pytest.raises(NotFound):
+                await store.metadata.get_workflow_def(f"none_{name}")
+        finally:
+            await store.close()
 
 
 async def test_workflow_definitions(store: Store, ns: str) -> None:

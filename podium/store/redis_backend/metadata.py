@@ -101,7 +101,9 @@ class RedisMetadata(MetadataStore):
         with redis_errors("metadata"):
             key = self._k.workflow_def(name)
             if version is None:
-                reply = await self._pipe.execute("HGETALL", key)  # [version, blob, ...]
+                # A map under RESP3 (what redis-py asks for); a flat [version, blob, ...]
+                # where the server only speaks RESP2 and redis-py fell back to it.
+                reply = await self._pipe.execute("HGETALL", key)
                 found = (
                     reply
                     if isinstance(reply, dict)
