@@ -128,6 +128,7 @@ class CommitLoop:
         tracer: Tracer | None = None,
         scripts: ScriptHost | None = None,
         cached_workflows: int = 10_000,
+        trace_each_decide: bool = False,
     ) -> None:
         self.store = store
         #: the records of the workflows this replica decided lately (see decider.records)
@@ -135,7 +136,9 @@ class CommitLoop:
         #: where decisions that evaluate scripts run (None: the loop's default executor, with
         #: jq in-process and so without limits)
         self.scripts = scripts
-        self.spans = DecideSpans(tracer)
+        #: ``trace_each_decide`` (``PODIUM_TRACE_DETAIL=full``): a span per decide of a batch
+        #: call too, rather than the call's span recording them
+        self.spans = DecideSpans(tracer, each_in_batch=trace_each_decide)
         self.queues = queues
         self.config = config or DeciderConfig()
         self.clock = clock

@@ -298,6 +298,7 @@ class DeciderService:
             tracer=tracer,
             scripts=self.scripts,
             cached_workflows=self.settings.cached_workflows,
+            trace_each_decide=self.telemetry.full,
         )
         ShellCollector(self.shell, self.registry)
         self.rpc = RpcServer(

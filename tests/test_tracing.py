@@ -19,7 +19,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from podium.cluster import ClusterSpec, LocalCluster
 from podium.errors import ConfigError, NotFound
@@ -238,14 +238,16 @@ async def test_an_unsampled_trace_is_passed_on_and_records_nothing(
     assert spans.get_finished_spans() == ()
 
 
+@pytest.mark.parametrize("each_in_batch", [False, True], ids=["hops", "full"])
 async def test_a_decide_is_the_span_of_the_call_about_its_workflow(
-    exporter: tuple[InMemorySpanExporter, TracerProvider],
+    exporter: tuple[InMemorySpanExporter, TracerProvider], each_in_batch: bool
 ) -> None:
-    """One workflow per call: the SERVER span carries the decide. Several (a batch of claims),
-    or another workflow reached from the call: a ``decide`` span each."""
+    """One workflow per call: the SERVER span carries the decide. Another workflow reached
+    from the call: a ``decide`` span. Several in one call (a batch of claims): recorded on the
+    call's span, or (``full`` detail) a ``decide`` span each."""
     spans, provider = exporter
     tracer = provider.get_tracer("test")
-    decides = DecideSpans(tracer)
+    decides = DecideSpans(tracer, each_in_batch=each_in_batch)
 
     async def update_task(params: Any, ctx: CallContext) -> Any:
         with decides.decide("update_task", "w1", "t1") as span:
@@ -287,10 +289,10 @@ async def test_a_decide_is_the_span_of_the_call_about_its_workflow(
     by_op = {
         (s.attributes or {}).get("podium.decide.operation"): s
         for s in finished
-        if s.kind is not SpanKind.CLIENT
+        if s.kind is not SpanKind.CLIENT and "conductor.task.id" not in (s.attributes or {})
     }
     update = servers["decider.update_task"]
-    assert by_op["update_task"] is update
+    assert (update.attributes or {})["podium.decide.operation"] == "update_task"
     assert (update.attributes or {})["podium.decide.tasks_scheduled"] == 1
     parent_decide = by_op["child_status"]
     assert parent_decide.name == "decide child_status" and parent_decide.parent is not None
@@ -298,17 +300,80 @@ async def test_a_decide_is_the_span_of_the_call_about_its_workflow(
     assert (by_op["start_workflow"].attributes or {})["podium.decide.tasks_scheduled"] == 2
     assert by_op["start_workflow"] is servers["decider.start_workflow"]
     claims = [s for s in finished if (s.attributes or {}).get("podium.decide.operation") == "claim"]
-    assert sorted(str((s.attributes or {})["conductor.task.id"]) for s in claims) == [
-        "t2",
-        "t3",
-        "t4",
-    ]
-    assert [s.kind for s in claims if (s.attributes or {})["conductor.task.id"] == "t2"] == [
-        SpanKind.SERVER
-    ]
-    batched = [s for s in claims if (s.attributes or {})["conductor.task.id"] in ("t3", "t4")]
-    assert {s.name for s in batched} == {"decide claim"}
-    assert all(s.kind is SpanKind.INTERNAL for s in batched)
+    one = [s for s in claims if (s.attributes or {}).get("conductor.task.id") == "t2"]
+    assert [s.kind for s in one] == [SpanKind.SERVER]
+    batched = [s for s in claims if s not in one]
+    if each_in_batch:
+        assert sorted(str((s.attributes or {})["conductor.task.id"]) for s in batched) == [
+            "t3",
+            "t4",
+        ]
+        assert {s.name for s in batched} == {"decide claim"}
+        assert all(s.kind is SpanKind.INTERNAL for s in batched)
+    else:
+        assert [s.name for s in batched] == ["decider.claim"]
+        attrs = batched[0].attributes or {}
+        assert attrs["podium.decide.task_ids"] == ("t3", "t4")
+        assert attrs["podium.decide.workflow_ids"] == ("w3", "w4")
+        assert not [s for s in finished if s.name == "decide claim"]
+
+
+async def test_a_batch_call_links_each_task_to_its_scheduler_and_notes_each_failure(
+    exporter: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    """Claims of several tasks on one span: a ``scheduled_by`` link per task, and a failed
+    claim an event, not the call's status (the other claims went through)."""
+    spans, provider = exporter
+    tracer = provider.get_tracer("test")
+    decides = DecideSpans(tracer)
+    schedulers = {
+        "t1": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "t2": "00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01",
+    }
+
+    async def claim(params: Any, ctx: CallContext) -> Any:
+        refused = []
+        for task_id, workflow_id in params["items"]:
+            record = {
+                "workflowId": workflow_id,
+                "traceParent": "00-9af7651916cd43dd8448eb211c80319c-a7ad6b7169203331-01",
+                "tasks": [{"taskId": task_id, "traceParent": schedulers.get(task_id)}],
+            }
+            try:
+                with decides.decide("claim", workflow_id, task_id) as span:
+                    span.read(record, task_id)
+                    if task_id == "t3":
+                        raise NotFound(f"no task {task_id}")
+            except NotFound:
+                refused.append(task_id)
+        return refused
+
+    server = await RpcServer({"decider.claim": claim}, interceptor=server_tracing(tracer)).start()
+    try:
+        async with RpcClient([server.address], tracer=client_tracing(tracer)) as client:
+            items = [["t1", "w1"], ["t2", "w2"], ["t3", "w3"]]
+            assert await client.call("decider.claim", {"queue": "q", "items": items}) == ["t3"]
+    finally:
+        await server.stop()
+    (call,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert call.status.status_code is StatusCode.UNSET
+    linked = {
+        (f"{link.context.trace_id:032x}", (link.attributes or {})["podium.link.kind"])
+        for link in call.links
+    }
+    assert linked == {
+        ("0af7651916cd43dd8448eb211c80319c", "scheduled_by"),
+        ("1af7651916cd43dd8448eb211c80319c", "scheduled_by"),
+    }
+    (event,) = call.events
+    assert event.name == "decide failed"
+    assert dict(event.attributes or {}) == {
+        "podium.decide.operation": "claim",
+        "error.type": "NOT_FOUND",
+        "conductor.workflow.id": "w3",
+        "conductor.task.id": "t3",
+    }
+    assert (call.attributes or {})["podium.decide.task_ids"] == ("t1", "t2", "t3")
 
 
 async def test_the_worker_runs_each_task_in_a_span_its_update_continues(

@@ -18,6 +18,9 @@ WORKFLOW_STATUS: Final = "conductor.workflow.status"
 DECIDE_OPERATION: Final = "podium.decide.operation"
 DECIDE_TASKS_SCHEDULED: Final = "podium.decide.tasks_scheduled"
 DECIDE_CONFLICTS: Final = "podium.decide.conflicts"
+#: On a batch call's span (claims of several tasks): the tasks and workflows it decided on.
+DECIDE_TASK_IDS: Final = "podium.decide.task_ids"
+DECIDE_WORKFLOW_IDS: Final = "podium.decide.workflow_ids"
 #: On a span link: why the link exists (``scheduled_by``, ``workflow_start``).
 LINK_KIND: Final = "podium.link.kind"
 #: On a ``queue.batch`` call: its operations, ``"{operation} {queue}"`` each.

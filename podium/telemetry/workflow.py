@@ -126,11 +126,43 @@ class DecideSpan:
 _OFF = DecideSpan(None)
 
 
-class DecideSpans:
-    """Opens decide spans (``decide {operation}``) with the shell's tracer, or none."""
+class _BatchDecide(DecideSpan):
+    """One decide of a batch call, recorded on the call's SERVER span (see
+    :meth:`DecideSpans.decide`): a link to the task's scheduler, nothing per workflow."""
 
-    def __init__(self, tracer: Tracer | None) -> None:
+    __slots__ = ()
+
+    def read(
+        self,
+        workflow: Mapping[str, Any],
+        task_id: str | None,
+        find: Callable[[Mapping[str, Any], Iterable[str]], Mapping[str, Any]] | None = None,
+    ) -> None:
+        span = self.span
+        if span is None or self._linked or task_id is None or not span.is_recording():
+            return
+        self._linked = True
+        if find is not None:
+            task = find(workflow, (task_id,)).get(task_id)
+        else:
+            task = next((t for t in workflow.get("tasks") or () if t["taskId"] == task_id), None)
+        link_to(span, task, "scheduled_by")
+
+    def done(self, workflow: Mapping[str, Any], created: int, conflicts: int = 0) -> None:
+        return None
+
+
+class DecideSpans:
+    """Opens decide spans (``decide {operation}``) with the shell's tracer, or none.
+
+    ``each_in_batch``: the decides of a call that concerns several workflows (a batch of
+    claims) get a span each; otherwise (the default ``hops`` detail) they are recorded on the
+    call's own span.
+    """
+
+    def __init__(self, tracer: Tracer | None, each_in_batch: bool = False) -> None:
         self.tracer = tracer
+        self.each_in_batch = each_in_batch
         self._follows_parent = tracer is not None and follows_parent(tracer)
 
     @staticmethod
@@ -160,19 +192,26 @@ class DecideSpans:
         names this workflow, or it is the call that starts one), that span is the decide's
         span: it gets the decide's attributes and links instead of a child span doing the
         same. A decide the call leads to on another workflow (a parent notified, a child
-        started), or one of several in a call (a batch of claims), gets a ``decide
-        {operation}`` span of its own.
+        started) gets a ``decide {operation}`` span of its own. So does one of several in a
+        batch call (claims of tasks of several workflows) with ``each_in_batch``; without it
+        the call's span records them all: the operation, the ids of the tasks and of their
+        workflows (``podium.decide.task_ids``, ``podium.decide.workflow_ids``), a
+        ``scheduled_by`` link per task, and an event per decide that failed.
         """
         if self.tracer is None or (self._follows_parent and unsampled() is not None):
             return _NO_DECIDE
         current = trace.get_current_span()
         if _adoptable(current, workflow_id):
             return _adopt(current, operation, workflow_id, task_id)
+        if not self.each_in_batch and _batch_call(current):
+            return _in_batch(current, operation, workflow_id, task_id)
         return self._open(self.tracer, operation, workflow_id, task_id)
 
 
 #: RPC methods that start a workflow (the call names no workflow id before it exists).
 _STARTS = frozenset({"decider.start_workflow"})
+#: RPC methods whose one call may decide on several workflows (a claim per task).
+_BATCHES = frozenset({"decider.claim"})
 
 
 def _adoptable(span: Span, workflow_id: str | None) -> bool:
@@ -194,6 +233,42 @@ def _adopt(
     """The decide on the current SERVER span (which the RPC layer ends and marks on error)."""
     span.set_attributes(_decide_attributes(operation, workflow_id, task_id))
     yield DecideSpan(span)
+
+
+def _batch_call(span: Span) -> bool:
+    """Whether ``span`` is the SERVER span of a call that decides on several workflows (one
+    naming a single workflow is adopted instead)."""
+    if getattr(span, "kind", None) is not SpanKind.SERVER or not span.is_recording():
+        return False
+    attrs = getattr(span, "attributes", None) or {}
+    return attrs.get(n.RPC_METHOD) in _BATCHES and n.WORKFLOW_ID not in attrs
+
+
+@contextmanager
+def _in_batch(
+    span: Span, operation: str, workflow_id: str | None, task_id: str | None
+) -> Iterator[DecideSpan]:
+    """One decide of a batch call, recorded on the call's span (a failure as an event: the
+    other decides of the call go on)."""
+    attrs = getattr(span, "attributes", None) or {}
+    added: dict[str, Any] = {}
+    if n.DECIDE_OPERATION not in attrs:
+        added[n.DECIDE_OPERATION] = operation
+    for key, value in ((n.DECIDE_TASK_IDS, task_id), (n.DECIDE_WORKFLOW_IDS, workflow_id)):
+        if value:
+            added[key] = (*attrs.get(key, ()), value)
+    span.set_attributes(added)
+    try:
+        yield _BatchDecide(span)
+    except BaseException as exc:
+        code = exc.code if isinstance(exc, PodiumError) else type(exc).__name__
+        event: dict[str, Any] = {n.DECIDE_OPERATION: operation, n.ERROR_TYPE: code}
+        if workflow_id:
+            event[n.WORKFLOW_ID] = workflow_id
+        if task_id:
+            event[n.TASK_ID] = task_id
+        span.add_event("decide failed", event)
+        raise
 
 
 def _decide_attributes(
