@@ -71,12 +71,7 @@ class DecideSpan:
             return
         self._linked = True
         if task_id is not None:
-            if find is not None:
-                task = find(workflow, (task_id,)).get(task_id)
-            else:
-                tasks = workflow.get("tasks") or ()
-                task = next((t for t in tasks if t["taskId"] == task_id), None)
-            scheduler = link_to(span, task, "scheduled_by")
+            scheduler = link_to(span, _task(workflow, task_id, find), "scheduled_by")
         else:
             scheduler = None
         start = parse_traceparent(workflow.get(n.TRACE_PARENT_FIELD))
@@ -142,11 +137,18 @@ class _BatchDecide(DecideSpan):
         if span is None or self._linked or task_id is None or not span.is_recording():
             return
         self._linked = True
-        if find is not None:
-            task = find(workflow, (task_id,)).get(task_id)
-        else:
-            task = next((t for t in workflow.get("tasks") or () if t["taskId"] == task_id), None)
-        link_to(span, task, "scheduled_by")
+        link_to(span, _task(workflow, task_id, find), "scheduled_by")
+
+
+def _task(
+    workflow: Mapping[str, Any],
+    task_id: str,
+    find: Callable[[Mapping[str, Any], Iterable[str]], Mapping[str, Any]] | None,
+) -> Mapping[str, Any] | None:
+    """The workflow's task ``task_id``: through ``find`` if given, else by a scan."""
+    if find is not None:
+        return find(workflow, (task_id,)).get(task_id)
+    return next((t for t in workflow.get("tasks") or () if t["taskId"] == task_id), None)
 
     def done(self, workflow: Mapping[str, Any], created: int, conflicts: int = 0) -> None:
         return None
