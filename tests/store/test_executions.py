@@ -128,6 +128,31 @@ async def test_duplicate_task_keys_are_refused(store: Store, ns: str) -> None:
     assert len(await ex.get_tasks(wf["workflowId"])) == 3
 
 
+async def test_a_key_another_writer_took_is_refused(
+    store: Store, other_store: Store, ns: str
+) -> None:
+    """What one writer knows of a workflow's keys holds for the version its own commit made,
+    not after another writer's (another decider replica's) commit."""
+    ex, other = store.executions, other_store.executions
+    wf = workflow(f"wf_{ns}")
+    await ex.create_workflow(wf, [task(wf, "a")])
+    b = task(wf, "b")
+    assert await other.commit(wf, [b], expected_version=1) == 2
+    with pytest.raises(DuplicateTask) as info:
+        await ex.commit(wf, [task(wf, "b")], expected_version=2)
+    assert info.value.data["ownerTaskId"] == b["taskId"]
+    assert await ex.commit(wf, [task(wf, "c")], expected_version=2) == 3
+    with pytest.raises(DuplicateTask):
+        await ex.commit(wf, [task(wf, "c")], expected_version=3)
+    with pytest.raises(DuplicateTask):
+        await other.commit(wf, [task(wf, "a")], expected_version=3)
+    assert sorted(t["referenceTaskName"] for t in await ex.get_tasks(wf["workflowId"])) == [
+        "a",
+        "b",
+        "c",
+    ]
+
+
 async def test_bad_records_are_refused(store: Store, ns: str) -> None:
     ex = store.executions
     wf = workflow(f"wf_{ns}")

@@ -10,6 +10,7 @@ before the batch and checked by readers; see footprint.py.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,48 @@ from podium.store.prepare import PreparedCommit, PreparedTask, missing_removed
 _MAX_TRIES = 8
 #: The column in which Cassandra answers whether a conditional statement applied.
 APPLIED = "[applied]"
+#: How many uniqueness rows :class:`KeptKeys` holds, over all the workflows it keeps.
+KEPT_KEYS = 200_000
+
+
+class KeptKeys:
+    """The uniqueness rows of the workflows this writer committed last: per workflow, the
+    version its commit made and every key with the task holding it, least recently used
+    dropped first once they hold more than ``max_keys`` keys in all.
+
+    A commit expecting version v may take the keys kept for v instead of reading them: its
+    batch applies only if the workflow is still at v, and then its rows are as this writer's
+    commit of v left them. Kept only from what this writer knows whole: a workflow it created,
+    or rewrote (a commit that reads only the keys it needs keeps nothing).
+    """
+
+    def __init__(self, max_keys: int = KEPT_KEYS) -> None:
+        self.max_keys = max_keys
+        self._kept: OrderedDict[str, tuple[int, dict[str, str]]] = OrderedDict()
+        self._size = 0
+
+    def get(self, workflow_id: str, version: int) -> dict[str, str] | None:
+        """The keys as of ``version`` (a copy), or None if not kept for that version."""
+        found = self._kept.get(workflow_id)
+        if found is None or found[0] != version:
+            return None
+        self._kept.move_to_end(workflow_id)
+        return dict(found[1])
+
+    def put(self, workflow_id: str, version: int, owners: dict[str, str]) -> None:
+        self.drop(workflow_id)
+        if len(owners) > self.max_keys:
+            return
+        self._kept[workflow_id] = (version, owners)
+        self._size += len(owners)
+        while self._size > self.max_keys:
+            _, (_, gone) = self._kept.popitem(last=False)
+            self._size -= len(gone)
+
+    def drop(self, workflow_id: str) -> None:
+        found = self._kept.pop(workflow_id, None)
+        if found is not None:
+            self._size -= len(found[1])
 
 
 class CommitWriter:
@@ -35,6 +78,7 @@ class CommitWriter:
         self._db = db
         self._st = st
         self._fp = Footprints(st)
+        self.kept = KeptKeys()
         self._ttl_s = int(config.workflow_retention_s) if config.workflow_retention_s else 0
         if config.workflow_retention_s and self._ttl_s == 0:
             self._ttl_s = 1  # CQL TTLs are whole seconds; never round a retention down to "none"
@@ -79,6 +123,7 @@ class CommitWriter:
         rows = self._rows(p, p.tasks, p.tasks, ttl)[1:]  # the create statement writes the row
         if not (await self._batch([first, *rows])).get(APPLIED):
             raise Conflict(f"workflow {p.workflow_id!r} already exists", workflowId=p.workflow_id)
+        self.kept.put(p.workflow_id, 1, {t.unique_key: t.task_id for t in p.tasks})
         if ttl:
             await self._expire_outside(wf, feet, ttl)
         return 1
@@ -90,7 +135,8 @@ class CommitWriter:
             return await self._commit_all(p, expected)
         wid = p.workflow_id
         removed = await self._removed_tasks(p, expected)
-        owners = await self._owners(p, removed)
+        kept = self.kept.get(wid, expected)
+        owners = kept if kept is not None else await self._owners(p, removed)
         new = _new_tasks(p, owners, set(p.removed) | await self._gone_owners(p, owners))
         feet = [TaskFoot.of_prepared(t) for t in p.tasks]
         wf = WorkflowFoot.of_prepared(p)
@@ -104,9 +150,12 @@ class CommitWriter:
         batch += self._removal_rows(wid, removed, owners, new)
         row = await self._batch(batch)
         if not row.get(APPLIED):
+            self.kept.drop(wid)
             _raise_for(wid, expected, row)
             # Same version, but stored as finished: a finished workflow is being resumed.
             return await self._commit_all(p, expected)
+        if kept is not None:
+            self.kept.put(wid, expected + 1, _after(kept, removed, new))
         post = self._fp.pending(wid, [f for f in feet if f.terminal], 0)
         post += self._fp.task_removal(wid, [TaskFoot.of_record(r) for r in removed])
         if p.terminal:
@@ -221,6 +270,7 @@ class CommitWriter:
         batch += [(st.wf_uniq, (wid, SHARD_ID, k, o, ttl)) for k, o in owners.items()]
         row = await self._batch(batch + deletes)
         if not row.get(APPLIED):
+            self.kept.drop(wid)
             _raise_for(wid, expected, row)
             raise VersionConflict(
                 f"workflow {wid!r} changed while it was rewritten",
@@ -228,6 +278,7 @@ class CommitWriter:
                 expected=expected,
                 actual=row.get("version"),
             )
+        self.kept.put(wid, expected + 1, owners)
         if ttl:
             await self._expire_outside(wf, list(feet.values()), ttl)
         elif p.terminal:
@@ -278,6 +329,7 @@ class CommitWriter:
             batch: list[Call] = [(st.wf_delete, (wid, SHARD_ID, rows[0]["version"]))]
             batch += [(st.wf_delete_row, (wid, SHARD_ID, r["entity"], r["item_id"])) for r in rows]
             if (await self._batch(batch)).get(APPLIED):
+                self.kept.drop(wid)
                 # The partition is gone first: rows left behind by a crash here are orphans
                 # that readers skip, never a workflow missing its lookups.
                 await self._run(self._fp.removal(wf, feet))
@@ -299,6 +351,20 @@ class CommitWriter:
         ttl = int(ttl_rows[0].get("ttl") or 0)
         await self._run([(self._st.log_put, (wid, task_id, uuid.uuid1(), b, ttl)) for b in blobs])
         return True
+
+
+def _after(
+    owners: dict[str, str], removed: list[Record], new: list[PreparedTask]
+) -> dict[str, str]:
+    """``owners`` as a commit's batch leaves the rows: the new tasks' keys taken, the keys of
+    removed tasks freed (unless a new task took them; see :meth:`CommitWriter._removal_rows`)."""
+    reused = {t.unique_key for t in new}
+    for r in removed:
+        key = task_unique_key(r)
+        if key not in reused and owners.get(key) == str(r["taskId"]):
+            del owners[key]
+    owners.update({t.unique_key: t.task_id for t in new})
+    return owners
 
 
 def _new_tasks(p: PreparedCommit, owners: dict[str, Any], freed: set[str]) -> list[PreparedTask]:
