@@ -1,8 +1,14 @@
-"""The Cassandra writer's record of the uniqueness keys it left (no server needed)."""
+"""The Cassandra writer's record of the uniqueness keys it left."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from podium.store import DuplicateTask, Store
 from podium.store.cassandra_backend.writes import KeptKeys
+from tests.store.builders import task, workflow
 
 
 def test_keys_are_given_only_for_the_version_they_were_kept_for() -> None:
@@ -35,3 +41,37 @@ def test_the_least_recently_used_go_first_once_the_keys_are_too_many() -> None:
     ]
     kept.put("w5", 1, {str(i): "t" for i in range(5)})  # larger than the bound: not kept
     assert kept.get("w5", 1) is None and kept.get("w4", 1) is not None
+
+
+@pytest.mark.parametrize("backend", ["cassandra"])
+async def test_a_commit_on_the_version_its_writer_made_reads_no_keys(store: Store, ns: str) -> None:
+    """On the version its own commit made, a writer knows every key: a commit then reads
+    nothing of the partition, not even to learn that a removed task's key is free again."""
+    ex = store.executions
+    writer = ex._writer  # type: ignore[attr-defined]
+    selects: list[str] = []
+    execute = writer._db.execute
+
+    async def counted(statement: Any, params: Any = None) -> Any:
+        query = str(getattr(statement, "query_string", ""))
+        if query.lstrip().upper().startswith("SELECT"):
+            selects.append(query)
+        return await execute(statement, params)
+
+    writer._db.execute = counted
+    try:
+        wf = workflow(f"wf_{ns}")
+        a, b = task(wf, "a"), task(wf, "b")
+        await ex.create_workflow(wf, [a, b])
+        assert await ex.commit(wf, [{**a, "status": "IN_PROGRESS"}], 1) == 2
+        assert selects == []
+        # Removing b reads b's record (its lookups go with it); then b's key is free.
+        assert await ex.commit(wf, [], 2, removed_task_ids=[b["taskId"]]) == 3
+        selects.clear()
+        assert await ex.commit(wf, [task(wf, "b", seq=3)], 3) == 4
+        assert selects == []
+        # A key held by another task: whether that task still holds it is read.
+        with pytest.raises(DuplicateTask):
+            await ex.commit(wf, [task(wf, "a", seq=4)], 4)
+    finally:
+        del writer._db.execute
