@@ -344,6 +344,7 @@ async def test_a_batch_call_links_each_task_to_its_scheduler_and_notes_each_fail
                     span.read(record, task_id)
                     if task_id == "t3":
                         raise NotFound(f"no task {task_id}")
+                    span.done({"status": "RUNNING"}, created=0)
             except NotFound:
                 refused.append(task_id)
         return refused
@@ -374,6 +375,9 @@ async def test_a_batch_call_links_each_task_to_its_scheduler_and_notes_each_fail
         "conductor.task.id": "t3",
     }
     assert (call.attributes or {})["podium.decide.task_ids"] == ("t1", "t2", "t3")
+    # One workflow's status or counts would stand for all of them: none is set.
+    assert "conductor.workflow.status" not in (call.attributes or {})
+    assert "podium.decide.tasks_scheduled" not in (call.attributes or {})
 
 
 async def test_the_worker_runs_each_task_in_a_span_its_update_continues(

@@ -48,6 +48,17 @@ def link_to(span: Span, record: Mapping[str, Any] | None, kind: str) -> SpanCont
     return ctx
 
 
+def _task(
+    workflow: Mapping[str, Any],
+    task_id: str,
+    find: Callable[[Mapping[str, Any], Iterable[str]], Mapping[str, Any]] | None,
+) -> Mapping[str, Any] | None:
+    """The workflow's task ``task_id``: through ``find`` if given, else by a scan."""
+    if find is not None:
+        return find(workflow, (task_id,)).get(task_id)
+    return next((t for t in workflow.get("tasks") or () if t["taskId"] == task_id), None)
+
+
 class DecideSpan:
     """The span of one decider operation on one workflow (a no-op when tracing is off)."""
 
@@ -139,19 +150,8 @@ class _BatchDecide(DecideSpan):
         self._linked = True
         link_to(span, _task(workflow, task_id, find), "scheduled_by")
 
-
-def _task(
-    workflow: Mapping[str, Any],
-    task_id: str,
-    find: Callable[[Mapping[str, Any], Iterable[str]], Mapping[str, Any]] | None,
-) -> Mapping[str, Any] | None:
-    """The workflow's task ``task_id``: through ``find`` if given, else by a scan."""
-    if find is not None:
-        return find(workflow, (task_id,)).get(task_id)
-    return next((t for t in workflow.get("tasks") or () if t["taskId"] == task_id), None)
-
     def done(self, workflow: Mapping[str, Any], created: int, conflicts: int = 0) -> None:
-        return None
+        return None  # one workflow's status and counts would stand for all of the call's
 
 
 class DecideSpans:
