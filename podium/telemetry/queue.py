@@ -22,8 +22,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from podium.errors import PodiumError
 from podium.telemetry import names as n
+from podium.telemetry.errors import error_code
 from podium.telemetry.rpc import QUEUE_OPERATIONS, message_ids
 
 BATCH_METHOD = "queue.batch"
@@ -66,7 +66,7 @@ class TracedEngine:
             try:
                 return await inner(queue, *args, **kwargs)
             except BaseException as exc:
-                code = exc.code if isinstance(exc, PodiumError) else type(exc).__name__
+                code = error_code(exc)
                 span.set_attribute(n.ERROR_TYPE, code)
                 span.set_status(Status(StatusCode.ERROR, code))
                 raise

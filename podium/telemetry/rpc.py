@@ -22,6 +22,7 @@ from podium.errors import PodiumError
 from podium.queues import DECIDER_QUEUE
 from podium.rpc_server import CallContext, Interceptor
 from podium.telemetry import names as n
+from podium.telemetry.errors import error_code
 from podium.telemetry.propagation import extract, follows_parent, inject, unsampled
 
 
@@ -111,10 +112,6 @@ def message_ids(queue: str, value: Any, attrs: dict[str, Any]) -> None:
     attrs[n.WORKFLOW_ID if queue == DECIDER_QUEUE else n.TASK_ID] = msg_id
 
 
-def _error_code(exc: BaseException) -> str:
-    return exc.code if isinstance(exc, PodiumError) else type(exc).__name__
-
-
 class _ClientSpan:
     __slots__ = ("span",)
 
@@ -124,7 +121,7 @@ class _ClientSpan:
     def finish(self, error: BaseException | None) -> None:
         span = self.span
         if error is not None and span.is_recording():
-            code = _error_code(error)
+            code = error_code(error)
             span.set_attributes({n.ERROR_TYPE: code, n.RPC_STATUS: code})
             if not isinstance(error, asyncio.CancelledError):
                 span.set_status(Status(StatusCode.ERROR, str(error)[:200]))

@@ -34,9 +34,8 @@ from opentelemetry.trace import (
     Tracer,
 )
 
-from podium.errors import PodiumError
 from podium.telemetry import names as n
-from podium.telemetry.errors import mark_error
+from podium.telemetry.errors import error_code, mark_error
 from podium.telemetry.propagation import follows_parent, parse_traceparent, traceparent, unsampled
 
 
@@ -263,7 +262,7 @@ def _in_batch(
     try:
         yield _BatchDecide(span)
     except BaseException as exc:
-        code = exc.code if isinstance(exc, PodiumError) else type(exc).__name__
+        code = error_code(exc)
         event: dict[str, Any] = {n.DECIDE_OPERATION: operation, n.ERROR_TYPE: code}
         if workflow_id:
             event[n.WORKFLOW_ID] = workflow_id
@@ -350,7 +349,7 @@ def consume(
         yield span
     except BaseException as exc:
         if span.is_recording():
-            code = exc.code if isinstance(exc, PodiumError) else type(exc).__name__
+            code = error_code(exc)
             span.set_attribute(n.ERROR_TYPE, code)
             span.set_status(Status(StatusCode.ERROR, code))
         raise
