@@ -139,19 +139,17 @@ class GroupedRouter(Router):
 
     def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
         super().__init__(routes=list(routes), **kwargs)
-        everywhere = [r for r in self.routes if _group_of(r) is None]
-        keys = {key for r in self.routes if (key := _group_of(r)) is not None}
-        self._groups = {
-            key: Router(
-                routes=[r for r in self.routes if _group_of(r) in (key, None)],
+        grouped = [(r, _group_of(r)) for r in self.routes]
+
+        def router(key: tuple[str, str] | None) -> Router:
+            return Router(
+                routes=[r for r, k in grouped if k in (key, None)],
                 redirect_slashes=self.redirect_slashes,
                 default=self.default,
             )
-            for key in keys
-        }
-        self._rest = Router(
-            routes=everywhere, redirect_slashes=self.redirect_slashes, default=self.default
-        )
+
+        self._groups = {key: router(key) for key in {k for _, k in grouped if k is not None}}
+        self._rest = router(None)
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
