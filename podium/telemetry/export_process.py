@@ -247,15 +247,43 @@ def main() -> int:
     exporters = _child_exporters(spec)
     resource = Resource(spec["resource"], spec.get("schema_url") or None)
     scope = InstrumentationScope(spec["scope"])
+    wired, rest = _wired(exporters, spec)
     try:
         while (payload := _read_frame(stdin)) is not None:
-            spans = unpack_spans(payload, resource, scope)
-            for exp in exporters:
+            for wire in wired:
+                try:
+                    wire.export_frame(payload)
+                except Exception:  # an exporter's failure must not stop the others
+                    log.exception("OTLP span export failed")
+            spans = unpack_spans(payload, resource, scope) if rest else []
+            for exp in rest:
                 try:
                     exp.export(spans)
-                except Exception:  # an exporter's failure must not stop the others
+                except Exception:
                     log.exception("span exporter %s failed", type(exp).__name__)
     finally:
         for exp in exporters:
             exp.shutdown()
     return 0
+
+
+def _wired(
+    exporters: Sequence[SpanExporter], spec: Mapping[str, Any]
+) -> tuple[list[Any], list[SpanExporter]]:
+    """The OTLP/HTTP exporters fed bytes written from the frames (:mod:`otlp_wire`, five times
+    cheaper than the SDK's encoding), and the exporters that take the SDK's spans."""
+    if not any(type(e).__name__ == "OTLPSpanExporter" for e in exporters):
+        return [], list(exporters)
+    from podium.telemetry import otlp_wire  # needs the ``otlp`` extra's protobuf classes
+
+    encoder = otlp_wire.Encoder(
+        otlp_wire.Envelope(spec["resource"], spec.get("schema_url"), spec["scope"])
+    )
+    wired, rest = [], []
+    for exp in exporters:
+        wire = otlp_wire.wire_exporter(exp, encoder)
+        if wire is None:
+            rest.append(exp)
+        else:
+            wired.append(wire)
+    return wired, rest
