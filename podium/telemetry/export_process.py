@@ -81,7 +81,7 @@ def _attributes(raw: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def pack_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """One frame's payload: what an exporter reads of each span, as plain msgpack values."""
-    out = []
+    out: list[list[Any]] = []
     for s in spans:
         ctx = s.get_span_context()
         if ctx is None:
@@ -102,8 +102,36 @@ def pack_spans(spans: Sequence[ReadableSpan]) -> bytes:
                 [[_context(link.context), dict(link.attributes or {})] for link in s.links],
             ]
         )
-    payload: bytes = msgpack.packb(out)
+    try:
+        payload: bytes = msgpack.packb(out)
+    except OverflowError:  # an integer beyond msgpack's 64 bits: that attribute goes, not the batch
+        for span in out:
+            span[8] = _in_range(span[8])
+            for event in span[9]:
+                event[2] = _in_range(event[2])
+            for link in span[10]:
+                link[1] = _in_range(link[1])
+        payload = msgpack.packb(out)
     return payload
+
+
+def _in_range(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The attributes without the integers msgpack cannot hold (OTLP's int64 cannot either)."""
+
+    def fits(v: Any) -> bool:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return bool(-(2**63) <= v < 2**64)
+        if isinstance(v, (list, tuple)):
+            return all(fits(x) for x in v)
+        return True
+
+    kept = {k: v for k, v in attributes.items() if fits(v)}
+    if len(kept) < len(attributes):
+        log.warning(
+            "span attributes not exported (integers beyond 64 bits): %s",
+            sorted(set(attributes) - set(kept)),
+        )
+    return kept
 
 
 def unpack_spans(
