@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -24,7 +25,8 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.trace.span import TraceState
 
 from podium.errors import ConfigError
-from podium.telemetry.export_process import ExportProcess, pack_spans, unpack_spans
+from podium.telemetry.export_process import ExportProcess, _direct, pack_spans, unpack_spans
+from podium.telemetry.jsonl import JsonLinesExporter
 from podium.telemetry.lean import LeanTracer
 from podium.telemetry.setup import Telemetry, TelemetryConfig, start_telemetry
 
@@ -96,6 +98,25 @@ def test_spans_come_back_from_a_frame_as_they_were_made() -> None:
     assert first["attributes"]["podium.queue.operations"] == ("push a", "remove b")
     assert first["events"][0][0] == "exception" and first["status"][0] is StatusCode.ERROR
     assert first["links"][0][0][0] == 2**127 + 5
+
+
+def test_the_file_exporter_writes_the_same_lines_from_a_frame(tmp_path: Path) -> None:
+    spans = _spans()
+    made = JsonLinesExporter(str(tmp_path / "made.jsonl"), "podium-decider")
+    framed = JsonLinesExporter(str(tmp_path / "framed.jsonl"), "podium-decider")
+    made.export(spans)
+    framed.export_values(msgpack.unpackb(pack_spans(spans)))
+    made.shutdown()
+    framed.shutdown()
+    lines = (tmp_path / "framed.jsonl").read_text()
+    assert lines == (tmp_path / "made.jsonl").read_text()
+    first = json.loads(lines.splitlines()[0])
+    assert first["kind"] == "SERVER" and first["status"] == "ERROR"
+    assert first["trace_id"] == f"{0xABC << 64 | 7:032x}" and first["parent_id"] == f"{0x1234:016x}"
+    assert first["links"][0]["trace_id"] == f"{2**127 + 5:032x}"
+    # in the child, this is the way the file exporter is fed
+    direct, rest = _direct([framed], {"resource": {}, "scope": "podium"})
+    assert direct == [(framed, framed.export_values)] and rest == []
 
 
 def _read(path: Path) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.trace.span import TraceState
 
 from podium.telemetry import otlp_wire
-from podium.telemetry.export_process import _wired, pack_spans, unpack_spans
+from podium.telemetry.export_process import _direct, pack_spans, unpack_spans
 from podium.telemetry.lean import LeanTracer
 from podium.telemetry.setup import TelemetryConfig, start_telemetry
 
@@ -164,11 +164,13 @@ def test_the_sdks_http_exporter_is_fed_wire_bytes_unless_its_own_metrics_are_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
-    wired, rest = _wired([exporter], _spec())
-    assert [type(w) for w in wired] == [otlp_wire.WireExporter] and rest == []
+    direct, rest = _direct([exporter], _spec())
+    assert [e for e, _ in direct] == [exporter] and rest == []
+    ((_, export),) = direct
+    assert isinstance(export.__self__, otlp_wire.WireExporter)  # type: ignore[attr-defined]
     monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
-    wired, rest = _wired([exporter], _spec())
-    assert wired == [] and rest == [exporter]
+    direct, rest = _direct([exporter], _spec())
+    assert direct == [] and rest == [exporter]
 
 
 class _Collector(http.server.BaseHTTPRequestHandler):

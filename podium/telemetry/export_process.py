@@ -6,7 +6,9 @@ taken from the event loop (one interpreter lock), on the path every request wait
 ``PODIUM_TRACE_EXPORT_PROCESS`` on (the default), :class:`ExportProcess` is the only exporter
 the service's batch processor feeds: it packs each batch with msgpack (about 4 µs per span)
 and writes it to the stdin of a child process (``python -m podium.telemetry.export_child``),
-which rebuilds the spans and hands them to the configured exporters. The child:
+which hands the spans to the configured exporters: the JSON lines one and the OTLP/HTTP one
+(through :mod:`podium.telemetry.otlp_wire`) take them as the frame holds them, any other is
+given the SDK's spans rebuilt from it. The child:
 
 * is told what to do by the first frame (exporters, resolved trace file, OTLP protocol, the
   service's resource and instrumentation scope), so that it exports exactly what the service
@@ -32,7 +34,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 import msgpack
@@ -42,6 +44,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
+
+from podium.telemetry.jsonl import JsonLinesExporter
 
 log = logging.getLogger("podium.telemetry")
 
@@ -138,10 +142,14 @@ def unpack_spans(
     payload: bytes, resource: Resource, scope: InstrumentationScope
 ) -> list[ReadableSpan]:
     """The spans of a frame, as the SDK's :class:`ReadableSpan` with ``resource`` and ``scope``."""
+    return _rebuild(msgpack.unpackb(payload), resource, scope)
+
+
+def _rebuild(
+    values: Sequence[Sequence[Any]], resource: Resource, scope: InstrumentationScope
+) -> list[ReadableSpan]:
     spans = []
-    for name, ctx, parent, kind, start, end, code, desc, attrs, events, links in msgpack.unpackb(
-        payload
-    ):
+    for name, ctx, parent, kind, start, end, code, desc, attrs, events, links in values:
         spans.append(
             ReadableSpan(
                 name=name,
@@ -275,15 +283,16 @@ def main() -> int:
     exporters = _child_exporters(spec)
     resource = Resource(spec["resource"], spec.get("schema_url") or None)
     scope = InstrumentationScope(spec["scope"])
-    wired, rest = _wired(exporters, spec)
+    direct, rest = _direct(exporters, spec)
     try:
         while (payload := _read_frame(stdin)) is not None:
-            for wire in wired:
+            values = msgpack.unpackb(payload)
+            for exp, export in direct:
                 try:
-                    wire.export_frame(payload)
+                    export(values)
                 except Exception:  # an exporter's failure must not stop the others
-                    log.exception("OTLP span export failed")
-            spans = unpack_spans(payload, resource, scope) if rest else []
+                    log.exception("span exporter %s failed", type(exp).__name__)
+            spans = _rebuild(values, resource, scope) if rest else []
             for exp in rest:
                 try:
                     exp.export(spans)
@@ -295,23 +304,31 @@ def main() -> int:
     return 0
 
 
-def _wired(
+def _direct(
     exporters: Sequence[SpanExporter], spec: Mapping[str, Any]
-) -> tuple[list[Any], list[SpanExporter]]:
-    """The OTLP/HTTP exporters fed bytes written from the frames (:mod:`otlp_wire`, five times
-    cheaper than the SDK's encoding), and the exporters that take the SDK's spans."""
-    if not any(type(e).__name__ == "OTLPSpanExporter" for e in exporters):
-        return [], list(exporters)
-    from podium.telemetry import otlp_wire  # needs the ``otlp`` extra's protobuf classes
-
-    encoder = otlp_wire.Encoder(
-        otlp_wire.Envelope(spec["resource"], spec.get("schema_url"), spec["scope"])
-    )
-    wired, rest = [], []
+) -> tuple[list[tuple[SpanExporter, Callable[[Any], object]]], list[SpanExporter]]:
+    """The exporters that take a frame's values as they are, each with its way to, and the
+    exporters that take the SDK's spans. Podium's JSON lines exporter writes its lines from
+    the values; the SDK's OTLP/HTTP exporter is sent the request :mod:`otlp_wire` writes from
+    them (five times cheaper than rebuilding the spans and the SDK's encoding)."""
+    direct: list[tuple[SpanExporter, Callable[[Any], object]]] = []
+    rest: list[SpanExporter] = []
+    encoder = None
     for exp in exporters:
-        wire = otlp_wire.wire_exporter(exp, encoder)
-        if wire is None:
-            rest.append(exp)
-        else:
-            wired.append(wire)
-    return wired, rest
+        if isinstance(exp, JsonLinesExporter):
+            direct.append((exp, exp.export_values))
+            continue
+        if type(exp).__name__ == "OTLPSpanExporter":
+            from podium.telemetry import otlp_wire  # needs the ``otlp`` extra's protobuf classes
+
+            if encoder is None:
+                envelope = otlp_wire.Envelope(
+                    spec["resource"], spec.get("schema_url"), spec["scope"]
+                )
+                encoder = otlp_wire.Encoder(envelope)
+            wire = otlp_wire.wire_exporter(exp, encoder)
+            if wire is not None:
+                direct.append((exp, wire.export_values))
+                continue
+        rest.append(exp)
+    return direct, rest

@@ -19,6 +19,11 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, StatusCode
+
+#: The names of the kinds and status codes by their position in a frame (as packed).
+_KIND_NAMES = tuple(k.name for k in SpanKind)
+_STATUS_NAMES = tuple(c.name for c in StatusCode)
 
 
 class JsonLinesExporter(SpanExporter):
@@ -30,13 +35,22 @@ class JsonLinesExporter(SpanExporter):
         self._fd: int | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if not spans:
+        return self._write([self._line(s) for s in spans])
+
+    def export_values(self, spans: Sequence[Sequence[Any]]) -> SpanExportResult:
+        """Append spans given as the export child's frame values (see
+        :func:`podium.telemetry.export_process.pack_spans`): the lines :meth:`export` writes,
+        without rebuilding the SDK's spans first."""
+        return self._write([self._line_of_values(s) for s in spans])
+
+    def _write(self, lines: Sequence[dict[str, Any]]) -> SpanExportResult:
+        if not lines:
             return SpanExportResult.SUCCESS
         try:
             if self._fd is None:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            data = "".join(json.dumps(self._line(s), separators=(",", ":")) + "\n" for s in spans)
+            data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
             view = memoryview(data.encode("utf-8"))
             while view:
                 view = view[os.write(self._fd, view) :]
@@ -65,6 +79,29 @@ class JsonLinesExporter(SpanExporter):
                     "attributes": _plain(link.attributes),
                 }
                 for link in span.links
+            ],
+        }
+
+    def _line_of_values(self, values: Sequence[Any]) -> dict[str, Any]:
+        name, ctx, parent, kind, start, end, code, _desc, attrs, _events, links = values
+        return {
+            "service": self.service_name,
+            "name": name,
+            "kind": _KIND_NAMES[kind],
+            "trace_id": ctx[0].hex(),
+            "span_id": f"{ctx[1]:016x}",
+            "parent_id": f"{parent[1]:016x}" if parent is not None else None,
+            "start_ns": start,
+            "end_ns": end,
+            "status": _STATUS_NAMES[code],
+            "attributes": attrs or {},
+            "links": [
+                {
+                    "trace_id": link_ctx[0].hex(),
+                    "span_id": f"{link_ctx[1]:016x}",
+                    "attributes": link_attrs or {},
+                }
+                for link_ctx, link_attrs in links
             ],
         }
 

@@ -210,9 +210,9 @@ class WireExporter:
         self._max = int(getattr(exporter, "_max_request_size", 0) or 0)
         self._encoder = encoder
 
-    def export_frame(self, payload: bytes) -> bool:
-        """Encode and send a frame's spans; whether the collector took them."""
-        data = self._encoder.encode_frame(payload)
+    def export_values(self, spans: Sequence[Sequence[Any]]) -> bool:
+        """Encode and send a frame's spans (its values); whether the collector took them."""
+        data = self._encoder.encode_spans(spans)
         if 0 < self._max < len(data):
             log.warning(
                 "span batch of %d bytes dropped: over the exporter's request limit of %d",
