@@ -137,6 +137,13 @@ class Refreshed(Generic[T]):
 Item = TypeVar("Item")
 
 
+#: Sends a busy client keeps under way at once (the queue client's batches, the Redis store's
+#: commits). Eight against two: 3-4 % more seq3 workflows/s at saturation, the same CPU per
+#: workflow (benchmarks/README.md, 2026-12-05 19:55); an idle client sends each call at once
+#: either way.
+MERGED_IN_FLIGHT = 8
+
+
 class Merged(Generic[Item, T]):
     """Calls that arrive while earlier ones are on their way go out together.
 

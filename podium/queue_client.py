@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from podium import codec
-from podium.aio import Merged
+from podium.aio import MERGED_IN_FLIGHT, Merged
 from podium.errors import ProtocolError, error_from_wire
 from podium.rpc import RpcClient
 
@@ -105,7 +105,10 @@ class QueueClient:
         #: small batches sent while others are on their way go in one call (at most
         #: _MERGED_BATCHES times _MERGED_OPS operations: within the service's default limit)
         self._batches: Merged[list[list[Any]], list[list[Any]]] = Merged(
-            self._send_batches, max_in_flight=2, max_items=_MERGED_BATCHES, name="queue-batches"
+            self._send_batches,
+            max_in_flight=MERGED_IN_FLIGHT,
+            max_items=_MERGED_BATCHES,
+            name="queue-batches",
         )
 
     async def _send_batches(self, batches: list[list[list[Any]]]) -> list[Any]:

@@ -18,7 +18,7 @@ import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from podium.aio import Merged
+from podium.aio import MERGED_IN_FLIGHT, Merged
 from podium.errors import Conflict, NotFound, PodiumError, Unavailable
 from podium.redis_conn import run_replicated
 from podium.store.codec import decode
@@ -95,7 +95,7 @@ class RedisWriter:
         self._wait_timeout_ms = config.redis_wait_timeout_ms
         #: commits of several workflows made together go in one pipeline (and one WAIT)
         self._commits: Merged[tuple[list[str], list[Any]], Any] = Merged(
-            self._send_commits, max_in_flight=2, max_items=64, name="store-commits"
+            self._send_commits, max_in_flight=MERGED_IN_FLIGHT, max_items=64, name="store-commits"
         )
         #: workflow id -> (version, input object) of this writer's last commit of it: a commit
         #: at that version whose record holds the very same input leaves the stored one as it
