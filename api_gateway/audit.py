@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -453,7 +454,13 @@ def _route_of(scope: Scope) -> tuple[str | None, dict[str, Any]]:
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return None, {}
-    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path), dict(params)
+    return _template(path), dict(params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(path: str) -> str:
+    """A route's path as the OpenAPI document writes it (``{id:path}`` → ``{id}``)."""
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
 
 
 class AuditTrail:
@@ -522,7 +529,9 @@ def make_record(scope: Scope, started: float, body: bytes, status: int, reply: b
         claimed = _json(body)
         key_id = _text(claimed.get("keyId")) if isinstance(claimed, dict) else None
     record: JSON = {
-        "id": uuid.uuid4().hex,
+        # 128 random bits: unique, not secret (the module's generator, seeded from os.urandom
+        # and again in a forked child), a fifth of uuid4's cost, which reads os.urandom
+        "id": f"{random.getrandbits(128):032x}",
         "time": int(started * 1000),
         "keyId": key_id if isinstance(key_id, str) and key_id else ANONYMOUS,
     }
