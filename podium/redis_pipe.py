@@ -51,51 +51,27 @@ def _error(reply: hiredis.ReplyError) -> RedisError:
 
 
 class _Protocol(asyncio.Protocol):
-    """Replies in order to the futures of the commands sent, one write per tick.
+    """Replies in order to the futures of the commands sent, one write per tick."""
 
-    Replies come in the order of the commands, so one timer watches the oldest command
-    waiting: when it has waited ``timeout_s``, the connection is ended and every waiting call
-    fails (a timer per call cost each call a few microseconds more).
-    """
-
-    def __init__(self, transport: asyncio.Transport, owner: object, timeout_s: float) -> None:
+    def __init__(self, transport: asyncio.Transport, owner: object) -> None:
         self.transport = transport
         #: the redis-py connection that opened the socket: its stream objects must live as long
         self.owner = owner
         self.reader = hiredis.Reader()
         self.pending: deque[asyncio.Future[Any]] = deque()
-        #: when each pending command's reply is overdue (loop time), in the same order
-        self.deadlines: deque[float] = deque()
         self.out: list[bytes] = []
         self.lost: BaseException | None = None
-        self.timeout_s = timeout_s
-        self._loop = asyncio.get_running_loop()
-        self._watch: asyncio.TimerHandle | None = None
 
     def send(self, args: Sequence[Any]) -> asyncio.Future[Any]:
-        loop = self._loop
-        fut: asyncio.Future[Any] = loop.create_future()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.lost is not None:
             fut.set_exception(self.lost)
             return fut
         self.pending.append(fut)
-        self.deadlines.append(loop.time() + self.timeout_s)
-        if self._watch is None:
-            self._watch = loop.call_at(self.deadlines[0], self._check)
         self.out.append(hiredis.pack_command(tuple(args)))
         if len(self.out) == 1:
-            loop.call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self._flush)
         return fut
-
-    def _check(self) -> None:
-        """The oldest waiting command is due: overdue ends the connection, else watch again."""
-        self._watch = None
-        if self.lost is not None or not self.deadlines:
-            return
-        if self.deadlines[0] <= self._loop.time():
-            self.abort(RedisTimeoutError(f"no reply from Redis in {self.timeout_s} s"))
-        else:
-            self._watch = self._loop.call_at(self.deadlines[0], self._check)
 
     def _flush(self) -> None:
         out, self.out = self.out, []
@@ -113,7 +89,6 @@ class _Protocol(asyncio.Protocol):
             if reply is False:
                 return
             fut = self.pending.popleft()
-            self.deadlines.popleft()
             if isinstance(reply, hiredis.ReplyError):
                 error = _error(reply)
                 if not fut.done():
@@ -134,11 +109,7 @@ class _Protocol(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if self.lost is None:
             self.lost = exc
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
         pending, self.pending = self.pending, deque()
-        self.deadlines = deque()
         for fut in pending:
             if not fut.done():
                 fut.set_exception(exc)
@@ -160,7 +131,13 @@ class RedisPipe:
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
-        return await protocol.send(args)  # the protocol's watch ends it if overdue
+        fut = protocol.send(args)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await fut
+        except TimeoutError:
+            protocol.abort(RedisTimeoutError(f"no reply from Redis in {self._timeout_s} s"))
+            raise RedisTimeoutError(f"no reply from Redis in {self._timeout_s} s") from None
 
     async def evalsha(self, sha: str, source: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """Run a script by its digest, loading it first if the server does not know it (a
@@ -192,7 +169,7 @@ class RedisPipe:
         if writer is None:  # pragma: no cover - a redis-py without a stream writer
             raise RedisConnectionError("redis-py's connection has no stream to take over")
         transport = writer.transport
-        protocol = _Protocol(transport, conn, self._timeout_s)
+        protocol = _Protocol(transport, conn)
         transport.set_protocol(protocol)
         if transport.is_closing():
             protocol.lost = RedisConnectionError("connection to Redis closed while opening")
