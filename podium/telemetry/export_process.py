@@ -284,19 +284,20 @@ def main() -> int:
     resource = Resource(spec["resource"], spec.get("schema_url") or None)
     scope = InstrumentationScope(spec["scope"])
     direct, rest = _direct(exporters, spec)
+    sinks = direct + [(exp, None) for exp in rest]
     try:
         while (payload := _read_frame(stdin)) is not None:
             values = msgpack.unpackb(payload)
-            for exp, export in direct:
+            spans: list[ReadableSpan] | None = None  # rebuilt once, for the first that needs them
+            for exp, export in sinks:
                 try:
-                    export(values)
-                except Exception:  # an exporter's failure must not stop the others
-                    log.exception("span exporter %s failed", type(exp).__name__)
-            spans = _rebuild(values, resource, scope) if rest else []
-            for exp in rest:
-                try:
+                    if export is not None:
+                        export(values)
+                        continue
+                    if spans is None:
+                        spans = _rebuild(values, resource, scope)
                     exp.export(spans)
-                except Exception:
+                except Exception:  # an exporter's failure must not stop the others
                     log.exception("span exporter %s failed", type(exp).__name__)
     finally:
         for exp in exporters:
