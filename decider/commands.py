@@ -162,35 +162,73 @@ class Commands:
                 str(chosen.get("name") or request.get("name")),
                 request,
                 str(request.get("workflowId") or self._shell.ids()),
-                lambda wf_id: self.begin(chosen, {**request, "workflowId": wf_id}),
+                lambda wf_id: self.begin(
+                    chosen, {**request, "workflowId": wf_id}, own_id=not request.get("workflowId")
+                ),
                 self._shell.clock,
             )
         return await self.begin(definition, request)
 
-    async def begin(self, definition: Mapping[str, Any], request: Mapping[str, Any]) -> str:
-        """The first decide of a new workflow, in its own span (whose trace the record keeps)."""
-        with self._shell.spans.decide("start_workflow", request.get("workflowId")) as span:
-            ctx = await self._shell.context(request, definition)
-            decision, ctx = await self._shell.run_op(
-                lambda c: ops.start_workflow(definition, request, c), ctx
-            )
+    async def begin(
+        self, definition: Mapping[str, Any], request: Mapping[str, Any], *, own_id: bool = False
+    ) -> str:
+        """The first decide of a new workflow, in its own span (whose trace the record keeps).
+
+        The workflow's timer is set first (a crash after the write still leaves the workflow
+        swept), and before the decision: the first tasks' ``scheduledTime`` is the decision's
+        clock, so their wait for a worker then starts after that queue call, not before it.
+        ``own_id``: the request's ``workflowId`` was made for this start (no other holds it).
+        """
+        fresh = own_id or not request.get("workflowId")
+        request = {**request, "workflowId": request.get("workflowId") or self._shell.ids()}
+        wf_id = str(request["workflowId"])
+        with self._shell.spans.decide("start_workflow", wf_id) as span:
+            timer_failed = await self._set_timer(wf_id, request.get("priority"))
+            try:
+                ctx = await self._shell.context(request, definition)
+                decision, ctx = await self._shell.run_op(
+                    lambda c: ops.start_workflow(definition, request, c), ctx
+                )
+            except Exception:
+                # An invalid request answers its own error, even when the timer failed too. The
+                # timer of an id made here can only be this start's; one given (a child's,
+                # which may exist already) is left to the sweeper, which drops the timer of a
+                # workflow that does not exist.
+                if fresh and timer_failed is None:
+                    await self._drop_timer(wf_id)
+                raise
+            if timer_failed is not None:
+                raise idempotency.NothingWritten(
+                    timer_failed.message, **timer_failed.data
+                ) from timer_failed
             span.started(decision.workflow, decision.changed_tasks, decision.created_task_ids)
-            wf_id = await self._create(decision, ctx)
+            await self._create(decision, ctx)
             span.done(decision.workflow, len(decision.created_task_ids))
             return wf_id
 
-    async def _create(self, decision: Decision, ctx: Context) -> str:
-        wf = decision.workflow
-        wf_id = wf["workflowId"]
-        # The timer first: a crash after the write below still leaves the workflow swept.
+    async def _set_timer(self, wf_id: str, priority: Any) -> Unavailable | DeadlineExceeded | None:
+        """Put the new workflow on the decider queue, due after the start offset (fence 0:
+        an existing workflow's later timer stays). Answers the error if that failed."""
         offset_ms = self._shell.config.workflow_offset_s * 1000
-        priority = wf.get("priority") or 0
+        if not isinstance(priority, int) or not 0 <= priority <= 99:
+            priority = 0  # the decision refuses such a start; the timer must not fail first
         try:
             await retrying(
                 lambda: self._shell.queues.schedule(DECIDER_QUEUE, wf_id, offset_ms, 0, priority)
             )
         except (Unavailable, DeadlineExceeded) as exc:
-            raise idempotency.NothingWritten(exc.message, **exc.data) from exc
+            return exc
+        return None
+
+    async def _drop_timer(self, wf_id: str) -> None:
+        try:
+            await self._shell.queues.remove(DECIDER_QUEUE, [wf_id])
+        except PodiumError as exc:
+            log.warning("timer of refused start %s left to the sweeper: %s", wf_id, exc.message)
+
+    async def _create(self, decision: Decision, ctx: Context) -> None:
+        wf = decision.workflow
+        wf_id = wf["workflowId"]
         try:
             version = await self._shell.store.executions.create_workflow(wf, decision.changed_tasks)
         except BaseException as exc:
@@ -210,7 +248,6 @@ class Commands:
             log.warning("workflow %s started; its queue effects wait for its timer: %s", wf_id, exc)
         except Exception:
             log.exception("workflow %s started; its effects failed, its timer redoes them", wf_id)
-        return str(wf_id)
 
     async def _start_child(self, cmd: StartSubWorkflow) -> None:
         request = {
