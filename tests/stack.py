@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from podium.rpc import RpcClient
 from podium.store import Store, StoreConfig, open_store
 from podium.types import JSON
 from queue_service.server import QueueService, QueueSettings
-from queue_service.shards import ShardSpec
+from queue_service.shards import ShardSpec, shard_index
 from sweeper.server import SweeperSettings
 from tests.polling import eventually
 
@@ -76,6 +77,20 @@ class Stack:
         )
         return str(answer["workflowId"])
 
+    async def register_simple(self, prefix: str) -> str:
+        """Register a workflow of one SIMPLE task (``{name}_t``, reference ``t``) under a
+        fresh name beginning with ``prefix``; its name."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        await self.store.metadata.update_workflow_def(
+            {
+                "name": name,
+                "version": 1,
+                "schemaVersion": 2,
+                "tasks": [{"name": f"{name}_t", "taskReferenceName": "t", "type": "SIMPLE"}],
+            }
+        )
+        return name
+
     async def workflow(self, wf_id: str) -> JSON:
         return await self.store.executions.get_workflow(wf_id, include_tasks=True)
 
@@ -101,6 +116,14 @@ class Stack:
         return await eventually(
             read, until=check, timeout_s=timeout_s, what=f"workflow {wf_id}: the condition"
         )
+
+
+def id_on_shard(shard: int, shards: int = 2) -> str:
+    """A fresh id that the queue service keeps on ``shard`` (of ``shards``)."""
+    while True:
+        candidate = str(uuid.uuid4())
+        if shard_index(candidate, shards) == shard:
+            return candidate
 
 
 @contextlib.asynccontextmanager

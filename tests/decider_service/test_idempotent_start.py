@@ -41,16 +41,7 @@ async def stack(request: pytest.FixtureRequest, queue_redis: RedisServer) -> Asy
 @pytest.fixture
 async def name(stack: Stack) -> str:
     """A registered workflow (one SIMPLE task) of a fresh name."""
-    wf_name = f"idem_{uuid.uuid4().hex[:10]}"
-    await stack.store.metadata.update_workflow_def(
-        {
-            "name": wf_name,
-            "version": 1,
-            "schemaVersion": 2,
-            "tasks": [{"name": f"{wf_name}_t", "taskReferenceName": "t", "type": "SIMPLE"}],
-        }
-    )
-    return wf_name
+    return await stack.register_simple("idem")
 
 
 async def start(stack: Stack, name: str, key: str | None, strategy: str | None = None) -> str:

@@ -24,11 +24,10 @@ from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
 from podium.types import JSON
-from queue_service.shards import shard_index
 from sweeper.server import Sweeper, SweeperSettings
 from tests.local_cassandra import cassandra_store_config
 from tests.polling import eventually
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, id_on_shard, running_stack
 
 BACKENDS = ["redis", "cassandra"]
 
@@ -58,14 +57,6 @@ async def outage(
         finally:
             for s in shards:
                 s.start()
-
-
-def id_on_shard(shard: int) -> str:
-    """A fresh id that the queue service keeps on ``shard`` (of two)."""
-    while True:
-        candidate = str(uuid.uuid4())
-        if shard_index(candidate, 2) == shard:
-            return candidate
 
 
 async def claim_next(outage: Stack, task_type: str, timeout_s: float) -> list[JSON]:

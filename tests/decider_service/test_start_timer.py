@@ -17,8 +17,7 @@ import pytest
 from podium.errors import PodiumError
 from podium.launch.redis import RedisServer
 from podium.queues import DECIDER_QUEUE
-from queue_service.shards import shard_index
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, id_on_shard, running_stack
 
 pytestmark = pytest.mark.timeout(60, func_only=True)
 
@@ -33,26 +32,6 @@ async def stack(redis_shards: list[RedisServer]) -> AsyncIterator[Stack]:
         finally:
             for s in shards:
                 s.start()
-
-
-def id_on_shard(shard: int) -> str:
-    while True:
-        candidate = str(uuid.uuid4())
-        if shard_index(candidate, 2) == shard:
-            return candidate
-
-
-async def _register(stack: Stack) -> str:
-    name = f"start_timer_{uuid.uuid4().hex[:8]}"
-    await stack.store.metadata.update_workflow_def(
-        {
-            "name": name,
-            "version": 1,
-            "schemaVersion": 2,
-            "tasks": [{"name": f"{name}_t", "taskReferenceName": "t", "type": "SIMPLE"}],
-        }
-    )
-    return name
 
 
 async def test_the_first_tasks_are_scheduled_after_the_timer_is_set(stack: Stack) -> None:
@@ -71,7 +50,7 @@ async def test_the_first_tasks_are_scheduled_after_the_timer_is_set(stack: Stack
         return answer
 
     shell.queues.schedule = recording_schedule  # type: ignore[method-assign]
-    name = await _register(stack)
+    name = await stack.register_simple("start_timer")
     answer = await stack.rpc.call(
         "decider.start_workflow", {"request": {"name": name, "input": {}}}
     )
@@ -89,7 +68,7 @@ async def test_an_invalid_start_answers_its_own_error_when_the_timer_fails_too(
     shell = stack.decider.shell
     assert shell is not None
     shell.ids = lambda: id_on_shard(0)  # the workflow's timer goes to s0, which is down
-    name = await _register(stack)
+    name = await stack.register_simple("start_timer")
     stack.shards[0].kill()
     request = {"name": name, "input": {}, "priority": 500}
     with pytest.raises(PodiumError) as err:
@@ -113,7 +92,7 @@ async def test_a_refused_start_leaves_no_timer(stack: Stack) -> None:
         return made[-1]
 
     shell.ids = ids
-    name = await _register(stack)
+    name = await stack.register_simple("start_timer")
     with pytest.raises(PodiumError) as err:
         await stack.rpc.call(
             "decider.start_workflow", {"request": {"name": name, "input": {}, "priority": 500}}
