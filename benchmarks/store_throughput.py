@@ -6,7 +6,10 @@ then measures, with N concurrent writers in one asyncio process:
 * ``create``: ``create_workflow`` of a workflow with its first task (one conditional write);
 * ``update``: ``commit`` of one changed task with the workflow (the decider's write);
 * ``baseline``: the plain write of the same bytes the backend can do at best (Redis ``HSET``;
-  Cassandra ``INSERT`` of one row), through the same client, with the same concurrency.
+  Cassandra ``INSERT`` of one row), through the same client, with the same concurrency;
+* Cassandra's ``conditional UPDATE``: the same bytes written ``IF n = <expected>`` on rows
+  that exist, one Paxos round each: what a lightweight transaction costs the node against
+  the plain write, apart from everything else a commit does.
 
 CPU seconds of the load generator and of the Redis / Cassandra process are recorded per row.
 
@@ -134,22 +137,37 @@ async def redis_baseline(server: RedisServer, ops: int, conc: int) -> Row:
     return row
 
 
-async def cassandra_baseline(config: StoreConfig, ops: int, conc: int) -> Row:
+async def cassandra_baseline(config: StoreConfig, ops: int, conc: int) -> list[Row]:
     from podium.store.cassandra_backend.session import CassandraSession
 
     db = await CassandraSession.connect(config, None)
     ks = config.cassandra_keyspace
-    await db.execute(f"CREATE TABLE IF NOT EXISTS {ks}.bench_raw (k text PRIMARY KEY, v blob)")
+    await db.execute(
+        f"CREATE TABLE IF NOT EXISTS {ks}.bench_raw (k text PRIMARY KEY, v blob, n int)"
+    )
     stmt = await asyncio.to_thread(db.prepare, f"INSERT INTO {ks}.bench_raw (k, v) VALUES (?, ?)")
+    cas = await asyncio.to_thread(
+        db.prepare, f"UPDATE {ks}.bench_raw SET v = ?, n = ? WHERE k = ? IF n = ?"
+    )
     blob = encode(make_workflow(0)[0], 1 << 20, "bench")
+    keys = [str(uuid.uuid4()) for _ in range(ops)]
+    counts = [0] * ops
 
     async def insert(i: int) -> None:
-        await db.execute(stmt, (str(uuid.uuid4()), blob))
+        await db.execute(stmt, (keys[i], blob))
+
+    async def conditional(i: int) -> None:
+        rows = await db.execute(cas, (blob, counts[i] + 1, keys[i], counts[i] or None))
+        if not rows or not rows[0].get("[applied]"):
+            raise RuntimeError(f"conditional update of {keys[i]} not applied: {rows}")
+        counts[i] += 1
 
     await run_workers(min(ops, 200), conc, insert)
-    row = await timed("cassandra", "baseline INSERT", ops, conc, insert)
+    await run_workers(min(ops, 200), conc, conditional)
+    rows = [await timed("cassandra", "baseline INSERT", ops, conc, insert)]
+    rows.append(await timed("cassandra", "conditional UPDATE", ops, conc, conditional))
     await db.close()
-    return row
+    return rows
 
 
 async def bench_redis(ops: int, conc: int, data_dir: Path) -> list[Row]:
@@ -182,7 +200,7 @@ async def bench_cassandra(ops: int, conc: int, data_dir: Path) -> list[Row]:
         store = await open_store(config)
         rows = await measure_store(store, "cassandra", ops, conc)
         await store.close()
-        rows.append(await cassandra_baseline(config, ops, conc))
+        rows += await cassandra_baseline(config, ops, conc)
         return rows
     finally:
         await asyncio.to_thread(node.cleanup)
@@ -191,7 +209,8 @@ async def bench_cassandra(ops: int, conc: int, data_dir: Path) -> list[Row]:
 def table(rows: list[Row]) -> str:
     base = {r.backend: r.rate for r in rows if r.op.startswith("baseline")}
     return markdown_table(
-        ["backend", "operation", "ops", "seconds", "ops/s", "vs baseline", "CPU"],
+        ["backend", "operation", "ops", "seconds", "ops/s", "vs baseline", "server CPU ms/op",
+         "CPU"],
         [
             [
                 r.backend,
@@ -200,11 +219,18 @@ def table(rows: list[Row]) -> str:
                 r.seconds,
                 r.rate,
                 r.rate / base[r.backend] if base.get(r.backend) else float("nan"),
+                server_ms_per_op(r),
                 cpu_text(r.cpu or {}),
             ]
             for r in rows
         ],
-    )
+    )  # fmt: skip
+
+
+def server_ms_per_op(row: Row) -> float:
+    """Milliseconds of the server process's CPU (Redis or Cassandra) per operation."""
+    server = sum(v for k, v in (row.cpu or {}).items() if k != "bench")
+    return 1000.0 * server / row.ops if row.ops else float("nan")
 
 
 async def main_async(opts: argparse.Namespace) -> int:
@@ -248,7 +274,8 @@ async def main_async(opts: argparse.Namespace) -> int:
         )
         + "\ncreate = create_workflow with its first task (one conditional write); update = "
         "commit of one changed task with the workflow (the decider's write); baseline = the "
-        "plain write of the same bytes (Redis HSET, Cassandra INSERT) through the same client. "
+        "plain write of the same bytes (Redis HSET, Cassandra INSERT) through the same client; "
+        "conditional UPDATE = the same bytes written IF n = <expected>, one Paxos round each. "
         "CPU seconds per process during each row.\n\n" + table(rows) + "\n"
     )
     print(report.read_text())
