@@ -40,11 +40,17 @@ class KeptKeys:
     batch applies only if the workflow is still at v, and then its rows are as this writer's
     commit of v left them. Kept only from what this writer knows whole: a workflow it created,
     or rewrote (a commit that reads only the keys it needs keeps nothing).
+
+    Beside the keys, the pending-task entries this writer wrote for the workflow's unfinished
+    tasks (task id → task type), where it knows them (from its create and its commits since):
+    a task that stays unfinished (claimed, say) needs no new entry.
     """
 
     def __init__(self, max_keys: int = KEPT_KEYS) -> None:
         self.max_keys = max_keys
-        self._kept: OrderedDict[str, tuple[int, dict[str, str]]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[int, dict[str, str], dict[str, str] | None]] = (
+            OrderedDict()
+        )
         self._size = 0
 
     def get(self, workflow_id: str, version: int) -> dict[str, str] | None:
@@ -55,20 +61,38 @@ class KeptKeys:
         self._kept.move_to_end(workflow_id)
         return dict(found[1])
 
-    def put(self, workflow_id: str, version: int, owners: dict[str, str]) -> None:
+    def pending(self, workflow_id: str, version: int) -> dict[str, str] | None:
+        """The pending entries as of ``version`` (a copy), or None if not known for it."""
+        found = self._kept.get(workflow_id)
+        if found is None or found[0] != version or found[2] is None:
+            return None
+        return dict(found[2])
+
+    def put(
+        self,
+        workflow_id: str,
+        version: int,
+        owners: dict[str, str],
+        pending: dict[str, str] | None = None,
+    ) -> None:
         self.drop(workflow_id)
-        if len(owners) > self.max_keys:
+        size = _size(owners, pending)
+        if size > self.max_keys:
             return
-        self._kept[workflow_id] = (version, owners)
-        self._size += len(owners)
+        self._kept[workflow_id] = (version, owners, pending)
+        self._size += size
         while self._size > self.max_keys:
-            _, (_, gone) = self._kept.popitem(last=False)
-            self._size -= len(gone)
+            _, (_, gone, gone_pending) = self._kept.popitem(last=False)
+            self._size -= _size(gone, gone_pending)
 
     def drop(self, workflow_id: str) -> None:
         found = self._kept.pop(workflow_id, None)
         if found is not None:
-            self._size -= len(found[1])
+            self._size -= _size(found[1], found[2])
+
+
+def _size(owners: dict[str, str], pending: dict[str, str] | None) -> int:
+    return len(owners) + len(pending or ())
 
 
 class CommitWriter:
@@ -123,7 +147,12 @@ class CommitWriter:
         rows = self._rows(p, p.tasks, p.tasks, ttl)[1:]  # the create statement writes the row
         if not (await self._batch([first, *rows])).get(APPLIED):
             raise Conflict(f"workflow {p.workflow_id!r} already exists", workflowId=p.workflow_id)
-        self.kept.put(p.workflow_id, 1, {t.unique_key: t.task_id for t in p.tasks})
+        self.kept.put(
+            p.workflow_id,
+            1,
+            {t.unique_key: t.task_id for t in p.tasks},
+            {f.task_id: f.task_type for f in feet if not f.terminal},
+        )
         if ttl:
             await self._expire_outside(wf, feet, ttl)
         return 1
@@ -136,12 +165,16 @@ class CommitWriter:
         wid = p.workflow_id
         removed = await self._removed_tasks(p, expected)
         kept = self.kept.get(wid, expected)
+        pending = self.kept.pending(wid, expected) if kept is not None else None
         owners = kept if kept is not None else await self._owners(p, removed)
         new = _new_tasks(p, owners, set(p.removed) | await self._gone_owners(p, owners))
         feet = [TaskFoot.of_prepared(t) for t in p.tasks]
         wf = WorkflowFoot.of_prepared(p)
         pre = self._fp.task_entries(wid, [TaskFoot.of_prepared(t) for t in new], 0)
-        await self._run(pre + self._fp.pending_puts(wid, feet) + self._fp.correlation(wf))
+        # An unfinished task whose entry this writer wrote, and that is still unfinished, has
+        # its entry already (a claim): only the others get one.
+        puts = [f for f in feet if pending is None or pending.get(f.task_id) != f.task_type]
+        await self._run(pre + self._fp.pending_puts(wid, puts) + self._fp.correlation(wf))
         fence: Call = (
             self._st.wf_fence,
             (0, expected + 1, p.terminal, wid, SHARD_ID, expected, False),
@@ -155,7 +188,12 @@ class CommitWriter:
             # Same version, but stored as finished: a finished workflow is being resumed.
             return await self._commit_all(p, expected)
         if kept is not None:
-            self.kept.put(wid, expected + 1, _after(kept, removed, new))
+            self.kept.put(
+                wid,
+                expected + 1,
+                _after(kept, removed, new),
+                None if pending is None else _pending_after(pending, feet, p.removed),
+            )
         post = self._fp.pending(wid, [f for f in feet if f.terminal], 0)
         post += self._fp.task_removal(wid, [TaskFoot.of_record(r) for r in removed])
         if p.terminal:
@@ -365,6 +403,21 @@ def _after(
             del owners[key]
     owners.update({t.unique_key: t.task_id for t in new})
     return owners
+
+
+def _pending_after(
+    pending: dict[str, str], feet: Sequence[TaskFoot], removed: Sequence[str]
+) -> dict[str, str]:
+    """``pending`` as a commit leaves the entries: its unfinished tasks in, its finished and
+    removed ones out (their entries are deleted after the batch)."""
+    for tid in removed:
+        pending.pop(tid, None)
+    for f in feet:
+        if f.terminal:
+            pending.pop(f.task_id, None)
+        else:
+            pending[f.task_id] = f.task_type
+    return pending
 
 
 def _new_tasks(p: PreparedCommit, owners: dict[str, Any], freed: set[str]) -> list[PreparedTask]:
