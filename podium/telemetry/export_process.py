@@ -42,29 +42,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, Status, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from podium.telemetry.frame import CODES, KINDS, span_values
 from podium.telemetry.jsonl import JsonLinesExporter
 
 log = logging.getLogger("podium.telemetry")
 
 _LENGTH = struct.Struct(">I")
-_KINDS = tuple(SpanKind)
-_CODES = tuple(StatusCode)
 #: How long a shutting-down service waits for its child to send what it holds.
 SHUTDOWN_WAIT_S = 15.0
-
-
-def _context(ctx: SpanContext) -> list[Any]:
-    state = ctx.trace_state
-    return [
-        ctx.trace_id.to_bytes(16, "big"),
-        ctx.span_id,
-        int(ctx.trace_flags),
-        ctx.is_remote,
-        list(state.items()) if state else None,
-    ]
 
 
 def _unpack_context(raw: Sequence[Any]) -> SpanContext:
@@ -84,28 +72,8 @@ def _attributes(raw: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def pack_spans(spans: Sequence[ReadableSpan]) -> bytes:
-    """One frame's payload: what an exporter reads of each span, as plain msgpack values."""
-    out: list[list[Any]] = []
-    for s in spans:
-        ctx = s.get_span_context()
-        if ctx is None:
-            continue
-        status = s.status
-        out.append(
-            [
-                s.name,
-                _context(ctx),
-                _context(s.parent) if s.parent is not None else None,
-                _KINDS.index(s.kind),
-                s.start_time,
-                s.end_time,
-                _CODES.index(status.status_code),
-                status.description,
-                dict(s.attributes or {}),
-                [[e.name, e.timestamp, dict(e.attributes or {})] for e in s.events],
-                [[_context(link.context), dict(link.attributes or {})] for link in s.links],
-            ]
-        )
+    """One frame's payload: each span's values (:mod:`podium.telemetry.frame`), packed."""
+    out = span_values(spans)
     try:
         payload: bytes = msgpack.packb(out)
     except OverflowError:  # an integer beyond msgpack's 64 bits: that attribute goes, not the batch
@@ -159,8 +127,8 @@ def _rebuild(
                 attributes=_attributes(attrs),
                 events=[Event(n, _attributes(a), t) for n, t, a in events],
                 links=[Link(_unpack_context(c), _attributes(a)) for c, a in links],
-                kind=_KINDS[kind],
-                status=Status(_CODES[code], desc),
+                kind=KINDS[kind],
+                status=Status(CODES[code], desc),
                 start_time=start,
                 end_time=end,
                 instrumentation_scope=scope,

@@ -19,11 +19,12 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, StatusCode
 
-#: The names of the kinds and status codes by their position in a frame (as packed).
-_KIND_NAMES = tuple(k.name for k in SpanKind)
-_STATUS_NAMES = tuple(c.name for c in StatusCode)
+from podium.telemetry.frame import CODES, KINDS, span_values
+
+#: The names of the kinds and status codes by their position in a span's values.
+_KIND_NAMES = tuple(k.name for k in KINDS)
+_STATUS_NAMES = tuple(c.name for c in CODES)
 
 
 class JsonLinesExporter(SpanExporter):
@@ -35,15 +36,12 @@ class JsonLinesExporter(SpanExporter):
         self._fd: int | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self._write([self._line(s) for s in spans])
+        return self.export_values(span_values(spans))
 
     def export_values(self, spans: Sequence[Sequence[Any]]) -> SpanExportResult:
-        """Append spans given as the export child's frame values (see
-        :func:`podium.telemetry.export_process.pack_spans`): the lines :meth:`export` writes,
-        without rebuilding the SDK's spans first."""
-        return self._write([self._line_of_values(s) for s in spans])
-
-    def _write(self, lines: Sequence[dict[str, Any]]) -> SpanExportResult:
+        """Append spans given as their values (:mod:`podium.telemetry.frame`), as the export
+        child's frames carry them: no SDK spans are rebuilt for the lines."""
+        lines = [self._line(s) for s in spans]
         if not lines:
             return SpanExportResult.SUCCESS
         try:
@@ -58,31 +56,7 @@ class JsonLinesExporter(SpanExporter):
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
-    def _line(self, span: ReadableSpan) -> dict[str, Any]:
-        ctx = span.get_span_context()
-        parent = span.parent
-        return {
-            "service": self.service_name,
-            "name": span.name,
-            "kind": span.kind.name,
-            "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
-            "span_id": f"{ctx.span_id:016x}" if ctx else None,
-            "parent_id": f"{parent.span_id:016x}" if parent else None,
-            "start_ns": span.start_time,
-            "end_ns": span.end_time,
-            "status": span.status.status_code.name,
-            "attributes": _plain(span.attributes),
-            "links": [
-                {
-                    "trace_id": f"{link.context.trace_id:032x}",
-                    "span_id": f"{link.context.span_id:016x}",
-                    "attributes": _plain(link.attributes),
-                }
-                for link in span.links
-            ],
-        }
-
-    def _line_of_values(self, values: Sequence[Any]) -> dict[str, Any]:
+    def _line(self, values: Sequence[Any]) -> dict[str, Any]:
         name, ctx, parent, kind, start, end, code, _desc, attrs, _events, links = values
         return {
             "service": self.service_name,
@@ -112,12 +86,6 @@ class JsonLinesExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True
-
-
-def _plain(attributes: Any) -> dict[str, Any]:
-    if not attributes:
-        return {}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in attributes.items()}
 
 
 def read_spans(paths: Iterable[Path]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ The SDK's OTLP exporter turns each span into a tree of protobuf objects (one per
 value, event and link) and serialises it: about 32 µs of CPU per span on the reference
 machine, on top of the 8 µs it takes the child to rebuild the SDK's span objects from a frame.
 :meth:`Encoder.encode_spans` writes the same ``ExportTraceServiceRequest`` bytes from the frame's
-plain values (see :func:`podium.telemetry.export_process.pack_spans`), keeping the encoded
+plain values (see :mod:`podium.telemetry.frame`), keeping the encoded
 attributes that recur (a service's operation names, statuses, queue names) in a bounded cache.
 
 It encodes what the SDK's encoder does, field for field (the tests parse both with the
@@ -22,7 +22,6 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import msgpack
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
@@ -160,10 +159,6 @@ class Encoder:
     def encode_spans(self, spans: Sequence[Sequence[Any]]) -> bytes:
         """An ``ExportTraceServiceRequest`` of the spans (a frame's unpacked values)."""
         return self._envelope.wrap(b"".join(_field(b"\x12", self._span(s)) for s in spans))
-
-    def encode_frame(self, payload: bytes) -> bytes:
-        """An ``ExportTraceServiceRequest`` of a frame's spans."""
-        return self.encode_spans(msgpack.unpackb(payload))
 
 
 class Envelope:
