@@ -210,7 +210,7 @@ class Commands:
         """Put the new workflow on the decider queue, due after the start offset (fence 0:
         an existing workflow's later timer stays). Answers the error if that failed."""
         offset_ms = self._shell.config.workflow_offset_s * 1000
-        if not isinstance(priority, int) or not 0 <= priority <= 99:
+        if not ops.is_priority(priority):
             priority = 0  # the decision refuses such a start; the timer must not fail first
         try:
             await retrying(

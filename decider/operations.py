@@ -44,6 +44,11 @@ from podium.types import JSON
 REASON_LIMIT = 500
 
 
+def is_priority(value: Any) -> bool:
+    """Whether ``value`` is a workflow priority a start accepts (an int from 0 to 99)."""
+    return isinstance(value, int) and 0 <= value <= 99
+
+
 def start_workflow(
     definition: Mapping[str, Any], request: Mapping[str, Any], ctx: Context
 ) -> Decision:
@@ -61,7 +66,7 @@ def start_workflow(
     if "input" in request and request["input"] is None:
         raise InvalidArgument("NULL input passed when starting workflow")
     priority = request.get("priority") or 0
-    if not isinstance(priority, int) or not 0 <= priority <= 99:
+    if not is_priority(priority):
         raise ValidationError.of(
             [{"path": "priority", "message": "priority: must be between 0 and 99"}]
         )
