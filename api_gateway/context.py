@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from api_gateway.audit import AuditWriter
+from api_gateway.next_task import NextTasks
 from api_gateway.settings import GatewaySettings
 from podium.decider_client import DeciderClient
 from podium.definitions.validation import ValidatedDefinitions
@@ -196,6 +197,8 @@ class Gateway:
         self.definitions = ValidatedDefinitions()
         self.poll_data = PollDataThrottle()
         self.claim_leases = ClaimLeases(store.metadata.get_task_def, CLAIM_LEASE_MS)
+        #: update-v2's next tasks, fetched together per queue (api_gateway/next_task.py)
+        self.next_tasks = NextTasks(self)
         #: Audit records of state-changing calls (api_gateway/audit.py); files to the store
         #: as it is now (instrument() may wrap it after this).
         self.audit = AuditWriter(settings.audit, lambda: self.store.audit, self.metrics.registry)
@@ -204,6 +207,7 @@ class Gateway:
         self.health_port: int | None = None
 
     async def close(self) -> None:
+        await self.next_tasks.close()
         await self.audit.close()  # files what waits while the store is still open
         await self.decider.close()
         await self.queues.close()

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api_gateway.checks import queue_name_problem
-from api_gateway.context import Gateway
 from podium import queues
 from podium.errors import InvalidArgument, PodiumError
 from podium.queue_client import Received
 from podium.types import JSON
+
+if TYPE_CHECKING:
+    from api_gateway.context import Gateway
 
 log = logging.getLogger("podium.gateway")
 
@@ -58,26 +60,36 @@ async def poll(
 ) -> list[JSON]:
     """Up to ``count`` tasks of ``task_type`` claimed for ``worker_id`` (maybe none)."""
     queue = task_queue(task_type, domain)
-    gateway.stats.polls += 1
     received = await pop_for_claim(gateway, queue, task_type, count, timeout_ms)
-    tasks: list[JSON] = []
-    if received:
-        items = [(r.id, _workflow_id(r.payload)) for r in received]
-        try:
-            tasks = await gateway.decider.claim(queue, items, worker_id, ack=True)
-        except BaseException:
-            # Nothing was handed out: make the messages visible again now rather than when
-            # their lease runs out (a message the decider already acked is simply gone).
-            await _release(gateway, queue, [r.id for r in received])
-            raise
-    if tasks:
-        gateway.stats.tasks_handed_out += len(tasks)
-        gateway.metrics.polls.labels("tasks").inc()
-    else:
-        gateway.stats.empty_polls += 1
-        gateway.metrics.polls.labels("empty").inc()
+    tasks = await claim(gateway, queue, received, worker_id) if received else []
+    count_polls(gateway, 1, bool(tasks))
     await record_poll(gateway, task_type, domain, worker_id)
     return tasks
+
+
+async def claim(
+    gateway: Gateway, queue: str, received: list[Received], worker_id: str | None
+) -> list[JSON]:
+    """The decider's claims of popped messages for ``worker_id``: the tasks it gets."""
+    items = [(r.id, _workflow_id(r.payload)) for r in received]
+    try:
+        tasks = await gateway.decider.claim(queue, items, worker_id, ack=True)
+    except BaseException:
+        # Nothing was handed out: make the messages visible again now rather than when
+        # their lease runs out (a message the decider already acked is simply gone).
+        await _release(gateway, queue, [r.id for r in received])
+        raise
+    gateway.stats.tasks_handed_out += len(tasks)
+    return tasks
+
+
+def count_polls(gateway: Gateway, polls: int, with_tasks: bool) -> None:
+    gateway.stats.polls += polls
+    if with_tasks:
+        gateway.metrics.polls.labels("tasks").inc(polls)
+    else:
+        gateway.stats.empty_polls += polls
+        gateway.metrics.polls.labels("empty").inc(polls)
 
 
 async def pop_for_claim(

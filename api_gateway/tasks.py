@@ -79,14 +79,19 @@ async def update_task(request: Request, gateway: Gateway) -> Response:
 async def update_task_v2(request: Request, gateway: Gateway) -> Response:
     """Update, then hand the worker its next task of the same type and domain (or 204)."""
     result = checks.task_result(await body_json(request))
-    await _update(gateway, result)
     if result.get("status") in (None, "IN_PROGRESS") or result.get("extendLease"):
+        await _update(gateway, result)
         return ok_empty(204)
-    task = await gateway.store.executions.get_task(str(result["taskId"]))
-    tasks = await polling.poll(
-        gateway, str(task["taskType"]), result.get("workerId"), task.get("domain") or None, 1, 0
+    answer = await gateway.decider.update_task(result, return_task_type=True)
+    task_type, domain = answer.get("taskType"), answer.get("domain")
+    if not task_type:  # the update left the task as it was (late, or refused)
+        task = await gateway.store.executions.get_task(str(result["taskId"]))
+        task_type, domain = task["taskType"], task.get("domain")
+    worker = result.get("workerId")
+    next_task = await gateway.next_tasks.take(
+        str(task_type), domain or None, worker if isinstance(worker, str) else None
     )
-    return ok_json(tasks[0]) if tasks else ok_empty(204)
+    return ok_json(next_task) if next_task else ok_empty(204)
 
 
 def _status(request: Request) -> str:

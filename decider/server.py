@@ -11,7 +11,7 @@ decider.start_workflow     request (StartWorkflowRequest) -> {"workflowId"}
 decider.test_workflow      request (WorkflowTestRequest) -> {"workflow"} (nothing is stored)
 decider.decide             workflowId
 decider.claim              queue, items [[taskId, workflowId]], workerId, ack -> {"tasks"}
-decider.update_task        result (TaskResult)
+decider.update_task        result (TaskResult), returnTaskType -> + taskType, domain of the task
 decider.update_task_by_ref workflowId, ref, status, output, workerId
 decider.signal             workflowId, status, output
 decider.terminate          workflowId, reason
@@ -178,7 +178,19 @@ def handlers(shell: DeciderShell) -> dict[str, Handler]:
         return {"tasks": tasks}
 
     async def update_task(p: Any, ctx: CallContext) -> Any:
-        return _answer(await shell.update_task(_param(p, "result", Mapping)), p)
+        result = _param(p, "result", Mapping)
+        decision = await shell.update_task(result)
+        answer = _answer(decision, p)
+        if _opt(p, "returnTaskType"):
+            # update-v2 hands the worker its next task of the same type and domain; a task
+            # the update did not change (refused, late) is not named, and is read instead.
+            task_id = result.get("taskId")
+            for task in decision.changed_tasks:
+                if task["taskId"] == task_id:
+                    answer["taskType"] = task.get("taskType")
+                    answer["domain"] = task.get("domain")
+                    break
+        return answer
 
     async def update_task_by_ref(p: Any, ctx: CallContext) -> Any:
         decision = await shell.update_task_by_ref(

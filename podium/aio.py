@@ -221,5 +221,10 @@ class Merged(Generic[Item, T]):
             while self._waiting and self._in_flight < self.max_in_flight:
                 self._next()
 
+    @property
+    def idle(self) -> bool:
+        """No call waits and no send is under way."""
+        return not self._waiting and not self._in_flight
+
     async def close(self) -> None:
         await self._tasks.cancel_all()

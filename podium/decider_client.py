@@ -107,11 +107,15 @@ class DeciderClient:
         answer = await self.call("claim", params, workflow_id=items[0][1])
         return list(answer.get("tasks") or [])
 
-    async def update_task(self, result: JSON) -> DecisionAnswer:
-        """Report a TaskResult."""
+    async def update_task(self, result: JSON, *, return_task_type: bool = False) -> DecisionAnswer:
+        """Report a TaskResult. With ``return_task_type`` the answer names the task's
+        ``taskType`` and ``domain`` when the update changed the task."""
         wf_id = result.get("workflowInstanceId")
+        params: JSON = {"result": result}
+        if return_task_type:
+            params["returnTaskType"] = True
         answer: DecisionAnswer = await self.call(
-            "update_task", {"result": result}, workflow_id=wf_id if isinstance(wf_id, str) else None
+            "update_task", params, workflow_id=wf_id if isinstance(wf_id, str) else None
         )
         return answer
 
