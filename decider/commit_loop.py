@@ -188,7 +188,7 @@ class CommitLoop:
         never holds up the other workflows of this replica. Most decisions evaluate no script
         and so cost no thread hop."""
         try:
-            return operation(replace(ctx, scripts=_ON_LOOP))
+            return operation(ctx if ctx.scripts is _ON_LOOP else replace(ctx, scripts=_ON_LOOP))
         except NeedsScriptThread:
             pass
         defs = ctx.task_defs
@@ -207,8 +207,10 @@ class CommitLoop:
         domains = (workflow or {}).get("taskToDomain") or {}
         if domains:
             poll_times = await self._poll_times(workflow or {}, domains)
-        if definition is None and workflow is not None:
-            definition = workflow.get("workflowDefinition")
+        # A start's definition names the TaskDefs it needs, read now if the cache lacks them.
+        # A running workflow's definition carries the TaskDefs populated at its start; what a
+        # later decision looks for beyond them (a DYNAMIC task, a dynamic fork's branches) is
+        # read when it misses (run_op), so its definition is not walked at every decision.
         return Context(
             now_ms=self.clock(),
             ids=self.ids,
