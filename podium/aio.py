@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
@@ -37,8 +38,14 @@ class OwnedTasks:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        name: str,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` in a task (in ``context``, or a copy of the current one)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
@@ -154,7 +161,8 @@ class Merged(Generic[Item, T]):
     that waited beside it (up to ``max_items``) when one returns. An idle service so pays no
     delay, and a busy one makes one round trip (one write, one read, one reply to parse) for
     many calls. A send runs in a task of its own: a caller that gives up does not take the
-    others' calls with it.
+    others' calls with it. It runs in the context of the first call it carries (the trace
+    that call belongs to), not in that of whatever made an earlier send.
     """
 
     def __init__(
@@ -170,7 +178,7 @@ class Merged(Generic[Item, T]):
         self._send = send
         self.max_in_flight = max_in_flight
         self.max_items = max_items
-        self._waiting: list[tuple[Item, asyncio.Future[T]]] = []
+        self._waiting: list[tuple[Item, asyncio.Future[T], contextvars.Context]] = []
         self._in_flight = 0
         self._tasks = OwnedTasks(name, log)
         #: calls made, and sends made for them
@@ -179,7 +187,7 @@ class Merged(Generic[Item, T]):
 
     async def __call__(self, item: Item) -> T:
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, fut))
+        self._waiting.append((item, fut, contextvars.copy_context()))
         self.calls += 1
         if self._in_flight < self.max_in_flight:
             self._next()
@@ -190,12 +198,12 @@ class Merged(Generic[Item, T]):
             self._waiting[: self.max_items],
             self._waiting[self.max_items :],
         )
-        group = [(item, fut) for item, fut in group if not fut.cancelled()]
+        group = [call for call in group if not call[1].cancelled()]
         if not group:
             return
         self._in_flight += 1
         self.sends += 1
-        self._tasks.spawn(self._run(group), "send")
+        self._tasks.spawn(self._run([(i, f) for i, f, _ in group]), "send", context=group[0][2])
 
     async def _run(self, group: list[tuple[Item, asyncio.Future[T]]]) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -112,3 +113,31 @@ async def test_a_caller_that_gives_up_does_not_take_the_others_with_it() -> None
     assert await stayer == 6
     assert send.sends == [[1], [3]]  # a call cancelled before its send is not sent
     assert quitter.cancelled()
+
+
+async def test_a_send_runs_in_the_context_of_the_first_call_it_carries() -> None:
+    """A group is sent from the task of the send before it; it must run in its own first
+    caller's context (its trace), not in the one of the call that started that earlier send."""
+    caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="none")
+    seen: list[tuple[list[int], str]] = []
+    gate = asyncio.Event()
+
+    async def send(items: list[int]) -> list[int | BaseException]:
+        seen.append((list(items), caller.get()))
+        if len(seen) == 1:
+            await gate.wait()
+        return [2 * i for i in items]
+
+    merged: Merged[int, int] = Merged(send, max_in_flight=1)
+
+    async def call(item: int, name: str) -> int:
+        caller.set(name)
+        return await merged(item)
+
+    first = asyncio.ensure_future(call(1, "a"))
+    await settle()
+    later = [asyncio.ensure_future(call(i, n)) for i, n in ((2, "b"), (3, "c"))]
+    await settle()
+    gate.set()
+    assert await asyncio.gather(first, *later) == [2, 4, 6]
+    assert seen == [([1], "a"), ([2, 3], "b")]
