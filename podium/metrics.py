@@ -37,18 +37,28 @@ def rpc_metrics(registry: CollectorRegistry, service: str) -> Interceptor:
         registry=registry,
     )
 
+    # A method's children, looked up once: ``labels()`` costs 1.5 µs a call, on every call.
+    children: dict[str, tuple[Any, Any]] = {}
+
     async def intercept(ctx: CallContext, call: Callable[[], Awaitable[Any]]) -> Any:
         started = time.perf_counter()
-        requests.labels(service, ctx.method).inc()
+        method = ctx.method
+        pair = children.get(method)
+        if pair is None:
+            pair = children[method] = (
+                requests.labels(service, method),
+                seconds.labels(service, method),
+            )
+        pair[0].inc()
         try:
             return await call()
         except PodiumError as exc:
-            errors.labels(service, ctx.method, exc.code).inc()
+            errors.labels(service, method, exc.code).inc()
             raise
         except Exception:
-            errors.labels(service, ctx.method, "INTERNAL").inc()
+            errors.labels(service, method, "INTERNAL").inc()
             raise
         finally:
-            seconds.labels(service, ctx.method).observe(time.perf_counter() - started)
+            pair[1].observe(time.perf_counter() - started)
 
     return intercept
