@@ -10,6 +10,7 @@ echo "== lock"
 UV_PYTHON_DOWNLOADS=never .cache/uv/bin/uv lock --check --python "${PYTHON:-python3}" --quiet
 echo "== ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy (strict)"
 .venv/bin/mypy
 echo "== pytest"

@@ -19,8 +19,12 @@ async def stack(redis_server: RedisServer) -> AsyncIterator[Stack]:
 
 async def start_two(stack: Stack, task_type: str, task_def: JSON) -> None:
     await stack.store.metadata.create_task_def({"name": task_type, **task_def})
-    definition = {"name": f"wf_{task_type}", "version": 1, "schemaVersion": 2,
-                  "tasks": [{"name": task_type, "taskReferenceName": "t", "type": "SIMPLE"}]}
+    definition = {
+        "name": f"wf_{task_type}",
+        "version": 1,
+        "schemaVersion": 2,
+        "tasks": [{"name": task_type, "taskReferenceName": "t", "type": "SIMPLE"}],
+    }
     for _ in range(2):
         await stack.start(definition)
 

@@ -26,12 +26,19 @@ async def two_deciders(redis_server: RedisServer) -> AsyncIterator[Stack]:
 
 def definition(name: str, task_type: str) -> JSON:
     fork = {
-        "name": "fork", "taskReferenceName": "fork", "type": "FORK_JOIN",
-        "forkTasks": [[{"name": task_type, "taskReferenceName": f"b{i}", "type": "SIMPLE"}]
-                      for i in range(3)],
+        "name": "fork",
+        "taskReferenceName": "fork",
+        "type": "FORK_JOIN",
+        "forkTasks": [
+            [{"name": task_type, "taskReferenceName": f"b{i}", "type": "SIMPLE"}] for i in range(3)
+        ],
     }
-    join = {"name": "join", "taskReferenceName": "join", "type": "JOIN",
-            "joinOn": ["b0", "b1", "b2"]}
+    join = {
+        "name": "join",
+        "taskReferenceName": "join",
+        "type": "JOIN",
+        "joinOn": ["b0", "b1", "b2"],
+    }
     last = {"name": task_type, "taskReferenceName": "last", "type": "SIMPLE"}
     return {"name": name, "version": 1, "schemaVersion": 2, "tasks": [fork, join, last]}
 
@@ -72,13 +79,18 @@ async def test_concurrent_deciders_never_duplicate_lose_or_strand_a_workflow(
                     continue
                 idle = 0
                 items = [[m.id, m.payload.decode()] for m in got]
-                claimed = (await a.call(
-                    "decider.claim", {"queue": task_type, "items": items, "workerId": f"w{n}"}
-                ))["tasks"]
+                claimed = (
+                    await a.call(
+                        "decider.claim", {"queue": task_type, "items": items, "workerId": f"w{n}"}
+                    )
+                )["tasks"]
                 for t in claimed:
-                    result = {"workflowInstanceId": t["workflowInstanceId"],
-                              "taskId": t["taskId"], "status": "COMPLETED",
-                              "outputData": {"by": n}}
+                    result = {
+                        "workflowInstanceId": t["workflowInstanceId"],
+                        "taskId": t["taskId"],
+                        "status": "COMPLETED",
+                        "outputData": {"by": n},
+                    }
                     # The same completion sent to both replicas at once: one must win.
                     await asyncio.gather(
                         a.call("decider.update_task", {"result": result}),
@@ -94,8 +106,10 @@ async def test_concurrent_deciders_never_duplicate_lose_or_strand_a_workflow(
         for wf_id in ids:
             wf = await stack.store.executions.get_workflow(wf_id, include_tasks=True)
             statuses[wf["status"]] += 1
-            keys = [(t["referenceTaskName"], t["retryCount"], t.get("iteration", 0))
-                    for t in wf["tasks"]]
+            keys = [
+                (t["referenceTaskName"], t["retryCount"], t.get("iteration", 0))
+                for t in wf["tasks"]
+            ]
             assert len(keys) == len(set(keys)), f"duplicate task in {wf_id}: {keys}"
             assert sorted(k[0] for k in keys) == ["b0", "b1", "b2", "fork", "join", "last"]
             if wf["status"] == "COMPLETED":

@@ -22,6 +22,7 @@ BACKENDS = ["redis", "cassandra"]
 CASSANDRA_TIMEOUT_S = 240
 MakeStore = Callable[..., Awaitable[Store]]
 
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: starts servers of its own (tens of seconds)")
 

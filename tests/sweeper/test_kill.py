@@ -17,7 +17,10 @@ WORKFLOWS = 300
 @pytest.fixture
 async def cluster() -> AsyncIterator[LocalCluster]:
     spec = ClusterSpec(
-        shards=1, gateways=0, sweepers=2, gateway_port=0,
+        shards=1,
+        gateways=0,
+        sweepers=2,
+        gateway_port=0,
         extra_env={"PODIUM_SWEEPER_LEASE_MS": "2000"},
     )
     c = await LocalCluster(spec, progress=lambda _: None).start()
@@ -32,14 +35,28 @@ async def test_killing_a_sweeper_mid_run_loses_and_duplicates_nothing(
     cluster: LocalCluster,
 ) -> None:
     definition = {
-        "name": "kill_sweeper", "version": 1, "schemaVersion": 2,
+        "name": "kill_sweeper",
+        "version": 1,
+        "schemaVersion": 2,
         "tasks": [
-            {"name": "w1", "taskReferenceName": "w1", "type": "WAIT",
-             "inputParameters": {"duration": "1 seconds"}},
-            {"name": "set", "taskReferenceName": "set", "type": "SET_VARIABLE",
-             "inputParameters": {"step": 2}},
-            {"name": "w2", "taskReferenceName": "w2", "type": "WAIT",
-             "inputParameters": {"duration": "1 seconds"}},
+            {
+                "name": "w1",
+                "taskReferenceName": "w1",
+                "type": "WAIT",
+                "inputParameters": {"duration": "1 seconds"},
+            },
+            {
+                "name": "set",
+                "taskReferenceName": "set",
+                "type": "SET_VARIABLE",
+                "inputParameters": {"step": 2},
+            },
+            {
+                "name": "w2",
+                "taskReferenceName": "w2",
+                "type": "WAIT",
+                "inputParameters": {"duration": "1 seconds"},
+            },
         ],
     }
     store = await open_store(StoreConfig.from_env(cluster.store_env))

@@ -201,7 +201,9 @@ async def test_the_trace_id_links_to_the_configured_trace_viewer(
     browser: Any, ui_stack: Stack, names: Names
 ) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    settings = ui_stack.gateway_settings(ui=UiSettings(trace_url="https://traces.example/trace/{traceId}"))
+    settings = ui_stack.gateway_settings(
+        ui=UiSettings(trace_url="https://traces.example/trace/{traceId}")
+    )
     store = await open_store(ui_stack.store_config)
     wf_id = str(uuid.uuid4())
     now = int(time.time() * 1000)
