@@ -57,8 +57,17 @@ async def seed(store: Store, ns: str, base: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def base() -> int:
-    """A test-only stretch of the past: no other test writes there."""
-    return (now_ms() - 400 * DAY_MS) - random.randrange(0, 3000) * DAY_MS
+    """A test-only stretch of the past: no other test writes there. Each test of the run gets
+    a 10-day slot of its own (a seed spans under three days), chosen at random among those
+    left, so that a search by time alone never finds another test's workflows (the Cassandra
+    keyspace is shared by the run's tests)."""
+    slot = random.choice([k for k in range(_SLOTS) if k not in _USED_SLOTS])
+    _USED_SLOTS.add(slot)
+    return (now_ms() - 400 * DAY_MS) - slot * 10 * DAY_MS
+
+
+_SLOTS = 300
+_USED_SLOTS: set[int] = set()
 
 
 async def test_filters(store: Store, ns: str, base: int) -> None:
