@@ -60,7 +60,7 @@ class NextTasks:
         gateway = self._gateway
         received = await polling.pop_for_claim(gateway, queue, task_type, len(workers), 0)
         slots: dict[str | None, list[int]] = {}
-        for i, _ in enumerate(received):
+        for i in range(len(received)):
             slots.setdefault(workers[i], []).append(i)
         results: list[JSON | BaseException | None] = [None] * len(workers)
         owners = list(slots)
@@ -77,8 +77,10 @@ class NextTasks:
             for i, task in zip(slots[worker], answer, strict=False):
                 results[i] = task
         handed = sum(1 for r in results if isinstance(r, dict))
-        polling.count_polls(gateway, handed, True)
-        polling.count_polls(gateway, len(workers) - handed, False)
+        if handed:
+            polling.count_polls(gateway, handed, True)
+        if handed < len(workers):
+            polling.count_polls(gateway, len(workers) - handed, False)
         for worker in {*workers}:
             await polling.record_poll(gateway, task_type, domain, worker)
         return results

@@ -152,6 +152,9 @@ Item = TypeVar("Item")
 MERGED_IN_FLIGHT = 8
 
 
+_Call = tuple[Item, "asyncio.Future[T]", contextvars.Context]
+
+
 class Merged(Generic[Item, T]):
     """Calls that arrive while earlier ones are on their way go out together.
 
@@ -178,7 +181,8 @@ class Merged(Generic[Item, T]):
         self._send = send
         self.max_in_flight = max_in_flight
         self.max_items = max_items
-        self._waiting: list[tuple[Item, asyncio.Future[T], contextvars.Context]] = []
+        #: calls not sent yet: (item, its caller's future, its caller's context)
+        self._waiting: list[_Call[Item, T]] = []
         self._in_flight = 0
         self._tasks = OwnedTasks(name, log)
         #: calls made, and sends made for them
@@ -203,21 +207,21 @@ class Merged(Generic[Item, T]):
             return
         self._in_flight += 1
         self.sends += 1
-        self._tasks.spawn(self._run([(i, f) for i, f, _ in group]), "send", context=group[0][2])
+        self._tasks.spawn(self._run(group), "send", context=group[0][2])
 
-    async def _run(self, group: list[tuple[Item, asyncio.Future[T]]]) -> None:
+    async def _run(self, group: list[_Call[Item, T]]) -> None:
         try:
-            results = await self._send([item for item, _ in group])
+            results = await self._send([item for item, _, _ in group])
         except asyncio.CancelledError:
-            for _, fut in group:
+            for _, fut, _ in group:
                 fut.cancel()
             raise
         except Exception as exc:  # the round trip itself failed: every call with it
-            for _, fut in group:
+            for _, fut, _ in group:
                 if not fut.done():
                     fut.set_exception(exc)
         else:
-            for (_, fut), result in zip(group, results, strict=True):
+            for (_, fut, _), result in zip(group, results, strict=True):
                 if fut.done():
                     continue
                 if isinstance(result, BaseException):

@@ -205,15 +205,7 @@ async def test_a_start_whose_timer_could_not_be_set_frees_its_idempotency_key(
     """The timer's shard is down: the start fails before it writes anything, and frees its key,
     so the client's retry once the shard is back starts the workflow at once instead of being
     told "in progress" until the binding is stale (30 s)."""
-    name = f"outage_key_{uuid.uuid4().hex[:8]}"
-    await outage.store.metadata.update_workflow_def(
-        {
-            "name": name,
-            "version": 1,
-            "schemaVersion": 2,
-            "tasks": [{"name": f"{name}_t", "taskReferenceName": "t", "type": "SIMPLE"}],
-        }
-    )
+    name = await outage.register_simple("outage_key")
     assert outage.decider.shell is not None
     outage.decider.shell.ids = lambda: id_on_shard(0)  # the workflow's timer goes to s0
     request = {
