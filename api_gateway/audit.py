@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import json
 import logging
@@ -88,6 +89,8 @@ class AuditSettings:
     buffer: int = 20_000
     #: Most records filed in one round trip.
     batch: int = 500
+    #: How long the first waiting record waits for others to share its round trip (ms).
+    linger_ms: int = 50
 
     @property
     def retention_ms(self) -> int:
@@ -107,6 +110,7 @@ class AuditSettings:
                 env, "PODIUM_AUDIT_MAX_PER_TARGET", 1000, minimum=1, maximum=1_000_000
             ),
             buffer=env_int(env, "PODIUM_AUDIT_BUFFER", 20_000, minimum=100, maximum=10_000_000),
+            linger_ms=env_int(env, "PODIUM_AUDIT_LINGER_MS", 50, minimum=0, maximum=10_000),
         )
 
 
@@ -331,7 +335,9 @@ class AuditWriter:
 
     :meth:`submit` never blocks and never raises: the record's entries go into a bounded
     buffer that one background task empties in batches (a batch is one store call, one
-    pipeline on Redis). When the store is slower than the calls, the batches grow; when the
+    pipeline on Redis). The first entry to find the buffer empty waits ``linger_ms`` for
+    others, so that a steady trickle of calls makes a few round trips a second rather than
+    one per call. When the store is slower than the calls, the batches grow; when the
     buffer is full, new entries are dropped. Both losses are counted in
     ``podium_gateway_audit_records{outcome="dropped"|"failed"}`` and logged.
     """
@@ -348,6 +354,7 @@ class AuditWriter:
         self._clock = clock
         self._buffer: collections.deque[AuditEntry] = collections.deque()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()  # set by close(): what waits is filed without lingering
         self._tasks = OwnedTasks("audit", log)
         self._running = False
         self._closing = False
@@ -401,8 +408,12 @@ class AuditWriter:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                size = min(len(self._buffer), self.settings.batch)
-                await self._file([self._buffer.popleft() for _ in range(size)])
+                if self.settings.linger_ms and not self._closing:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), self.settings.linger_ms / 1000)
+                while self._buffer:
+                    size = min(len(self._buffer), self.settings.batch)
+                    await self._file([self._buffer.popleft() for _ in range(size)])
         finally:
             self._running = False
 
@@ -430,6 +441,7 @@ class AuditWriter:
     async def close(self, grace_s: float = 5.0) -> None:
         """File what waits (for up to ``grace_s``), then stop; idempotent."""
         self._closing = True
+        self._stop.set()
         self._wake.set()
         await self._tasks.drain(grace_s)
 

@@ -3,21 +3,22 @@ ones too, as a log line and in the store, and ``GET /api/audit`` finds them by t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from api_gateway.audit import AuditSettings, AuditWriter, make_record
+from api_gateway.audit import DAY_MS, AuditSettings, AuditWriter, make_record
 from api_gateway.settings import GatewaySettings, parse_key_entries
 from podium.errors import ConfigError
 from podium.launch.redis import RedisServer
-from podium.store import StoreConfig, open_store
+from podium.store import AuditEntry, AuditStore, StoreConfig, open_store
 from podium.types import JSON
 from tests.polling import eventually
 
@@ -264,10 +265,67 @@ async def test_a_store_that_fails_never_fails_the_caller() -> None:
     assert count("stored") == 0
 
 
+class CountedAudit:
+    """A real store's audit table that also keeps the size of each batch it is handed."""
+
+    def __init__(self, audit: AuditStore) -> None:
+        self.audit = audit
+        self.batches: list[int] = []
+
+    async def append(self, entries: Sequence[AuditEntry], **kwargs: Any) -> None:
+        self.batches.append(len(entries))
+        await self.audit.append(entries, **kwargs)
+
+
+def _record(path: str) -> JSON:
+    return make_record(
+        {"type": "http", "method": "DELETE", "path": path, "state": {}},
+        time.time(), b"", 200, b"",
+    )  # fmt: skip
+
+
+async def test_records_of_a_trickle_share_one_round_trip(names: Names) -> None:
+    target = names("trickle")
+    with RedisServer() as server:
+        store = await open_store(StoreConfig(backend="redis", redis_url=server.url))
+        counted = CountedAudit(store.audit)
+        registry = CollectorRegistry()
+        writer = AuditWriter(
+            AuditSettings(linger_ms=500), lambda: cast(AuditStore, counted), registry
+        )
+        for _ in range(5):
+            writer.submit(_record(f"/api/workflow/{target}"))
+            await asyncio.sleep(0)  # the writer runs between the calls, as between requests
+
+        async def stored() -> float:
+            return registry.get_sample_value(
+                "podium_gateway_audit_records_total", {"outcome": "stored"}) or 0.0  # fmt: skip
+
+        await eventually(stored, until=lambda n: n == 5, timeout_s=10, what="five filed")
+        assert counted.batches == [5]
+        # each record is filed under its key id (anonymous here): this server holds only these
+        found = await store.audit.query("keyId", "anonymous", limit=10,
+                                        now_ms=int(time.time() * 1000),
+                                        retention_ms=DAY_MS)  # fmt: skip
+        assert len(found) == 5 and {r["path"] for r in found} == {f"/api/workflow/{target}"}
+        # close() files what waits at once instead of waiting out the linger
+        slow = AuditWriter(
+            AuditSettings(linger_ms=60_000), lambda: cast(AuditStore, counted), CollectorRegistry()
+        )
+        slow.submit(_record(f"/api/workflow/{target}"))
+        await asyncio.sleep(0)
+        await asyncio.wait_for(slow.close(grace_s=5), timeout=5)
+        assert counted.batches == [5, 1] and slow.waiting == 0
+        await writer.close()
+        await store.close()
+
+
 def test_audit_settings_come_from_the_environment() -> None:
     settings = GatewaySettings.from_env({"PODIUM_AUDIT": "log",
-                                         "PODIUM_AUDIT_RETENTION_DAYS": "7"})  # fmt: skip
+                                         "PODIUM_AUDIT_RETENTION_DAYS": "7",
+                                         "PODIUM_AUDIT_LINGER_MS": "0"})  # fmt: skip
     assert settings.audit.mode == "log" and settings.audit.retention_ms == 7 * 86_400_000
+    assert settings.audit.linger_ms == 0
     assert GatewaySettings.from_env({}).audit == AuditSettings()
     with pytest.raises(ConfigError, match="PODIUM_AUDIT"):
         GatewaySettings.from_env({"PODIUM_AUDIT": "sometimes"})
