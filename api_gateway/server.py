@@ -39,6 +39,7 @@ from api_gateway.auth import Authenticator, AuthGate, token_endpoint
 from api_gateway.context import Gateway
 from api_gateway.errors import handle_http_exception
 from api_gateway.http import ok_json
+from api_gateway.joined_writes import JoinedWritesProtocol
 from api_gateway.limits import BodyLimits
 from api_gateway.openapi import build
 from api_gateway.routing import Endpoint, GroupedRouter, routes
@@ -210,6 +211,8 @@ def uvicorn_config(
         "access_log": False,
         "timeout_graceful_shutdown": 10,
         "server_header": False,
+        # the head and body of each answer in one write (see joined_writes.py)
+        "http": JoinedWritesProtocol,
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
