@@ -49,7 +49,8 @@ class JoinedWrites:
         self._flush_due = False
         if self._held:
             held, self._held = self._held, []
-            self._transport.writelines(held)
+            if not self._transport.is_closing():  # a connection lost meanwhile takes nothing
+                self._transport.writelines(held)
 
     def close(self) -> None:
         self._flush()

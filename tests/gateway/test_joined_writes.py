@@ -28,6 +28,9 @@ class Recorder:
     def close(self) -> None:
         self.closed = True
 
+    def is_closing(self) -> bool:
+        return self.closed
+
     def get_extra_info(self, name: str) -> str:
         return f"info:{name}"
 
@@ -55,6 +58,14 @@ async def test_a_lone_write_goes_at_the_end_of_the_turn() -> None:
     transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     await asyncio.sleep(0)
     assert recorder.sends == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+
+
+async def test_nothing_is_sent_on_a_connection_closed_meanwhile() -> None:
+    transport, recorder = await joined()
+    transport.write(b"late")
+    recorder.close()  # the connection went away (the peer), not through the wrapper
+    await asyncio.sleep(0)
+    assert recorder.sends == []
 
 
 async def test_close_sends_what_is_held_first() -> None:
