@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from podium.store import AuditEntry, Store
+from podium.store.cassandra_backend.session import retention_ttl_s
 from tests.polling import eventually
 
 DAY_MS = 86_400_000
@@ -79,3 +80,12 @@ async def test_redis_keeps_the_newest_records_of_a_target(store: Store, ns: str)
     found = await store.audit.query(
         "eventHandler", target, limit=10, now_ms=now + 10, retention_ms=DAY_MS)  # fmt: skip
     assert [r["n"] for r in found] == [7, 6, 5]
+
+
+def test_a_cassandra_ttl_covers_the_whole_retention() -> None:
+    """A CQL TTL of n seconds keeps a row between n-1 and n seconds (it counts from the second
+    the write lands in), so the TTL of a retention is rounded up and one second added."""
+    assert retention_ttl_s(1) == 2
+    assert retention_ttl_s(1000) == 2
+    assert retention_ttl_s(1001) == 3
+    assert retention_ttl_s(30 * DAY_MS) == 30 * 86_400 + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from podium.store.api import AuditEntry, AuditStore
-from podium.store.cassandra_backend.session import CassandraSession, gather_limited
+from podium.store.cassandra_backend.session import CassandraSession, gather_limited, retention_ttl_s
 from podium.store.cassandra_backend.statements import Statements
 from podium.store.codec import decode, encode
 from podium.store.config import StoreConfig
@@ -40,7 +40,7 @@ class CassandraAudit(AuditStore):
     async def append(
         self, entries: Sequence[AuditEntry], *, retention_ms: int, max_per_target: int
     ) -> None:
-        ttl_s = max(1, retention_ms // 1000)
+        ttl_s = retention_ttl_s(retention_ms)  # reads leave out what is older anyway
         calls = []
         for e in entries:
             blob = encode(e.record, self._cfg.max_record_bytes, "audit record")

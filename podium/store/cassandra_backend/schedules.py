@@ -16,7 +16,7 @@ from cassandra.query import PreparedStatement
 
 from podium.errors import NotFound
 from podium.store.api import ScheduleStore
-from podium.store.cassandra_backend.session import CassandraSession, gather_limited
+from podium.store.cassandra_backend.session import CassandraSession, gather_limited, retention_ttl_s
 from podium.store.cassandra_backend.writes import APPLIED
 from podium.store.codec import decode, encode
 from podium.store.config import StoreConfig
@@ -128,7 +128,7 @@ class CassandraSchedules(ScheduleStore):
     async def claim_run(self, run: Record, *, retention_ms: int) -> bool:
         name, at = str(run["scheduleName"]), int(run["scheduledTime"])
         blob = encode(run, self._cfg.max_record_bytes, f"run of schedule {name}")
-        ttl_s = max(1, retention_ms // 1000)
+        ttl_s = retention_ttl_s(retention_ms)
         rows = await self._db.execute(
             (await self._st()).run_claim, (name, at // DAY_MS, at, blob, ttl_s)
         )
@@ -137,7 +137,7 @@ class CassandraSchedules(ScheduleStore):
     async def update_run(self, run: Record, *, retention_ms: int) -> None:
         name, at = str(run["scheduleName"]), int(run["scheduledTime"])
         blob = encode(run, self._cfg.max_record_bytes, f"run of schedule {name}")
-        ttl_s = max(1, retention_ms // 1000)
+        ttl_s = retention_ttl_s(retention_ms)
         await self._db.execute((await self._st()).run_update, (ttl_s, blob, name, at // DAY_MS, at))
 
     async def search_runs(

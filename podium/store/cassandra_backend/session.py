@@ -56,6 +56,15 @@ _RETRYABLE = (
 )
 
 
+def retention_ttl_s(retention_ms: int) -> int:
+    """The CQL TTL that keeps a row for at least ``retention_ms``.
+
+    Cassandra counts a TTL in whole seconds from the second the write lands in, so a row of
+    TTL n lives between n-1 and n seconds: rounded up, plus one second.
+    """
+    return -(-retention_ms // 1000) + 1
+
+
 def shard_of(key: str, shards: int) -> int:
     """A stable shard number in [0, shards) for ``key``."""
     return zlib.crc32(key.encode()) % shards
