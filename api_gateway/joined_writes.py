@@ -2,13 +2,13 @@
 
 uvicorn writes a response's status line and headers as soon as the application starts the
 response, then its body: two ``send`` system calls, two TCP segments, and often two wake-ups
-of the client, for every answer of a few hundred bytes. On loopback a ``send`` also does the
-receiving side's work, so at a few hundred polls and updates a second this was about a third
-of the gateway's system calls. :class:`JoinedWritesProtocol` is uvicorn's own protocol
-(httptools) on a transport that holds a write until the next one, and sends the two together
-(``writelines``: one ``writev`` on uvloop); a write that no other follows in the same turn
-of the event loop (a lone head of a streamed response, ``100 Continue``) is sent at the end
-of that turn. ``close()`` sends what is held first.
+of the client, for every answer of a few hundred bytes: the start, each update and each poll
+of a workflow.
+:class:`JoinedWritesProtocol` is uvicorn's own protocol (httptools) on a transport that holds a
+write until the next one, and sends the two together (``writelines``: one ``writev`` on
+uvloop); a write that no other follows in the same turn of the event loop (a lone head of a
+streamed response, ``100 Continue``) is sent at the end of that turn. ``close()`` sends what
+is held first.
 """
 
 from __future__ import annotations
