@@ -354,10 +354,10 @@ class AuditWriter:
         self._clock = clock
         self._buffer: collections.deque[AuditEntry] = collections.deque()
         self._wake = asyncio.Event()
-        self._stop = asyncio.Event()  # set by close(): what waits is filed without lingering
+        #: set by close(): nothing more is taken, and what waits is filed without lingering
+        self._closing = asyncio.Event()
         self._tasks = OwnedTasks("audit", log)
         self._running = False
-        self._closing = False
         self._last_warning = -1e9
         self.records = Counter(
             "podium_gateway_audit_records",
@@ -378,7 +378,7 @@ class AuditWriter:
         if audit_log.isEnabledFor(logging.INFO):
             audit_log.info(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
             self._logged.inc()
-        if not self.storing or self._closing:
+        if not self.storing or self._closing.is_set():
             return
         dropped = 0
         for entry in entries_of(record):
@@ -403,14 +403,14 @@ class AuditWriter:
         try:
             while True:
                 if not self._buffer:
-                    if self._closing:
+                    if self._closing.is_set():
                         return
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                if self.settings.linger_ms and not self._closing:
+                if self.settings.linger_ms and not self._closing.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), self.settings.linger_ms / 1000)
+                        await asyncio.wait_for(self._closing.wait(), self.settings.linger_ms / 1000)
                 while self._buffer:
                     size = min(len(self._buffer), self.settings.batch)
                     await self._file([self._buffer.popleft() for _ in range(size)])
@@ -440,8 +440,7 @@ class AuditWriter:
 
     async def close(self, grace_s: float = 5.0) -> None:
         """File what waits (for up to ``grace_s``), then stop; idempotent."""
-        self._closing = True
-        self._stop.set()
+        self._closing.set()
         self._wake.set()
         await self._tasks.drain(grace_s)
 
