@@ -111,3 +111,16 @@ def test_early_exit_reports_the_log(tmp_path: Path) -> None:
     assert not node.is_running()
     node.cleanup()
     assert tmp_path.exists()  # not ours to remove
+
+
+@pytest.mark.timeout(10)
+def test_the_jit_choice_reaches_the_command(tmp_path: Path) -> None:
+    """C1 alone by default (CassandraNode.jit); "tiered" leaves the JVM's own choice."""
+    (tmp_path / "jamm-0.4.0.jar").touch()
+
+    def stop_level(node: CassandraNode) -> list[str]:
+        cmd = node._command("java", tmp_path, tmp_path)
+        return [a for a in cmd if a.startswith("-XX:TieredStopAtLevel")]
+
+    assert stop_level(CassandraNode()) == ["-XX:TieredStopAtLevel=1"]
+    assert stop_level(CassandraNode(jit="tiered")) == []

@@ -294,6 +294,12 @@ class CassandraNode:
     #: was synced: after :meth:`kill` the last second of writes may be gone. "batch" syncs
     #: before it acknowledges (slower writes, nothing acknowledged is lost).
     commitlog_sync: Literal["periodic", "batch"] = "periodic"
+    #: "c1" compiles with the JVM's quick compiler only; "tiered" adds C2, the optimizing one.
+    #: On 2 cores C2 took about a third of the node's CPU all through a benchmark of a few
+    #: thousand workflows (still compiling at the end), and the node served about a quarter
+    #: more workflows per second with C1 alone (benchmarks/README.md). "tiered" suits a node
+    #: that runs for days.
+    jit: Literal["c1", "tiered"] = "c1"
     extra_jvm_args: list[str] = field(default_factory=list)
     #: ``(role, password)`` clients log in as; None runs the node without authentication.
     login: tuple[str, str] | None = field(default=None, repr=False)
@@ -386,6 +392,7 @@ class CassandraNode:
             *_JVM_FLAGS,
             f"-Xms{self.heap_mb}m",
             f"-Xmx{self.heap_mb}m",
+            *(["-XX:TieredStopAtLevel=1"] if self.jit == "c1" else []),
             f"-javaagent:{jamm[-1]}",
             *_SINGLE_NODE_PROPS,
             f"-Dcassandra.config=file://{root / 'conf' / 'cassandra.yaml'}",
@@ -595,6 +602,7 @@ class CassandraRing:
     data_root: Path | None = None
     version: str = DEFAULT_VERSION
     heap_mb: int = 512
+    jit: Literal["c1", "tiered"] = "c1"  # as CassandraNode.jit
     cluster_name: str = "podium-ring"
     #: TLS on every node's CQL port (one certificate naming every node's address).
     tls: NodeTls | None = None
@@ -642,6 +650,7 @@ class CassandraRing:
                 data_dir=self.data_root / f"node{i + 1}",
                 version=self.version,
                 heap_mb=self.heap_mb,
+                jit=self.jit,
                 cluster_name=self.cluster_name,
                 seeds=[f"{hosts[0]}:{storage_port}"],
                 initial_token=-(2**63) + i * step,
@@ -751,6 +760,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="keep data here (default: a temp folder)")
     parser.add_argument("--version", default=DEFAULT_VERSION, help="Cassandra 5.0.x version")
     parser.add_argument("--heap-mb", type=int, default=768)
+    parser.add_argument(
+        "--jit",
+        choices=("c1", "tiered"),
+        default="c1",
+        help="c1: the quick compiler only (less CPU on a small machine); tiered: C1 and C2",
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="start-up limit, seconds")
     parser.add_argument(
         "--fetch-only", action="store_true", help="resolve the jars with Maven and exit"
@@ -774,7 +789,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     node = CassandraNode(
-        port=opts.port, data_dir=opts.data_dir, version=opts.version, heap_mb=opts.heap_mb
+        port=opts.port,
+        data_dir=opts.data_dir,
+        version=opts.version,
+        heap_mb=opts.heap_mb,
+        jit=opts.jit,
     )
     try:
         began = time.monotonic()
