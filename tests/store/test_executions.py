@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from podium.errors import Conflict, InvalidArgument, LimitExceeded, NotFound
@@ -266,6 +268,21 @@ async def test_running_workflows_by_name_and_version(store: Store, ns: str) -> N
     assert done["workflowId"] in await ex.running_workflow_ids(name, version=1)
 
 
+async def test_running_workflows_many(store: Store, ns: str) -> None:
+    """More running workflows than one status read covers (Cassandra reads them in groups of
+    100), some of them finished: exactly the running ones, sorted."""
+    ex = store.executions
+    name = f"wf_{ns}"
+    flows = [workflow(name) for _ in range(240)]
+    await asyncio.gather(*(ex.create_workflow(wf) for wf in flows))
+    finished = flows[::7]
+    await asyncio.gather(*(ex.commit({**wf, "status": "COMPLETED"}, [], 1) for wf in finished))
+    gone = {wf["workflowId"] for wf in finished}
+    expected = sorted(wf["workflowId"] for wf in flows if wf["workflowId"] not in gone)
+    assert len(expected) == 205
+    assert await ex.running_workflow_ids(name) == expected
+
+
 async def test_workflows_by_correlation_id(store: Store, ns: str) -> None:
     ex = store.executions
     name, corr = f"wf_{ns}", f"order-{ns}"
@@ -289,6 +306,21 @@ async def test_workflows_by_correlation_id(store: Store, ns: str) -> None:
     ]
     assert all(len(w["tasks"]) == 1 for w in every)
     assert await ex.workflows_by_correlation_id(name, f"none-{ns}") == []
+
+
+async def test_workflows_by_correlation_id_many(store: Store, ns: str) -> None:
+    """More workflows than one record read covers (Cassandra reads 20 a request), newest
+    first, each one its own record."""
+    ex = store.executions
+    name, corr = f"wf_{ns}", f"order-{ns}"
+    base = now_ms() - 100_000
+    flows = [
+        workflow(name, correlation_id=corr, create_time=base + i, input={"i": i}) for i in range(45)
+    ]
+    await asyncio.gather(*(ex.create_workflow(wf) for wf in flows))
+    found = await ex.workflows_by_correlation_id(name, corr)
+    assert [w["workflowId"] for w in found] == [wf["workflowId"] for wf in reversed(flows)]
+    assert [w["input"] for w in found] == [{"i": i} for i in reversed(range(45))]
 
 
 async def test_poll_data_keeps_the_last_poll_per_worker(store: Store, ns: str) -> None:

@@ -13,6 +13,7 @@ from podium.store.cassandra_backend.statements import (
     PENDING_SHARDS,
     RUNNING_SHARDS,
     SHARD_ID,
+    STATUS_GROUP,
     Statements,
 )
 from podium.store.cassandra_backend.writes import APPLIED, CommitWriter
@@ -115,15 +116,14 @@ class CassandraExecutions(IndexedSearch, ExecutionStore):
         entries = [
             r for rows in pages for r in rows if version is None or r["workflow_version"] == version
         ]
-        status = await self._db.execute_all(
-            (self._st.wf_read_status, (r["workflow_id"], SHARD_ID)) for r in entries
+        ids = sorted({r["workflow_id"] for r in entries})
+        groups = [ids[i : i + STATUS_GROUP] for i in range(0, len(ids), STATUS_GROUP)]
+        pages = await self._db.execute_all(
+            (self._st.wf_read_statuses, (group, SHARD_ID)) for group in groups
         )
         # An entry whose workflow is gone or finished is skipped: entries are candidates.
-        return sorted(
-            r["workflow_id"]
-            for r, rows in zip(entries, status, strict=True)
-            if rows and rows[0]["terminal"] is False
-        )
+        running = {r["workflow_id"] for rows in pages for r in rows if r["terminal"] is False}
+        return [wid for wid in ids if wid in running]
 
     async def workflows_by_correlation_id(
         self,

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from podium.store.cassandra_backend.session import CassandraSession, gather_limited, shard_of
-from podium.store.cassandra_backend.statements import INDEX_SHARDS, SHARD_ID, Statements
+from podium.store.cassandra_backend.statements import (
+    INDEX_SHARDS,
+    RECORD_GROUP,
+    SHARD_ID,
+    Statements,
+)
 from podium.store.codec import decode
 from podium.store.model import Record
 from podium.store.search import NOT_INDEXED, Candidate, Kind
@@ -38,8 +43,12 @@ class CassandraSearchSource:
         return await gather_limited(self._load_task(c.entity_id, c.workflow_id) for c in candidates)
 
     async def load_workflows(self, ids: Sequence[str]) -> list[Record | None]:
-        pages = await self._db.execute_all((self._st.wf_read_one, (wid, SHARD_ID)) for wid in ids)
-        return [decode(rows[0]["payload"]) if rows else None for rows in pages]
+        """The records of ``ids`` in their order (None where gone), ``RECORD_GROUP`` a request."""
+        unique = list(dict.fromkeys(ids))
+        groups = [unique[i : i + RECORD_GROUP] for i in range(0, len(unique), RECORD_GROUP)]
+        pages = await self._db.execute_all((self._st.wf_read_many, (g, SHARD_ID)) for g in groups)
+        blobs = {r["workflow_id"]: r["payload"] for rows in pages for r in rows}
+        return [decode(blobs[wid]) if wid in blobs else None for wid in ids]
 
     async def _load_task(self, task_id: str, workflow_id: str | None) -> Record | None:
         if workflow_id is None:

@@ -13,6 +13,10 @@ INDEX_SHARDS = 4
 RUNNING_SHARDS = 8
 PENDING_SHARDS = 8
 SHARD_ID = 0  # workflows partition shard (always 0, see 0001_initial.cql)
+#: Workflow ids per ``wf_read_statuses`` request.
+STATUS_GROUP = 100
+#: Workflow ids per ``wf_read_many`` request: records may be large, so fewer.
+RECORD_GROUP = 20
 
 _PK = "workflow_id = ? AND shard_id = ?"
 
@@ -90,7 +94,18 @@ _CQL: dict[str, tuple[str, bool]] = {
         + " AND entity = 'uniq' AND item_id IN ?",
         True,
     ),
-    "wf_read_status": ("SELECT terminal FROM {ks}.workflows WHERE " + _PK + " LIMIT 1", True),
+    # Several workflows' rows in one request (search results).
+    "wf_read_many": (
+        "SELECT workflow_id, payload FROM {ks}.workflows"
+        " WHERE workflow_id IN ? AND shard_id = ? AND entity = 'workflow' AND item_id = ''",
+        True,
+    ),
+    # Whether each of several workflows has finished: one request for many partitions.
+    "wf_read_statuses": (
+        "SELECT workflow_id, terminal FROM {ks}.workflows"
+        " WHERE workflow_id IN ? AND shard_id = ? PER PARTITION LIMIT 1",
+        True,
+    ),
     # task lookup
     "lookup_put": (
         "INSERT INTO {ks}.task_lookup (task_id, workflow_id) VALUES (?, ?) USING TTL ?",
@@ -282,7 +297,8 @@ class Statements:
     wf_read_task: PreparedStatement
     wf_read_tasks_in: PreparedStatement
     wf_read_uniq: PreparedStatement
-    wf_read_status: PreparedStatement
+    wf_read_statuses: PreparedStatement
+    wf_read_many: PreparedStatement
     lookup_put: PreparedStatement
     lookup_get: PreparedStatement
     lookup_delete: PreparedStatement
