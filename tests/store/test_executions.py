@@ -252,6 +252,22 @@ async def test_pending_tasks_follow_task_status(store: Store, ns: str) -> None:
     assert await ex.pending_tasks_by_type(f"none_{ns}") == []
 
 
+async def test_pending_tasks_of_many_workflows(store: Store, ns: str) -> None:
+    """More pending tasks than one read covers (Cassandra reads 10 a request), from many
+    workflows, some of them finished or removed: exactly the unfinished ones."""
+    ex = store.executions
+    ttype = f"T_{ns}"
+    flows = [workflow(f"wf_{ns}") for _ in range(25)]
+    tasks = [task(wf, "a", task_type=ttype) for wf in flows]
+    await asyncio.gather(*(ex.create_workflow(wf, [t]) for wf, t in zip(flows, tasks, strict=True)))
+    done = list(zip(flows, tasks, strict=True))[:5]
+    await asyncio.gather(*(ex.commit(wf, [{**t, "status": "COMPLETED"}], 1) for wf, t in done))
+    await asyncio.gather(*(ex.remove_workflow(wf["workflowId"]) for wf in flows[5:8]))
+    pending = await ex.pending_tasks_by_type(ttype)
+    assert sorted(t["taskId"] for t in pending) == sorted(t["taskId"] for t in tasks[8:])
+    assert all(t["status"] == "SCHEDULED" for t in pending)
+
+
 async def test_running_workflows_by_name_and_version(store: Store, ns: str) -> None:
     ex = store.executions
     name = f"wf_{ns}"

@@ -14,6 +14,7 @@ from podium.store.cassandra_backend.statements import (
     RUNNING_SHARDS,
     SHARD_ID,
     STATUS_GROUP,
+    TASK_GROUP,
     Statements,
 )
 from podium.store.cassandra_backend.writes import APPLIED, CommitWriter
@@ -91,16 +92,27 @@ class CassandraExecutions(IndexedSearch, ExecutionStore):
             (self._st.pending_get, (task_type, shard)) for shard in range(PENDING_SHARDS)
         )
         entries = [(shard, r) for shard, rows in enumerate(pages) for r in rows]
+        groups = [entries[i : i + TASK_GROUP] for i in range(0, len(entries), TASK_GROUP)]
         found = await self._db.execute_all(
-            (self._st.wf_read_task, (r["workflow_id"], SHARD_ID, r["task_id"])) for _, r in entries
+            (
+                self._st.wf_read_tasks_many,
+                (
+                    list({r["workflow_id"] for _, r in group}),
+                    SHARD_ID,
+                    [r["task_id"] for _, r in group],
+                ),
+            )
+            for group in groups
         )
+        blobs = {r["item_id"]: r["payload"] for rows in found for r in rows}
         out, gone = [], []
-        for (shard, entry), rows in zip(entries, found, strict=True):
-            if not rows:
+        for shard, entry in entries:
+            blob = blobs.get(entry["task_id"])
+            if blob is None:
                 # Written for a commit that lost, or its workflow was removed or expired.
                 gone.append((self._st.pending_delete, (task_type, shard, entry["task_id"])))
                 continue
-            task = decode(rows[0]["payload"])
+            task = decode(blob)
             if not is_terminal_task(task):
                 out.append(task)
         if gone:

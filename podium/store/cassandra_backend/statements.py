@@ -17,6 +17,8 @@ SHARD_ID = 0  # workflows partition shard (always 0, see 0001_initial.cql)
 STATUS_GROUP = 100
 #: Workflow ids per ``wf_read_many`` request: records may be large, so fewer.
 RECORD_GROUP = 20
+#: Tasks per ``wf_read_tasks_many`` request (the node looks up workflows x task ids).
+TASK_GROUP = 10
 
 _PK = "workflow_id = ? AND shard_id = ?"
 
@@ -92,6 +94,12 @@ _CQL: dict[str, tuple[str, bool]] = {
         "SELECT item_id, owner FROM {ks}.workflows WHERE "
         + _PK
         + " AND entity = 'uniq' AND item_id IN ?",
+        True,
+    ),
+    # Tasks of several workflows in one request: each task id is in one of the workflows.
+    "wf_read_tasks_many": (
+        "SELECT item_id, payload FROM {ks}.workflows WHERE workflow_id IN ? AND shard_id = ?"
+        " AND entity = 'task' AND item_id IN ?",
         True,
     ),
     # Several workflows' rows in one request (search results).
@@ -299,6 +307,7 @@ class Statements:
     wf_read_uniq: PreparedStatement
     wf_read_statuses: PreparedStatement
     wf_read_many: PreparedStatement
+    wf_read_tasks_many: PreparedStatement
     lookup_put: PreparedStatement
     lookup_get: PreparedStatement
     lookup_delete: PreparedStatement
