@@ -209,3 +209,20 @@ def test_query_checks() -> None:
         SearchQuery(start_time_from_ms=10, start_time_to_ms=5)
     q = SearchQuery(workflow_types="one", sort="a|b:desc")  # type: ignore[arg-type]
     assert q.workflow_types == ("one",) and q.sort_keys == (("a", False), ("b", True))
+
+
+async def test_task_search_over_many_workflows(store: Store, ns: str) -> None:
+    """More tasks than one record read covers (Cassandra reads 10 a request), each found by
+    its type, and by its id alone (whose workflow is looked up first)."""
+    ex = store.executions
+    ttype = f"T_{ns}"
+    flows = [workflow(f"w_{ns}", create_time=now_ms() - 1000 + i) for i in range(25)]
+    tasks = [task(wf, "a", task_type=ttype) for wf in flows]
+    for wf, t in zip(flows, tasks, strict=True):
+        await ex.create_workflow(wf, [t])
+    found = await ex.search_tasks(SearchQuery(task_types=(ttype,), size=100), full=True)
+    assert found["totalHits"] == 25
+    assert sorted(r["taskId"] for r in found["results"]) == sorted(t["taskId"] for t in tasks)
+    assert all(r["taskType"] == ttype for r in found["results"])
+    by_id = await ex.search_tasks(SearchQuery(task_id=tasks[7]["taskId"]), full=True)
+    assert [r["workflowInstanceId"] for r in by_id["results"]] == [flows[7]["workflowId"]]

@@ -9,6 +9,7 @@ from podium.store.cassandra_backend.statements import (
     INDEX_SHARDS,
     RECORD_GROUP,
     SHARD_ID,
+    TASK_GROUP,
     Statements,
 )
 from podium.store.codec import decode
@@ -40,7 +41,7 @@ class CassandraSearchSource:
     async def load(self, kind: Kind, candidates: Sequence[Candidate]) -> list[Record | None]:
         if kind == "workflow":
             return await self.load_workflows([c.entity_id for c in candidates])
-        return await gather_limited(self._load_task(c.entity_id, c.workflow_id) for c in candidates)
+        return await self._load_tasks([(c.entity_id, c.workflow_id) for c in candidates])
 
     async def load_workflows(self, ids: Sequence[str]) -> list[Record | None]:
         """The records of ``ids`` in their order (None where gone), ``RECORD_GROUP`` a request."""
@@ -50,14 +51,28 @@ class CassandraSearchSource:
         blobs = {r["workflow_id"]: r["payload"] for rows in pages for r in rows}
         return [decode(blobs[wid]) if wid in blobs else None for wid in ids]
 
-    async def _load_task(self, task_id: str, workflow_id: str | None) -> Record | None:
-        if workflow_id is None:
-            found = await self._db.execute(self._st.lookup_get, (task_id,))
-            if not found:
-                return None
-            workflow_id = found[0]["workflow_id"]
-        rows = await self._db.execute(self._st.wf_read_task, (workflow_id, SHARD_ID, task_id))
-        return decode(rows[0]["payload"]) if rows else None
+    async def _load_tasks(self, wanted: Sequence[tuple[str, str | None]]) -> list[Record | None]:
+        """Task records by (task id, workflow id or None), in order; ``TASK_GROUP`` a request,
+        after a lookup of each task whose workflow is not known."""
+        unknown = [tid for tid, wid in wanted if wid is None]
+        looked = await gather_limited(self._workflow_of(tid) for tid in unknown)
+        owner = dict(zip(unknown, looked, strict=True))
+        pairs = list({tid: wid or owner[tid] for tid, wid in wanted}.items())
+        pairs = [(tid, wid) for tid, wid in pairs if wid is not None]
+        groups = [pairs[i : i + TASK_GROUP] for i in range(0, len(pairs), TASK_GROUP)]
+        pages = await self._db.execute_all(
+            (
+                self._st.wf_read_tasks_many,
+                (list({wid for _, wid in g}), SHARD_ID, [tid for tid, _ in g]),
+            )
+            for g in groups
+        )
+        blobs = {r["item_id"]: r["payload"] for rows in pages for r in rows}
+        return [decode(blobs[tid]) if tid in blobs else None for tid, _ in wanted]
+
+    async def _workflow_of(self, task_id: str) -> str | None:
+        found = await self._db.execute(self._st.lookup_get, (task_id,))
+        return str(found[0]["workflow_id"]) if found else None
 
     async def drop_entries(self, kind: Kind, candidates: Sequence[Candidate]) -> None:
         await self._db.execute_all(
