@@ -9,7 +9,12 @@ then measures, with N concurrent writers in one asyncio process:
   Cassandra ``INSERT`` of one row), through the same client, with the same concurrency;
 * Cassandra's ``conditional UPDATE``: the same bytes written ``IF n = <expected>`` on rows
   that exist, one Paxos round each: what a lightweight transaction costs the node against
-  the plain write, apart from everything else a commit does.
+  the plain write, apart from everything else a commit does;
+* reads over the workflows those rows left running: ``running list`` (``running_workflow_ids``
+  of their name) and ``search`` (``search_workflows`` by their name, which loads every
+  record it finds), counted in workflows per second; on Cassandra against ``records one
+  request each``, the same records read by one request per workflow (64 under way), as
+  search and the running list read them before they read many partitions a request.
 
 CPU seconds of the load generator and of the Redis / Cassandra process are recorded per row.
 
@@ -33,11 +38,15 @@ from typing import Any
 
 from benchmarks.measure import RESULTS, CpuMeter, cpu_text, markdown_table, report_header
 from podium.launch.redis import RedisServer
-from podium.store import Store, StoreConfig, open_store
+from podium.store import SearchQuery, Store, StoreConfig, open_store
 from podium.store.codec import encode
 
 #: the CPU meter of the rows being measured (the load generator and the server's process)
 METER: list[CpuMeter] = []
+#: the workflow name of every record the benchmark writes
+FLOW = "bench_flow"
+#: calls per read row (each covers every running workflow)
+READ_ROUNDS = 5
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Row:
     ops: int
     seconds: float
     cpu: dict[str, float] | None = None
+    #: the op of the row this one is compared with: "" the backend's plain write, None none
+    base: str | None = ""
 
     @property
     def rate(self) -> float:
@@ -57,7 +68,7 @@ def make_workflow(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
     now = int(time.time() * 1000)
     wid = str(uuid.uuid4())
     wf = {
-        "workflowId": wid, "workflowName": "bench_flow", "workflowVersion": 1,
+        "workflowId": wid, "workflowName": FLOW, "workflowVersion": 1,
         "status": "RUNNING", "createTime": now, "startTime": now, "updateTime": now,
         "correlationId": f"order-{i}", "priority": 0, "variables": {},
         "input": {"orderId": f"ORD-{i:08d}", "amount": i % 977, "items": ["a", "b", "c"]},
@@ -65,7 +76,7 @@ def make_workflow(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
     }  # fmt: skip
     task = {
         "taskId": str(uuid.uuid4()), "taskType": "bench_task", "taskDefName": "bench_task",
-        "referenceTaskName": "step_1", "workflowInstanceId": wid, "workflowType": "bench_flow",
+        "referenceTaskName": "step_1", "workflowInstanceId": wid, "workflowType": FLOW,
         "status": "SCHEDULED", "seq": 1, "retryCount": 0, "iteration": 0, "scheduledTime": now,
         "startTime": 0, "endTime": 0, "updateTime": now, "pollCount": 0,
         "inputData": {"orderId": f"ORD-{i:08d}"}, "outputData": {},
@@ -120,6 +131,54 @@ async def measure_store(store: Store, backend: str, ops: int, conc: int) -> list
     rows = [await timed(backend, "create", ops, conc, create)]
     rows.append(await timed(backend, "update", ops, conc, update))
     return rows
+
+
+async def measure_reads(store: Store, backend: str, rounds: int) -> list[Row]:
+    """Listing and searching the running workflows ``measure_store`` left: workflows per s."""
+    ex = store.executions
+    listed = len(await ex.running_workflow_ids(FLOW))
+    query = SearchQuery(workflow_types=(FLOW,), size=10)
+    found = (await ex.search_workflows(query))["totalHits"]
+
+    async def running(i: int) -> None:
+        if len(await ex.running_workflow_ids(FLOW)) != listed:
+            raise RuntimeError("the running list changed under the benchmark")
+
+    async def search(i: int) -> None:
+        if (await ex.search_workflows(query))["totalHits"] != found:
+            raise RuntimeError("the search found another count")
+
+    rows = [await timed(backend, f"running list of {listed}", rounds, 1, running)]
+    rows.append(await timed(backend, f"search over {found}", rounds, 1, search))
+    for row, per_call in zip(rows, (listed, found), strict=True):
+        row.ops *= per_call
+        row.base = "records one request each" if backend == "cassandra" else None
+    return rows
+
+
+async def cassandra_reads_one_by_one(store: Store, config: StoreConfig, rounds: int) -> Row:
+    """The running workflows' records read with one request each, as search read them."""
+    from podium.store.cassandra_backend.session import CassandraSession, gather_limited
+    from podium.store.codec import decode
+
+    ids = await store.executions.running_workflow_ids(FLOW)
+    db = await CassandraSession.connect(config, None)
+    one = await asyncio.to_thread(
+        db.prepare,
+        f"SELECT payload FROM {config.cassandra_keyspace}.workflows WHERE workflow_id = ?"
+        " AND shard_id = 0 AND entity = 'workflow' AND item_id = ''",
+    )
+
+    async def read_all(i: int) -> None:
+        pages = await gather_limited(db.execute(one, (wid,)) for wid in ids)
+        if sum(1 for rows in pages for r in rows if decode(r["payload"])) != len(ids):
+            raise RuntimeError("a record is missing")
+
+    row = await timed("cassandra", "records one request each", rounds, 1, read_all)
+    row.ops *= len(ids)
+    row.base = row.op
+    await db.close()
+    return row
 
 
 async def redis_baseline(server: RedisServer, ops: int, conc: int) -> Row:
@@ -177,6 +236,7 @@ async def bench_redis(ops: int, conc: int, data_dir: Path) -> list[Row]:
     try:
         store = await open_store(StoreConfig(backend="redis", redis_url=server.url))
         rows = await measure_store(store, "redis", ops, conc)
+        rows += await measure_reads(store, "redis", READ_ROUNDS)
         await store.close()
         rows.append(await redis_baseline(server, ops, conc))
         return rows
@@ -199,6 +259,8 @@ async def bench_cassandra(ops: int, conc: int, data_dir: Path) -> list[Row]:
         )  # fmt: skip
         store = await open_store(config)
         rows = await measure_store(store, "cassandra", ops, conc)
+        rows.append(await cassandra_reads_one_by_one(store, config, READ_ROUNDS))
+        rows += await measure_reads(store, "cassandra", READ_ROUNDS)
         await store.close()
         rows += await cassandra_baseline(config, ops, conc)
         return rows
@@ -207,21 +269,21 @@ async def bench_cassandra(ops: int, conc: int, data_dir: Path) -> list[Row]:
 
 
 def table(rows: list[Row]) -> str:
-    base = {r.backend: r.rate for r in rows if r.op.startswith("baseline")}
+    plain_write = {r.backend: r for r in rows if r.op.startswith("baseline")}
+    by_op = {(r.backend, r.op): r for r in rows}
+
+    def ratio(r: Row) -> float:
+        if r.base is None:
+            return float("nan")
+        base = by_op.get((r.backend, r.base)) if r.base else plain_write.get(r.backend)
+        return r.rate / base.rate if base is not None and base.rate else float("nan")
+
     return markdown_table(
         ["backend", "operation", "ops", "seconds", "ops/s", "vs baseline", "server CPU ms/op",
          "CPU"],
         [
-            [
-                r.backend,
-                r.op,
-                r.ops,
-                r.seconds,
-                r.rate,
-                r.rate / base[r.backend] if base.get(r.backend) else float("nan"),
-                server_ms_per_op(r),
-                cpu_text(r.cpu or {}),
-            ]
+            [r.backend, r.op, r.ops, r.seconds, r.rate, ratio(r), server_ms_per_op(r),
+             cpu_text(r.cpu or {})]
             for r in rows
         ],
     )  # fmt: skip
@@ -275,8 +337,10 @@ async def main_async(opts: argparse.Namespace) -> int:
         + "\ncreate = create_workflow with its first task (one conditional write); update = "
         "commit of one changed task with the workflow (the decider's write); baseline = the "
         "plain write of the same bytes (Redis HSET, Cassandra INSERT) through the same client; "
-        "conditional UPDATE = the same bytes written IF n = <expected>, one Paxos round each. "
-        "CPU seconds per process during each row.\n\n" + table(rows) + "\n"
+        "conditional UPDATE = the same bytes written IF n = <expected>, one Paxos round each; "
+        "the read rows count workflows per second (running list, search over every running "
+        "workflow's record) and compare on Cassandra with the same records read one request "
+        "each. CPU seconds per process during each row.\n\n" + table(rows) + "\n"
     )
     print(report.read_text())
     return 0
