@@ -16,7 +16,7 @@ from typing import Any
 
 from podium.errors import Conflict, NotFound, Unavailable
 from podium.store.cassandra_backend.footprint import Call, Footprints, TaskFoot, WorkflowFoot
-from podium.store.cassandra_backend.session import CassandraSession, Row
+from podium.store.cassandra_backend.session import CassandraSession, Row, retention_ttl_s
 from podium.store.cassandra_backend.statements import SHARD_ID, Statements
 from podium.store.codec import decode
 from podium.store.config import StoreConfig
@@ -103,9 +103,9 @@ class CommitWriter:
         self._st = st
         self._fp = Footprints(st)
         self.kept = KeptKeys()
-        self._ttl_s = int(config.workflow_retention_s) if config.workflow_retention_s else 0
-        if config.workflow_retention_s and self._ttl_s == 0:
-            self._ttl_s = 1  # CQL TTLs are whole seconds; never round a retention down to "none"
+        # At least the retention (a CQL TTL of n keeps a row n-1 to n seconds), never "none".
+        retention_ms = max(1, config.retention_ms) if config.workflow_retention_s else 0
+        self._ttl_s = retention_ttl_s(retention_ms) if retention_ms else 0
 
     async def _run(self, calls: Sequence[Call]) -> None:
         if calls:
