@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from podium.errors import NotFound
 from podium.store.api import ExecutionStore, IdempotencyBinding, WorkflowSnapshot
 from podium.store.cassandra_backend.search_source import CassandraSearchSource
-from podium.store.cassandra_backend.session import CassandraSession, gather_limited
+from podium.store.cassandra_backend.session import CassandraSession, chunks, gather_limited
 from podium.store.cassandra_backend.statements import (
     PENDING_SHARDS,
     RUNNING_SHARDS,
     SHARD_ID,
     STATUS_GROUP,
-    TASK_GROUP,
     Statements,
 )
 from podium.store.cassandra_backend.writes import APPLIED, CommitWriter
@@ -92,19 +91,8 @@ class CassandraExecutions(IndexedSearch, ExecutionStore):
             (self._st.pending_get, (task_type, shard)) for shard in range(PENDING_SHARDS)
         )
         entries = [(shard, r) for shard, rows in enumerate(pages) for r in rows]
-        groups = [entries[i : i + TASK_GROUP] for i in range(0, len(entries), TASK_GROUP)]
-        found = await self._db.execute_all(
-            (
-                self._st.wf_read_tasks_many,
-                (
-                    list({r["workflow_id"] for _, r in group}),
-                    SHARD_ID,
-                    [r["task_id"] for _, r in group],
-                ),
-            )
-            for group in groups
-        )
-        blobs = {r["item_id"]: r["payload"] for rows in found for r in rows}
+        pairs = [(r["task_id"], r["workflow_id"]) for _, r in entries]
+        blobs = await self._search.task_blobs(pairs)
         out, gone = [], []
         for shard, entry in entries:
             blob = blobs.get(entry["task_id"])
@@ -129,9 +117,8 @@ class CassandraExecutions(IndexedSearch, ExecutionStore):
             r for rows in pages for r in rows if version is None or r["workflow_version"] == version
         ]
         ids = sorted({r["workflow_id"] for r in entries})
-        groups = [ids[i : i + STATUS_GROUP] for i in range(0, len(ids), STATUS_GROUP)]
         pages = await self._db.execute_all(
-            (self._st.wf_read_statuses, (group, SHARD_ID)) for group in groups
+            (self._st.wf_read_statuses, (group, SHARD_ID)) for group in chunks(ids, STATUS_GROUP)
         )
         # An entry whose workflow is gone or finished is skipped: entries are candidates.
         running = {r["workflow_id"] for rows in pages for r in rows if r["terminal"] is False}

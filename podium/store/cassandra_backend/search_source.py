@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from podium.store.cassandra_backend.session import CassandraSession, gather_limited, shard_of
+from podium.store.cassandra_backend.session import (
+    CassandraSession,
+    chunks,
+    gather_limited,
+    shard_of,
+)
 from podium.store.cassandra_backend.statements import (
     INDEX_SHARDS,
     RECORD_GROUP,
@@ -45,8 +50,7 @@ class CassandraSearchSource:
 
     async def load_workflows(self, ids: Sequence[str]) -> list[Record | None]:
         """The records of ``ids`` in their order (None where gone), ``RECORD_GROUP`` a request."""
-        unique = list(dict.fromkeys(ids))
-        groups = [unique[i : i + RECORD_GROUP] for i in range(0, len(unique), RECORD_GROUP)]
+        groups = chunks(list(dict.fromkeys(ids)), RECORD_GROUP)
         pages = await self._db.execute_all((self._st.wf_read_many, (g, SHARD_ID)) for g in groups)
         blobs = {r["workflow_id"]: r["payload"] for rows in pages for r in rows}
         return [decode(blobs[wid]) if wid in blobs else None for wid in ids]
@@ -57,18 +61,21 @@ class CassandraSearchSource:
         unknown = [tid for tid, wid in wanted if wid is None]
         looked = await gather_limited(self._workflow_of(tid) for tid in unknown)
         owner = dict(zip(unknown, looked, strict=True))
-        pairs = list({tid: wid or owner[tid] for tid, wid in wanted}.items())
-        pairs = [(tid, wid) for tid, wid in pairs if wid is not None]
-        groups = [pairs[i : i + TASK_GROUP] for i in range(0, len(pairs), TASK_GROUP)]
+        known = {tid: wid or owner[tid] for tid, wid in wanted}
+        blobs = await self.task_blobs([(tid, wid) for tid, wid in known.items() if wid])
+        return [decode(blobs[tid]) if tid in blobs else None for tid, _ in wanted]
+
+    async def task_blobs(self, pairs: Sequence[tuple[str, str]]) -> dict[str, bytes]:
+        """The stored task rows of (task id, workflow id) pairs, by task id (those found),
+        ``TASK_GROUP`` pairs a request."""
         pages = await self._db.execute_all(
             (
                 self._st.wf_read_tasks_many,
-                (list({wid for _, wid in g}), SHARD_ID, [tid for tid, _ in g]),
+                (list({wid for _, wid in group}), SHARD_ID, [tid for tid, _ in group]),
             )
-            for g in groups
+            for group in chunks(pairs, TASK_GROUP)
         )
-        blobs = {r["item_id"]: r["payload"] for rows in pages for r in rows}
-        return [decode(blobs[tid]) if tid in blobs else None for tid, _ in wanted]
+        return {r["item_id"]: r["payload"] for rows in pages for r in rows}
 
     async def _workflow_of(self, task_id: str) -> str | None:
         found = await self._db.execute(self._st.lookup_get, (task_id,))

@@ -265,9 +265,9 @@ class CassandraSession:
         partitions (10); nothing here relies on the batch being atomic.
         """
         groups = []
-        for start in range(0, len(calls), WRITE_GROUP):
+        for group in chunks(calls, WRITE_GROUP):
             batch = self.batch(BatchType.UNLOGGED)
-            for stmt, params in calls[start : start + WRITE_GROUP]:
+            for stmt, params in group:
                 batch.add(stmt, params)
             groups.append(batch)
         await gather_limited(self.execute(b) for b in groups)
@@ -287,6 +287,11 @@ def _settle(
         fut.set_exception(exc)
     else:
         fut.set_result(rows if rows is not None else [])
+
+
+def chunks(items: Sequence[_T], size: int) -> list[Sequence[_T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 async def gather_limited(coros: Iterable[Awaitable[_T]], limit: int = FANOUT) -> list[_T]:

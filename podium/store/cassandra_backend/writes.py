@@ -104,8 +104,8 @@ class CommitWriter:
         self._fp = Footprints(st)
         self.kept = KeptKeys()
         # At least the retention (a CQL TTL of n keeps a row n-1 to n seconds), never "none".
-        retention_ms = max(1, config.retention_ms) if config.workflow_retention_s else 0
-        self._ttl_s = retention_ttl_s(retention_ms) if retention_ms else 0
+        retained = config.workflow_retention_s > 0
+        self._ttl_s = retention_ttl_s(max(1, config.retention_ms)) if retained else 0
 
     async def _run(self, calls: Sequence[Call]) -> None:
         if calls:
